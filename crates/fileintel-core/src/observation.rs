@@ -1,0 +1,167 @@
+//! Observations, the native feed: "this device saw this file at this time", one JSON object per line.
+
+use std::borrow::Cow;
+
+use crate::hash::{FileHashes, HashError, Md5, Sha1, Sha256};
+use crate::time::{Timestamp, TimestampError};
+
+/// The tenant an observation belongs to when it names none.
+pub const DEFAULT_TENANT: &str = "default";
+
+/// One device observing one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    pub tenant_id: String,
+    pub device_id: String,
+    pub device_name: Option<String>,
+    pub timestamp: Timestamp,
+    pub hashes: FileHashes,
+    pub size: Option<u64>,
+    pub file_name: Option<String>,
+    pub folder_path: Option<String>,
+}
+
+/// Why one line of the feed was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ObservationError {
+    #[error("invalid JSON: {0}")]
+    Json(String),
+    #[error("missing required field '{0}'")]
+    Missing(&'static str),
+    #[error("field '{field}': {source}")]
+    Hash { field: &'static str, source: HashError },
+    #[error("field 'timestamp': {0}")]
+    Timestamp(#[from] TimestampError),
+    #[error("field '{0}' must not be empty")]
+    Empty(&'static str),
+}
+
+// The wire form, borrowing from the input line wherever no unescaping is needed.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawObservation<'a> {
+    #[serde(borrow, default)]
+    tenant_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    device_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    device_name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    timestamp: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    sha1: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    sha256: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    md5: Option<Cow<'a, str>>,
+    #[serde(default)]
+    size: Option<u64>,
+    #[serde(borrow, default)]
+    file_name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    folder_path: Option<Cow<'a, str>>,
+}
+
+fn parse_hash<T>(
+    field: &'static str,
+    value: Option<Cow<'_, str>>,
+    parse: fn(&str) -> Result<T, HashError>,
+) -> Result<Option<T>, ObservationError> {
+    match value.as_deref() {
+        None | Some("") => Ok(None),
+        Some(text) => parse(text).map(Some).map_err(|source| ObservationError::Hash { field, source }),
+    }
+}
+
+fn non_empty(value: Option<Cow<'_, str>>) -> Option<String> {
+    value.filter(|text| !text.is_empty()).map(Cow::into_owned)
+}
+
+impl Observation {
+    /// Parses one NDJSON line. Unknown fields are ignored so that newer writers can feed older readers.
+    pub fn parse_json(line: &[u8]) -> Result<Self, ObservationError> {
+        let raw: RawObservation<'_> =
+            serde_json::from_slice(line).map_err(|error| ObservationError::Json(error.to_string()))?;
+        let device_id = raw.device_id.ok_or(ObservationError::Missing("deviceId"))?;
+        if device_id.is_empty() {
+            return Err(ObservationError::Empty("deviceId"));
+        }
+        let timestamp = Timestamp::parse(&raw.timestamp.ok_or(ObservationError::Missing("timestamp"))?)?;
+        let hashes = FileHashes {
+            sha1: parse_hash("sha1", raw.sha1, Sha1::parse)?,
+            sha256: parse_hash("sha256", raw.sha256, Sha256::parse)?,
+            md5: parse_hash("md5", raw.md5, Md5::parse)?,
+        };
+        if hashes.is_empty() {
+            return Err(ObservationError::Missing("sha1, sha256 or md5"));
+        }
+        Ok(Observation {
+            tenant_id: non_empty(raw.tenant_id).unwrap_or_else(|| DEFAULT_TENANT.to_owned()),
+            device_id: device_id.into_owned(),
+            device_name: non_empty(raw.device_name),
+            timestamp,
+            hashes,
+            size: raw.size,
+            file_name: non_empty(raw.file_name),
+            folder_path: non_empty(raw.folder_path),
+        })
+    }
+}
+
+/// A rejected input record: where it was and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Rejection {
+    /// 1-based line number in the input.
+    pub line: u64,
+    pub reason: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHA1: &str = "4388963aaa83afe2042a46a3c017ad50bdcdafb3";
+
+    fn parse(text: &str) -> Result<Observation, ObservationError> {
+        Observation::parse_json(text.as_bytes())
+    }
+
+    #[test]
+    fn a_full_observation_parses() {
+        let line = format!(
+            r#"{{"tenantId":"contoso","deviceId":"d-1","deviceName":"ws-1","timestamp":"2026-11-20T08:15:30.1234567Z","sha1":"{}","size":42,"fileName":"setup.exe","folderPath":"C:\\Users\\a","extra":[1,2]}}"#,
+            SHA1.to_uppercase()
+        );
+        let observation = parse(&line).unwrap();
+        assert_eq!(observation.tenant_id, "contoso");
+        assert_eq!(observation.device_name.as_deref(), Some("ws-1"));
+        assert_eq!(observation.hashes.sha1.unwrap().to_string(), SHA1);
+        assert_eq!(observation.folder_path.as_deref(), Some("C:\\Users\\a"));
+        assert_eq!(observation.size, Some(42));
+        assert_eq!(observation.timestamp.to_string(), "2026-11-20T08:15:30.1234567Z");
+    }
+
+    #[test]
+    fn the_tenant_defaults_to_default() {
+        let observation = parse(&format!(r#"{{"deviceId":"d","timestamp":"2026-01-01T00:00:00Z","sha1":"{SHA1}"}}"#)).unwrap();
+        assert_eq!(observation.tenant_id, DEFAULT_TENANT);
+    }
+
+    #[test]
+    fn each_kind_of_bad_line_says_why() {
+        let cases = [
+            ("{not json", "invalid JSON"),
+            (r#"{"timestamp":"2026-01-01T00:00:00Z","sha1":"x"}"#, "missing required field 'deviceId'"),
+            (r#"{"deviceId":"d","sha1":"x"}"#, "missing required field 'timestamp'"),
+            (r#"{"deviceId":"d","timestamp":"2026-01-01T00:00:00Z"}"#, "missing required field 'sha1, sha256 or md5'"),
+            (r#"{"deviceId":"d","timestamp":"2026-01-01","sha1":"x"}"#, "field 'timestamp'"),
+            (r#"{"deviceId":"d","timestamp":"2026-01-01T00:00:00Z","sha256":"abc"}"#, "field 'sha256'"),
+            (r#"{"deviceId":"","timestamp":"2026-01-01T00:00:00Z","md5":"abc"}"#, "must not be empty"),
+            (r#"{"deviceId":"d","timestamp":"2026-01-01T00:00:00Z","md5":"abc","size":-1}"#, "invalid JSON"),
+        ];
+        for (line, expected) in cases {
+            let error = parse(line).unwrap_err().to_string();
+            assert!(error.contains(expected), "{line}: {error}");
+        }
+    }
+}

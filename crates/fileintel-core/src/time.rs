@@ -1,0 +1,125 @@
+//! Timestamps as MDE writes them: UTC, 100-nanosecond ticks, up to 7 fractional digits.
+
+use std::fmt;
+
+/// A point in time as 100-nanosecond ticks since 1970-01-01T00:00:00Z (MDE's resolution).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Timestamp(pub i64);
+
+/// Why a string is not an RFC 3339 timestamp.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not an RFC 3339 timestamp (like 2026-11-20T08:15:30.1234567Z)")]
+pub struct TimestampError(pub String);
+
+const TICKS_PER_SECOND: i64 = 10_000_000;
+
+impl Timestamp {
+    /// Parses RFC 3339 with any offset; digits past the seventh fraction digit are truncated.
+    pub fn parse(text: &str) -> Result<Self, TimestampError> {
+        let parsed = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+            .map_err(|_| TimestampError(text.to_owned()))?;
+        let ticks = parsed.unix_timestamp_nanos().div_euclid(100);
+        i64::try_from(ticks).map(Timestamp).map_err(|_| TimestampError(text.to_owned()))
+    }
+
+    pub fn from_unix_seconds(seconds: i64) -> Self {
+        Timestamp(seconds * TICKS_PER_SECOND)
+    }
+
+    /// The current time from the system clock.
+    pub fn now() -> Self {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp((since.as_nanos() / 100) as i64)
+    }
+
+    pub fn ticks(self) -> i64 {
+        self.0
+    }
+}
+
+impl fmt::Display for Timestamp {
+    /// `2017-09-19T03:51:27.6785431Z`: trailing zeros of the fraction dropped, no fraction when it is zero.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let seconds = self.0.div_euclid(TICKS_PER_SECOND);
+        let fraction = self.0.rem_euclid(TICKS_PER_SECOND);
+        let days = seconds.div_euclid(86_400);
+        let second_of_day = seconds.rem_euclid(86_400);
+        let (year, month, day) = civil_from_days(days);
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+            second_of_day / 3600,
+            second_of_day / 60 % 60,
+            second_of_day % 60
+        )?;
+        if fraction != 0 {
+            let mut digits = format!("{fraction:07}");
+            while digits.ends_with('0') {
+                digits.pop();
+            }
+            write!(f, ".{digits}")?;
+        }
+        f.write_str("Z")
+    }
+}
+
+impl fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Days since the Unix epoch to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(input: &str) -> String {
+        Timestamp::parse(input).unwrap().to_string()
+    }
+
+    #[test]
+    fn timestamps_keep_seven_digits_and_drop_trailing_zeros() {
+        assert_eq!(round_trip("2017-09-19T03:51:27.6785431Z"), "2017-09-19T03:51:27.6785431Z");
+        assert_eq!(round_trip("2019-12-07T13:44:16Z"), "2019-12-07T13:44:16Z");
+        assert_eq!(round_trip("2019-12-07T13:44:16.000Z"), "2019-12-07T13:44:16Z");
+        assert_eq!(round_trip("2019-12-07T13:44:16.5Z"), "2019-12-07T13:44:16.5Z");
+        assert_eq!(round_trip("2019-12-07T13:44:16.1200000Z"), "2019-12-07T13:44:16.12Z");
+        // Nanoseconds are truncated to MDE's 100 ns ticks.
+        assert_eq!(round_trip("2019-12-07T13:44:16.123456789Z"), "2019-12-07T13:44:16.1234567Z");
+    }
+
+    #[test]
+    fn offsets_are_converted_to_utc() {
+        assert_eq!(round_trip("2020-01-01T01:30:00+02:00"), "2019-12-31T23:30:00Z");
+        assert_eq!(round_trip("2024-02-29T23:59:59.9999999-00:30"), "2024-03-01T00:29:59.9999999Z");
+    }
+
+    #[test]
+    fn dates_before_the_epoch_format_correctly() {
+        assert_eq!(round_trip("1969-12-31T23:59:59.9Z"), "1969-12-31T23:59:59.9Z");
+        assert_eq!(round_trip("1601-01-01T00:00:00Z"), "1601-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn malformed_timestamps_are_refused() {
+        for bad in ["", "yesterday", "2020-13-01T00:00:00Z", "2020-01-01 00:00:00", "2020-01-01T00:00:00"] {
+            assert!(Timestamp::parse(bad).is_err(), "{bad} was accepted");
+        }
+    }
+}

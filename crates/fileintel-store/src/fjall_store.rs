@@ -1,0 +1,636 @@
+//! The embedded backend: fjall, an LSM tree, with one writer and atomic cross-keyspace batches.
+//!
+//! Layout (every integer big-endian so keys sort numerically):
+//!
+//! | keyspace      | key                                   | value                                  |
+//! |---------------|---------------------------------------|----------------------------------------|
+//! | `files`       | file id (u64)                         | `FileRecord`, versioned postcard        |
+//! | `by_sha1`     | SHA-1 (20 bytes)                      | file id                                |
+//! | `by_sha256`   | SHA-256 (32 bytes)                    | file id                                |
+//! | `by_md5`      | MD5 (16 bytes)                        | file id                                |
+//! | `tenants`     | tenant name                           | tenant id (u32)                        |
+//! | `devices`     | tenant id, device id text             | device number (u32)                    |
+//! | `device_info` | device number                         | `DeviceInfo`                            |
+//! | `sightings`   | file id, tenant id, device number     | `Sighting`: first, last, file name     |
+//! | `meta`        | name                                  | counters and the schema version        |
+//!
+//! Indexes point at a compact internal file id rather than at a full hash, and sightings key on
+//! numbers rather than names, so the per-observation rows stay small.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use fileintel_core::{FileFacts, FileHash, FileHashes, FileRecord, Observation, Timestamp};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use serde::{Deserialize, Serialize};
+
+use crate::{DeviceSighting, IngestOutcome, Store, StoreError, StoreStats};
+
+const SCHEMA_VERSION: u8 = 1;
+const LOCK_FILE: &str = "fileintel.lock";
+/// Bounds the writer's device cache; past it the cache starts over (lookups then hit the store).
+const DEVICE_CACHE_LIMIT: usize = 262_144;
+
+impl From<fjall::Error> for StoreError {
+    fn from(error: fjall::Error) -> Self {
+        StoreError::Backend(error.to_string())
+    }
+}
+
+fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {error}"))
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut bytes = vec![SCHEMA_VERSION];
+    // Encoding plain data into a Vec cannot fail.
+    bytes.extend(postcard::to_stdvec(value).unwrap_or_default());
+    bytes
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    match bytes.split_first() {
+        Some((&SCHEMA_VERSION, rest)) => postcard::from_bytes(rest).map_err(|error| corrupt(what, error)),
+        Some((version, _)) => Err(corrupt(what, format!("unknown schema version {version}"))),
+        None => Err(corrupt(what, "empty value")),
+    }
+}
+
+fn u64_value(what: &str, bytes: &[u8]) -> Result<u64, StoreError> {
+    bytes.try_into().map(u64::from_be_bytes).map_err(|_| corrupt(what, "not an 8-byte integer"))
+}
+
+fn u32_value(what: &str, bytes: &[u8]) -> Result<u32, StoreError> {
+    bytes.try_into().map(u32::from_be_bytes).map_err(|_| corrupt(what, "not a 4-byte integer"))
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct DeviceInfo {
+    tenant: u32,
+    device_id: String,
+    device_name: Option<String>,
+}
+
+/// One device's sightings of one file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Sighting {
+    first: Timestamp,
+    last: Timestamp,
+    /// The file name from the latest observation.
+    file_name: Option<String>,
+}
+
+impl Sighting {
+    fn merge(&mut self, other: Sighting) {
+        self.first = self.first.min(other.first);
+        if other.last >= self.last {
+            self.last = other.last;
+            if other.file_name.is_some() {
+                self.file_name = other.file_name;
+            }
+        }
+    }
+}
+
+fn sighting_key(file: u64, tenant: u32, device: u32) -> [u8; 16] {
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&file.to_be_bytes());
+    key[8..12].copy_from_slice(&tenant.to_be_bytes());
+    key[12..].copy_from_slice(&device.to_be_bytes());
+    key
+}
+
+fn device_key(tenant: u32, device_id: &str) -> Vec<u8> {
+    let mut key = tenant.to_be_bytes().to_vec();
+    key.extend_from_slice(device_id.as_bytes());
+    key
+}
+
+/// Counters that only the writer changes, persisted in `meta` with each batch.
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
+struct Counters {
+    next_file: u64,
+    next_device: u32,
+    next_tenant: u32,
+    files: u64,
+}
+
+struct Writer {
+    counters: Counters,
+    tenants: HashMap<String, u32>,
+    devices: HashMap<(u32, String), (u32, Option<String>)>,
+}
+
+struct Inner {
+    db: Database,
+    files: Keyspace,
+    by_sha1: Keyspace,
+    by_sha256: Keyspace,
+    by_md5: Keyspace,
+    tenants: Keyspace,
+    devices: Keyspace,
+    device_info: Keyspace,
+    sightings: Keyspace,
+    meta: Keyspace,
+    writer: Mutex<Writer>,
+    lock: Mutex<File>,
+    path: PathBuf,
+}
+
+/// The embedded store: one directory, one process at a time (a lock file says who holds it).
+#[derive(Clone)]
+pub struct FjallStore {
+    inner: Arc<Inner>,
+}
+
+impl FjallStore {
+    /// Opens or creates the store in `path`. Fails with [`StoreError::Busy`], naming the holder,
+    /// when another process has it open.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(path).map_err(|error| StoreError::Backend(format!("creating {}: {error}", path.display())))?;
+        let lock = acquire_lock(path)?;
+        let db = Database::builder(path.join("db"))
+            // Point lookups by hash are the hot path: a block cache of 64 MiB keeps index and
+            // filter blocks resident at 10 million files without growing the process much.
+            .cache_size(64 * 1024 * 1024)
+            .open()?;
+        let keyspace = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
+        let meta = keyspace("meta")?;
+        let counters = match meta.get("counters")? {
+            Some(bytes) => decode("counters", &bytes)?,
+            None => Counters { next_file: 1, next_device: 1, next_tenant: 1, files: 0 },
+        };
+        let inner = Inner {
+            files: keyspace("files")?,
+            by_sha1: keyspace("by_sha1")?,
+            by_sha256: keyspace("by_sha256")?,
+            by_md5: keyspace("by_md5")?,
+            tenants: keyspace("tenants")?,
+            devices: keyspace("devices")?,
+            device_info: keyspace("device_info")?,
+            sightings: keyspace("sightings")?,
+            meta,
+            db,
+            writer: Mutex::new(Writer { counters, tenants: HashMap::new(), devices: HashMap::new() }),
+            lock: Mutex::new(lock),
+            path: path.to_owned(),
+        };
+        Ok(FjallStore { inner: Arc::new(inner) })
+    }
+
+    /// Records who holds the store (shown to a second process that tries to open it).
+    pub fn describe_holder(&self, description: &str) -> Result<(), StoreError> {
+        let mut lock = self.inner.lock.lock().map_err(|_| StoreError::Backend("lock poisoned".into()))?;
+        let mut write = || -> std::io::Result<()> {
+            lock.set_len(0)?;
+            lock.rewind()?;
+            lock.write_all(description.as_bytes())?;
+            lock.sync_data()
+        };
+        write().map_err(|error| StoreError::Backend(format!("writing the lock file: {error}")))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Ingests on the calling thread; [`Store::ingest`] runs this on tokio's blocking pool.
+    pub fn ingest_blocking(&self, observations: Vec<Observation>) -> Result<IngestOutcome, StoreError> {
+        let mut writer = self.inner.writer.lock().map_err(|_| StoreError::Backend("writer poisoned".into()))?;
+        self.inner.ingest(&mut writer, observations)
+    }
+}
+
+fn acquire_lock(path: &Path) -> Result<File, StoreError> {
+    let lock_path = path.join(LOCK_FILE);
+    let io = |error: std::io::Error| StoreError::Backend(format!("{}: {error}", lock_path.display()));
+    let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&lock_path).map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = if holder.trim().is_empty() { "another process".to_owned() } else { holder.trim().to_owned() };
+            return Err(StoreError::Busy(format!("the data directory {} is in use by {holder}", path.display())));
+        }
+        Err(std::fs::TryLockError::Error(error)) => return Err(io(error)),
+    }
+    file.set_len(0).map_err(io)?;
+    write!(file, "process {}", std::process::id()).map_err(io)?;
+    Ok(file)
+}
+
+/// The state of one batch being merged: records and sightings it touched, before they are written.
+#[derive(Default)]
+struct Batch {
+    ids: HashMap<FileHash, u64>,
+    /// Index entries the store does not hold yet.
+    new_index: Vec<(FileHash, u64)>,
+    records: HashMap<u64, FileRecord>,
+    new_files: HashSet<u64>,
+    sightings: HashMap<[u8; 16], Sighting>,
+    tenants: Vec<(String, u32)>,
+    devices: Vec<(u32, String, u32, Option<String>)>,
+}
+
+enum Resolution {
+    File(u64),
+    /// The observation links two records the store holds apart: merge them, then try again.
+    Link(u64, u64),
+    Conflict(String),
+}
+
+impl Inner {
+    fn index(&self, hash: &FileHash) -> (&Keyspace, Vec<u8>) {
+        match hash {
+            FileHash::Sha1(h) => (&self.by_sha1, h.0.to_vec()),
+            FileHash::Sha256(h) => (&self.by_sha256, h.0.to_vec()),
+            FileHash::Md5(h) => (&self.by_md5, h.0.to_vec()),
+        }
+    }
+
+    fn lookup_id(&self, hash: &FileHash) -> Result<Option<u64>, StoreError> {
+        let (keyspace, key) = self.index(hash);
+        keyspace.get(key)?.map(|bytes| u64_value("hash index", &bytes)).transpose()
+    }
+
+    fn load_record(&self, id: u64) -> Result<FileRecord, StoreError> {
+        match self.files.get(id.to_be_bytes())? {
+            Some(bytes) => decode("file record", &bytes),
+            None => Err(corrupt("file record", format!("index points at missing file {id}"))),
+        }
+    }
+
+    fn get_file(&self, hash: &FileHash) -> Result<Option<FileRecord>, StoreError> {
+        match self.lookup_id(hash)? {
+            Some(id) => self.load_record(id).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn tenant_id(&self, writer: &mut Writer, batch: &mut Batch, name: &str) -> Result<u32, StoreError> {
+        if let Some(&id) = writer.tenants.get(name) {
+            return Ok(id);
+        }
+        let id = match self.tenants.get(name)? {
+            Some(bytes) => u32_value("tenant", &bytes)?,
+            None => {
+                let id = writer.counters.next_tenant;
+                writer.counters.next_tenant += 1;
+                batch.tenants.push((name.to_owned(), id));
+                id
+            }
+        };
+        writer.tenants.insert(name.to_owned(), id);
+        Ok(id)
+    }
+
+    fn device_number(
+        &self,
+        writer: &mut Writer,
+        batch: &mut Batch,
+        tenant: u32,
+        observation: &Observation,
+    ) -> Result<u32, StoreError> {
+        let cache_key = (tenant, observation.device_id.clone());
+        if let Some((number, name)) = writer.devices.get(&cache_key) {
+            if observation.device_name.is_none() || *name == observation.device_name {
+                return Ok(*number);
+            }
+        }
+        let key = device_key(tenant, &observation.device_id);
+        let (number, known_name) = match self.devices.get(&key)? {
+            Some(bytes) => {
+                let number = u32_value("device", &bytes)?;
+                let info: DeviceInfo = match self.device_info.get(number.to_be_bytes())? {
+                    Some(bytes) => decode("device info", &bytes)?,
+                    None => return Err(corrupt("device info", format!("missing device {number}"))),
+                };
+                (number, info.device_name)
+            }
+            None => {
+                let number = writer.counters.next_device;
+                writer.counters.next_device = number
+                    .checked_add(1)
+                    .ok_or_else(|| StoreError::Backend("more than 4 billion devices".into()))?;
+                batch.devices.push((tenant, observation.device_id.clone(), number, observation.device_name.clone()));
+                (number, observation.device_name.clone())
+            }
+        };
+        let name = match &observation.device_name {
+            Some(name) if known_name.as_ref() != Some(name) => {
+                batch.devices.push((tenant, observation.device_id.clone(), number, Some(name.clone())));
+                Some(name.clone())
+            }
+            _ => known_name,
+        };
+        if writer.devices.len() >= DEVICE_CACHE_LIMIT {
+            writer.devices.clear();
+        }
+        writer.devices.insert(cache_key, (number, name));
+        Ok(number)
+    }
+
+    /// Finds which record an observation's hashes name, or says why they cannot name one.
+    fn resolve_file(&self, writer: &mut Writer, batch: &mut Batch, hashes: &FileHashes) -> Result<Resolution, StoreError> {
+        let mut found: Vec<u64> = Vec::with_capacity(3);
+        let mut unknown: Vec<FileHash> = Vec::with_capacity(3);
+        for hash in hashes.iter() {
+            let id = match batch.ids.get(&hash) {
+                Some(&id) => Some(id),
+                None => {
+                    let id = self.lookup_id(&hash)?;
+                    if let Some(id) = id {
+                        batch.ids.insert(hash, id);
+                    }
+                    id
+                }
+            };
+            match id {
+                Some(id) if !found.contains(&id) => found.push(id),
+                Some(_) => {}
+                None => unknown.push(hash),
+            }
+        }
+        let id = match found[..] {
+            [] => {
+                let id = writer.counters.next_file;
+                writer.counters.next_file += 1;
+                batch.records.insert(id, FileRecord { hashes: *hashes, ..Default::default() });
+                batch.new_files.insert(id);
+                for hash in unknown {
+                    batch.ids.insert(hash, id);
+                    batch.new_index.push((hash, id));
+                }
+                return Ok(Resolution::File(id));
+            }
+            [id] => id,
+            [first, second, ..] => {
+                let one = self.batch_record(batch, first)?.hashes;
+                let other = self.batch_record(batch, second)?.hashes;
+                if let Some(conflict) = one.conflict(&other) {
+                    return Ok(Resolution::Conflict(format!("hashes name two different files: {conflict}")));
+                }
+                return Ok(Resolution::Link(first.min(second), first.max(second)));
+            }
+        };
+        let record = self.batch_record(batch, id)?;
+        if let Some(conflict) = record.hashes.conflict(hashes) {
+            return Ok(Resolution::Conflict(format!("conflicting hashes: {conflict}; the first pairing is kept")));
+        }
+        record.hashes.fill_from(hashes);
+        for hash in unknown {
+            batch.ids.insert(hash, id);
+            batch.new_index.push((hash, id));
+        }
+        Ok(Resolution::File(id))
+    }
+
+    fn batch_record<'b>(&self, batch: &'b mut Batch, id: u64) -> Result<&'b mut FileRecord, StoreError> {
+        if !batch.records.contains_key(&id) {
+            let record = self.load_record(id)?;
+            batch.records.insert(id, record);
+        }
+        batch.records.get_mut(&id).ok_or_else(|| StoreError::Backend("record vanished from batch".into()))
+    }
+
+    fn ingest(&self, writer: &mut Writer, observations: Vec<Observation>) -> Result<IngestOutcome, StoreError> {
+        let mut outcome = IngestOutcome::default();
+        let mut batch = Batch::default();
+        let mut touched: HashSet<u64> = HashSet::new();
+        let mut index = 0;
+        while index < observations.len() {
+            let observation = &observations[index];
+            let id = match self.resolve_file(writer, &mut batch, &observation.hashes)? {
+                Resolution::File(id) => id,
+                Resolution::Conflict(reason) => {
+                    outcome.rejected.push((index, reason));
+                    index += 1;
+                    continue;
+                }
+                Resolution::Link(keep, absorb) => {
+                    // Linking is rare: commit what the batch holds, merge the two records on their
+                    // own, and take this observation again against the merged record.
+                    outcome.new_files += self.commit(writer, std::mem::take(&mut batch))?;
+                    self.link(writer, keep, absorb)?;
+                    touched.remove(&absorb);
+                    continue;
+                }
+            };
+            touched.insert(id);
+            let tenant = self.tenant_id(writer, &mut batch, &observation.tenant_id)?;
+            let device = self.device_number(writer, &mut batch, tenant, observation)?;
+            let record = self.batch_record(&mut batch, id)?;
+            record.observe(observation.timestamp);
+            if record.size.is_none() {
+                record.size = observation.size;
+            }
+            let sighting = Sighting {
+                first: observation.timestamp,
+                last: observation.timestamp,
+                file_name: observation.file_name.clone(),
+            };
+            match batch.sightings.entry(sighting_key(id, tenant, device)) {
+                std::collections::hash_map::Entry::Occupied(mut entry) => entry.get_mut().merge(sighting),
+                std::collections::hash_map::Entry::Vacant(entry) => {
+                    entry.insert(sighting);
+                }
+            }
+            outcome.accepted += 1;
+            index += 1;
+        }
+        outcome.new_files += self.commit(writer, batch)?;
+        outcome.files_touched = touched.len() as u64;
+        Ok(outcome)
+    }
+
+    /// Writes a batch atomically and durably; returns how many files it created.
+    fn commit(&self, writer: &mut Writer, mut batch: Batch) -> Result<u64, StoreError> {
+        let mut write = self.db.batch().durability(Some(PersistMode::SyncAll));
+        // Sorted keys make the existence checks walk the sightings tree in order.
+        let mut sightings: Vec<([u8; 16], Sighting)> = batch.sightings.drain().collect();
+        sightings.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (key, mut sighting) in sightings {
+            let id = u64::from_be_bytes(key[..8].try_into().unwrap_or_default());
+            let existing = if batch.new_files.contains(&id) { None } else { self.sightings.get(key)? };
+            match existing {
+                Some(bytes) => {
+                    let known: Sighting = decode("sighting", &bytes)?;
+                    let mut merged = known.clone();
+                    merged.merge(sighting);
+                    if merged == known {
+                        continue;
+                    }
+                    sighting = merged;
+                }
+                None => {
+                    if let Some(record) = batch.records.get_mut(&id) {
+                        record.global_prevalence += 1;
+                    }
+                }
+            }
+            write.insert(&self.sightings, key.to_vec(), encode(&sighting));
+        }
+        for (id, record) in &batch.records {
+            write.insert(&self.files, id.to_be_bytes().to_vec(), encode(record));
+        }
+        for (hash, id) in &batch.new_index {
+            let (keyspace, key) = self.index(hash);
+            write.insert(keyspace, key, id.to_be_bytes().to_vec());
+        }
+        for (name, id) in &batch.tenants {
+            write.insert(&self.tenants, name.as_bytes().to_vec(), id.to_be_bytes().to_vec());
+        }
+        for (tenant, device_id, number, device_name) in batch.devices.drain(..) {
+            write.insert(&self.devices, device_key(tenant, &device_id), number.to_be_bytes().to_vec());
+            let info = DeviceInfo { tenant, device_id, device_name };
+            write.insert(&self.device_info, number.to_be_bytes().to_vec(), encode(&info));
+        }
+        let created = batch.new_files.len() as u64;
+        writer.counters.files += created;
+        write.insert(&self.meta, b"counters".to_vec(), encode(&writer.counters));
+        write.commit()?;
+        Ok(created)
+    }
+
+    /// Merges record `absorb` into record `keep`: sightings, fields and index entries move, and the
+    /// prevalence is recounted over the union of both device sets.
+    fn link(&self, writer: &mut Writer, keep: u64, absorb: u64) -> Result<(), StoreError> {
+        let mut kept = self.load_record(keep)?;
+        let absorbed = self.load_record(absorb)?;
+        let mut write = self.db.batch().durability(Some(PersistMode::SyncAll));
+        for hash in absorbed.hashes.iter() {
+            let (keyspace, key) = self.index(&hash);
+            write.insert(keyspace, key, keep.to_be_bytes().to_vec());
+        }
+        for item in self.sightings.prefix(absorb.to_be_bytes()) {
+            let (key, value) = item.into_inner()?;
+            let mut moved_key = [0u8; 16];
+            moved_key.copy_from_slice(&key);
+            moved_key[..8].copy_from_slice(&keep.to_be_bytes());
+            let mut sighting: Sighting = decode("sighting", &value)?;
+            match self.sightings.get(moved_key)? {
+                Some(bytes) => sighting.merge(decode("sighting", &bytes)?),
+                None => kept.global_prevalence += 1,
+            }
+            write.insert(&self.sightings, moved_key.to_vec(), encode(&sighting));
+            write.remove(&self.sightings, key.to_vec());
+        }
+        kept.absorb(absorbed);
+        write.insert(&self.files, keep.to_be_bytes().to_vec(), encode(&kept));
+        write.remove(&self.files, absorb.to_be_bytes().to_vec());
+        writer.counters.files = writer.counters.files.saturating_sub(1);
+        write.insert(&self.meta, b"counters".to_vec(), encode(&writer.counters));
+        write.commit()?;
+        Ok(())
+    }
+
+    fn put_facts(&self, writer: &mut Writer, hashes: &FileHashes, facts: FileFacts) -> Result<(), StoreError> {
+        let mut batch = Batch::default();
+        loop {
+            match self.resolve_file(writer, &mut batch, hashes)? {
+                Resolution::File(id) => {
+                    let record = self.batch_record(&mut batch, id)?;
+                    let mut merged = facts;
+                    merged.fill_from(std::mem::take(&mut record.facts));
+                    record.facts = merged;
+                    self.commit(writer, batch)?;
+                    return Ok(());
+                }
+                Resolution::Link(keep, absorb) => {
+                    self.commit(writer, std::mem::take(&mut batch))?;
+                    self.link(writer, keep, absorb)?;
+                }
+                Resolution::Conflict(reason) => return Err(StoreError::Backend(reason)),
+            }
+        }
+    }
+
+    fn file_devices(&self, hash: &FileHash, tenant: &str) -> Result<Vec<DeviceSighting>, StoreError> {
+        let Some(id) = self.lookup_id(hash)? else { return Ok(Vec::new()) };
+        let Some(tenant) = self.tenants.get(tenant)? else { return Ok(Vec::new()) };
+        let mut prefix = id.to_be_bytes().to_vec();
+        prefix.extend_from_slice(&tenant);
+        let mut devices = Vec::new();
+        for item in self.sightings.prefix(prefix) {
+            let (key, value) = item.into_inner()?;
+            let sighting: Sighting = decode("sighting", &value)?;
+            let number = u32_value("sighting key", &key[12..])?;
+            let info: DeviceInfo = match self.device_info.get(number.to_be_bytes())? {
+                Some(bytes) => decode("device info", &bytes)?,
+                None => return Err(corrupt("device info", format!("missing device {number}"))),
+            };
+            devices.push(DeviceSighting {
+                device_id: info.device_id,
+                device_name: info.device_name,
+                first_seen: sighting.first,
+                last_seen: sighting.last,
+                file_name: sighting.file_name,
+            });
+        }
+        Ok(devices)
+    }
+}
+
+#[async_trait]
+impl Store for FjallStore {
+    async fn get_file(&self, hash: FileHash) -> Result<Option<FileRecord>, StoreError> {
+        // A point lookup costs microseconds from the block cache: cheaper inline than a hop to
+        // the blocking pool.
+        self.inner.get_file(&hash)
+    }
+
+    async fn ingest(&self, observations: Vec<Observation>) -> Result<IngestOutcome, StoreError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.ingest_blocking(observations))
+            .await
+            .map_err(|error| StoreError::Backend(format!("ingest task: {error}")))?
+    }
+
+    async fn put_facts(&self, hashes: FileHashes, facts: FileFacts) -> Result<(), StoreError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut writer = store.inner.writer.lock().map_err(|_| StoreError::Backend("writer poisoned".into()))?;
+            store.inner.put_facts(&mut writer, &hashes, facts)
+        })
+        .await
+        .map_err(|error| StoreError::Backend(format!("facts task: {error}")))?
+    }
+
+    async fn file_devices(&self, hash: FileHash, tenant: &str) -> Result<Vec<DeviceSighting>, StoreError> {
+        self.inner.file_devices(&hash, tenant)
+    }
+
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        let files = self.inner.writer.lock().map_err(|_| StoreError::Backend("writer poisoned".into()))?.counters.files;
+        Ok(StoreStats { files, disk_bytes: self.inner.db.disk_space()? })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn fresh() -> (FjallStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        (FjallStore::open(dir.path()).unwrap(), dir)
+    }
+
+    crate::contract_suite!(fresh);
+
+    #[test]
+    fn a_second_process_is_told_who_holds_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FjallStore::open(dir.path()).unwrap();
+        store.describe_holder("fileintel serve (pid 1) on http://127.0.0.1:1").unwrap();
+        // Locks are per open file description, so a second open in this process is refused like another process.
+        let Err(StoreError::Busy(message)) = FjallStore::open(dir.path()) else { panic!("the second open succeeded") };
+        assert!(message.contains("http://127.0.0.1:1"), "{message}");
+        drop(store);
+        FjallStore::open(dir.path()).unwrap();
+    }
+}

@@ -1,0 +1,90 @@
+//! Where fileintel keeps what it knows: the [`Store`] trait, the embedded [`FjallStore`] backend,
+//! and the [`contract`] suite that every backend must pass.
+//!
+//! The trait speaks only in core types ([`FileHash`], [`Observation`], [`FileRecord`]): no engine
+//! type, transaction or driver error crosses it, so a PostgreSQL backend fits behind it unchanged.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), fileintel_store::StoreError> {
+//! use fileintel_store::{FjallStore, Store};
+//! let store = FjallStore::open("data".as_ref())?;
+//! let hash = fileintel_core::FileHash::parse("4388963aaa83afe2042a46a3c017ad50bdcdafb3").unwrap();
+//! let record = store.get_file(hash).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod contract;
+mod fjall_store;
+
+use async_trait::async_trait;
+use fileintel_core::{FileFacts, FileHash, FileHashes, FileRecord, Observation, Timestamp};
+
+pub use fjall_store::FjallStore;
+
+/// The one error type every backend returns.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another process holds the store; the text says who, when it is known.
+    #[error("{0}")]
+    Busy(String),
+    /// The backing engine or database failed; the text is for logs, not for API clients.
+    #[error("storage failure: {0}")]
+    Backend(String),
+    /// Stored bytes could not be decoded.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+    /// The backend cannot be reached right now.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// What one `ingest` call did. Once it is returned, everything it counts is durable.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestOutcome {
+    /// Observations taken into the store.
+    pub accepted: u64,
+    /// Observations refused, by their index in the batch, with the reason.
+    pub rejected: Vec<(usize, String)>,
+    /// Distinct files the batch touched.
+    pub files_touched: u64,
+    /// Files first seen in this batch.
+    pub new_files: u64,
+}
+
+/// One device of one tenant that observed a file: what `/machines` and `/stats` are built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceSighting {
+    pub device_id: String,
+    pub device_name: Option<String>,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    /// The name the device last saw the file under.
+    pub file_name: Option<String>,
+}
+
+/// Size figures, for benchmarks and health output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    pub files: u64,
+    pub disk_bytes: u64,
+}
+
+/// A file-intelligence store. Implementations are shared between request handlers (`Arc<dyn Store>`).
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The record of the file known by `hash`, whichever of its hashes that is.
+    async fn get_file(&self, hash: FileHash) -> Result<Option<FileRecord>, StoreError>;
+
+    /// Merges observations into the store. Returns only once the accepted ones are durable.
+    /// Re-ingesting an observation changes no count; order does not matter.
+    async fn ingest(&self, observations: Vec<Observation>) -> Result<IngestOutcome, StoreError>;
+
+    /// Records static facts about a file (from analysis or feeds), creating the record if needed.
+    /// Known facts win over new ones only where the new ones are missing.
+    async fn put_facts(&self, hashes: FileHashes, facts: FileFacts) -> Result<(), StoreError>;
+
+    /// The devices of `tenant` that observed the file, in no particular order.
+    async fn file_devices(&self, hash: FileHash, tenant: &str) -> Result<Vec<DeviceSighting>, StoreError>;
+
+    async fn stats(&self) -> Result<StoreStats, StoreError>;
+}
