@@ -16,11 +16,13 @@
 
 pub mod entity;
 pub mod hash;
+pub mod ndjson;
 pub mod observation;
 pub mod record;
 pub mod time;
 
 pub use entity::{FileEntity, file_entity_context};
+pub use ndjson::{IngestSummary, NdjsonReader, ParsedBatch};
 pub use hash::{FileHash, FileHashes, HashError, Md5, PairingConflict, Sha1, Sha256};
 pub use observation::{DEFAULT_TENANT, Observation, ObservationError, Rejection};
 pub use record::{DeterminationType, FileFacts, FileRecord};

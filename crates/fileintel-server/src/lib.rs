@@ -1,1 +1,110 @@
-//! stub
+//! fileintel's HTTP API: the MDE Files API and fileintel's own ingestion endpoint.
+//!
+//! Only this crate knows HTTP, the MDE error envelope and (later) tokens and rate limits. It is
+//! wired as config, then state, then router: [`AppState`] is built once by the caller,
+//! [`router`] is a pure function of it (tests drive it without a socket), and [`serve`] runs it
+//! on a listener the caller bound, until the shutdown future the caller passes resolves.
+//!
+//! ```no_run
+//! # async fn example(store: std::sync::Arc<dyn fileintel_store::Store>) -> std::io::Result<()> {
+//! use fileintel_server::{AppState, ServerConfig, serve};
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let state = AppState::new(store, ServerConfig::for_address(listener.local_addr()?));
+//! serve(listener, state, async { tokio::signal::ctrl_c().await.ok(); }).await
+//! # }
+//! ```
+
+pub mod error;
+mod files;
+mod ingest;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use fileintel_store::Store;
+use tower_http::catch_panic::CatchPanicLayer;
+
+pub use error::ApiError;
+
+/// Settings the handlers need; the binary fills them from its flags.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// `http` or `https`, for `@odata.context`.
+    pub scheme: String,
+    /// Host to name in `@odata.context` when a request carries no `Host` header.
+    pub public_host: String,
+    /// Largest body `POST /api/ingest/observations` takes.
+    pub max_ingest_bytes: u64,
+    /// Observations per commit during HTTP ingestion.
+    pub ingest_batch: usize,
+}
+
+impl ServerConfig {
+    pub fn for_address(address: SocketAddr) -> Self {
+        ServerConfig {
+            scheme: "http".into(),
+            public_host: address.to_string(),
+            max_ingest_bytes: 4 << 30,
+            ingest_batch: fileintel_store::pipeline::DEFAULT_BATCH,
+        }
+    }
+}
+
+/// Everything a handler can reach, built once and cloned per request.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub config: Arc<ServerConfig>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, config: ServerConfig) -> Self {
+        AppState { store, config: Arc::new(config) }
+    }
+}
+
+/// The whole API. Unknown routes and wrong methods answer in the error envelope too.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(files::router())
+        .merge(ingest::router())
+        .route("/health", axum::routing::get(health))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(CatchPanicLayer::custom(panic_response))
+        .with_state(state)
+}
+
+async fn health() -> impl IntoResponse {
+    (StatusCode::OK, axum::Json(serde_json::json!({"status": "ok"})))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("Resource not found".into())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|text| text.to_string()))
+        .unwrap_or_default();
+    ApiError::Internal(format!("handler panicked: {detail}")).into_response()
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then lets requests in flight finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}

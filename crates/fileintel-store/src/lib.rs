@@ -15,11 +15,13 @@
 
 pub mod contract;
 mod fjall_store;
+pub mod pipeline;
 
 use async_trait::async_trait;
 use fileintel_core::{FileFacts, FileHash, FileHashes, FileRecord, Observation, Timestamp};
 
 pub use fjall_store::FjallStore;
+pub use pipeline::Ingestor;
 
 /// The one error type every backend returns.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,224 @@
+//! Reading the native feed incrementally: bytes in any chunking, out come numbered lines,
+//! parsed observations in batches, and rejections with their line numbers.
+
+use crate::observation::{Observation, Rejection};
+
+/// Longest line accepted; a longer one is rejected without being buffered whole.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// Observations parsed from consecutive lines, with the line each came from.
+#[derive(Debug, Default)]
+pub struct ParsedBatch {
+    pub observations: Vec<Observation>,
+    pub lines: Vec<u64>,
+}
+
+impl ParsedBatch {
+    pub fn len(&self) -> usize {
+        self.observations.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.observations.is_empty()
+    }
+}
+
+/// Splits a byte stream into lines and parses them, however the stream is chunked.
+#[derive(Debug, Default)]
+pub struct NdjsonReader {
+    carry: Vec<u8>,
+    line: u64,
+    /// Inside a line that already exceeded the limit: drop bytes until its end.
+    overlong: bool,
+    batch: ParsedBatch,
+    pub rejections: Vec<Rejection>,
+    pub rejected: u64,
+    /// Bytes consumed so far.
+    pub bytes: u64,
+}
+
+impl NdjsonReader {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Consumes a chunk; parsed observations accumulate until [`NdjsonReader::take_batch`].
+    pub fn push(&mut self, mut chunk: &[u8]) {
+        self.bytes += chunk.len() as u64;
+        while let Some(end) = chunk.iter().position(|&byte| byte == b'\n') {
+            let (head, rest) = (&chunk[..end], &chunk[end + 1..]);
+            if self.carry.is_empty() && !self.overlong {
+                self.line += 1;
+                self.parse_line(head);
+            } else {
+                let mut line = std::mem::take(&mut self.carry);
+                self.append(&mut line, head);
+                self.line += 1;
+                if std::mem::take(&mut self.overlong) {
+                    self.reject_overlong();
+                } else {
+                    self.parse_line(&line);
+                }
+                line.clear();
+                self.carry = line;
+            }
+            chunk = rest;
+        }
+        let mut carry = std::mem::take(&mut self.carry);
+        self.append(&mut carry, chunk);
+        self.carry = carry;
+    }
+
+    /// Ends the stream: a last line without a newline still counts.
+    pub fn finish(&mut self) {
+        if self.overlong {
+            self.overlong = false;
+            self.line += 1;
+            self.reject_overlong();
+        } else if !self.carry.is_empty() {
+            let line = std::mem::take(&mut self.carry);
+            self.line += 1;
+            self.parse_line(&line);
+        }
+    }
+
+    /// Observations parsed so far and not yet taken.
+    pub fn pending(&self) -> usize {
+        self.batch.len()
+    }
+
+    pub fn take_batch(&mut self) -> ParsedBatch {
+        std::mem::take(&mut self.batch)
+    }
+
+    /// Lines seen so far, blank ones included.
+    pub fn lines(&self) -> u64 {
+        self.line
+    }
+
+    /// Records a rejection found later (by the store) for a line of this stream.
+    pub fn reject(&mut self, line: u64, reason: String) {
+        self.rejected += 1;
+        self.rejections.push(Rejection { line, reason });
+    }
+
+    fn append(&mut self, buffer: &mut Vec<u8>, bytes: &[u8]) {
+        if self.overlong {
+            return;
+        }
+        if buffer.len() + bytes.len() > MAX_LINE_BYTES {
+            self.overlong = true;
+            buffer.clear();
+        } else {
+            buffer.extend_from_slice(bytes);
+        }
+    }
+
+    fn reject_overlong(&mut self) {
+        let line = self.line;
+        self.reject(line, format!("line longer than {MAX_LINE_BYTES} bytes"));
+    }
+
+    fn parse_line(&mut self, line: &[u8]) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        match Observation::parse_json(line) {
+            Ok(observation) => {
+                self.batch.observations.push(observation);
+                self.batch.lines.push(self.line);
+            }
+            Err(error) => {
+                let number = self.line;
+                self.reject(number, error.to_string());
+            }
+        }
+    }
+}
+
+/// What an import did, as the CLI prints it and `POST /api/ingest/observations` answers.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IngestSummary {
+    pub accepted: u64,
+    pub rejected: u64,
+    /// Distinct files touched, counted per committed batch and summed.
+    pub files_touched: u64,
+    pub new_files: u64,
+    pub seconds: f64,
+    pub observations_per_second: f64,
+    /// Each rejected line with its reason, in input order (at most [`MAX_REPORTED_REJECTIONS`]).
+    pub rejected_lines: Vec<Rejection>,
+    /// True when more lines were rejected than are listed.
+    pub rejected_lines_truncated: bool,
+}
+
+/// Caps the rejections listed in one summary, so a wholly bad upload cannot produce an unbounded answer.
+pub const MAX_REPORTED_REJECTIONS: usize = 10_000;
+
+impl IngestSummary {
+    /// Builds the summary, listing rejections in line order.
+    pub fn finish(mut self, mut rejections: Vec<Rejection>, seconds: f64) -> Self {
+        rejections.sort_by_key(|rejection| rejection.line);
+        self.rejected_lines_truncated = rejections.len() > MAX_REPORTED_REJECTIONS;
+        rejections.truncate(MAX_REPORTED_REJECTIONS);
+        self.rejected_lines = rejections;
+        self.seconds = seconds;
+        self.observations_per_second = if seconds > 0.0 { self.accepted as f64 / seconds } else { 0.0 };
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{"deviceId":"d","timestamp":"2026-01-01T00:00:00Z","sha1":"4388963aaa83afe2042a46a3c017ad50bdcdafb3"}"#;
+
+    fn read_in_chunks(input: &str, chunk: usize) -> NdjsonReader {
+        let mut reader = NdjsonReader::new();
+        for piece in input.as_bytes().chunks(chunk) {
+            reader.push(piece);
+        }
+        reader.finish();
+        reader
+    }
+
+    #[test]
+    fn lines_are_numbered_the_same_however_the_input_is_chunked() {
+        let input = format!("{GOOD}\n\nnot json\r\n{GOOD}\r\n{{\"deviceId\":\"d\"}}\n{GOOD}");
+        for chunk in [1, 2, 7, 64, 10_000] {
+            let mut reader = read_in_chunks(&input, chunk);
+            let batch = reader.take_batch();
+            assert_eq!(batch.lines, [1, 4, 6], "chunk {chunk}");
+            let rejected: Vec<u64> = reader.rejections.iter().map(|r| r.line).collect();
+            assert_eq!(rejected, [3, 5], "chunk {chunk}");
+            assert!(reader.rejections[1].reason.contains("timestamp"));
+            assert_eq!(reader.lines(), 6);
+        }
+    }
+
+    #[test]
+    fn an_overlong_line_is_rejected_and_the_next_one_still_read() {
+        let long = format!("{{\"pad\":\"{}\"}}", "x".repeat(MAX_LINE_BYTES));
+        for chunk in [4096, MAX_LINE_BYTES * 2] {
+            let mut reader = read_in_chunks(&format!("{long}\n{GOOD}\n{long}"), chunk);
+            assert_eq!(reader.take_batch().lines, [2]);
+            let rejected: Vec<u64> = reader.rejections.iter().map(|r| r.line).collect();
+            assert_eq!(rejected, [1, 3]);
+        }
+    }
+
+    #[test]
+    fn the_summary_lists_rejections_in_line_order() {
+        let summary = IngestSummary { accepted: 10, ..Default::default() }.finish(
+            vec![Rejection { line: 9, reason: "b".into() }, Rejection { line: 2, reason: "a".into() }],
+            2.0,
+        );
+        assert_eq!(summary.rejected_lines[0].line, 2);
+        assert_eq!(summary.observations_per_second, 5.0);
+        let json = serde_json::to_value(&summary).unwrap();
+        assert_eq!(json["rejectedLines"][1]["reason"], "b");
+    }
+}

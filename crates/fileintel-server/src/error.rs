@@ -1,0 +1,123 @@
+//! The one error type of the API, written as MDE's error envelope whatever the status.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use fileintel_store::StoreError;
+
+/// Every failure a handler can answer with. The message is for the client; internal causes go
+/// only to the log, under the same `target` id the client sees.
+#[derive(Debug)]
+pub enum ApiError {
+    InvalidHashValue(String),
+    /// A malformed request other than a bad hash: `code` is one of MDE's 400 codes.
+    BadRequest { code: &'static str, message: String },
+    NotFound(String),
+    MethodNotAllowed,
+    PayloadTooLarge(String),
+    Internal(String),
+    Unavailable(String),
+}
+
+#[derive(serde::Serialize)]
+struct Envelope<'a> {
+    error: Body<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct Body<'a> {
+    code: &'a str,
+    message: &'a str,
+    target: String,
+}
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::BadRequest { code: "BadRequest", message: message.into() }
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, String) {
+        match self {
+            ApiError::InvalidHashValue(id) => {
+                (StatusCode::BAD_REQUEST, "InvalidHashValue", format!("Hash value {id} is invalid."))
+            }
+            ApiError::BadRequest { code, message } => (StatusCode::BAD_REQUEST, code, message.clone()),
+            ApiError::NotFound(message) => (StatusCode::NOT_FOUND, "ResourceNotFound", message.clone()),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                "The HTTP method is not supported by this resource.".into(),
+            ),
+            ApiError::PayloadTooLarge(message) => (StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", message.clone()),
+            ApiError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerError",
+                "An unexpected error occurred.".into(),
+            ),
+            ApiError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "A backing service is unavailable; try again later.".into(),
+            ),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(cause) => ApiError::Unavailable(cause),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = self.parts();
+        let target = uuid::Uuid::new_v4().to_string();
+        match &self {
+            ApiError::Internal(cause) | ApiError::Unavailable(cause) => {
+                tracing::error!(%target, %status, code, cause = %cause, "request failed");
+            }
+            _ => tracing::info!(%target, %status, code, %message, "request refused"),
+        }
+        let body = Envelope { error: Body { code, message: &message, target } };
+        let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| br#"{"error":{"code":"InternalServerError","message":"","target":""}}"#.to_vec());
+        let mut response = (status, bytes).into_response();
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn envelope(error: ApiError) -> (StatusCode, serde_json::Value) {
+        let response = error.into_response();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn internal_errors_hide_their_cause_and_carry_a_fresh_target() {
+        let (status, first) = envelope(ApiError::Internal("disk on fire at /var/lib".into())).await;
+        let (_, second) = envelope(ApiError::Internal("x".into())).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(first["error"]["code"], "InternalServerError");
+        assert!(!first.to_string().contains("disk on fire"));
+        let target = first["error"]["target"].as_str().unwrap();
+        assert!(uuid::Uuid::parse_str(target).is_ok());
+        assert_ne!(first["error"]["target"], second["error"]["target"]);
+    }
+
+    #[tokio::test]
+    async fn an_invalid_hash_names_the_value() {
+        let (status, body) = envelope(ApiError::InvalidHashValue("xyz".into())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"]["code"], "InvalidHashValue");
+        assert_eq!(body["error"]["message"], "Hash value xyz is invalid.");
+    }
+}
