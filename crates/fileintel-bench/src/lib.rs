@@ -1,1 +1,498 @@
-//! stub
+//! Benchmarks for fileintel, run as `fileintel bench`:
+//!
+//! - ingestion: `fileintel ingest` of synthetic NDJSON into a fresh store, against a parse-only
+//!   pass over the same bytes in this process (observations per second, and the ratio);
+//! - lookups: `GET /api/files/{id}` for random known hashes on `fileintel serve`, against a
+//!   ceiling server that answers every request with the same bytes and does nothing else, loaded by
+//!   the same `wrk` with the same settings in alternating rounds (requests per second, p50/p99, the
+//!   ratio ours/ceiling), plus the server's peak RSS and the store's bytes on disk per file.
+//!
+//! Figures go to stdout and, as JSON, to `--out`.
+
+pub mod ceiling;
+pub mod synth;
+
+use std::io::{BufWriter, Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+pub use ceiling::{CeilingArgs, run_ceiling};
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Synthetic files in the store (10000000 for the record).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub files: u64,
+    /// Folder for the generated input, the store and the logs (reused input when the size matches).
+    #[arg(long, default_value = "bench-out")]
+    pub work_dir: PathBuf,
+    /// Seconds per load round.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Rounds per server, alternating ours and the ceiling.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u32,
+    /// Open connections wrk keeps.
+    #[arg(long, default_value_t = 32)]
+    pub connections: u32,
+    /// wrk threads.
+    #[arg(long, default_value_t = 1)]
+    pub wrk_threads: u32,
+    /// Server worker threads (the same for ours and the ceiling).
+    #[arg(long, default_value_t = 2)]
+    pub server_workers: u32,
+    /// Skip ingestion and reuse the store already in the work dir.
+    #[arg(long)]
+    pub reuse_store: bool,
+    /// Write the figures as JSON here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct LoadFigures {
+    pub requests_per_second: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub errors: u64,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub files: u64,
+    pub observations: u64,
+    pub machine: String,
+    pub date: String,
+    pub ingest_observations_per_second: f64,
+    pub parse_only_observations_per_second: f64,
+    pub ingest_ratio: f64,
+    pub disk_bytes: u64,
+    pub disk_bytes_per_file: f64,
+    pub ours_rounds: Vec<LoadFigures>,
+    pub ceiling_rounds: Vec<LoadFigures>,
+    pub ours: LoadFigures,
+    pub ceiling: LoadFigures,
+    pub lookup_ratio: f64,
+    pub server_peak_rss_mb: f64,
+    pub wrk: String,
+}
+
+/// Kills a child process when dropped, so a failed benchmark leaves no server behind.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<SocketAddr> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+fn dir_size(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(metadata) if metadata.is_dir() => dir_size(&entry.path()),
+            Ok(metadata) => metadata.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb / 1024 / 1024)
+        .unwrap_or(0);
+    format!("{cores} cores, {memory} GiB, {cpu}")
+}
+
+fn today() -> String {
+    Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    if Command::new("wrk").arg("--version").output().is_err() {
+        bail!("the lookup benchmark needs wrk on the PATH (Debian: apt-get install wrk)");
+    }
+    std::fs::create_dir_all(&args.work_dir).context("creating the work dir")?;
+    let exe = std::env::current_exe().context("finding the fileintel binary")?;
+    let fleet = synth::Fleet::for_files(args.files);
+    let mut report = Report {
+        files: args.files,
+        machine: machine(),
+        date: today(),
+        ..Default::default()
+    };
+    let input = args
+        .work_dir
+        .join(format!("observations-{}.ndjson", args.files));
+    let data_dir = args.work_dir.join(format!("data-{}", args.files));
+
+    if !args.reuse_store {
+        if !input.exists() {
+            eprintln!("generating {} ...", input.display());
+            let partial = input.with_extension("partial");
+            let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&partial)?);
+            synth::write_observations(&mut out, &fleet, 42)?;
+            out.flush()?;
+            drop(out);
+            std::fs::rename(&partial, &input)?;
+        }
+        // Parse-only reference: the same bytes through the same reader, results dropped.
+        eprintln!("parse-only pass ...");
+        let (observations, parse_seconds) = parse_only(&input)?;
+        report.observations = observations;
+        report.parse_only_observations_per_second = observations as f64 / parse_seconds;
+
+        eprintln!("fileintel ingest ...");
+        let _ = std::fs::remove_dir_all(&data_dir);
+        let started = Instant::now();
+        let status = Command::new(&exe)
+            .args(["ingest", "--data-dir"])
+            .arg(&data_dir)
+            .arg(&input)
+            .stdout(Stdio::null())
+            .status()
+            .context("running fileintel ingest")?;
+        let ingest_seconds = started.elapsed().as_secs_f64();
+        if !status.success() {
+            bail!("fileintel ingest failed: {status}");
+        }
+        report.ingest_observations_per_second = observations as f64 / ingest_seconds;
+        report.ingest_ratio =
+            report.ingest_observations_per_second / report.parse_only_observations_per_second;
+    }
+    report.disk_bytes = dir_size(&data_dir);
+    report.disk_bytes_per_file = report.disk_bytes as f64 / args.files as f64;
+
+    // Servers: ours on the store, the ceiling on one of our responses.
+    let ours_address = free_port()?;
+    let log = std::fs::File::create(args.work_dir.join("serve.log"))?;
+    let ours = Guard(
+        Command::new(&exe)
+            .args(["serve", "--data-dir"])
+            .arg(&data_dir)
+            .args([
+                "--listen",
+                &ours_address.to_string(),
+                "--workers",
+                &args.server_workers.to_string(),
+            ])
+            .env("FILEINTEL_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting fileintel serve")?,
+    );
+    let (sha1, _, _) = synth::file_hashes(0);
+    let sample_path = format!("/api/files/{sha1}");
+    let body = wait_and_get(ours_address, &sample_path, Duration::from_secs(300))?;
+    let body_file = args.work_dir.join("ceiling-body.json");
+    std::fs::write(&body_file, &body)?;
+    let ceiling_address = free_port()?;
+    let _ceiling = Guard(
+        Command::new(&exe)
+            .args([
+                "bench-ceiling",
+                "--listen",
+                &ceiling_address.to_string(),
+                "--workers",
+                &args.server_workers.to_string(),
+                "--body-file",
+            ])
+            .arg(&body_file)
+            .stdout(Stdio::null())
+            .spawn()
+            .context("starting the ceiling server")?,
+    );
+    wait_and_get(ceiling_address, &sample_path, Duration::from_secs(30))?;
+
+    // Random known hashes, all three kinds, for wrk to pick from.
+    let paths_file = args.work_dir.join("paths.txt");
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+    let mut paths = BufWriter::new(std::fs::File::create(&paths_file)?);
+    for i in 0..100_000u64 {
+        let (sha1, sha256, md5) = synth::file_hashes(rng.random_range(0..args.files));
+        match i % 3 {
+            0 => writeln!(paths, "/api/files/{sha256}")?,
+            1 => writeln!(paths, "/api/files/{sha1}")?,
+            _ => writeln!(paths, "/api/files/{md5}")?,
+        }
+    }
+    paths.flush()?;
+    drop(paths);
+    let script = args.work_dir.join("random-paths.lua");
+    std::fs::write(&script, WRK_SCRIPT)?;
+    report.wrk = format!(
+        "wrk -t{} -c{} -d{}s --latency",
+        args.wrk_threads, args.connections, args.seconds
+    );
+
+    for round in 0..args.rounds {
+        for (name, address) in [("fileintel", ours_address), ("ceiling", ceiling_address)] {
+            let figures = wrk(&args, address, &script, &paths_file)?;
+            eprintln!(
+                "round {}: {name:9} {:>10.0} req/s  p50 {:.3} ms  p99 {:.3} ms  errors {}",
+                round + 1,
+                figures.requests_per_second,
+                figures.p50_ms,
+                figures.p99_ms,
+                figures.errors
+            );
+            if name == "fileintel" {
+                report.ours_rounds.push(figures)
+            } else {
+                report.ceiling_rounds.push(figures)
+            }
+        }
+    }
+    report.ours = median(&report.ours_rounds);
+    report.ceiling = median(&report.ceiling_rounds);
+    report.lookup_ratio = report.ours.requests_per_second / report.ceiling.requests_per_second;
+    report.server_peak_rss_mb = peak_rss_mb(ours.0.id()).unwrap_or(0.0);
+    drop(ours);
+
+    print_report(&report);
+    if let Some(out) = &args.out {
+        std::fs::write(out, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", out.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+const WRK_SCRIPT: &str = r#"-- Picks a random known hash for every request.
+local paths = {}
+init = function(args)
+  for line in io.lines(args[1]) do paths[#paths + 1] = line end
+  math.randomseed(os.time() + (args[2] and tonumber(args[2]) or 0))
+end
+request = function()
+  return wrk.format("GET", paths[math.random(#paths)])
+end
+"#;
+
+fn parse_only(input: &Path) -> anyhow::Result<(u64, f64)> {
+    let started = Instant::now();
+    let mut reader = fileintel_core::NdjsonReader::new();
+    let mut file = std::fs::File::open(input)?;
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut observations = 0u64;
+    loop {
+        let read = file.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        reader.push(&buffer[..read]);
+        observations += reader.take_batch().len() as u64;
+    }
+    reader.finish();
+    observations += reader.take_batch().len() as u64;
+    if reader.rejected > 0 {
+        bail!("the synthetic input has {} rejected lines", reader.rejected);
+    }
+    Ok((observations, started.elapsed().as_secs_f64()))
+}
+
+fn wait_and_get(address: SocketAddr, path: &str, patience: Duration) -> anyhow::Result<Vec<u8>> {
+    let deadline = Instant::now() + patience;
+    loop {
+        match http_get(address, path) {
+            Ok((200, body)) => return Ok(body),
+            Ok((status, body)) => bail!(
+                "GET {path} on {address}: {status} {}",
+                String::from_utf8_lossy(&body)
+            ),
+            Err(error) if Instant::now() > deadline => {
+                return Err(error.context(format!("waiting for {address}")));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+/// A one-shot HTTP/1.1 GET, enough to fetch a sample response; the load itself comes from wrk.
+fn http_get(address: SocketAddr, path: &str) -> anyhow::Result<(u16, Vec<u8>)> {
+    let mut stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("no header end")?;
+    let head = String::from_utf8_lossy(&response[..split]);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("no status")?;
+    Ok((status, response[split + 4..].to_vec()))
+}
+
+fn wrk(
+    args: &BenchArgs,
+    address: SocketAddr,
+    script: &Path,
+    paths: &Path,
+) -> anyhow::Result<LoadFigures> {
+    let output = Command::new("wrk")
+        .arg(format!("-t{}", args.wrk_threads))
+        .arg(format!("-c{}", args.connections))
+        .arg(format!("-d{}s", args.seconds))
+        .arg("--timeout")
+        .arg("5s")
+        .arg("--latency")
+        .arg("-s")
+        .arg(script)
+        .arg(format!("http://{address}"))
+        .arg("--")
+        .arg(paths)
+        .output()
+        .context("running wrk")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    parse_wrk(&text).with_context(|| {
+        format!(
+            "reading wrk's output:\n{text}{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+fn duration_ms(text: &str) -> Option<f64> {
+    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().ok()?;
+    Some(match unit {
+        "us" => value / 1000.0,
+        "ms" => value,
+        "s" => value * 1000.0,
+        "m" => value * 60_000.0,
+        _ => return None,
+    })
+}
+
+pub fn parse_wrk(text: &str) -> Option<LoadFigures> {
+    let mut figures = LoadFigures::default();
+    for line in text.lines().map(str::trim) {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some("50%"), Some(value)) => figures.p50_ms = duration_ms(value)?,
+            (Some("99%"), Some(value)) => figures.p99_ms = duration_ms(value)?,
+            (Some("Requests/sec:"), Some(value)) => {
+                figures.requests_per_second = value.parse().ok()?
+            }
+            (Some("Non-2xx"), _) => {
+                figures.errors += line.rsplit(' ').next()?.parse::<u64>().ok()?
+            }
+            (Some("Socket"), Some("errors:")) => {
+                figures.errors += line
+                    .split(|c: char| !c.is_ascii_digit())
+                    .filter_map(|n| n.parse::<u64>().ok())
+                    .sum::<u64>()
+            }
+            _ => {}
+        }
+    }
+    (figures.requests_per_second > 0.0).then_some(figures)
+}
+
+fn median(rounds: &[LoadFigures]) -> LoadFigures {
+    let mut sorted = rounds.to_vec();
+    sorted.sort_by(|a, b| a.requests_per_second.total_cmp(&b.requests_per_second));
+    sorted.get(sorted.len() / 2).cloned().unwrap_or_default()
+}
+
+fn peak_rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn print_report(report: &Report) {
+    println!("machine: {}  date: {}", report.machine, report.date);
+    println!(
+        "files: {}  observations: {}",
+        report.files, report.observations
+    );
+    if report.observations > 0 {
+        println!(
+            "ingest: {:.0} obs/s   parse-only: {:.0} obs/s   ratio {:.2}",
+            report.ingest_observations_per_second,
+            report.parse_only_observations_per_second,
+            report.ingest_ratio
+        );
+    }
+    println!(
+        "disk: {} bytes, {:.1} bytes per file",
+        report.disk_bytes, report.disk_bytes_per_file
+    );
+    println!(
+        "load: {} (median of {} rounds each)",
+        report.wrk,
+        report.ours_rounds.len()
+    );
+    for (name, figures) in [("fileintel", &report.ours), ("ceiling", &report.ceiling)] {
+        println!(
+            "  {name:9} {:>10.0} req/s  p50 {:.3} ms  p99 {:.3} ms  errors {}",
+            figures.requests_per_second, figures.p50_ms, figures.p99_ms, figures.errors
+        );
+    }
+    println!("lookup ratio ours/ceiling: {:.2}", report.lookup_ratio);
+    println!("server peak RSS: {:.1} MB", report.server_peak_rss_mb);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrk_output_is_read_in_its_units() {
+        let text = "Running 1s test\n  Latency Distribution\n     50%  210.00us\n     75%  1.00ms\n     99%    1.52ms\n  1000 requests in 1.00s\n  Socket errors: connect 0, read 2, write 0, timeout 1\n  Non-2xx or 3xx responses: 4\nRequests/sec:  12345.67\n";
+        let figures = parse_wrk(text).unwrap();
+        assert_eq!(figures.requests_per_second, 12345.67);
+        assert!((figures.p50_ms - 0.21).abs() < 1e-9);
+        assert!((figures.p99_ms - 1.52).abs() < 1e-9);
+        assert_eq!(figures.errors, 7);
+    }
+}

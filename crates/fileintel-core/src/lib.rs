@@ -22,8 +22,8 @@ pub mod record;
 pub mod time;
 
 pub use entity::{FileEntity, file_entity_context};
-pub use ndjson::{IngestSummary, NdjsonReader, ParsedBatch};
 pub use hash::{FileHash, FileHashes, HashError, Md5, PairingConflict, Sha1, Sha256};
+pub use ndjson::{IngestSummary, NdjsonReader, ParsedBatch};
 pub use observation::{DEFAULT_TENANT, Observation, ObservationError, Rejection};
 pub use record::{DeterminationType, FileFacts, FileRecord};
 pub use time::{Timestamp, TimestampError};

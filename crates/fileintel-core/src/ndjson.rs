@@ -165,7 +165,11 @@ impl IngestSummary {
         rejections.truncate(MAX_REPORTED_REJECTIONS);
         self.rejected_lines = rejections;
         self.seconds = seconds;
-        self.observations_per_second = if seconds > 0.0 { self.accepted as f64 / seconds } else { 0.0 };
+        self.observations_per_second = if seconds > 0.0 {
+            self.accepted as f64 / seconds
+        } else {
+            0.0
+        };
         self
     }
 }
@@ -212,8 +216,21 @@ mod tests {
 
     #[test]
     fn the_summary_lists_rejections_in_line_order() {
-        let summary = IngestSummary { accepted: 10, ..Default::default() }.finish(
-            vec![Rejection { line: 9, reason: "b".into() }, Rejection { line: 2, reason: "a".into() }],
+        let summary = IngestSummary {
+            accepted: 10,
+            ..Default::default()
+        }
+        .finish(
+            vec![
+                Rejection {
+                    line: 9,
+                    reason: "b".into(),
+                },
+                Rejection {
+                    line: 2,
+                    reason: "a".into(),
+                },
+            ],
             2.0,
         );
         assert_eq!(summary.rejected_lines[0].line, 2);

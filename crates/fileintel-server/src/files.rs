@@ -12,7 +12,8 @@ use crate::AppState;
 use crate::error::ApiError;
 
 /// What MDE answers with; clients look for `application/json` at the front.
-const ODATA_JSON: &str = "application/json; odata.metadata=minimal; odata.streaming=true; charset=utf-8";
+const ODATA_JSON: &str =
+    "application/json; odata.metadata=minimal; odata.streaming=true; charset=utf-8";
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -38,7 +38,11 @@ fn seen(tenant: &str, device: &str, seconds: i64, hashes: FileHashes) -> Observa
 }
 
 fn all_three(n: u8) -> FileHashes {
-    FileHashes { sha1: Some(sha1(n)), sha256: Some(sha256(n)), md5: Some(md5(n)) }
+    FileHashes {
+        sha1: Some(sha1(n)),
+        sha256: Some(sha256(n)),
+        md5: Some(md5(n)),
+    }
 }
 
 fn only(hash: FileHash) -> FileHashes {
@@ -46,11 +50,26 @@ fn only(hash: FileHash) -> FileHashes {
 }
 
 pub async fn every_hash_resolves_to_the_same_record(store: &dyn Store) {
-    let outcome = store.ingest(vec![seen("t", "d1", 0, all_three(1))]).await.unwrap();
+    let outcome = store
+        .ingest(vec![seen("t", "d1", 0, all_three(1))])
+        .await
+        .unwrap();
     assert_eq!((outcome.accepted, outcome.new_files), (1, 1));
-    let by_sha1 = store.get_file(FileHash::Sha1(sha1(1))).await.unwrap().unwrap();
-    let by_sha256 = store.get_file(FileHash::Sha256(sha256(1))).await.unwrap().unwrap();
-    let by_md5 = store.get_file(FileHash::Md5(md5(1))).await.unwrap().unwrap();
+    let by_sha1 = store
+        .get_file(FileHash::Sha1(sha1(1)))
+        .await
+        .unwrap()
+        .unwrap();
+    let by_sha256 = store
+        .get_file(FileHash::Sha256(sha256(1)))
+        .await
+        .unwrap()
+        .unwrap();
+    let by_md5 = store
+        .get_file(FileHash::Md5(md5(1)))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(by_sha1, by_sha256);
     assert_eq!(by_sha1, by_md5);
     assert_eq!(by_sha1.hashes, all_three(1));
@@ -59,10 +78,31 @@ pub async fn every_hash_resolves_to_the_same_record(store: &dyn Store) {
 }
 
 pub async fn unknown_hashes_are_not_found(store: &dyn Store) {
-    store.ingest(vec![seen("t", "d1", 0, all_three(1))]).await.unwrap();
-    assert!(store.get_file(FileHash::Sha1(sha1(2))).await.unwrap().is_none());
-    assert!(store.get_file(FileHash::Sha256(sha256(2))).await.unwrap().is_none());
-    assert!(store.get_file(FileHash::Md5(md5(2))).await.unwrap().is_none());
+    store
+        .ingest(vec![seen("t", "d1", 0, all_three(1))])
+        .await
+        .unwrap();
+    assert!(
+        store
+            .get_file(FileHash::Sha1(sha1(2)))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .get_file(FileHash::Sha256(sha256(2)))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .get_file(FileHash::Md5(md5(2)))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 pub async fn distinct_devices_are_counted_exactly_under_duplicates_and_disorder(store: &dyn Store) {
@@ -80,14 +120,25 @@ pub async fn distinct_devices_are_counted_exactly_under_duplicates_and_disorder(
     again.reverse();
     store.ingest(again[..2].to_vec()).await.unwrap();
     store.ingest(again[2..].to_vec()).await.unwrap();
-    let record = store.get_file(FileHash::Sha1(sha1(3))).await.unwrap().unwrap();
+    let record = store
+        .get_file(FileHash::Sha1(sha1(3)))
+        .await
+        .unwrap()
+        .unwrap();
     // d1 in tenant "t" and d1 in tenant "other" are two devices.
     assert_eq!(record.global_prevalence, 3);
     assert_eq!(record.global_first_observed, Some(at(5)));
     assert_eq!(record.global_last_observed, Some(at(70)));
     // An earlier observation arriving late moves the first-observed time back.
-    store.ingest(vec![seen("t", "d2", -100, file)]).await.unwrap();
-    let record = store.get_file(FileHash::Md5(md5(3))).await.unwrap().unwrap();
+    store
+        .ingest(vec![seen("t", "d2", -100, file)])
+        .await
+        .unwrap();
+    let record = store
+        .get_file(FileHash::Md5(md5(3)))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(record.global_prevalence, 3);
     assert_eq!(record.global_first_observed, Some(at(-100)));
 }
@@ -106,56 +157,153 @@ pub async fn records_first_known_by_different_hashes_are_linked(store: &dyn Stor
     store
         .put_facts(
             only(FileHash::Sha256(sha256(4))),
-            FileFacts { file_publisher: Some("Contoso".into()), ..Default::default() },
+            FileFacts {
+                file_publisher: Some("Contoso".into()),
+                ..Default::default()
+            },
         )
         .await
         .unwrap();
     assert_eq!(store.stats().await.unwrap().files, 2);
     // An observation that carries both hashes links them: nothing is lost, b counts once.
-    let linking = FileHashes { sha1: Some(sha1(4)), sha256: Some(sha256(4)), md5: None };
-    let outcome = store.ingest(vec![seen("t", "d", 15, linking)]).await.unwrap();
+    let linking = FileHashes {
+        sha1: Some(sha1(4)),
+        sha256: Some(sha256(4)),
+        md5: None,
+    };
+    let outcome = store
+        .ingest(vec![seen("t", "d", 15, linking)])
+        .await
+        .unwrap();
     assert_eq!(outcome.accepted, 1);
     assert!(outcome.rejected.is_empty());
-    let record = store.get_file(FileHash::Sha1(sha1(4))).await.unwrap().unwrap();
-    assert_eq!(record, store.get_file(FileHash::Sha256(sha256(4))).await.unwrap().unwrap());
+    let record = store
+        .get_file(FileHash::Sha1(sha1(4)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        record,
+        store
+            .get_file(FileHash::Sha256(sha256(4)))
+            .await
+            .unwrap()
+            .unwrap()
+    );
     assert_eq!(record.hashes, linking);
     assert_eq!(record.global_prevalence, 4, "devices a, b, c, d");
     assert_eq!(record.global_first_observed, Some(at(5)));
     assert_eq!(record.global_last_observed, Some(at(30)));
     assert_eq!(record.facts.file_publisher.as_deref(), Some("Contoso"));
     assert_eq!(store.stats().await.unwrap().files, 1);
-    let devices = store.file_devices(FileHash::Sha1(sha1(4)), "t").await.unwrap();
-    let b = devices.iter().find(|device| device.device_id == "b").unwrap();
+    let devices = store
+        .file_devices(FileHash::Sha1(sha1(4)), "t")
+        .await
+        .unwrap();
+    let b = devices
+        .iter()
+        .find(|device| device.device_id == "b")
+        .unwrap();
     assert_eq!((b.first_seen, b.last_seen), (at(5), at(20)));
     // Adding the MD5 later joins it to the same record.
-    store.ingest(vec![seen("t", "a", 40, FileHashes { md5: Some(md5(4)), ..linking })]).await.unwrap();
-    let by_md5 = store.get_file(FileHash::Md5(md5(4))).await.unwrap().unwrap();
+    store
+        .ingest(vec![seen(
+            "t",
+            "a",
+            40,
+            FileHashes {
+                md5: Some(md5(4)),
+                ..linking
+            },
+        )])
+        .await
+        .unwrap();
+    let by_md5 = store
+        .get_file(FileHash::Md5(md5(4)))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(by_md5.global_prevalence, 4);
     assert_eq!(by_md5.hashes.sha256, Some(sha256(4)));
 }
 
 pub async fn a_conflicting_pairing_is_rejected_and_the_first_is_kept(store: &dyn Store) {
-    let first = FileHashes { sha1: Some(sha1(5)), sha256: Some(sha256(5)), md5: None };
-    let second = FileHashes { sha1: Some(sha1(5)), sha256: Some(sha256(6)), md5: None };
+    let first = FileHashes {
+        sha1: Some(sha1(5)),
+        sha256: Some(sha256(5)),
+        md5: None,
+    };
+    let second = FileHashes {
+        sha1: Some(sha1(5)),
+        sha256: Some(sha256(6)),
+        md5: None,
+    };
     let outcome = store
-        .ingest(vec![seen("t", "a", 0, first), seen("t", "b", 1, second), seen("t", "c", 2, first)])
+        .ingest(vec![
+            seen("t", "a", 0, first),
+            seen("t", "b", 1, second),
+            seen("t", "c", 2, first),
+        ])
         .await
         .unwrap();
     assert_eq!(outcome.accepted, 2);
     assert_eq!(outcome.rejected.len(), 1);
     assert_eq!(outcome.rejected[0].0, 1);
-    assert!(outcome.rejected[0].1.contains(&sha256(5).to_string()), "{}", outcome.rejected[0].1);
-    let record = store.get_file(FileHash::Sha1(sha1(5))).await.unwrap().unwrap();
+    assert!(
+        outcome.rejected[0].1.contains(&sha256(5).to_string()),
+        "{}",
+        outcome.rejected[0].1
+    );
+    let record = store
+        .get_file(FileHash::Sha1(sha1(5)))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(record.hashes.sha256, Some(sha256(5)));
     assert_eq!(record.global_prevalence, 2);
-    assert!(store.get_file(FileHash::Sha256(sha256(6))).await.unwrap().is_none());
+    assert!(
+        store
+            .get_file(FileHash::Sha256(sha256(6)))
+            .await
+            .unwrap()
+            .is_none()
+    );
     // Two records already held apart cannot be joined by a third hash that names both.
-    store.ingest(vec![seen("t", "a", 0, only(FileHash::Md5(md5(7))))]).await.unwrap();
-    let joins_both = FileHashes { sha1: Some(sha1(5)), sha256: Some(sha256(7)), md5: Some(md5(7)) };
-    store.ingest(vec![seen("t", "a", 0, FileHashes { sha256: Some(sha256(7)), ..only(FileHash::Md5(md5(7))) })]).await.unwrap();
-    let outcome = store.ingest(vec![seen("t", "x", 9, joins_both)]).await.unwrap();
+    store
+        .ingest(vec![seen("t", "a", 0, only(FileHash::Md5(md5(7))))])
+        .await
+        .unwrap();
+    let joins_both = FileHashes {
+        sha1: Some(sha1(5)),
+        sha256: Some(sha256(7)),
+        md5: Some(md5(7)),
+    };
+    store
+        .ingest(vec![seen(
+            "t",
+            "a",
+            0,
+            FileHashes {
+                sha256: Some(sha256(7)),
+                ..only(FileHash::Md5(md5(7)))
+            },
+        )])
+        .await
+        .unwrap();
+    let outcome = store
+        .ingest(vec![seen("t", "x", 9, joins_both)])
+        .await
+        .unwrap();
     assert_eq!(outcome.rejected.len(), 1, "{outcome:?}");
-    assert_eq!(store.get_file(FileHash::Sha1(sha1(5))).await.unwrap().unwrap().global_prevalence, 2);
+    assert_eq!(
+        store
+            .get_file(FileHash::Sha1(sha1(5)))
+            .await
+            .unwrap()
+            .unwrap()
+            .global_prevalence,
+        2
+    );
 }
 
 pub async fn each_tenant_sees_only_its_own_devices(store: &dyn Store) {
@@ -169,17 +317,48 @@ pub async fn each_tenant_sees_only_its_own_devices(store: &dyn Store) {
         ])
         .await
         .unwrap();
-    let mut contoso = store.file_devices(FileHash::Sha256(sha256(8)), "contoso").await.unwrap();
+    let mut contoso = store
+        .file_devices(FileHash::Sha256(sha256(8)), "contoso")
+        .await
+        .unwrap();
     contoso.sort_by(|a, b| a.device_id.cmp(&b.device_id));
     assert_eq!(contoso.len(), 2);
     assert_eq!(contoso[0].device_id, "d1");
     assert_eq!(contoso[0].device_name.as_deref(), Some("d1.contoso.local"));
-    assert_eq!((contoso[0].first_seen, contoso[0].last_seen), (at(10), at(20)));
-    assert_eq!(contoso[0].file_name.as_deref(), Some("name-20.exe"), "the latest name wins");
-    let fabrikam = store.file_devices(FileHash::Md5(md5(8)), "fabrikam").await.unwrap();
-    assert_eq!(fabrikam.iter().map(|d| d.device_id.as_str()).collect::<Vec<_>>(), ["d9"]);
-    assert!(store.file_devices(FileHash::Md5(md5(8)), "nobody").await.unwrap().is_empty());
-    assert!(store.file_devices(FileHash::Md5(md5(9)), "contoso").await.unwrap().is_empty());
+    assert_eq!(
+        (contoso[0].first_seen, contoso[0].last_seen),
+        (at(10), at(20))
+    );
+    assert_eq!(
+        contoso[0].file_name.as_deref(),
+        Some("name-20.exe"),
+        "the latest name wins"
+    );
+    let fabrikam = store
+        .file_devices(FileHash::Md5(md5(8)), "fabrikam")
+        .await
+        .unwrap();
+    assert_eq!(
+        fabrikam
+            .iter()
+            .map(|d| d.device_id.as_str())
+            .collect::<Vec<_>>(),
+        ["d9"]
+    );
+    assert!(
+        store
+            .file_devices(FileHash::Md5(md5(8)), "nobody")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .file_devices(FileHash::Md5(md5(9)), "contoso")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 pub async fn static_facts_are_kept_beside_observations(store: &dyn Store) {
@@ -193,13 +372,27 @@ pub async fn static_facts_are_kept_beside_observations(store: &dyn Store) {
         determination_value: Some("PUA:Win32/Example".into()),
         ..Default::default()
     };
-    store.put_facts(only(FileHash::Sha256(sha256(10))), facts.clone()).await.unwrap();
-    let record = store.get_file(FileHash::Sha256(sha256(10))).await.unwrap().unwrap();
+    store
+        .put_facts(only(FileHash::Sha256(sha256(10))), facts.clone())
+        .await
+        .unwrap();
+    let record = store
+        .get_file(FileHash::Sha256(sha256(10)))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(record.facts, facts);
     assert_eq!(record.global_prevalence, 0);
     assert_eq!(record.global_first_observed, None);
-    store.ingest(vec![seen("t", "a", 0, all_three(10))]).await.unwrap();
-    let record = store.get_file(FileHash::Sha1(sha1(10))).await.unwrap().unwrap();
+    store
+        .ingest(vec![seen("t", "a", 0, all_three(10))])
+        .await
+        .unwrap();
+    let record = store
+        .get_file(FileHash::Sha1(sha1(10)))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(record.facts, facts);
     assert_eq!(record.global_prevalence, 1);
 }

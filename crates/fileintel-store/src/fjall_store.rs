@@ -54,18 +54,26 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 
 fn decode<T: for<'de> Deserialize<'de>>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
     match bytes.split_first() {
-        Some((&SCHEMA_VERSION, rest)) => postcard::from_bytes(rest).map_err(|error| corrupt(what, error)),
+        Some((&SCHEMA_VERSION, rest)) => {
+            postcard::from_bytes(rest).map_err(|error| corrupt(what, error))
+        }
         Some((version, _)) => Err(corrupt(what, format!("unknown schema version {version}"))),
         None => Err(corrupt(what, "empty value")),
     }
 }
 
 fn u64_value(what: &str, bytes: &[u8]) -> Result<u64, StoreError> {
-    bytes.try_into().map(u64::from_be_bytes).map_err(|_| corrupt(what, "not an 8-byte integer"))
+    bytes
+        .try_into()
+        .map(u64::from_be_bytes)
+        .map_err(|_| corrupt(what, "not an 8-byte integer"))
 }
 
 fn u32_value(what: &str, bytes: &[u8]) -> Result<u32, StoreError> {
-    bytes.try_into().map(u32::from_be_bytes).map_err(|_| corrupt(what, "not a 4-byte integer"))
+    bytes
+        .try_into()
+        .map(u32::from_be_bytes)
+        .map_err(|_| corrupt(what, "not a 4-byte integer"))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -151,7 +159,9 @@ impl FjallStore {
     /// Opens or creates the store in `path`. Fails with [`StoreError::Busy`], naming the holder,
     /// when another process has it open.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(path).map_err(|error| StoreError::Backend(format!("creating {}: {error}", path.display())))?;
+        std::fs::create_dir_all(path).map_err(|error| {
+            StoreError::Backend(format!("creating {}: {error}", path.display()))
+        })?;
         let lock = acquire_lock(path)?;
         let db = Database::builder(path.join("db"))
             // Point lookups by hash are the hot path: a block cache of 64 MiB keeps index and
@@ -162,7 +172,12 @@ impl FjallStore {
         let meta = keyspace("meta")?;
         let counters = match meta.get("counters")? {
             Some(bytes) => decode("counters", &bytes)?,
-            None => Counters { next_file: 1, next_device: 1, next_tenant: 1, files: 0 },
+            None => Counters {
+                next_file: 1,
+                next_device: 1,
+                next_tenant: 1,
+                files: 0,
+            },
         };
         let inner = Inner {
             files: keyspace("files")?,
@@ -175,16 +190,26 @@ impl FjallStore {
             sightings: keyspace("sightings")?,
             meta,
             db,
-            writer: Mutex::new(Writer { counters, tenants: HashMap::new(), devices: HashMap::new() }),
+            writer: Mutex::new(Writer {
+                counters,
+                tenants: HashMap::new(),
+                devices: HashMap::new(),
+            }),
             lock: Mutex::new(lock),
             path: path.to_owned(),
         };
-        Ok(FjallStore { inner: Arc::new(inner) })
+        Ok(FjallStore {
+            inner: Arc::new(inner),
+        })
     }
 
     /// Records who holds the store (shown to a second process that tries to open it).
     pub fn describe_holder(&self, description: &str) -> Result<(), StoreError> {
-        let mut lock = self.inner.lock.lock().map_err(|_| StoreError::Backend("lock poisoned".into()))?;
+        let mut lock = self
+            .inner
+            .lock
+            .lock()
+            .map_err(|_| StoreError::Backend("lock poisoned".into()))?;
         let mut write = || -> std::io::Result<()> {
             lock.set_len(0)?;
             lock.rewind()?;
@@ -199,23 +224,44 @@ impl FjallStore {
     }
 
     /// Ingests on the calling thread; [`Store::ingest`] runs this on tokio's blocking pool.
-    pub fn ingest_blocking(&self, observations: Vec<Observation>) -> Result<IngestOutcome, StoreError> {
-        let mut writer = self.inner.writer.lock().map_err(|_| StoreError::Backend("writer poisoned".into()))?;
+    pub fn ingest_blocking(
+        &self,
+        observations: Vec<Observation>,
+    ) -> Result<IngestOutcome, StoreError> {
+        let mut writer = self
+            .inner
+            .writer
+            .lock()
+            .map_err(|_| StoreError::Backend("writer poisoned".into()))?;
         self.inner.ingest(&mut writer, observations)
     }
 }
 
 fn acquire_lock(path: &Path) -> Result<File, StoreError> {
     let lock_path = path.join(LOCK_FILE);
-    let io = |error: std::io::Error| StoreError::Backend(format!("{}: {error}", lock_path.display()));
-    let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&lock_path).map_err(io)?;
+    let io =
+        |error: std::io::Error| StoreError::Backend(format!("{}: {error}", lock_path.display()));
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(io)?;
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
-            let holder = if holder.trim().is_empty() { "another process".to_owned() } else { holder.trim().to_owned() };
-            return Err(StoreError::Busy(format!("the data directory {} is in use by {holder}", path.display())));
+            let holder = if holder.trim().is_empty() {
+                "another process".to_owned()
+            } else {
+                holder.trim().to_owned()
+            };
+            return Err(StoreError::Busy(format!(
+                "the data directory {} is in use by {holder}",
+                path.display()
+            )));
         }
         Err(std::fs::TryLockError::Error(error)) => return Err(io(error)),
     }
@@ -255,13 +301,19 @@ impl Inner {
 
     fn lookup_id(&self, hash: &FileHash) -> Result<Option<u64>, StoreError> {
         let (keyspace, key) = self.index(hash);
-        keyspace.get(key)?.map(|bytes| u64_value("hash index", &bytes)).transpose()
+        keyspace
+            .get(key)?
+            .map(|bytes| u64_value("hash index", &bytes))
+            .transpose()
     }
 
     fn load_record(&self, id: u64) -> Result<FileRecord, StoreError> {
         match self.files.get(id.to_be_bytes())? {
             Some(bytes) => decode("file record", &bytes),
-            None => Err(corrupt("file record", format!("index points at missing file {id}"))),
+            None => Err(corrupt(
+                "file record",
+                format!("index points at missing file {id}"),
+            )),
         }
     }
 
@@ -272,7 +324,12 @@ impl Inner {
         }
     }
 
-    fn tenant_id(&self, writer: &mut Writer, batch: &mut Batch, name: &str) -> Result<u32, StoreError> {
+    fn tenant_id(
+        &self,
+        writer: &mut Writer,
+        batch: &mut Batch,
+        name: &str,
+    ) -> Result<u32, StoreError> {
         if let Some(&id) = writer.tenants.get(name) {
             return Ok(id);
         }
@@ -317,13 +374,23 @@ impl Inner {
                 writer.counters.next_device = number
                     .checked_add(1)
                     .ok_or_else(|| StoreError::Backend("more than 4 billion devices".into()))?;
-                batch.devices.push((tenant, observation.device_id.clone(), number, observation.device_name.clone()));
+                batch.devices.push((
+                    tenant,
+                    observation.device_id.clone(),
+                    number,
+                    observation.device_name.clone(),
+                ));
                 (number, observation.device_name.clone())
             }
         };
         let name = match &observation.device_name {
             Some(name) if known_name.as_ref() != Some(name) => {
-                batch.devices.push((tenant, observation.device_id.clone(), number, Some(name.clone())));
+                batch.devices.push((
+                    tenant,
+                    observation.device_id.clone(),
+                    number,
+                    Some(name.clone()),
+                ));
                 Some(name.clone())
             }
             _ => known_name,
@@ -336,7 +403,12 @@ impl Inner {
     }
 
     /// Finds which record an observation's hashes name, or says why they cannot name one.
-    fn resolve_file(&self, writer: &mut Writer, batch: &mut Batch, hashes: &FileHashes) -> Result<Resolution, StoreError> {
+    fn resolve_file(
+        &self,
+        writer: &mut Writer,
+        batch: &mut Batch,
+        hashes: &FileHashes,
+    ) -> Result<Resolution, StoreError> {
         let mut found: Vec<u64> = Vec::with_capacity(3);
         let mut unknown: Vec<FileHash> = Vec::with_capacity(3);
         for hash in hashes.iter() {
@@ -360,7 +432,13 @@ impl Inner {
             [] => {
                 let id = writer.counters.next_file;
                 writer.counters.next_file += 1;
-                batch.records.insert(id, FileRecord { hashes: *hashes, ..Default::default() });
+                batch.records.insert(
+                    id,
+                    FileRecord {
+                        hashes: *hashes,
+                        ..Default::default()
+                    },
+                );
                 batch.new_files.insert(id);
                 for hash in unknown {
                     batch.ids.insert(hash, id);
@@ -373,14 +451,18 @@ impl Inner {
                 let one = self.batch_record(batch, first)?.hashes;
                 let other = self.batch_record(batch, second)?.hashes;
                 if let Some(conflict) = one.conflict(&other) {
-                    return Ok(Resolution::Conflict(format!("hashes name two different files: {conflict}")));
+                    return Ok(Resolution::Conflict(format!(
+                        "hashes name two different files: {conflict}"
+                    )));
                 }
                 return Ok(Resolution::Link(first.min(second), first.max(second)));
             }
         };
         let record = self.batch_record(batch, id)?;
         if let Some(conflict) = record.hashes.conflict(hashes) {
-            return Ok(Resolution::Conflict(format!("conflicting hashes: {conflict}; the first pairing is kept")));
+            return Ok(Resolution::Conflict(format!(
+                "conflicting hashes: {conflict}; the first pairing is kept"
+            )));
         }
         record.hashes.fill_from(hashes);
         for hash in unknown {
@@ -390,15 +472,26 @@ impl Inner {
         Ok(Resolution::File(id))
     }
 
-    fn batch_record<'b>(&self, batch: &'b mut Batch, id: u64) -> Result<&'b mut FileRecord, StoreError> {
+    fn batch_record<'b>(
+        &self,
+        batch: &'b mut Batch,
+        id: u64,
+    ) -> Result<&'b mut FileRecord, StoreError> {
         if !batch.records.contains_key(&id) {
             let record = self.load_record(id)?;
             batch.records.insert(id, record);
         }
-        batch.records.get_mut(&id).ok_or_else(|| StoreError::Backend("record vanished from batch".into()))
+        batch
+            .records
+            .get_mut(&id)
+            .ok_or_else(|| StoreError::Backend("record vanished from batch".into()))
     }
 
-    fn ingest(&self, writer: &mut Writer, observations: Vec<Observation>) -> Result<IngestOutcome, StoreError> {
+    fn ingest(
+        &self,
+        writer: &mut Writer,
+        observations: Vec<Observation>,
+    ) -> Result<IngestOutcome, StoreError> {
         let mut outcome = IngestOutcome::default();
         let mut batch = Batch::default();
         let mut touched: HashSet<u64> = HashSet::new();
@@ -435,7 +528,9 @@ impl Inner {
                 file_name: observation.file_name.clone(),
             };
             match batch.sightings.entry(sighting_key(id, tenant, device)) {
-                std::collections::hash_map::Entry::Occupied(mut entry) => entry.get_mut().merge(sighting),
+                std::collections::hash_map::Entry::Occupied(mut entry) => {
+                    entry.get_mut().merge(sighting)
+                }
                 std::collections::hash_map::Entry::Vacant(entry) => {
                     entry.insert(sighting);
                 }
@@ -456,7 +551,11 @@ impl Inner {
         sightings.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         for (key, mut sighting) in sightings {
             let id = u64::from_be_bytes(key[..8].try_into().unwrap_or_default());
-            let existing = if batch.new_files.contains(&id) { None } else { self.sightings.get(key)? };
+            let existing = if batch.new_files.contains(&id) {
+                None
+            } else {
+                self.sightings.get(key)?
+            };
             match existing {
                 Some(bytes) => {
                     let known: Sighting = decode("sighting", &bytes)?;
@@ -483,12 +582,28 @@ impl Inner {
             write.insert(keyspace, key, id.to_be_bytes().to_vec());
         }
         for (name, id) in &batch.tenants {
-            write.insert(&self.tenants, name.as_bytes().to_vec(), id.to_be_bytes().to_vec());
+            write.insert(
+                &self.tenants,
+                name.as_bytes().to_vec(),
+                id.to_be_bytes().to_vec(),
+            );
         }
         for (tenant, device_id, number, device_name) in batch.devices.drain(..) {
-            write.insert(&self.devices, device_key(tenant, &device_id), number.to_be_bytes().to_vec());
-            let info = DeviceInfo { tenant, device_id, device_name };
-            write.insert(&self.device_info, number.to_be_bytes().to_vec(), encode(&info));
+            write.insert(
+                &self.devices,
+                device_key(tenant, &device_id),
+                number.to_be_bytes().to_vec(),
+            );
+            let info = DeviceInfo {
+                tenant,
+                device_id,
+                device_name,
+            };
+            write.insert(
+                &self.device_info,
+                number.to_be_bytes().to_vec(),
+                encode(&info),
+            );
         }
         let created = batch.new_files.len() as u64;
         writer.counters.files += created;
@@ -529,7 +644,12 @@ impl Inner {
         Ok(())
     }
 
-    fn put_facts(&self, writer: &mut Writer, hashes: &FileHashes, facts: FileFacts) -> Result<(), StoreError> {
+    fn put_facts(
+        &self,
+        writer: &mut Writer,
+        hashes: &FileHashes,
+        facts: FileFacts,
+    ) -> Result<(), StoreError> {
         let mut batch = Batch::default();
         loop {
             match self.resolve_file(writer, &mut batch, hashes)? {
@@ -550,9 +670,17 @@ impl Inner {
         }
     }
 
-    fn file_devices(&self, hash: &FileHash, tenant: &str) -> Result<Vec<DeviceSighting>, StoreError> {
-        let Some(id) = self.lookup_id(hash)? else { return Ok(Vec::new()) };
-        let Some(tenant) = self.tenants.get(tenant)? else { return Ok(Vec::new()) };
+    fn file_devices(
+        &self,
+        hash: &FileHash,
+        tenant: &str,
+    ) -> Result<Vec<DeviceSighting>, StoreError> {
+        let Some(id) = self.lookup_id(hash)? else {
+            return Ok(Vec::new());
+        };
+        let Some(tenant) = self.tenants.get(tenant)? else {
+            return Ok(Vec::new());
+        };
         let mut prefix = id.to_be_bytes().to_vec();
         prefix.extend_from_slice(&tenant);
         let mut devices = Vec::new();
@@ -594,20 +722,37 @@ impl Store for FjallStore {
     async fn put_facts(&self, hashes: FileHashes, facts: FileFacts) -> Result<(), StoreError> {
         let store = self.clone();
         tokio::task::spawn_blocking(move || {
-            let mut writer = store.inner.writer.lock().map_err(|_| StoreError::Backend("writer poisoned".into()))?;
+            let mut writer = store
+                .inner
+                .writer
+                .lock()
+                .map_err(|_| StoreError::Backend("writer poisoned".into()))?;
             store.inner.put_facts(&mut writer, &hashes, facts)
         })
         .await
         .map_err(|error| StoreError::Backend(format!("facts task: {error}")))?
     }
 
-    async fn file_devices(&self, hash: FileHash, tenant: &str) -> Result<Vec<DeviceSighting>, StoreError> {
+    async fn file_devices(
+        &self,
+        hash: FileHash,
+        tenant: &str,
+    ) -> Result<Vec<DeviceSighting>, StoreError> {
         self.inner.file_devices(&hash, tenant)
     }
 
     async fn stats(&self) -> Result<StoreStats, StoreError> {
-        let files = self.inner.writer.lock().map_err(|_| StoreError::Backend("writer poisoned".into()))?.counters.files;
-        Ok(StoreStats { files, disk_bytes: self.inner.db.disk_space()? })
+        let files = self
+            .inner
+            .writer
+            .lock()
+            .map_err(|_| StoreError::Backend("writer poisoned".into()))?
+            .counters
+            .files;
+        Ok(StoreStats {
+            files,
+            disk_bytes: self.inner.db.disk_space()?,
+        })
     }
 }
 
@@ -626,9 +771,13 @@ mod tests {
     fn a_second_process_is_told_who_holds_the_store() {
         let dir = tempfile::tempdir().unwrap();
         let store = FjallStore::open(dir.path()).unwrap();
-        store.describe_holder("fileintel serve (pid 1) on http://127.0.0.1:1").unwrap();
+        store
+            .describe_holder("fileintel serve (pid 1) on http://127.0.0.1:1")
+            .unwrap();
         // Locks are per open file description, so a second open in this process is refused like another process.
-        let Err(StoreError::Busy(message)) = FjallStore::open(dir.path()) else { panic!("the second open succeeded") };
+        let Err(StoreError::Busy(message)) = FjallStore::open(dir.path()) else {
+            panic!("the second open succeeded")
+        };
         assert!(message.contains("http://127.0.0.1:1"), "{message}");
         drop(store);
         FjallStore::open(dir.path()).unwrap();

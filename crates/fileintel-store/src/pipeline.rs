@@ -75,14 +75,23 @@ impl Ingestor {
             return Ok(());
         }
         let store = self.store.clone();
-        let ParsedBatch { observations, lines } = batch;
-        self.in_flight = Some(tokio::spawn(async move { (lines, store.ingest(observations).await) }));
+        let ParsedBatch {
+            observations,
+            lines,
+        } = batch;
+        self.in_flight = Some(tokio::spawn(async move {
+            (lines, store.ingest(observations).await)
+        }));
         Ok(())
     }
 
     async fn wait(&mut self) -> Result<(), StoreError> {
-        let Some(commit) = self.in_flight.take() else { return Ok(()) };
-        let (lines, outcome) = commit.await.map_err(|error| StoreError::Backend(format!("commit task: {error}")))?;
+        let Some(commit) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let (lines, outcome) = commit
+            .await
+            .map_err(|error| StoreError::Backend(format!("commit task: {error}")))?;
         let outcome = outcome?;
         self.summary.accepted += outcome.accepted;
         self.summary.files_touched += outcome.files_touched;

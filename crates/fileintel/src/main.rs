@@ -1,1 +1,62 @@
-fn main(){}
+//! The `fileintel` binary: thin glue over the library crates.
+
+mod ingest;
+mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// A self-hosted file-intelligence service that speaks Microsoft Defender for Endpoint's Files API.
+#[derive(Parser)]
+#[command(name = "fileintel", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API.
+    Serve(serve::ServeArgs),
+    /// Import NDJSON observations into a data directory, or through a running server.
+    Ingest(ingest::IngestArgs),
+    /// Benchmarks: lookups against a ceiling server, ingestion against a parse-only pass.
+    Bench(fileintel_bench::BenchArgs),
+    /// The ceiling server the lookup benchmark compares against (started by `bench`).
+    #[command(hide = true)]
+    BenchCeiling(fileintel_bench::CeilingArgs),
+}
+
+/// Where the embedded store lives.
+#[derive(clap::Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// Data directory of the embedded store (created if missing).
+    #[arg(long, env = "FILEINTEL_DATA_DIR", default_value = "fileintel-data")]
+    pub data_dir: PathBuf,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FILEINTEL_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Ingest(args) => ingest::run(args),
+        Command::Bench(args) => fileintel_bench::run(args),
+        Command::BenchCeiling(args) => fileintel_bench::run_ceiling(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

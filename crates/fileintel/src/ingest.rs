@@ -1,0 +1,278 @@
+//! `fileintel ingest`: NDJSON observations into the data directory, or through a running server.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use fileintel_core::IngestSummary;
+use fileintel_store::pipeline::DEFAULT_BATCH;
+use fileintel_store::{FjallStore, Ingestor, Store, StoreError};
+use http_body_util::BodyExt;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::StoreArgs;
+
+const CHUNK: usize = 1 << 20;
+
+#[derive(clap::Args)]
+pub struct IngestArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Send the data through a running fileintel (e.g. http://127.0.0.1:8080) instead of opening
+    /// the data directory, which a running server holds.
+    #[arg(long, env = "FILEINTEL_SERVER")]
+    server: Option<String>,
+    /// Observations per durable commit.
+    #[arg(long, default_value_t = DEFAULT_BATCH)]
+    batch: usize,
+    /// Print the summary as JSON (one object per input) instead of text.
+    #[arg(long)]
+    json: bool,
+    /// NDJSON files to import; `-` reads standard input.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+fn open_input(path: &Path) -> anyhow::Result<(Box<dyn Read + Send>, Option<u64>)> {
+    if path == Path::new("-") {
+        return Ok((Box::new(std::io::stdin()), None));
+    }
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let length = file.metadata().ok().map(|metadata| metadata.len());
+    Ok((Box::new(file), length))
+}
+
+fn progress_bar(length: Option<u64>, label: &str) -> ProgressBar {
+    let bar = ProgressBar::new(length.unwrap_or(0));
+    let template = if length.is_some() {
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}"
+    } else {
+        "{msg} {bytes} {binary_bytes_per_sec}"
+    };
+    bar.set_style(
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(label.to_owned());
+    bar
+}
+
+pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async {
+        let store: Option<Arc<dyn Store>> = match &args.server {
+            Some(_) => None,
+            None => Some(Arc::new(open_store(&args.store.data_dir)?)),
+        };
+        let mut summaries = Vec::new();
+        for path in &args.files {
+            let label = path.display().to_string();
+            let summary = match (&store, &args.server) {
+                (Some(store), _) => ingest_local(store.clone(), path, args.batch).await?,
+                (None, Some(server)) => ingest_remote(server, path).await?,
+                (None, None) => unreachable!("a store or a server is always chosen"),
+            };
+            summaries.push((label, summary));
+        }
+        report(&summaries, args.json)?;
+        let rejected = summaries.iter().any(|(_, summary)| summary.rejected > 0);
+        Ok(if rejected {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        })
+    })
+}
+
+fn open_store(data_dir: &Path) -> anyhow::Result<FjallStore> {
+    match FjallStore::open(data_dir) {
+        Ok(store) => Ok(store),
+        Err(StoreError::Busy(holder)) => {
+            let address = holder
+                .split("listening on ")
+                .nth(1)
+                .unwrap_or("http://HOST:PORT");
+            bail!(
+                "{holder}.\nThe embedded store takes one process at a time. Stop that server, or send the data through it:\n  fileintel ingest --server {address} FILE..."
+            )
+        }
+        Err(error) => {
+            Err(error).with_context(|| format!("opening the store in {}", data_dir.display()))
+        }
+    }
+}
+
+async fn ingest_local(
+    store: Arc<dyn Store>,
+    path: &Path,
+    batch: usize,
+) -> anyhow::Result<IngestSummary> {
+    let (mut input, length) = open_input(path)?;
+    let bar = progress_bar(length, &path.display().to_string());
+    let mut ingestor = Ingestor::new(store, batch);
+    let mut buffer = vec![0u8; CHUNK];
+    loop {
+        let read = input
+            .read(&mut buffer)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if read == 0 {
+            break;
+        }
+        ingestor
+            .push(&buffer[..read])
+            .await
+            .context("storing observations")?;
+        bar.inc(read as u64);
+        let progress = ingestor.progress();
+        bar.set_message(format!(
+            "{} accepted {} rejected {}",
+            path.display(),
+            progress.accepted,
+            progress.rejected
+        ));
+    }
+    let summary = ingestor.finish().await.context("storing observations")?;
+    bar.finish_and_clear();
+    Ok(summary)
+}
+
+async fn ingest_remote(server: &str, path: &Path) -> anyhow::Result<IngestSummary> {
+    let started = Instant::now();
+    let base = server.trim_end_matches('/');
+    let uri: hyper::Uri = format!("{base}/api/ingest/observations")
+        .parse()
+        .with_context(|| format!("server URL {server}"))?;
+    if uri.scheme_str() != Some("http") {
+        bail!("--server takes an http:// URL");
+    }
+    let (mut input, length) = open_input(path)?;
+    let bar = progress_bar(length, &path.display().to_string());
+    // Read on a blocking thread and stream the chunks as the request body.
+    let (sender, receiver) =
+        tokio::sync::mpsc::channel::<Result<hyper::body::Frame<Bytes>, std::io::Error>>(4);
+    let reader_bar = bar.clone();
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut buffer = vec![0u8; CHUNK];
+        loop {
+            match input.read(&mut buffer) {
+                Ok(0) => return,
+                Ok(read) => {
+                    reader_bar.inc(read as u64);
+                    let frame = hyper::body::Frame::data(Bytes::copy_from_slice(&buffer[..read]));
+                    if sender.blocking_send(Ok(frame)).is_err() {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    let _ = sender.blocking_send(Err(error));
+                    return;
+                }
+            }
+        }
+    });
+    let body = http_body_util::StreamBody::new(futures_stream(receiver));
+    let request = hyper::Request::post(uri)
+        .header(hyper::header::CONTENT_TYPE, "application/x-ndjson")
+        .body(body)
+        .context("building the request")?;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http();
+    let response = client
+        .request(request)
+        .await
+        .with_context(|| format!("sending to {server}"))?;
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .context("reading the answer")?
+        .to_bytes();
+    reader.await.ok();
+    bar.finish_and_clear();
+    if !status.is_success() {
+        let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|body| body["error"]["message"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+        bail!("the server refused the import ({status}): {message}");
+    }
+    let answer: serde_json::Value =
+        serde_json::from_slice(&bytes).context("decoding the server's summary")?;
+    let mut summary = summary_from_json(&answer);
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+fn futures_stream<T: Send + 'static>(
+    mut receiver: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> {
+    futures_util::stream::poll_fn(move |context| receiver.poll_recv(context))
+}
+
+fn summary_from_json(answer: &serde_json::Value) -> IngestSummary {
+    let number = |key: &str| answer[key].as_u64().unwrap_or_default();
+    let rejected_lines = answer["rejectedLines"]
+        .as_array()
+        .map(|lines| {
+            lines
+                .iter()
+                .map(|line| fileintel_core::Rejection {
+                    line: line["line"].as_u64().unwrap_or_default(),
+                    reason: line["reason"].as_str().unwrap_or_default().to_owned(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    IngestSummary {
+        accepted: number("accepted"),
+        rejected: number("rejected"),
+        files_touched: number("filesTouched"),
+        new_files: number("newFiles"),
+        seconds: answer["seconds"].as_f64().unwrap_or_default(),
+        observations_per_second: answer["observationsPerSecond"].as_f64().unwrap_or_default(),
+        rejected_lines,
+        rejected_lines_truncated: answer["rejectedLinesTruncated"]
+            .as_bool()
+            .unwrap_or_default(),
+    }
+}
+
+fn report(summaries: &[(String, IngestSummary)], json: bool) -> anyhow::Result<()> {
+    if json {
+        let objects: Vec<serde_json::Value> = summaries
+            .iter()
+            .map(|(input, summary)| {
+                let mut object = serde_json::to_value(summary).unwrap_or_default();
+                object["input"] = serde_json::Value::String(input.clone());
+                object
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&objects)?);
+        return Ok(());
+    }
+    for (input, summary) in summaries {
+        for rejection in &summary.rejected_lines {
+            eprintln!("{input}:{}: rejected: {}", rejection.line, rejection.reason);
+        }
+        if summary.rejected_lines_truncated {
+            eprintln!("{input}: more rejected lines than listed");
+        }
+        println!(
+            "{input}: accepted {}, rejected {}, files touched {} ({} new), {:.2} s, {:.0} observations/s",
+            summary.accepted,
+            summary.rejected,
+            summary.files_touched,
+            summary.new_files,
+            summary.seconds,
+            summary.accepted as f64 / summary.seconds.max(1e-9)
+        );
+    }
+    Ok(())
+}
