@@ -105,7 +105,8 @@ fn dir_size(path: &Path) -> u64 {
         .flatten()
         .map(|entry| match entry.metadata() {
             Ok(metadata) if metadata.is_dir() => dir_size(&entry.path()),
-            Ok(metadata) => metadata.len(),
+            // Allocated blocks, not the apparent length: journals are preallocated sparse files.
+            Ok(metadata) => std::os::unix::fs::MetadataExt::blocks(&metadata) * 512,
             Err(_) => 0,
         })
         .sum()

@@ -66,11 +66,13 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async {
-        let store: Option<Arc<dyn Store>> = match &args.server {
-            Some(_) => None,
-            None => Some(Arc::new(open_store(&args.store.data_dir)?)),
-        };
         let mut summaries = Vec::new();
+        let local = match &args.server {
+            Some(_) => None,
+            None => Some(open_store(&args.store.data_dir)?),
+        };
+        let store: Option<Arc<dyn Store>> =
+            local.clone().map(|store| Arc::new(store) as Arc<dyn Store>);
         for path in &args.files {
             let label = path.display().to_string();
             let summary = match (&store, &args.server) {
@@ -79,6 +81,14 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
                 (None, None) => unreachable!("a store or a server is always chosen"),
             };
             summaries.push((label, summary));
+        }
+        if let Some(local) = local {
+            // Everything is durable already; writing the memtables out now spares the next open
+            // a journal replay and leaves the store compact.
+            tokio::task::spawn_blocking(move || local.flush())
+                .await
+                .context("flushing")?
+                .context("flushing the store")?;
         }
         report(&summaries, args.json)?;
         let rejected = summaries.iter().any(|(_, summary)| summary.rejected > 0);

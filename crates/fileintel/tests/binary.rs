@@ -1,0 +1,269 @@
+//! The real binary, as a user runs it: `serve`, `ingest`, and a kill -9 in the middle of ingestion.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_fileintel");
+
+/// A `fileintel serve` child, killed (SIGKILL) when dropped.
+struct Server {
+    child: Child,
+    address: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+fn start_server(data_dir: &Path) -> Server {
+    let address = free_port();
+    let child = Command::new(BIN)
+        .args(["serve", "--listen", &address.to_string(), "--data-dir"])
+        .arg(data_dir)
+        .env("FILEINTEL_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let server = Server { child, address };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while request(address, "GET", "/health", "").is_err() {
+        assert!(Instant::now() < deadline, "the server did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server
+}
+
+/// A plain HTTP/1.1 exchange: (status, body).
+fn request(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response.split_once("\r\n\r\n").ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "no complete response")
+    })?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok((status, body.to_owned()))
+}
+
+fn get_json(address: SocketAddr, path: &str) -> (u16, Value) {
+    let (status, body) = request(address, "GET", path, "").unwrap();
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+/// A distinct, valid SHA-1 for (batch, item).
+fn sha1_for(batch: usize, item: usize) -> String {
+    format!("{:08x}{:08x}{:024x}", batch, item, 0xf11e_u64)
+}
+
+fn observation(device: &str, sha1: &str) -> String {
+    format!(r#"{{"deviceId":"{device}","timestamp":"2026-11-20T08:15:30Z","sha1":"{sha1}"}}"#)
+}
+
+#[test]
+fn a_kill_9_during_ingestion_loses_no_acknowledged_observation() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(dir.path());
+    let address = server.address;
+    // A client sends batch after batch; each acknowledged batch is remembered.
+    let sender = std::thread::spawn(move || {
+        let mut acknowledged = Vec::new();
+        for batch in 0.. {
+            let body: Vec<String> = (0..200)
+                .map(|item| observation(&format!("dev-{item}"), &sha1_for(batch, item)))
+                .collect();
+            match request(
+                address,
+                "POST",
+                "/api/ingest/observations",
+                &body.join("\n"),
+            ) {
+                Ok((200, answer)) => {
+                    let summary: Value = serde_json::from_str(&answer).unwrap();
+                    assert_eq!(summary["accepted"], 200);
+                    acknowledged.push(batch);
+                }
+                // The server died under this request: it was never acknowledged.
+                _ => return acknowledged,
+            }
+        }
+        acknowledged
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    drop(server); // SIGKILL, mid-stream.
+    let acknowledged = sender.join().unwrap();
+    assert!(
+        acknowledged.len() > 3,
+        "too few batches were acknowledged to mean anything: {}",
+        acknowledged.len()
+    );
+
+    let server = start_server(dir.path());
+    for &batch in &acknowledged {
+        for item in (0..200).step_by(7).chain([199]) {
+            let (status, file) = get_json(
+                server.address,
+                &format!("/api/files/{}", sha1_for(batch, item)),
+            );
+            assert_eq!(
+                status, 200,
+                "batch {batch} item {item} was acknowledged but is missing"
+            );
+            assert_eq!(file["globalPrevalence"], 1);
+        }
+    }
+    // And the recovered store still takes writes.
+    let (status, _) = request(
+        server.address,
+        "POST",
+        "/api/ingest/observations",
+        &observation("late", &sha1_for(999_999, 0)),
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn ingest_reports_rejected_lines_and_the_server_then_answers_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("observations.ndjson");
+    let sha1 = sha1_for(1, 1);
+    let lines = [
+        observation("a", &sha1),
+        "{oops".to_owned(),
+        observation("b", &sha1),
+        r#"{"deviceId":"c","timestamp":"2026-11-20T08:15:30Z","sha256":"zz"}"#.to_owned(),
+        observation("a", &sha1),
+    ];
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let data = dir.path().join("data");
+    let output = Command::new(BIN)
+        .args(["ingest", "--json", "--data-dir"])
+        .arg(&data)
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "rejections give exit code 2");
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary[0]["accepted"], 3);
+    assert_eq!(summary[0]["rejected"], 2);
+    assert_eq!(summary[0]["rejectedLines"][0]["line"], 2);
+    assert_eq!(summary[0]["rejectedLines"][1]["line"], 4);
+    assert!(
+        summary[0]["rejectedLines"][1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("sha256")
+    );
+
+    let server = start_server(&data);
+    let (status, file) = get_json(
+        server.address,
+        &format!("/api/files/{}", sha1.to_uppercase()),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(file["globalPrevalence"], 2);
+    assert_eq!(
+        file["@odata.context"],
+        format!("http://{}/api/$metadata#Files/$entity", server.address)
+    );
+}
+
+#[test]
+fn ingest_beside_a_running_server_says_what_to_do_and_works_through_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(dir.path());
+    let input = dir.path().join("one.ndjson");
+    std::fs::write(&input, observation("a", &sha1_for(2, 2))).unwrap();
+    let refused = Command::new(BIN)
+        .args(["ingest", "--data-dir"])
+        .arg(dir.path())
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains(&format!("--server http://{}", server.address)),
+        "{message}"
+    );
+
+    let through = Command::new(BIN)
+        .args(["ingest", "--server", &format!("http://{}", server.address)])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(
+        through.status.success(),
+        "{}",
+        String::from_utf8_lossy(&through.stderr)
+    );
+    assert!(String::from_utf8_lossy(&through.stdout).contains("accepted 1"));
+    let (status, _) = get_json(server.address, &format!("/api/files/{}", sha1_for(2, 2)));
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn the_demo_leaves_files_to_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let address = free_port();
+    let child = Command::new(BIN)
+        .args([
+            "serve",
+            "--demo",
+            "--listen",
+            &address.to_string(),
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server { child, address };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        // The README's example hash.
+        if let Ok((200, body)) = request(
+            server.address,
+            "GET",
+            "/api/files/2c4cd67ad70a478e658e5a9cbf26ae44e666d039",
+            "",
+        ) {
+            let file: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(file["globalPrevalence"], 14);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the demo file never appeared");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
