@@ -27,14 +27,10 @@ pub struct CeilingArgs {
 }
 
 pub fn run_ceiling(args: CeilingArgs) -> anyhow::Result<ExitCode> {
-    let body = Bytes::from(
-        std::fs::read(&args.body_file)
-            .with_context(|| format!("reading {}", args.body_file.display()))?,
-    );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.workers.max(1))
-        .enable_all()
-        .build()?;
+    let body =
+        Bytes::from(std::fs::read(&args.body_file).with_context(|| format!("reading {}", args.body_file.display()))?);
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(args.workers.max(1)).enable_all().build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen).await?;
         loop {
@@ -49,7 +45,9 @@ pub fn run_ceiling(args: CeilingArgs) -> anyhow::Result<ExitCode> {
                         let headers = response.headers_mut();
                         headers.insert(
                             header::CONTENT_TYPE,
-                            header::HeaderValue::from_static("application/json; odata.metadata=minimal; odata.streaming=true; charset=utf-8"),
+                            header::HeaderValue::from_static(
+                                "application/json; odata.metadata=minimal; odata.streaming=true; charset=utf-8",
+                            ),
                         );
                         headers.insert("odata-version", header::HeaderValue::from_static("4.0"));
                         Ok::<_, Infallible>(response)

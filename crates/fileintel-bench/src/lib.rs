@@ -121,16 +121,11 @@ fn machine() -> String {
                 .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
         })
         .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let memory = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|info| {
-            info.lines()
-                .next()
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
+            info.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<u64>().ok())
         })
         .map(|kb| kb / 1024 / 1024)
         .unwrap_or(0);
@@ -154,15 +149,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&args.work_dir).context("creating the work dir")?;
     let exe = std::env::current_exe().context("finding the fileintel binary")?;
     let fleet = synth::Fleet::for_files(args.files);
-    let mut report = Report {
-        files: args.files,
-        machine: machine(),
-        date: today(),
-        ..Default::default()
-    };
-    let input = args
-        .work_dir
-        .join(format!("observations-{}.ndjson", args.files));
+    let mut report = Report { files: args.files, machine: machine(), date: today(), ..Default::default() };
+    let input = args.work_dir.join(format!("observations-{}.ndjson", args.files));
     let data_dir = args.work_dir.join(format!("data-{}", args.files));
 
     if !args.reuse_store {
@@ -196,8 +184,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             bail!("fileintel ingest failed: {status}");
         }
         report.ingest_observations_per_second = observations as f64 / ingest_seconds;
-        report.ingest_ratio =
-            report.ingest_observations_per_second / report.parse_only_observations_per_second;
+        report.ingest_ratio = report.ingest_observations_per_second / report.parse_only_observations_per_second;
     }
     report.disk_bytes = dir_size(&data_dir);
     report.disk_bytes_per_file = report.disk_bytes as f64 / args.files as f64;
@@ -209,12 +196,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Command::new(&exe)
             .args(["serve", "--data-dir"])
             .arg(&data_dir)
-            .args([
-                "--listen",
-                &ours_address.to_string(),
-                "--workers",
-                &args.server_workers.to_string(),
-            ])
+            .args(["--listen", &ours_address.to_string(), "--workers", &args.server_workers.to_string()])
             .env("FILEINTEL_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(log)
@@ -260,10 +242,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     drop(paths);
     let script = args.work_dir.join("random-paths.lua");
     std::fs::write(&script, WRK_SCRIPT)?;
-    report.wrk = format!(
-        "wrk -t{} -c{} -d{}s --latency",
-        args.wrk_threads, args.connections, args.seconds
-    );
+    report.wrk = format!("wrk -t{} -c{} -d{}s --latency", args.wrk_threads, args.connections, args.seconds);
 
     for round in 0..args.rounds {
         for (name, address) in [("fileintel", ours_address), ("ceiling", ceiling_address)] {
@@ -276,11 +255,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 figures.p99_ms,
                 figures.errors
             );
-            if name == "fileintel" {
-                report.ours_rounds.push(figures)
-            } else {
-                report.ceiling_rounds.push(figures)
-            }
+            if name == "fileintel" { report.ours_rounds.push(figures) } else { report.ceiling_rounds.push(figures) }
         }
     }
     report.ours = median(&report.ours_rounds);
@@ -335,10 +310,7 @@ fn wait_and_get(address: SocketAddr, path: &str, patience: Duration) -> anyhow::
     loop {
         match http_get(address, path) {
             Ok((200, body)) => return Ok(body),
-            Ok((status, body)) => bail!(
-                "GET {path} on {address}: {status} {}",
-                String::from_utf8_lossy(&body)
-            ),
+            Ok((status, body)) => bail!("GET {path} on {address}: {status} {}", String::from_utf8_lossy(&body)),
             Err(error) if Instant::now() > deadline => {
                 return Err(error.context(format!("waiting for {address}")));
             }
@@ -351,31 +323,16 @@ fn wait_and_get(address: SocketAddr, path: &str, patience: Duration) -> anyhow::
 fn http_get(address: SocketAddr, path: &str) -> anyhow::Result<(u16, Vec<u8>)> {
     let mut stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response)?;
-    let split = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .context("no header end")?;
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").context("no header end")?;
     let head = String::from_utf8_lossy(&response[..split]);
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .context("no status")?;
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).context("no status")?;
     Ok((status, response[split + 4..].to_vec()))
 }
 
-fn wrk(
-    args: &BenchArgs,
-    address: SocketAddr,
-    script: &Path,
-    paths: &Path,
-) -> anyhow::Result<LoadFigures> {
+fn wrk(args: &BenchArgs, address: SocketAddr, script: &Path, paths: &Path) -> anyhow::Result<LoadFigures> {
     let output = Command::new("wrk")
         .arg(format!("-t{}", args.wrk_threads))
         .arg(format!("-c{}", args.connections))
@@ -391,12 +348,8 @@ fn wrk(
         .output()
         .context("running wrk")?;
     let text = String::from_utf8_lossy(&output.stdout);
-    parse_wrk(&text).with_context(|| {
-        format!(
-            "reading wrk's output:\n{text}{}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
+    parse_wrk(&text)
+        .with_context(|| format!("reading wrk's output:\n{text}{}", String::from_utf8_lossy(&output.stderr)))
 }
 
 fn duration_ms(text: &str) -> Option<f64> {
@@ -419,17 +372,11 @@ pub fn parse_wrk(text: &str) -> Option<LoadFigures> {
         match (words.next(), words.next()) {
             (Some("50%"), Some(value)) => figures.p50_ms = duration_ms(value)?,
             (Some("99%"), Some(value)) => figures.p99_ms = duration_ms(value)?,
-            (Some("Requests/sec:"), Some(value)) => {
-                figures.requests_per_second = value.parse().ok()?
-            }
-            (Some("Non-2xx"), _) => {
-                figures.errors += line.rsplit(' ').next()?.parse::<u64>().ok()?
-            }
+            (Some("Requests/sec:"), Some(value)) => figures.requests_per_second = value.parse().ok()?,
+            (Some("Non-2xx"), _) => figures.errors += line.rsplit(' ').next()?.parse::<u64>().ok()?,
             (Some("Socket"), Some("errors:")) => {
-                figures.errors += line
-                    .split(|c: char| !c.is_ascii_digit())
-                    .filter_map(|n| n.parse::<u64>().ok())
-                    .sum::<u64>()
+                figures.errors +=
+                    line.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse::<u64>().ok()).sum::<u64>()
             }
             _ => {}
         }
@@ -452,27 +399,15 @@ fn peak_rss_mb(pid: u32) -> Option<f64> {
 
 fn print_report(report: &Report) {
     println!("machine: {}  date: {}", report.machine, report.date);
-    println!(
-        "files: {}  observations: {}",
-        report.files, report.observations
-    );
+    println!("files: {}  observations: {}", report.files, report.observations);
     if report.observations > 0 {
         println!(
             "ingest: {:.0} obs/s   parse-only: {:.0} obs/s   ratio {:.2}",
-            report.ingest_observations_per_second,
-            report.parse_only_observations_per_second,
-            report.ingest_ratio
+            report.ingest_observations_per_second, report.parse_only_observations_per_second, report.ingest_ratio
         );
     }
-    println!(
-        "disk: {} bytes, {:.1} bytes per file",
-        report.disk_bytes, report.disk_bytes_per_file
-    );
-    println!(
-        "load: {} (median of {} rounds each)",
-        report.wrk,
-        report.ours_rounds.len()
-    );
+    println!("disk: {} bytes, {:.1} bytes per file", report.disk_bytes, report.disk_bytes_per_file);
+    println!("load: {} (median of {} rounds each)", report.wrk, report.ours_rounds.len());
     for (name, figures) in [("fileintel", &report.ours), ("ceiling", &report.ceiling)] {
         println!(
             "  {name:9} {:>10.0} req/s  p50 {:.3} ms  p99 {:.3} ms  errors {}",

@@ -19,11 +19,7 @@ fn splitmix(mut state: u64) -> u64 {
 
 fn fill(file: u64, salt: u64, out: &mut [u8]) {
     for (i, chunk) in out.chunks_mut(8).enumerate() {
-        let word = splitmix(
-            file.wrapping_mul(0x1000_0001)
-                .wrapping_add(salt * 64 + i as u64),
-        )
-        .to_le_bytes();
+        let word = splitmix(file.wrapping_mul(0x1000_0001).wrapping_add(salt * 64 + i as u64)).to_le_bytes();
         chunk.copy_from_slice(&word[..chunk.len()]);
     }
 }
@@ -47,24 +43,14 @@ pub struct Fleet {
 
 impl Fleet {
     pub fn for_files(files: u64) -> Self {
-        Fleet {
-            files: files.max(1),
-            devices: (files / 8).max(1),
-            tenants: 4,
-        }
+        Fleet { files: files.max(1), devices: (files / 8).max(1), tenants: 4 }
     }
 }
 
 const START: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
 const SPAN: i64 = 300 * 86_400;
 
-fn write_line(
-    out: &mut impl Write,
-    rng: &mut SmallRng,
-    fleet: &Fleet,
-    device: u64,
-    file: u64,
-) -> std::io::Result<()> {
+fn write_line(out: &mut impl Write, rng: &mut SmallRng, fleet: &Fleet, device: u64, file: u64) -> std::io::Result<()> {
     let (sha1, sha256, md5) = file_hashes(file);
     let tenant = device % fleet.tenants;
     let seconds = START + rng.random_range(0..SPAN);

@@ -34,10 +34,7 @@ pub struct FileEntity<'a> {
     pub determination_value: Option<&'a str>,
 }
 
-fn timestamp_text<S: serde::Serializer>(
-    value: &Option<Timestamp>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
+fn timestamp_text<S: serde::Serializer>(value: &Option<Timestamp>, serializer: S) -> Result<S::Ok, S::Error> {
     match value {
         Some(timestamp) => serializer.collect_str(timestamp),
         None => serializer.serialize_none(),
@@ -124,10 +121,8 @@ mod tests {
     #[test]
     fn an_unobserved_file_has_null_prevalence_and_unknown_determination() {
         let record = FileRecord::default();
-        let json: serde_json::Value = serde_json::from_slice(
-            &FileEntity::new(file_entity_context("http", "h"), &record).to_json(),
-        )
-        .unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&FileEntity::new(file_entity_context("http", "h"), &record).to_json()).unwrap();
         assert_eq!(json["globalPrevalence"], serde_json::Value::Null);
         assert_eq!(json["determinationType"], "Unknown");
         assert_eq!(json.as_object().unwrap().len(), 18);

@@ -27,10 +27,7 @@ fn hex_value(byte: u8) -> Option<u8> {
 fn decode_hex<const N: usize>(text: &str) -> Result<[u8; N], HashError> {
     let bytes = text.as_bytes();
     if bytes.len() != N * 2 {
-        return Err(HashError::Length {
-            expected: N * 2,
-            found: text.chars().count(),
-        });
+        return Err(HashError::Length { expected: N * 2, found: text.chars().count() });
     }
     let mut out = [0u8; N];
     for (i, pair) in bytes.chunks_exact(2).enumerate() {
@@ -191,9 +188,7 @@ pub struct PairingConflict {
 }
 
 /// The hashes known for one file; any of them may be missing.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct FileHashes {
     pub sha1: Option<Sha1>,
     pub sha256: Option<Sha256>,
@@ -222,11 +217,8 @@ impl FileHashes {
     /// Whether `other` names a different file than `self`: some algorithm present on both sides with different values.
     pub fn conflict(&self, other: &FileHashes) -> Option<PairingConflict> {
         // Describe the conflict from a hash both sides share, so the message names the pairing that was kept.
-        let anchor = self
-            .iter()
-            .find(|hash| other.iter().any(|theirs| theirs == *hash));
-        let anchor_text =
-            |anchor: Option<FileHash>| anchor.map(|hash| (label(&hash), hash.to_string()));
+        let anchor = self.iter().find(|hash| other.iter().any(|theirs| theirs == *hash));
+        let anchor_text = |anchor: Option<FileHash>| anchor.map(|hash| (label(&hash), hash.to_string()));
         let (kind, known) = anchor_text(anchor).unwrap_or(("file", "record".to_owned()));
         macro_rules! check {
             ($field:ident, $name:expr) => {
@@ -294,10 +286,7 @@ mod tests {
             assert_eq!(FileHash::parse(text).unwrap(), parsed);
         }
         assert!(matches!(FileHash::parse(SHA1).unwrap(), FileHash::Sha1(_)));
-        assert!(matches!(
-            FileHash::parse(SHA256).unwrap(),
-            FileHash::Sha256(_)
-        ));
+        assert!(matches!(FileHash::parse(SHA256).unwrap(), FileHash::Sha256(_)));
         assert!(matches!(FileHash::parse(MD5).unwrap(), FileHash::Md5(_)));
     }
 
@@ -306,13 +295,7 @@ mod tests {
         assert_eq!(FileHash::parse("abc"), Err(HashError::UnknownLength(3)));
         let bad = format!("{}g", &SHA1[..39]);
         assert_eq!(FileHash::parse(&bad), Err(HashError::Digit('g')));
-        assert_eq!(
-            Sha256::parse(SHA1),
-            Err(HashError::Length {
-                expected: 64,
-                found: 40
-            })
-        );
+        assert_eq!(Sha256::parse(SHA1), Err(HashError::Length { expected: 64, found: 40 }));
         // Multi-byte characters must not be mistaken for the right length or panic.
         let accented = "é".repeat(20);
         assert!(FileHash::parse(&accented).is_err());
@@ -322,24 +305,12 @@ mod tests {
     #[test]
     fn a_sha1_paired_with_two_sha256s_is_a_conflict() {
         let sha1 = Sha1::parse(SHA1).unwrap();
-        let known = FileHashes {
-            sha1: Some(sha1),
-            sha256: Some(Sha256([1; 32])),
-            md5: None,
-        };
-        let claimed = FileHashes {
-            sha1: Some(sha1),
-            sha256: Some(Sha256([2; 32])),
-            md5: Some(Md5([3; 16])),
-        };
+        let known = FileHashes { sha1: Some(sha1), sha256: Some(Sha256([1; 32])), md5: None };
+        let claimed = FileHashes { sha1: Some(sha1), sha256: Some(Sha256([2; 32])), md5: Some(Md5([3; 16])) };
         let conflict = known.conflict(&claimed).unwrap();
         assert_eq!(conflict.known, SHA1);
         assert_eq!(conflict.other_kind, "SHA-256");
-        let compatible = FileHashes {
-            sha1: Some(sha1),
-            sha256: None,
-            md5: Some(Md5([3; 16])),
-        };
+        let compatible = FileHashes { sha1: Some(sha1), sha256: None, md5: Some(Md5([3; 16])) };
         assert!(known.conflict(&compatible).is_none());
         let mut merged = known;
         merged.fill_from(&compatible);

@@ -165,11 +165,7 @@ impl IngestSummary {
         rejections.truncate(MAX_REPORTED_REJECTIONS);
         self.rejected_lines = rejections;
         self.seconds = seconds;
-        self.observations_per_second = if seconds > 0.0 {
-            self.accepted as f64 / seconds
-        } else {
-            0.0
-        };
+        self.observations_per_second = if seconds > 0.0 { self.accepted as f64 / seconds } else { 0.0 };
         self
     }
 }
@@ -178,7 +174,8 @@ impl IngestSummary {
 mod tests {
     use super::*;
 
-    const GOOD: &str = r#"{"deviceId":"d","timestamp":"2026-01-01T00:00:00Z","sha1":"4388963aaa83afe2042a46a3c017ad50bdcdafb3"}"#;
+    const GOOD: &str =
+        r#"{"deviceId":"d","timestamp":"2026-01-01T00:00:00Z","sha1":"4388963aaa83afe2042a46a3c017ad50bdcdafb3"}"#;
 
     fn read_in_chunks(input: &str, chunk: usize) -> NdjsonReader {
         let mut reader = NdjsonReader::new();
@@ -216,23 +213,8 @@ mod tests {
 
     #[test]
     fn the_summary_lists_rejections_in_line_order() {
-        let summary = IngestSummary {
-            accepted: 10,
-            ..Default::default()
-        }
-        .finish(
-            vec![
-                Rejection {
-                    line: 9,
-                    reason: "b".into(),
-                },
-                Rejection {
-                    line: 2,
-                    reason: "a".into(),
-                },
-            ],
-            2.0,
-        );
+        let summary = IngestSummary { accepted: 10, ..Default::default() }
+            .finish(vec![Rejection { line: 9, reason: "b".into() }, Rejection { line: 2, reason: "a".into() }], 2.0);
         assert_eq!(summary.rejected_lines[0].line, 2);
         assert_eq!(summary.observations_per_second, 5.0);
         let json = serde_json::to_value(&summary).unwrap();

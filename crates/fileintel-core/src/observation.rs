@@ -29,10 +29,7 @@ pub enum ObservationError {
     #[error("missing required field '{0}'")]
     Missing(&'static str),
     #[error("field '{field}': {source}")]
-    Hash {
-        field: &'static str,
-        source: HashError,
-    },
+    Hash { field: &'static str, source: HashError },
     #[error("field 'timestamp': {0}")]
     Timestamp(#[from] TimestampError),
     #[error("field '{0}' must not be empty")]
@@ -72,9 +69,7 @@ fn parse_hash<T>(
 ) -> Result<Option<T>, ObservationError> {
     match value.as_deref() {
         None | Some("") => Ok(None),
-        Some(text) => parse(text)
-            .map(Some)
-            .map_err(|source| ObservationError::Hash { field, source }),
+        Some(text) => parse(text).map(Some).map_err(|source| ObservationError::Hash { field, source }),
     }
 }
 
@@ -85,16 +80,13 @@ fn non_empty(value: Option<Cow<'_, str>>) -> Option<String> {
 impl Observation {
     /// Parses one NDJSON line. Unknown fields are ignored so that newer writers can feed older readers.
     pub fn parse_json(line: &[u8]) -> Result<Self, ObservationError> {
-        let raw: RawObservation<'_> = serde_json::from_slice(line)
-            .map_err(|error| ObservationError::Json(error.to_string()))?;
+        let raw: RawObservation<'_> =
+            serde_json::from_slice(line).map_err(|error| ObservationError::Json(error.to_string()))?;
         let device_id = raw.device_id.ok_or(ObservationError::Missing("deviceId"))?;
         if device_id.is_empty() {
             return Err(ObservationError::Empty("deviceId"));
         }
-        let timestamp = Timestamp::parse(
-            &raw.timestamp
-                .ok_or(ObservationError::Missing("timestamp"))?,
-        )?;
+        let timestamp = Timestamp::parse(&raw.timestamp.ok_or(ObservationError::Missing("timestamp"))?)?;
         let hashes = FileHashes {
             sha1: parse_hash("sha1", raw.sha1, Sha1::parse)?,
             sha256: parse_hash("sha256", raw.sha256, Sha256::parse)?,
@@ -146,18 +138,13 @@ mod tests {
         assert_eq!(observation.hashes.sha1.unwrap().to_string(), SHA1);
         assert_eq!(observation.folder_path.as_deref(), Some("C:\\Users\\a"));
         assert_eq!(observation.size, Some(42));
-        assert_eq!(
-            observation.timestamp.to_string(),
-            "2026-11-20T08:15:30.1234567Z"
-        );
+        assert_eq!(observation.timestamp.to_string(), "2026-11-20T08:15:30.1234567Z");
     }
 
     #[test]
     fn the_tenant_defaults_to_default() {
-        let observation = parse(&format!(
-            r#"{{"deviceId":"d","timestamp":"2026-01-01T00:00:00Z","sha1":"{SHA1}"}}"#
-        ))
-        .unwrap();
+        let observation =
+            parse(&format!(r#"{{"deviceId":"d","timestamp":"2026-01-01T00:00:00Z","sha1":"{SHA1}"}}"#)).unwrap();
         assert_eq!(observation.tenant_id, DEFAULT_TENANT);
     }
 
@@ -165,34 +152,13 @@ mod tests {
     fn each_kind_of_bad_line_says_why() {
         let cases = [
             ("{not json", "invalid JSON"),
-            (
-                r#"{"timestamp":"2026-01-01T00:00:00Z","sha1":"x"}"#,
-                "missing required field 'deviceId'",
-            ),
-            (
-                r#"{"deviceId":"d","sha1":"x"}"#,
-                "missing required field 'timestamp'",
-            ),
-            (
-                r#"{"deviceId":"d","timestamp":"2026-01-01T00:00:00Z"}"#,
-                "missing required field 'sha1, sha256 or md5'",
-            ),
-            (
-                r#"{"deviceId":"d","timestamp":"2026-01-01","sha1":"x"}"#,
-                "field 'timestamp'",
-            ),
-            (
-                r#"{"deviceId":"d","timestamp":"2026-01-01T00:00:00Z","sha256":"abc"}"#,
-                "field 'sha256'",
-            ),
-            (
-                r#"{"deviceId":"","timestamp":"2026-01-01T00:00:00Z","md5":"abc"}"#,
-                "must not be empty",
-            ),
-            (
-                r#"{"deviceId":"d","timestamp":"2026-01-01T00:00:00Z","md5":"abc","size":-1}"#,
-                "invalid JSON",
-            ),
+            (r#"{"timestamp":"2026-01-01T00:00:00Z","sha1":"x"}"#, "missing required field 'deviceId'"),
+            (r#"{"deviceId":"d","sha1":"x"}"#, "missing required field 'timestamp'"),
+            (r#"{"deviceId":"d","timestamp":"2026-01-01T00:00:00Z"}"#, "missing required field 'sha1, sha256 or md5'"),
+            (r#"{"deviceId":"d","timestamp":"2026-01-01","sha1":"x"}"#, "field 'timestamp'"),
+            (r#"{"deviceId":"d","timestamp":"2026-01-01T00:00:00Z","sha256":"abc"}"#, "field 'sha256'"),
+            (r#"{"deviceId":"","timestamp":"2026-01-01T00:00:00Z","md5":"abc"}"#, "must not be empty"),
+            (r#"{"deviceId":"d","timestamp":"2026-01-01T00:00:00Z","md5":"abc","size":-1}"#, "invalid JSON"),
         ];
         for (line, expected) in cases {
             let error = parse(line).unwrap_err().to_string();

@@ -4,9 +4,7 @@ use crate::hash::{FileHashes, Sha1};
 use crate::time::Timestamp;
 
 /// MDE's determination of a file, serialized by name.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum DeterminationType {
     #[default]
     Unknown,
@@ -31,16 +29,10 @@ impl DeterminationType {
 impl std::str::FromStr for DeterminationType {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, String> {
-        [
-            Self::Unknown,
-            Self::Malware,
-            Self::Unwanted,
-            Self::Clean,
-            Self::Pua,
-        ]
-        .into_iter()
-        .find(|kind| kind.as_str().eq_ignore_ascii_case(text))
-        .ok_or_else(|| format!("'{text}' is not one of Unknown, Malware, Unwanted, Clean, Pua"))
+        [Self::Unknown, Self::Malware, Self::Unwanted, Self::Clean, Self::Pua]
+            .into_iter()
+            .find(|kind| kind.as_str().eq_ignore_ascii_case(text))
+            .ok_or_else(|| format!("'{text}' is not one of Unknown, Malware, Unwanted, Clean, Pua"))
     }
 }
 
@@ -98,14 +90,8 @@ pub struct FileRecord {
 impl FileRecord {
     /// Widens the observed window to include `timestamp`.
     pub fn observe(&mut self, timestamp: Timestamp) {
-        self.global_first_observed = Some(
-            self.global_first_observed
-                .map_or(timestamp, |t| t.min(timestamp)),
-        );
-        self.global_last_observed = Some(
-            self.global_last_observed
-                .map_or(timestamp, |t| t.max(timestamp)),
-        );
+        self.global_first_observed = Some(self.global_first_observed.map_or(timestamp, |t| t.min(timestamp)));
+        self.global_last_observed = Some(self.global_last_observed.map_or(timestamp, |t| t.max(timestamp)));
     }
 
     /// Merges a record of the same file that was known by other hashes. Prevalence is not added:
@@ -131,23 +117,14 @@ mod tests {
     #[test]
     fn absorbing_a_record_keeps_every_field_of_both() {
         let mut first = FileRecord {
-            hashes: FileHashes {
-                sha1: Some(Sha1([1; 20])),
-                ..Default::default()
-            },
+            hashes: FileHashes { sha1: Some(Sha1([1; 20])), ..Default::default() },
             global_first_observed: Some(Timestamp(100)),
             global_last_observed: Some(Timestamp(200)),
-            facts: FileFacts {
-                file_publisher: Some("Contoso".into()),
-                ..Default::default()
-            },
+            facts: FileFacts { file_publisher: Some("Contoso".into()), ..Default::default() },
             ..Default::default()
         };
         let second = FileRecord {
-            hashes: FileHashes {
-                sha256: Some(Sha256([2; 32])),
-                ..Default::default()
-            },
+            hashes: FileHashes { sha256: Some(Sha256([2; 32])), ..Default::default() },
             global_first_observed: Some(Timestamp(50)),
             global_last_observed: Some(Timestamp(150)),
             size: Some(7),
@@ -171,14 +148,8 @@ mod tests {
 
     #[test]
     fn determination_types_parse_by_name() {
-        assert_eq!(
-            "pua".parse::<DeterminationType>(),
-            Ok(DeterminationType::Pua)
-        );
+        assert_eq!("pua".parse::<DeterminationType>(), Ok(DeterminationType::Pua));
         assert!("evil".parse::<DeterminationType>().is_err());
-        assert_eq!(
-            serde_json::to_string(&DeterminationType::Malware).unwrap(),
-            "\"Malware\""
-        );
+        assert_eq!(serde_json::to_string(&DeterminationType::Malware).unwrap(), "\"Malware\"");
     }
 }

@@ -3,9 +3,7 @@
 use std::fmt;
 
 /// A point in time as 100-nanosecond ticks since 1970-01-01T00:00:00Z (MDE's resolution).
-#[derive(
-    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Timestamp(pub i64);
 
 /// Why a string is not an RFC 3339 timestamp.
@@ -18,13 +16,10 @@ const TICKS_PER_SECOND: i64 = 10_000_000;
 impl Timestamp {
     /// Parses RFC 3339 with any offset; digits past the seventh fraction digit are truncated.
     pub fn parse(text: &str) -> Result<Self, TimestampError> {
-        let parsed =
-            time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-                .map_err(|_| TimestampError(text.to_owned()))?;
+        let parsed = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+            .map_err(|_| TimestampError(text.to_owned()))?;
         let ticks = parsed.unix_timestamp_nanos().div_euclid(100);
-        i64::try_from(ticks)
-            .map(Timestamp)
-            .map_err(|_| TimestampError(text.to_owned()))
+        i64::try_from(ticks).map(Timestamp).map_err(|_| TimestampError(text.to_owned()))
     }
 
     pub fn from_unix_seconds(seconds: i64) -> Self {
@@ -33,9 +28,7 @@ impl Timestamp {
 
     /// The current time from the system clock.
     pub fn now() -> Self {
-        let since = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
+        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         Timestamp((since.as_nanos() / 100) as i64)
     }
 
@@ -100,60 +93,30 @@ mod tests {
 
     #[test]
     fn timestamps_keep_seven_digits_and_drop_trailing_zeros() {
-        assert_eq!(
-            round_trip("2017-09-19T03:51:27.6785431Z"),
-            "2017-09-19T03:51:27.6785431Z"
-        );
+        assert_eq!(round_trip("2017-09-19T03:51:27.6785431Z"), "2017-09-19T03:51:27.6785431Z");
         assert_eq!(round_trip("2019-12-07T13:44:16Z"), "2019-12-07T13:44:16Z");
-        assert_eq!(
-            round_trip("2019-12-07T13:44:16.000Z"),
-            "2019-12-07T13:44:16Z"
-        );
-        assert_eq!(
-            round_trip("2019-12-07T13:44:16.5Z"),
-            "2019-12-07T13:44:16.5Z"
-        );
-        assert_eq!(
-            round_trip("2019-12-07T13:44:16.1200000Z"),
-            "2019-12-07T13:44:16.12Z"
-        );
+        assert_eq!(round_trip("2019-12-07T13:44:16.000Z"), "2019-12-07T13:44:16Z");
+        assert_eq!(round_trip("2019-12-07T13:44:16.5Z"), "2019-12-07T13:44:16.5Z");
+        assert_eq!(round_trip("2019-12-07T13:44:16.1200000Z"), "2019-12-07T13:44:16.12Z");
         // Nanoseconds are truncated to MDE's 100 ns ticks.
-        assert_eq!(
-            round_trip("2019-12-07T13:44:16.123456789Z"),
-            "2019-12-07T13:44:16.1234567Z"
-        );
+        assert_eq!(round_trip("2019-12-07T13:44:16.123456789Z"), "2019-12-07T13:44:16.1234567Z");
     }
 
     #[test]
     fn offsets_are_converted_to_utc() {
-        assert_eq!(
-            round_trip("2020-01-01T01:30:00+02:00"),
-            "2019-12-31T23:30:00Z"
-        );
-        assert_eq!(
-            round_trip("2024-02-29T23:59:59.9999999-00:30"),
-            "2024-03-01T00:29:59.9999999Z"
-        );
+        assert_eq!(round_trip("2020-01-01T01:30:00+02:00"), "2019-12-31T23:30:00Z");
+        assert_eq!(round_trip("2024-02-29T23:59:59.9999999-00:30"), "2024-03-01T00:29:59.9999999Z");
     }
 
     #[test]
     fn dates_before_the_epoch_format_correctly() {
-        assert_eq!(
-            round_trip("1969-12-31T23:59:59.9Z"),
-            "1969-12-31T23:59:59.9Z"
-        );
+        assert_eq!(round_trip("1969-12-31T23:59:59.9Z"), "1969-12-31T23:59:59.9Z");
         assert_eq!(round_trip("1601-01-01T00:00:00Z"), "1601-01-01T00:00:00Z");
     }
 
     #[test]
     fn malformed_timestamps_are_refused() {
-        for bad in [
-            "",
-            "yesterday",
-            "2020-13-01T00:00:00Z",
-            "2020-01-01 00:00:00",
-            "2020-01-01T00:00:00",
-        ] {
+        for bad in ["", "yesterday", "2020-13-01T00:00:00Z", "2020-01-01 00:00:00", "2020-01-01T00:00:00"] {
             assert!(Timestamp::parse(bad).is_err(), "{bad} was accepted");
         }
     }

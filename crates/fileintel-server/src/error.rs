@@ -35,40 +35,27 @@ struct Body<'a> {
 
 impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> Self {
-        ApiError::BadRequest {
-            code: "BadRequest",
-            message: message.into(),
-        }
+        ApiError::BadRequest { code: "BadRequest", message: message.into() }
     }
 
     fn parts(&self) -> (StatusCode, &'static str, String) {
         match self {
-            ApiError::InvalidHashValue(id) => (
-                StatusCode::BAD_REQUEST,
-                "InvalidHashValue",
-                format!("Hash value {id} is invalid."),
-            ),
-            ApiError::BadRequest { code, message } => {
-                (StatusCode::BAD_REQUEST, code, message.clone())
+            ApiError::InvalidHashValue(id) => {
+                (StatusCode::BAD_REQUEST, "InvalidHashValue", format!("Hash value {id} is invalid."))
             }
-            ApiError::NotFound(message) => {
-                (StatusCode::NOT_FOUND, "ResourceNotFound", message.clone())
-            }
+            ApiError::BadRequest { code, message } => (StatusCode::BAD_REQUEST, code, message.clone()),
+            ApiError::NotFound(message) => (StatusCode::NOT_FOUND, "ResourceNotFound", message.clone()),
             ApiError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "MethodNotAllowed",
                 "The HTTP method is not supported by this resource.".into(),
             ),
-            ApiError::PayloadTooLarge(message) => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "RequestEntityTooLarge",
-                message.clone(),
-            ),
-            ApiError::Internal(_) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalServerError",
-                "An unexpected error occurred.".into(),
-            ),
+            ApiError::PayloadTooLarge(message) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", message.clone())
+            }
+            ApiError::Internal(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", "An unexpected error occurred.".into())
+            }
             ApiError::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "ServiceUnavailable",
@@ -97,21 +84,13 @@ impl IntoResponse for ApiError {
             }
             _ => tracing::info!(%target, %status, code, %message, "request refused"),
         }
-        let body = Envelope {
-            error: Body {
-                code,
-                message: &message,
-                target,
-            },
-        };
-        let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| {
-            br#"{"error":{"code":"InternalServerError","message":"","target":""}}"#.to_vec()
-        });
+        let body = Envelope { error: Body { code, message: &message, target } };
+        let bytes = serde_json::to_vec(&body)
+            .unwrap_or_else(|_| br#"{"error":{"code":"InternalServerError","message":"","target":""}}"#.to_vec());
         let mut response = (status, bytes).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json; charset=utf-8"),
-        );
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
         response
     }
 }

@@ -12,13 +12,10 @@ use crate::AppState;
 use crate::error::ApiError;
 
 /// What MDE answers with; clients look for `application/json` at the front.
-const ODATA_JSON: &str =
-    "application/json; odata.metadata=minimal; odata.streaming=true; charset=utf-8";
+const ODATA_JSON: &str = "application/json; odata.metadata=minimal; odata.streaming=true; charset=utf-8";
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/files/{id}", get(get_file))
-        .route("/api/v1.0/files/{id}", get(get_file))
+    Router::new().route("/api/files/{id}", get(get_file)).route("/api/v1.0/files/{id}", get(get_file))
 }
 
 /// The host the client called, for `@odata.context`; falls back to the address we listen on.
@@ -45,11 +42,8 @@ async fn get_file(
 ) -> Result<Response, ApiError> {
     let Path(id) = id.map_err(|_| ApiError::InvalidHashValue("(undecodable)".into()))?;
     let hash = FileHash::parse(&id).map_err(|_| ApiError::InvalidHashValue(id.clone()))?;
-    let record = state
-        .store
-        .get_file(hash)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("File {id} was not found")))?;
+    let record =
+        state.store.get_file(hash).await?.ok_or_else(|| ApiError::NotFound(format!("File {id} was not found")))?;
     let context = file_entity_context(&state.config.scheme, request_host(&headers, &state));
     Ok(odata_json(FileEntity::new(context, &record).to_json()))
 }

@@ -31,20 +31,14 @@ async fn post_observations(
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
     if declared.is_some_and(|length| length > limit) {
-        return Err(ApiError::PayloadTooLarge(format!(
-            "The body exceeds the ingestion limit of {limit} bytes."
-        )));
+        return Err(ApiError::PayloadTooLarge(format!("The body exceeds the ingestion limit of {limit} bytes.")));
     }
-    let mut ingestor = Ingestor::new(
-        state.store.clone(),
-        DEFAULT_BATCH.min(state.config.ingest_batch),
-    );
+    let mut ingestor = Ingestor::new(state.store.clone(), DEFAULT_BATCH.min(state.config.ingest_batch));
     let mut stream = body.into_data_stream();
     let mut received: u64 = 0;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|error| {
-            ApiError::bad_request(format!("The request body could not be read: {error}"))
-        })?;
+        let chunk =
+            chunk.map_err(|error| ApiError::bad_request(format!("The request body could not be read: {error}")))?;
         received += chunk.len() as u64;
         if received > limit {
             let committed = ingestor.progress().accepted;

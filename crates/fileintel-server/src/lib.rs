@@ -63,10 +63,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, config: ServerConfig) -> Self {
-        AppState {
-            store,
-            config: Arc::new(config),
-        }
+        AppState { store, config: Arc::new(config) }
     }
 }
 
@@ -83,10 +80,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn health() -> impl IntoResponse {
-    (
-        StatusCode::OK,
-        axum::Json(serde_json::json!({"status": "ok"})),
-    )
+    (StatusCode::OK, axum::Json(serde_json::json!({"status": "ok"})))
 }
 
 async fn not_found() -> ApiError {
@@ -119,7 +113,5 @@ pub async fn serve(
             tracing::debug!(%error, "could not set TCP_NODELAY");
         }
     });
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
 }

@@ -27,19 +27,14 @@ struct Answer {
 
 impl Answer {
     fn json(&self) -> Value {
-        serde_json::from_str(&self.text)
-            .unwrap_or_else(|error| panic!("not JSON ({error}): {}", self.text))
+        serde_json::from_str(&self.text).unwrap_or_else(|error| panic!("not JSON ({error}): {}", self.text))
     }
 
     fn assert_envelope(&self, status: StatusCode, code: &str) -> Value {
         assert_eq!(self.status, status, "{}", self.text);
         let body = self.json();
         assert_eq!(body["error"]["code"], code, "{}", self.text);
-        assert!(
-            body["error"]["message"]
-                .as_str()
-                .is_some_and(|m| !m.is_empty())
-        );
+        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
         assert!(uuid::Uuid::parse_str(body["error"]["target"].as_str().unwrap()).is_ok());
         body
     }
@@ -51,10 +46,7 @@ fn spawn_app(batch: usize) -> TestApp {
     let mut config = ServerConfig::for_address("127.0.0.1:8080".parse().unwrap());
     config.max_ingest_bytes = 64 * 1024;
     config.ingest_batch = batch;
-    TestApp {
-        app: router(AppState::new(Arc::new(store), config)),
-        _dir: dir,
-    }
+    TestApp { app: router(AppState::new(Arc::new(store), config)), _dir: dir }
 }
 
 impl TestApp {
@@ -63,11 +55,7 @@ impl TestApp {
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        Answer {
-            status,
-            headers,
-            text: String::from_utf8(bytes.to_vec()).unwrap(),
-        }
+        Answer { status, headers, text: String::from_utf8(bytes.to_vec()).unwrap() }
     }
 
     async fn get(&self, path: &str) -> Answer {
@@ -97,10 +85,7 @@ fn observation(device: &str, time: &str, hashes: &str) -> String {
 
 async fn app_with_one_file() -> TestApp {
     let app = spawn_app(1000);
-    let hashes = format!(
-        r#""sha1":"{SHA1}","sha256":"{}","md5":"{MD5}""#,
-        SHA256.to_uppercase()
-    );
+    let hashes = format!(r#""sha1":"{SHA1}","sha256":"{}","md5":"{MD5}""#, SHA256.to_uppercase());
     let body = [
         observation("d-1", "2017-09-19T03:51:27.6785431Z", &hashes),
         observation("d-2", "2020-01-06T03:59:21.3229314Z", &hashes),
@@ -121,27 +106,14 @@ async fn get_file_answers_by_every_hash_form_and_case() {
         for id in [id.to_owned(), id.to_uppercase()] {
             for prefix in ["/api/files/", "/api/v1.0/files/"] {
                 let answer = app.get(&format!("{prefix}{id}")).await;
-                assert_eq!(
-                    answer.status,
-                    StatusCode::OK,
-                    "{prefix}{id}: {}",
-                    answer.text
-                );
+                assert_eq!(answer.status, StatusCode::OK, "{prefix}{id}: {}", answer.text);
                 assert_eq!(answer.headers["odata-version"], "4.0");
-                assert!(
-                    answer.headers["content-type"]
-                        .to_str()
-                        .unwrap()
-                        .starts_with("application/json")
-                );
+                assert!(answer.headers["content-type"].to_str().unwrap().starts_with("application/json"));
                 bodies.push(answer.text);
             }
         }
     }
-    assert!(
-        bodies.windows(2).all(|pair| pair[0] == pair[1]),
-        "every form returns the same entity"
-    );
+    assert!(bodies.windows(2).all(|pair| pair[0] == pair[1]), "every form returns the same entity");
 }
 
 #[tokio::test]
@@ -168,24 +140,13 @@ async fn get_file_returns_404_for_an_unknown_sha256() {
     let unknown = "0".repeat(64);
     let answer = app.get(&format!("/api/files/{unknown}")).await;
     let body = answer.assert_envelope(StatusCode::NOT_FOUND, "ResourceNotFound");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains(&unknown)
-    );
+    assert!(body["error"]["message"].as_str().unwrap().contains(&unknown));
 }
 
 #[tokio::test]
 async fn get_file_returns_400_for_ids_that_are_not_hashes() {
     let app = app_with_one_file().await;
-    for id in [
-        "xyz",
-        "4388963aaa83afe2042a46a3c017ad50bdcdafbZ",
-        &"a".repeat(41),
-        "%E2%82%AC%E2%82%AC",
-        "%FF",
-    ] {
+    for id in ["xyz", "4388963aaa83afe2042a46a3c017ad50bdcdafbZ", &"a".repeat(41), "%E2%82%AC%E2%82%AC", "%FF"] {
         let answer = app.get(&format!("/api/files/{id}")).await;
         answer.assert_envelope(StatusCode::BAD_REQUEST, "InvalidHashValue");
     }
@@ -194,34 +155,18 @@ async fn get_file_returns_400_for_ids_that_are_not_hashes() {
 #[tokio::test]
 async fn unknown_routes_and_wrong_methods_answer_in_the_envelope() {
     let app = spawn_app(10);
-    app.get("/api/nothing-here")
-        .await
-        .assert_envelope(StatusCode::NOT_FOUND, "ResourceNotFound");
-    let delete = Request::delete(format!("/api/files/{SHA1}"))
-        .body(Body::empty())
-        .unwrap();
-    app.send(delete)
-        .await
-        .assert_envelope(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed");
-    let get_ingest = Request::get("/api/ingest/observations")
-        .body(Body::empty())
-        .unwrap();
-    app.send(get_ingest)
-        .await
-        .assert_envelope(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed");
+    app.get("/api/nothing-here").await.assert_envelope(StatusCode::NOT_FOUND, "ResourceNotFound");
+    let delete = Request::delete(format!("/api/files/{SHA1}")).body(Body::empty()).unwrap();
+    app.send(delete).await.assert_envelope(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed");
+    let get_ingest = Request::get("/api/ingest/observations").body(Body::empty()).unwrap();
+    app.send(get_ingest).await.assert_envelope(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed");
 }
 
 #[tokio::test]
 async fn ingestion_reports_each_rejected_line_and_keeps_the_rest() {
     // A batch size of 2 makes the five good lines span several commits.
     let app = spawn_app(2);
-    let good = |device: &str| {
-        observation(
-            device,
-            "2026-11-20T08:15:30Z",
-            &format!(r#""sha1":"{SHA1}""#),
-        )
-    };
+    let good = |device: &str| observation(device, "2026-11-20T08:15:30Z", &format!(r#""sha1":"{SHA1}""#));
     let body = [
         good("a"),
         "{broken".to_owned(),
@@ -239,19 +184,10 @@ async fn ingestion_reports_each_rejected_line_and_keeps_the_rest() {
     let summary = answer.json();
     assert_eq!(summary["accepted"], 5);
     assert_eq!(summary["rejected"], 3);
-    let lines: Vec<u64> = summary["rejectedLines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["line"].as_u64().unwrap())
-        .collect();
+    let lines: Vec<u64> =
+        summary["rejectedLines"].as_array().unwrap().iter().map(|r| r["line"].as_u64().unwrap()).collect();
     assert_eq!(lines, [2, 5, 7]);
-    assert!(
-        summary["rejectedLines"][1]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("timestamp")
-    );
+    assert!(summary["rejectedLines"][1]["reason"].as_str().unwrap().contains("timestamp"));
     let file = app.get(&format!("/api/files/{SHA1}")).await.json();
     assert_eq!(file["globalPrevalence"], 4);
     assert_eq!(file["sha256"], Value::Null);
@@ -262,7 +198,5 @@ async fn an_ingestion_body_over_the_limit_is_refused_in_the_envelope() {
     let app = spawn_app(10);
     let line = observation("a", "2026-11-20T08:15:30Z", &format!(r#""sha1":"{SHA1}""#));
     let body = vec![line; 1000].join("\n");
-    app.ingest(body)
-        .await
-        .assert_envelope(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge");
+    app.ingest(body).await.assert_envelope(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge");
 }

@@ -4,9 +4,7 @@
 //! giving it an async factory that returns a fresh, empty store (and a guard that keeps its
 //! resources alive for the test).
 
-use fileintel_core::{
-    DeterminationType, FileFacts, FileHash, FileHashes, Md5, Observation, Sha1, Sha256, Timestamp,
-};
+use fileintel_core::{DeterminationType, FileFacts, FileHash, FileHashes, Md5, Observation, Sha1, Sha256, Timestamp};
 
 use crate::Store;
 
@@ -38,11 +36,7 @@ fn seen(tenant: &str, device: &str, seconds: i64, hashes: FileHashes) -> Observa
 }
 
 fn all_three(n: u8) -> FileHashes {
-    FileHashes {
-        sha1: Some(sha1(n)),
-        sha256: Some(sha256(n)),
-        md5: Some(md5(n)),
-    }
+    FileHashes { sha1: Some(sha1(n)), sha256: Some(sha256(n)), md5: Some(md5(n)) }
 }
 
 fn only(hash: FileHash) -> FileHashes {
@@ -50,26 +44,11 @@ fn only(hash: FileHash) -> FileHashes {
 }
 
 pub async fn every_hash_resolves_to_the_same_record(store: &dyn Store) {
-    let outcome = store
-        .ingest(vec![seen("t", "d1", 0, all_three(1))])
-        .await
-        .unwrap();
+    let outcome = store.ingest(vec![seen("t", "d1", 0, all_three(1))]).await.unwrap();
     assert_eq!((outcome.accepted, outcome.new_files), (1, 1));
-    let by_sha1 = store
-        .get_file(FileHash::Sha1(sha1(1)))
-        .await
-        .unwrap()
-        .unwrap();
-    let by_sha256 = store
-        .get_file(FileHash::Sha256(sha256(1)))
-        .await
-        .unwrap()
-        .unwrap();
-    let by_md5 = store
-        .get_file(FileHash::Md5(md5(1)))
-        .await
-        .unwrap()
-        .unwrap();
+    let by_sha1 = store.get_file(FileHash::Sha1(sha1(1))).await.unwrap().unwrap();
+    let by_sha256 = store.get_file(FileHash::Sha256(sha256(1))).await.unwrap().unwrap();
+    let by_md5 = store.get_file(FileHash::Md5(md5(1))).await.unwrap().unwrap();
     assert_eq!(by_sha1, by_sha256);
     assert_eq!(by_sha1, by_md5);
     assert_eq!(by_sha1.hashes, all_three(1));
@@ -78,31 +57,10 @@ pub async fn every_hash_resolves_to_the_same_record(store: &dyn Store) {
 }
 
 pub async fn unknown_hashes_are_not_found(store: &dyn Store) {
-    store
-        .ingest(vec![seen("t", "d1", 0, all_three(1))])
-        .await
-        .unwrap();
-    assert!(
-        store
-            .get_file(FileHash::Sha1(sha1(2)))
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        store
-            .get_file(FileHash::Sha256(sha256(2)))
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        store
-            .get_file(FileHash::Md5(md5(2)))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    store.ingest(vec![seen("t", "d1", 0, all_three(1))]).await.unwrap();
+    assert!(store.get_file(FileHash::Sha1(sha1(2))).await.unwrap().is_none());
+    assert!(store.get_file(FileHash::Sha256(sha256(2))).await.unwrap().is_none());
+    assert!(store.get_file(FileHash::Md5(md5(2))).await.unwrap().is_none());
 }
 
 pub async fn distinct_devices_are_counted_exactly_under_duplicates_and_disorder(store: &dyn Store) {
@@ -120,25 +78,14 @@ pub async fn distinct_devices_are_counted_exactly_under_duplicates_and_disorder(
     again.reverse();
     store.ingest(again[..2].to_vec()).await.unwrap();
     store.ingest(again[2..].to_vec()).await.unwrap();
-    let record = store
-        .get_file(FileHash::Sha1(sha1(3)))
-        .await
-        .unwrap()
-        .unwrap();
+    let record = store.get_file(FileHash::Sha1(sha1(3))).await.unwrap().unwrap();
     // d1 in tenant "t" and d1 in tenant "other" are two devices.
     assert_eq!(record.global_prevalence, 3);
     assert_eq!(record.global_first_observed, Some(at(5)));
     assert_eq!(record.global_last_observed, Some(at(70)));
     // An earlier observation arriving late moves the first-observed time back.
-    store
-        .ingest(vec![seen("t", "d2", -100, file)])
-        .await
-        .unwrap();
-    let record = store
-        .get_file(FileHash::Md5(md5(3)))
-        .await
-        .unwrap()
-        .unwrap();
+    store.ingest(vec![seen("t", "d2", -100, file)]).await.unwrap();
+    let record = store.get_file(FileHash::Md5(md5(3))).await.unwrap().unwrap();
     assert_eq!(record.global_prevalence, 3);
     assert_eq!(record.global_first_observed, Some(at(-100)));
 }
@@ -157,153 +104,59 @@ pub async fn records_first_known_by_different_hashes_are_linked(store: &dyn Stor
     store
         .put_facts(
             only(FileHash::Sha256(sha256(4))),
-            FileFacts {
-                file_publisher: Some("Contoso".into()),
-                ..Default::default()
-            },
+            FileFacts { file_publisher: Some("Contoso".into()), ..Default::default() },
         )
         .await
         .unwrap();
     assert_eq!(store.stats().await.unwrap().files, 2);
     // An observation that carries both hashes links them: nothing is lost, b counts once.
-    let linking = FileHashes {
-        sha1: Some(sha1(4)),
-        sha256: Some(sha256(4)),
-        md5: None,
-    };
-    let outcome = store
-        .ingest(vec![seen("t", "d", 15, linking)])
-        .await
-        .unwrap();
+    let linking = FileHashes { sha1: Some(sha1(4)), sha256: Some(sha256(4)), md5: None };
+    let outcome = store.ingest(vec![seen("t", "d", 15, linking)]).await.unwrap();
     assert_eq!(outcome.accepted, 1);
     assert!(outcome.rejected.is_empty());
-    let record = store
-        .get_file(FileHash::Sha1(sha1(4)))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        record,
-        store
-            .get_file(FileHash::Sha256(sha256(4)))
-            .await
-            .unwrap()
-            .unwrap()
-    );
+    let record = store.get_file(FileHash::Sha1(sha1(4))).await.unwrap().unwrap();
+    assert_eq!(record, store.get_file(FileHash::Sha256(sha256(4))).await.unwrap().unwrap());
     assert_eq!(record.hashes, linking);
     assert_eq!(record.global_prevalence, 4, "devices a, b, c, d");
     assert_eq!(record.global_first_observed, Some(at(5)));
     assert_eq!(record.global_last_observed, Some(at(30)));
     assert_eq!(record.facts.file_publisher.as_deref(), Some("Contoso"));
     assert_eq!(store.stats().await.unwrap().files, 1);
-    let devices = store
-        .file_devices(FileHash::Sha1(sha1(4)), "t")
-        .await
-        .unwrap();
-    let b = devices
-        .iter()
-        .find(|device| device.device_id == "b")
-        .unwrap();
+    let devices = store.file_devices(FileHash::Sha1(sha1(4)), "t").await.unwrap();
+    let b = devices.iter().find(|device| device.device_id == "b").unwrap();
     assert_eq!((b.first_seen, b.last_seen), (at(5), at(20)));
     // Adding the MD5 later joins it to the same record.
-    store
-        .ingest(vec![seen(
-            "t",
-            "a",
-            40,
-            FileHashes {
-                md5: Some(md5(4)),
-                ..linking
-            },
-        )])
-        .await
-        .unwrap();
-    let by_md5 = store
-        .get_file(FileHash::Md5(md5(4)))
-        .await
-        .unwrap()
-        .unwrap();
+    store.ingest(vec![seen("t", "a", 40, FileHashes { md5: Some(md5(4)), ..linking })]).await.unwrap();
+    let by_md5 = store.get_file(FileHash::Md5(md5(4))).await.unwrap().unwrap();
     assert_eq!(by_md5.global_prevalence, 4);
     assert_eq!(by_md5.hashes.sha256, Some(sha256(4)));
 }
 
 pub async fn a_conflicting_pairing_is_rejected_and_the_first_is_kept(store: &dyn Store) {
-    let first = FileHashes {
-        sha1: Some(sha1(5)),
-        sha256: Some(sha256(5)),
-        md5: None,
-    };
-    let second = FileHashes {
-        sha1: Some(sha1(5)),
-        sha256: Some(sha256(6)),
-        md5: None,
-    };
+    let first = FileHashes { sha1: Some(sha1(5)), sha256: Some(sha256(5)), md5: None };
+    let second = FileHashes { sha1: Some(sha1(5)), sha256: Some(sha256(6)), md5: None };
     let outcome = store
-        .ingest(vec![
-            seen("t", "a", 0, first),
-            seen("t", "b", 1, second),
-            seen("t", "c", 2, first),
-        ])
+        .ingest(vec![seen("t", "a", 0, first), seen("t", "b", 1, second), seen("t", "c", 2, first)])
         .await
         .unwrap();
     assert_eq!(outcome.accepted, 2);
     assert_eq!(outcome.rejected.len(), 1);
     assert_eq!(outcome.rejected[0].0, 1);
-    assert!(
-        outcome.rejected[0].1.contains(&sha256(5).to_string()),
-        "{}",
-        outcome.rejected[0].1
-    );
-    let record = store
-        .get_file(FileHash::Sha1(sha1(5)))
-        .await
-        .unwrap()
-        .unwrap();
+    assert!(outcome.rejected[0].1.contains(&sha256(5).to_string()), "{}", outcome.rejected[0].1);
+    let record = store.get_file(FileHash::Sha1(sha1(5))).await.unwrap().unwrap();
     assert_eq!(record.hashes.sha256, Some(sha256(5)));
     assert_eq!(record.global_prevalence, 2);
-    assert!(
-        store
-            .get_file(FileHash::Sha256(sha256(6)))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(store.get_file(FileHash::Sha256(sha256(6))).await.unwrap().is_none());
     // Two records already held apart cannot be joined by a third hash that names both.
+    store.ingest(vec![seen("t", "a", 0, only(FileHash::Md5(md5(7))))]).await.unwrap();
+    let joins_both = FileHashes { sha1: Some(sha1(5)), sha256: Some(sha256(7)), md5: Some(md5(7)) };
     store
-        .ingest(vec![seen("t", "a", 0, only(FileHash::Md5(md5(7))))])
+        .ingest(vec![seen("t", "a", 0, FileHashes { sha256: Some(sha256(7)), ..only(FileHash::Md5(md5(7))) })])
         .await
         .unwrap();
-    let joins_both = FileHashes {
-        sha1: Some(sha1(5)),
-        sha256: Some(sha256(7)),
-        md5: Some(md5(7)),
-    };
-    store
-        .ingest(vec![seen(
-            "t",
-            "a",
-            0,
-            FileHashes {
-                sha256: Some(sha256(7)),
-                ..only(FileHash::Md5(md5(7)))
-            },
-        )])
-        .await
-        .unwrap();
-    let outcome = store
-        .ingest(vec![seen("t", "x", 9, joins_both)])
-        .await
-        .unwrap();
+    let outcome = store.ingest(vec![seen("t", "x", 9, joins_both)]).await.unwrap();
     assert_eq!(outcome.rejected.len(), 1, "{outcome:?}");
-    assert_eq!(
-        store
-            .get_file(FileHash::Sha1(sha1(5)))
-            .await
-            .unwrap()
-            .unwrap()
-            .global_prevalence,
-        2
-    );
+    assert_eq!(store.get_file(FileHash::Sha1(sha1(5))).await.unwrap().unwrap().global_prevalence, 2);
 }
 
 pub async fn each_tenant_sees_only_its_own_devices(store: &dyn Store) {
@@ -317,48 +170,17 @@ pub async fn each_tenant_sees_only_its_own_devices(store: &dyn Store) {
         ])
         .await
         .unwrap();
-    let mut contoso = store
-        .file_devices(FileHash::Sha256(sha256(8)), "contoso")
-        .await
-        .unwrap();
+    let mut contoso = store.file_devices(FileHash::Sha256(sha256(8)), "contoso").await.unwrap();
     contoso.sort_by(|a, b| a.device_id.cmp(&b.device_id));
     assert_eq!(contoso.len(), 2);
     assert_eq!(contoso[0].device_id, "d1");
     assert_eq!(contoso[0].device_name.as_deref(), Some("d1.contoso.local"));
-    assert_eq!(
-        (contoso[0].first_seen, contoso[0].last_seen),
-        (at(10), at(20))
-    );
-    assert_eq!(
-        contoso[0].file_name.as_deref(),
-        Some("name-20.exe"),
-        "the latest name wins"
-    );
-    let fabrikam = store
-        .file_devices(FileHash::Md5(md5(8)), "fabrikam")
-        .await
-        .unwrap();
-    assert_eq!(
-        fabrikam
-            .iter()
-            .map(|d| d.device_id.as_str())
-            .collect::<Vec<_>>(),
-        ["d9"]
-    );
-    assert!(
-        store
-            .file_devices(FileHash::Md5(md5(8)), "nobody")
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert!(
-        store
-            .file_devices(FileHash::Md5(md5(9)), "contoso")
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!((contoso[0].first_seen, contoso[0].last_seen), (at(10), at(20)));
+    assert_eq!(contoso[0].file_name.as_deref(), Some("name-20.exe"), "the latest name wins");
+    let fabrikam = store.file_devices(FileHash::Md5(md5(8)), "fabrikam").await.unwrap();
+    assert_eq!(fabrikam.iter().map(|d| d.device_id.as_str()).collect::<Vec<_>>(), ["d9"]);
+    assert!(store.file_devices(FileHash::Md5(md5(8)), "nobody").await.unwrap().is_empty());
+    assert!(store.file_devices(FileHash::Md5(md5(9)), "contoso").await.unwrap().is_empty());
 }
 
 pub async fn static_facts_are_kept_beside_observations(store: &dyn Store) {
@@ -372,29 +194,74 @@ pub async fn static_facts_are_kept_beside_observations(store: &dyn Store) {
         determination_value: Some("PUA:Win32/Example".into()),
         ..Default::default()
     };
-    store
-        .put_facts(only(FileHash::Sha256(sha256(10))), facts.clone())
-        .await
-        .unwrap();
-    let record = store
-        .get_file(FileHash::Sha256(sha256(10)))
-        .await
-        .unwrap()
-        .unwrap();
+    store.put_facts(only(FileHash::Sha256(sha256(10))), facts.clone()).await.unwrap();
+    let record = store.get_file(FileHash::Sha256(sha256(10))).await.unwrap().unwrap();
     assert_eq!(record.facts, facts);
     assert_eq!(record.global_prevalence, 0);
     assert_eq!(record.global_first_observed, None);
-    store
-        .ingest(vec![seen("t", "a", 0, all_three(10))])
-        .await
-        .unwrap();
-    let record = store
-        .get_file(FileHash::Sha1(sha1(10)))
-        .await
-        .unwrap()
-        .unwrap();
+    store.ingest(vec![seen("t", "a", 0, all_three(10))]).await.unwrap();
+    let record = store.get_file(FileHash::Sha1(sha1(10))).await.unwrap().unwrap();
     assert_eq!(record.facts, facts);
     assert_eq!(record.global_prevalence, 1);
+}
+
+pub async fn a_file_first_known_by_one_hash_gains_the_others(store: &dyn Store) {
+    store.ingest(vec![seen("t", "a", 0, only(FileHash::Sha1(sha1(11))))]).await.unwrap();
+    store.ingest(vec![seen("t", "b", 1, only(FileHash::Md5(md5(12))))]).await.unwrap();
+    // New SHA-256s: the records can only be found by their other hash.
+    store.ingest(vec![seen("t", "c", 2, all_three(11)), seen("t", "d", 3, all_three(12))]).await.unwrap();
+    assert_eq!(store.stats().await.unwrap().files, 2);
+    for n in [11, 12] {
+        let record = store.get_file(FileHash::Sha256(sha256(n))).await.unwrap().unwrap();
+        assert_eq!(record.global_prevalence, 2);
+        assert_eq!(record.hashes, all_three(n));
+    }
+    // Once complete, a further new file with all hashes is still a new file.
+    store.ingest(vec![seen("t", "e", 4, all_three(13))]).await.unwrap();
+    assert_eq!(store.stats().await.unwrap().files, 3);
+}
+
+pub async fn large_calls_count_exactly_across_partial_hashes_and_links(store: &dyn Store) {
+    // Files first reported by MD5 alone, then by SHA-1 alone (two records), then by all three
+    // hashes (which links them), interleaved across one large call and a second one.
+    let files = 1500u32;
+    let mut expected: std::collections::HashMap<u32, std::collections::HashSet<(u32, u32)>> = Default::default();
+    let mut observations = Vec::new();
+    for i in 0..30_000u32 {
+        let file = i % files;
+        let (tenant, device) = (i % 2, (i * 7) % 53);
+        expected.entry(file).or_default().insert((tenant, device));
+        let id = |n: usize| {
+            let mut bytes = [0u8; 32];
+            bytes[..4].copy_from_slice(&file.to_be_bytes());
+            bytes[4] = 0xAB;
+            bytes[..n].to_vec()
+        };
+        let full = FileHashes {
+            sha1: Sha1::from_slice(&id(20)),
+            sha256: Sha256::from_slice(&id(32)),
+            md5: Md5::from_slice(&id(16)),
+        };
+        let hashes = match (i / files) % 5 {
+            0 => FileHashes { md5: full.md5, ..Default::default() },
+            1 => FileHashes { sha1: full.sha1, ..Default::default() },
+            _ => full,
+        };
+        observations.push(seen(&format!("t{tenant}"), &format!("d{device}"), i64::from(i), hashes));
+    }
+    let second = observations.split_off(20_000);
+    let first = store.ingest(observations).await.unwrap();
+    let again = store.ingest(second).await.unwrap();
+    assert_eq!(first.accepted + again.accepted, 30_000, "{:?} {:?}", first.rejected.first(), again.rejected.first());
+    assert_eq!(store.stats().await.unwrap().files, u64::from(files));
+    for file in [0u32, 1, 777, 1499] {
+        let mut sha1 = [0u8; 20];
+        sha1[..4].copy_from_slice(&file.to_be_bytes());
+        sha1[4] = 0xAB;
+        let record = store.get_file(FileHash::Sha1(Sha1(sha1))).await.unwrap().unwrap();
+        assert_eq!(record.global_prevalence, expected[&file].len() as u64, "file {file}");
+        assert!(record.hashes.sha256.is_some() && record.hashes.md5.is_some());
+    }
 }
 
 /// Instantiates the whole contract suite as `#[tokio::test]`s for one backend.
@@ -410,6 +277,8 @@ macro_rules! contract_suite {
             a_conflicting_pairing_is_rejected_and_the_first_is_kept,
             each_tenant_sees_only_its_own_devices,
             static_facts_are_kept_beside_observations,
+            large_calls_count_exactly_across_partial_hashes_and_links,
+            a_file_first_known_by_one_hash_gains_the_others,
         );
     };
     (@tests $factory:ident, $($name:ident),* $(,)?) => {

@@ -86,11 +86,7 @@ pub trait Store: Send + Sync + 'static {
     async fn put_facts(&self, hashes: FileHashes, facts: FileFacts) -> Result<(), StoreError>;
 
     /// The devices of `tenant` that observed the file, in no particular order.
-    async fn file_devices(
-        &self,
-        hash: FileHash,
-        tenant: &str,
-    ) -> Result<Vec<DeviceSighting>, StoreError>;
+    async fn file_devices(&self, hash: FileHash, tenant: &str) -> Result<Vec<DeviceSighting>, StoreError>;
 
     async fn stats(&self) -> Result<StoreStats, StoreError>;
 }

@@ -75,13 +75,8 @@ impl Ingestor {
             return Ok(());
         }
         let store = self.store.clone();
-        let ParsedBatch {
-            observations,
-            lines,
-        } = batch;
-        self.in_flight = Some(tokio::spawn(async move {
-            (lines, store.ingest(observations).await)
-        }));
+        let ParsedBatch { observations, lines } = batch;
+        self.in_flight = Some(tokio::spawn(async move { (lines, store.ingest(observations).await) }));
         Ok(())
     }
 
@@ -89,9 +84,7 @@ impl Ingestor {
         let Some(commit) = self.in_flight.take() else {
             return Ok(());
         };
-        let (lines, outcome) = commit
-            .await
-            .map_err(|error| StoreError::Backend(format!("commit task: {error}")))?;
+        let (lines, outcome) = commit.await.map_err(|error| StoreError::Backend(format!("commit task: {error}")))?;
         let outcome = outcome?;
         self.summary.accepted += outcome.accepted;
         self.summary.files_touched += outcome.files_touched;

@@ -53,26 +53,20 @@ fn progress_bar(length: Option<u64>, label: &str) -> ProgressBar {
     } else {
         "{msg} {bytes} {binary_bytes_per_sec}"
     };
-    bar.set_style(
-        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    bar.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()));
     bar.set_message(label.to_owned());
     bar
 }
 
 pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async {
         let mut summaries = Vec::new();
         let local = match &args.server {
             Some(_) => None,
             None => Some(open_store(&args.store.data_dir)?),
         };
-        let store: Option<Arc<dyn Store>> =
-            local.clone().map(|store| Arc::new(store) as Arc<dyn Store>);
+        let store: Option<Arc<dyn Store>> = local.clone().map(|store| Arc::new(store) as Arc<dyn Store>);
         for path in &args.files {
             let label = path.display().to_string();
             let summary = match (&store, &args.server) {
@@ -92,11 +86,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
         }
         report(&summaries, args.json)?;
         let rejected = summaries.iter().any(|(_, summary)| summary.rejected > 0);
-        Ok(if rejected {
-            ExitCode::from(2)
-        } else {
-            ExitCode::SUCCESS
-        })
+        Ok(if rejected { ExitCode::from(2) } else { ExitCode::SUCCESS })
     })
 }
 
@@ -104,48 +94,29 @@ fn open_store(data_dir: &Path) -> anyhow::Result<FjallStore> {
     match FjallStore::open(data_dir) {
         Ok(store) => Ok(store),
         Err(StoreError::Busy(holder)) => {
-            let address = holder
-                .split("listening on ")
-                .nth(1)
-                .unwrap_or("http://HOST:PORT");
+            let address = holder.split("listening on ").nth(1).unwrap_or("http://HOST:PORT");
             bail!(
                 "{holder}.\nThe embedded store takes one process at a time. Stop that server, or send the data through it:\n  fileintel ingest --server {address} FILE..."
             )
         }
-        Err(error) => {
-            Err(error).with_context(|| format!("opening the store in {}", data_dir.display()))
-        }
+        Err(error) => Err(error).with_context(|| format!("opening the store in {}", data_dir.display())),
     }
 }
 
-async fn ingest_local(
-    store: Arc<dyn Store>,
-    path: &Path,
-    batch: usize,
-) -> anyhow::Result<IngestSummary> {
+async fn ingest_local(store: Arc<dyn Store>, path: &Path, batch: usize) -> anyhow::Result<IngestSummary> {
     let (mut input, length) = open_input(path)?;
     let bar = progress_bar(length, &path.display().to_string());
     let mut ingestor = Ingestor::new(store, batch);
     let mut buffer = vec![0u8; CHUNK];
     loop {
-        let read = input
-            .read(&mut buffer)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let read = input.read(&mut buffer).with_context(|| format!("reading {}", path.display()))?;
         if read == 0 {
             break;
         }
-        ingestor
-            .push(&buffer[..read])
-            .await
-            .context("storing observations")?;
+        ingestor.push(&buffer[..read]).await.context("storing observations")?;
         bar.inc(read as u64);
         let progress = ingestor.progress();
-        bar.set_message(format!(
-            "{} accepted {} rejected {}",
-            path.display(),
-            progress.accepted,
-            progress.rejected
-        ));
+        bar.set_message(format!("{} accepted {} rejected {}", path.display(), progress.accepted, progress.rejected));
     }
     let summary = ingestor.finish().await.context("storing observations")?;
     bar.finish_and_clear();
@@ -155,17 +126,15 @@ async fn ingest_local(
 async fn ingest_remote(server: &str, path: &Path) -> anyhow::Result<IngestSummary> {
     let started = Instant::now();
     let base = server.trim_end_matches('/');
-    let uri: hyper::Uri = format!("{base}/api/ingest/observations")
-        .parse()
-        .with_context(|| format!("server URL {server}"))?;
+    let uri: hyper::Uri =
+        format!("{base}/api/ingest/observations").parse().with_context(|| format!("server URL {server}"))?;
     if uri.scheme_str() != Some("http") {
         bail!("--server takes an http:// URL");
     }
     let (mut input, length) = open_input(path)?;
     let bar = progress_bar(length, &path.display().to_string());
     // Read on a blocking thread and stream the chunks as the request body.
-    let (sender, receiver) =
-        tokio::sync::mpsc::channel::<Result<hyper::body::Frame<Bytes>, std::io::Error>>(4);
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<hyper::body::Frame<Bytes>, std::io::Error>>(4);
     let reader_bar = bar.clone();
     let reader = tokio::task::spawn_blocking(move || {
         let mut buffer = vec![0u8; CHUNK];
@@ -191,19 +160,10 @@ async fn ingest_remote(server: &str, path: &Path) -> anyhow::Result<IngestSummar
         .header(hyper::header::CONTENT_TYPE, "application/x-ndjson")
         .body(body)
         .context("building the request")?;
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http();
-    let response = client
-        .request(request)
-        .await
-        .with_context(|| format!("sending to {server}"))?;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let response = client.request(request).await.with_context(|| format!("sending to {server}"))?;
     let status = response.status();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .context("reading the answer")?
-        .to_bytes();
+    let bytes = response.into_body().collect().await.context("reading the answer")?.to_bytes();
     reader.await.ok();
     bar.finish_and_clear();
     if !status.is_success() {
@@ -213,8 +173,7 @@ async fn ingest_remote(server: &str, path: &Path) -> anyhow::Result<IngestSummar
             .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
         bail!("the server refused the import ({status}): {message}");
     }
-    let answer: serde_json::Value =
-        serde_json::from_slice(&bytes).context("decoding the server's summary")?;
+    let answer: serde_json::Value = serde_json::from_slice(&bytes).context("decoding the server's summary")?;
     let mut summary = summary_from_json(&answer);
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
@@ -248,9 +207,7 @@ fn summary_from_json(answer: &serde_json::Value) -> IngestSummary {
         seconds: answer["seconds"].as_f64().unwrap_or_default(),
         observations_per_second: answer["observationsPerSecond"].as_f64().unwrap_or_default(),
         rejected_lines,
-        rejected_lines_truncated: answer["rejectedLinesTruncated"]
-            .as_bool()
-            .unwrap_or_default(),
+        rejected_lines_truncated: answer["rejectedLinesTruncated"].as_bool().unwrap_or_default(),
     }
 }
 

@@ -37,26 +37,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(workers) = args.workers {
         runtime.worker_threads(workers.max(1));
     }
-    runtime
-        .enable_all()
-        .build()
-        .context("starting the runtime")?
-        .block_on(serve(args))?;
+    runtime.enable_all().build().context("starting the runtime")?.block_on(serve(args))?;
     Ok(ExitCode::SUCCESS)
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = FjallStore::open(&args.store.data_dir)
         .with_context(|| format!("opening the store in {}", args.store.data_dir.display()))?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("listening on {}", args.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     let address = listener.local_addr().context("reading the bound address")?;
     store
-        .describe_holder(&format!(
-            "fileintel serve (pid {}) listening on http://{address}",
-            std::process::id()
-        ))
+        .describe_holder(&format!("fileintel serve (pid {}) listening on http://{address}", std::process::id()))
         .context("recording the lock holder")?;
     let store: Arc<dyn Store> = Arc::new(store);
     if args.demo {
@@ -64,17 +56,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ingestor.push(DEMO_OBSERVATIONS.as_bytes()).await?;
         let summary = ingestor.finish().await?;
         tracing::info!(observations = summary.accepted, "demo data loaded");
-        tracing::info!(
-            "try: curl -s http://{address}/api/files/2c4cd67ad70a478e658e5a9cbf26ae44e666d039"
-        );
+        tracing::info!("try: curl -s http://{address}/api/files/2c4cd67ad70a478e658e5a9cbf26ae44e666d039");
     }
     let mut config = ServerConfig::for_address(address);
     config.max_ingest_bytes = args.max_ingest_bytes;
     let state = AppState::new(store, config);
     tracing::info!(%address, data_dir = %args.store.data_dir.display(), "fileintel is serving (no authentication yet)");
-    fileintel_server::serve(listener, state, shutdown_signal())
-        .await
-        .context("serving")?;
+    fileintel_server::serve(listener, state, shutdown_signal()).await.context("serving")?;
     tracing::info!("stopped");
     Ok(())
 }

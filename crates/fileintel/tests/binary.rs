@@ -24,10 +24,7 @@ impl Drop for Server {
 }
 
 fn free_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
 fn start_server(data_dir: &Path) -> Server {
@@ -50,12 +47,7 @@ fn start_server(data_dir: &Path) -> Server {
 }
 
 /// A plain HTTP/1.1 exchange: (status, body).
-fn request(
-    address: SocketAddr,
-    method: &str,
-    path: &str,
-    body: &str,
-) -> std::io::Result<(u16, String)> {
+fn request(address: SocketAddr, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     write!(
@@ -65,14 +57,10 @@ fn request(
     )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
-    let (head, body) = response.split_once("\r\n\r\n").ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "no complete response")
-    })?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "no complete response"))?;
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     Ok((status, body.to_owned()))
 }
 
@@ -99,15 +87,9 @@ fn a_kill_9_during_ingestion_loses_no_acknowledged_observation() {
     let sender = std::thread::spawn(move || {
         let mut acknowledged = Vec::new();
         for batch in 0.. {
-            let body: Vec<String> = (0..200)
-                .map(|item| observation(&format!("dev-{item}"), &sha1_for(batch, item)))
-                .collect();
-            match request(
-                address,
-                "POST",
-                "/api/ingest/observations",
-                &body.join("\n"),
-            ) {
+            let body: Vec<String> =
+                (0..200).map(|item| observation(&format!("dev-{item}"), &sha1_for(batch, item))).collect();
+            match request(address, "POST", "/api/ingest/observations", &body.join("\n")) {
                 Ok((200, answer)) => {
                     let summary: Value = serde_json::from_str(&answer).unwrap();
                     assert_eq!(summary["accepted"], 200);
@@ -122,34 +104,20 @@ fn a_kill_9_during_ingestion_loses_no_acknowledged_observation() {
     std::thread::sleep(Duration::from_millis(1500));
     drop(server); // SIGKILL, mid-stream.
     let acknowledged = sender.join().unwrap();
-    assert!(
-        acknowledged.len() > 3,
-        "too few batches were acknowledged to mean anything: {}",
-        acknowledged.len()
-    );
+    assert!(acknowledged.len() > 3, "too few batches were acknowledged to mean anything: {}", acknowledged.len());
 
     let server = start_server(dir.path());
     for &batch in &acknowledged {
         for item in (0..200).step_by(7).chain([199]) {
-            let (status, file) = get_json(
-                server.address,
-                &format!("/api/files/{}", sha1_for(batch, item)),
-            );
-            assert_eq!(
-                status, 200,
-                "batch {batch} item {item} was acknowledged but is missing"
-            );
+            let (status, file) = get_json(server.address, &format!("/api/files/{}", sha1_for(batch, item)));
+            assert_eq!(status, 200, "batch {batch} item {item} was acknowledged but is missing");
             assert_eq!(file["globalPrevalence"], 1);
         }
     }
     // And the recovered store still takes writes.
-    let (status, _) = request(
-        server.address,
-        "POST",
-        "/api/ingest/observations",
-        &observation("late", &sha1_for(999_999, 0)),
-    )
-    .unwrap();
+    let (status, _) =
+        request(server.address, "POST", "/api/ingest/observations", &observation("late", &sha1_for(999_999, 0)))
+            .unwrap();
     assert_eq!(status, 200);
 }
 
@@ -167,36 +135,20 @@ fn ingest_reports_rejected_lines_and_the_server_then_answers_from_the_store() {
     ];
     std::fs::write(&input, lines.join("\n")).unwrap();
     let data = dir.path().join("data");
-    let output = Command::new(BIN)
-        .args(["ingest", "--json", "--data-dir"])
-        .arg(&data)
-        .arg(&input)
-        .output()
-        .unwrap();
+    let output = Command::new(BIN).args(["ingest", "--json", "--data-dir"]).arg(&data).arg(&input).output().unwrap();
     assert_eq!(output.status.code(), Some(2), "rejections give exit code 2");
     let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(summary[0]["accepted"], 3);
     assert_eq!(summary[0]["rejected"], 2);
     assert_eq!(summary[0]["rejectedLines"][0]["line"], 2);
     assert_eq!(summary[0]["rejectedLines"][1]["line"], 4);
-    assert!(
-        summary[0]["rejectedLines"][1]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("sha256")
-    );
+    assert!(summary[0]["rejectedLines"][1]["reason"].as_str().unwrap().contains("sha256"));
 
     let server = start_server(&data);
-    let (status, file) = get_json(
-        server.address,
-        &format!("/api/files/{}", sha1.to_uppercase()),
-    );
+    let (status, file) = get_json(server.address, &format!("/api/files/{}", sha1.to_uppercase()));
     assert_eq!(status, 200);
     assert_eq!(file["globalPrevalence"], 2);
-    assert_eq!(
-        file["@odata.context"],
-        format!("http://{}/api/$metadata#Files/$entity", server.address)
-    );
+    assert_eq!(file["@odata.context"], format!("http://{}/api/$metadata#Files/$entity", server.address));
 }
 
 #[test]
@@ -205,29 +157,17 @@ fn ingest_beside_a_running_server_says_what_to_do_and_works_through_it() {
     let server = start_server(dir.path());
     let input = dir.path().join("one.ndjson");
     std::fs::write(&input, observation("a", &sha1_for(2, 2))).unwrap();
-    let refused = Command::new(BIN)
-        .args(["ingest", "--data-dir"])
-        .arg(dir.path())
-        .arg(&input)
-        .output()
-        .unwrap();
+    let refused = Command::new(BIN).args(["ingest", "--data-dir"]).arg(dir.path()).arg(&input).output().unwrap();
     assert!(!refused.status.success());
     let message = String::from_utf8_lossy(&refused.stderr);
-    assert!(
-        message.contains(&format!("--server http://{}", server.address)),
-        "{message}"
-    );
+    assert!(message.contains(&format!("--server http://{}", server.address)), "{message}");
 
     let through = Command::new(BIN)
         .args(["ingest", "--server", &format!("http://{}", server.address)])
         .arg(&input)
         .output()
         .unwrap();
-    assert!(
-        through.status.success(),
-        "{}",
-        String::from_utf8_lossy(&through.stderr)
-    );
+    assert!(through.status.success(), "{}", String::from_utf8_lossy(&through.stderr));
     assert!(String::from_utf8_lossy(&through.stdout).contains("accepted 1"));
     let (status, _) = get_json(server.address, &format!("/api/files/{}", sha1_for(2, 2)));
     assert_eq!(status, 200);
@@ -238,13 +178,7 @@ fn the_demo_leaves_files_to_query() {
     let dir = tempfile::tempdir().unwrap();
     let address = free_port();
     let child = Command::new(BIN)
-        .args([
-            "serve",
-            "--demo",
-            "--listen",
-            &address.to_string(),
-            "--data-dir",
-        ])
+        .args(["serve", "--demo", "--listen", &address.to_string(), "--data-dir"])
         .arg(dir.path())
         .stderr(Stdio::null())
         .spawn()
@@ -253,12 +187,9 @@ fn the_demo_leaves_files_to_query() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         // The README's example hash.
-        if let Ok((200, body)) = request(
-            server.address,
-            "GET",
-            "/api/files/2c4cd67ad70a478e658e5a9cbf26ae44e666d039",
-            "",
-        ) {
+        if let Ok((200, body)) =
+            request(server.address, "GET", "/api/files/2c4cd67ad70a478e658e5a9cbf26ae44e666d039", "")
+        {
             let file: Value = serde_json::from_str(&body).unwrap();
             assert_eq!(file["globalPrevalence"], 14);
             break;

@@ -1,0 +1,466 @@
+//! The single writer: merges observations into records and sightings, and writes them durably.
+//!
+//! One call to [`Inner::ingest`] works through its observations in sub-batches. While the write of
+//! sub-batch j runs on a second thread (fjall's memtable inserts, about half the work), sub-batch
+//! j+1 is resolved against an overlay of j's state, since the store itself may not hold j yet.
+//! Writes land in order, and the call returns only after the last one is fsynced.
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+
+use fileintel_core::{FileFacts, FileHash, FileHashes, FileRecord, Observation};
+use fjall::{OwnedWriteBatch as WriteBatch, PersistMode};
+
+use super::{
+    DEVICE_CACHE_LIMIT, DeviceInfo, Inner, Sighting, Writer, corrupt, decode, device_key, encode, sighting_key,
+    u32_value,
+};
+use crate::{IngestOutcome, StoreError};
+
+/// Observations per sub-batch: small enough to overlap several writes per call, large enough
+/// that sorting and batching still pay.
+const SUB_BATCH: usize = 8192;
+
+/// The merged state of one sub-batch. Once prepared, it holds exactly what the store will hold
+/// for these keys when its write lands, which is what lets it serve as the next one's overlay.
+#[derive(Default)]
+pub(super) struct Batch {
+    /// Every hash this batch resolved, to its file id.
+    ids: HashMap<FileHash, u64>,
+    /// Index entries the store does not hold yet.
+    new_index: Vec<(FileHash, u64)>,
+    records: HashMap<u64, FileRecord>,
+    /// For records that existed before this batch: whether they lacked a SHA-256 then.
+    partial_before: HashMap<u64, bool>,
+    new_files: HashSet<u64>,
+    sightings: HashMap<[u8; 16], Sighting>,
+    tenants: Vec<(String, u32)>,
+    devices: Vec<(u32, String, u32, Option<String>)>,
+    observations: usize,
+}
+
+pub(super) enum Resolution {
+    File(u64),
+    /// The observation links two records the store holds apart: merge them, then try again.
+    Link(u64, u64),
+    Conflict(String),
+}
+
+impl Inner {
+    fn index(&self, hash: &FileHash) -> (&fjall::Keyspace, Vec<u8>) {
+        match hash {
+            FileHash::Sha1(h) => (&self.by_sha1, h.0.to_vec()),
+            FileHash::Sha256(h) => (&self.by_sha256, h.0.to_vec()),
+            FileHash::Md5(h) => (&self.by_md5, h.0.to_vec()),
+        }
+    }
+
+    pub(super) fn lookup_id(&self, hash: &FileHash) -> Result<Option<u64>, StoreError> {
+        let (keyspace, key) = self.index(hash);
+        keyspace.get(key)?.map(|bytes| super::u64_value("hash index", &bytes)).transpose()
+    }
+
+    fn tenant_id(&self, writer: &mut Writer, batch: &mut Batch, name: &str) -> Result<u32, StoreError> {
+        if let Some(&id) = writer.tenants.get(name) {
+            return Ok(id);
+        }
+        let id = match self.tenants.get(name)? {
+            Some(bytes) => u32_value("tenant", &bytes)?,
+            None => {
+                let id = writer.counters.next_tenant;
+                writer.counters.next_tenant += 1;
+                batch.tenants.push((name.to_owned(), id));
+                id
+            }
+        };
+        // Tenants are few: this cache is never cleared, so an id handed out here is never
+        // handed out twice while its write is in flight.
+        writer.tenants.insert(name.to_owned(), id);
+        Ok(id)
+    }
+
+    fn device_number(
+        &self,
+        writer: &mut Writer,
+        batch: &mut Batch,
+        tenant: u32,
+        observation: &Observation,
+    ) -> Result<u32, StoreError> {
+        let cache_key = (tenant, observation.device_id.clone());
+        if let Some((number, name)) = writer.devices.get(&cache_key)
+            && (observation.device_name.is_none() || *name == observation.device_name)
+        {
+            return Ok(*number);
+        }
+        let key = device_key(tenant, &observation.device_id);
+        let (number, known_name) = match self.devices.get(&key)? {
+            Some(bytes) => {
+                let number = u32_value("device", &bytes)?;
+                let info: DeviceInfo = match self.device_info.get(number.to_be_bytes())? {
+                    Some(bytes) => decode("device info", &bytes)?,
+                    None => return Err(corrupt("device info", format!("missing device {number}"))),
+                };
+                (number, info.device_name)
+            }
+            None => {
+                let number = writer.counters.next_device;
+                writer.counters.next_device =
+                    number.checked_add(1).ok_or_else(|| StoreError::Backend("more than 4 billion devices".into()))?;
+                batch.devices.push((tenant, observation.device_id.clone(), number, observation.device_name.clone()));
+                (number, observation.device_name.clone())
+            }
+        };
+        let name = match &observation.device_name {
+            Some(name) if known_name.as_ref() != Some(name) => {
+                batch.devices.push((tenant, observation.device_id.clone(), number, Some(name.clone())));
+                Some(name.clone())
+            }
+            _ => known_name,
+        };
+        // The cache is only cleared between calls (see `ingest`), never while a write is in
+        // flight, so a device number it handed out is always found again before it lands.
+        writer.devices.insert(cache_key, (number, name));
+        Ok(number)
+    }
+
+    /// The id of the file `hash` names, looking in this batch, then the overlay, then the store.
+    fn find_id(
+        &self,
+        batch: &Batch,
+        overlay: Option<&Batch>,
+        hash: &FileHash,
+        store: bool,
+    ) -> Result<Option<u64>, StoreError> {
+        if let Some(&id) = batch.ids.get(hash) {
+            return Ok(Some(id));
+        }
+        if let Some(&id) = overlay.and_then(|overlay| overlay.ids.get(hash)) {
+            return Ok(Some(id));
+        }
+        if store { self.lookup_id(hash) } else { Ok(None) }
+    }
+
+    fn batch_record<'b>(
+        &self,
+        batch: &'b mut Batch,
+        overlay: Option<&Batch>,
+        id: u64,
+    ) -> Result<&'b mut FileRecord, StoreError> {
+        match batch.records.entry(id) {
+            Entry::Occupied(entry) => Ok(entry.into_mut()),
+            Entry::Vacant(entry) => {
+                let record = match overlay.and_then(|overlay| overlay.records.get(&id)) {
+                    Some(record) => record.clone(),
+                    None => self.load_record(id)?,
+                };
+                batch.partial_before.insert(id, record.hashes.sha256.is_none());
+                Ok(entry.insert(record))
+            }
+        }
+    }
+
+    /// Finds which record an observation's hashes name, or says why they cannot name one.
+    fn resolve_file(
+        &self,
+        writer: &mut Writer,
+        batch: &mut Batch,
+        overlay: Option<&Batch>,
+        hashes: &FileHashes,
+    ) -> Result<Resolution, StoreError> {
+        let mut found: Vec<u64> = Vec::with_capacity(3);
+        let mut unknown: Vec<FileHash> = Vec::with_capacity(3);
+        // When the SHA-256 is unknown, only a record without a SHA-256 can hold the other hashes;
+        // while the store has none such, looking them up on disk is wasted work.
+        let mut search_store = true;
+        for hash in hashes.iter() {
+            // A hash the record found so far already carries points at that record: no lookup.
+            if let [id] = found[..]
+                && batch.records.get(&id).is_some_and(|record| record.hashes.iter().any(|known| known == hash))
+            {
+                continue;
+            }
+            let id = self.find_id(batch, overlay, &hash, search_store)?;
+            match id {
+                Some(id) => {
+                    batch.ids.insert(hash, id);
+                    if !found.contains(&id) {
+                        found.push(id);
+                        self.batch_record(batch, overlay, id)?;
+                    }
+                }
+                None => {
+                    if matches!(hash, FileHash::Sha256(_)) && writer.counters.partial == 0 {
+                        search_store = false;
+                    }
+                    unknown.push(hash);
+                }
+            }
+        }
+        let id = match found[..] {
+            [] => {
+                let id = writer.counters.next_file;
+                writer.counters.next_file += 1;
+                batch.records.insert(id, FileRecord { hashes: *hashes, ..Default::default() });
+                batch.new_files.insert(id);
+                for hash in unknown {
+                    batch.ids.insert(hash, id);
+                    batch.new_index.push((hash, id));
+                }
+                return Ok(Resolution::File(id));
+            }
+            [id] => id,
+            [first, second, ..] => {
+                let one = self.batch_record(batch, overlay, first)?.hashes;
+                let other = self.batch_record(batch, overlay, second)?.hashes;
+                if let Some(conflict) = one.conflict(&other) {
+                    return Ok(Resolution::Conflict(format!("hashes name two different files: {conflict}")));
+                }
+                return Ok(Resolution::Link(first.min(second), first.max(second)));
+            }
+        };
+        let record = self.batch_record(batch, overlay, id)?;
+        if let Some(conflict) = record.hashes.conflict(hashes) {
+            return Ok(Resolution::Conflict(format!("conflicting hashes: {conflict}; the first pairing is kept")));
+        }
+        record.hashes.fill_from(hashes);
+        for hash in unknown {
+            batch.ids.insert(hash, id);
+            batch.new_index.push((hash, id));
+        }
+        Ok(Resolution::File(id))
+    }
+
+    fn accept(
+        &self,
+        writer: &mut Writer,
+        batch: &mut Batch,
+        overlay: Option<&Batch>,
+        id: u64,
+        observation: &Observation,
+    ) -> Result<(), StoreError> {
+        let tenant = self.tenant_id(writer, batch, &observation.tenant_id)?;
+        let device = self.device_number(writer, batch, tenant, observation)?;
+        let record = self.batch_record(batch, overlay, id)?;
+        record.observe(observation.timestamp);
+        if record.size.is_none() {
+            record.size = observation.size;
+        }
+        let sighting = Sighting {
+            first: observation.timestamp,
+            last: observation.timestamp,
+            file_name: observation.file_name.clone(),
+        };
+        match batch.sightings.entry(sighting_key(id, tenant, device)) {
+            Entry::Occupied(mut entry) => entry.get_mut().merge(sighting),
+            Entry::Vacant(entry) => {
+                entry.insert(sighting);
+            }
+        }
+        batch.observations += 1;
+        Ok(())
+    }
+
+    pub(super) fn ingest(
+        &self,
+        writer: &mut Writer,
+        observations: Vec<Observation>,
+    ) -> Result<IngestOutcome, StoreError> {
+        // Only here, with no write in flight, may the device cache start over.
+        if writer.devices.len() >= DEVICE_CACHE_LIMIT {
+            writer.devices.clear();
+        }
+        let mut outcome = IngestOutcome::default();
+        let mut touched: HashSet<u64> = HashSet::new();
+        std::thread::scope(|scope| -> Result<(), StoreError> {
+            let mut in_flight: Option<std::thread::ScopedJoinHandle<'_, fjall::Result<()>>> = None;
+            let land = |in_flight: &mut Option<
+                std::thread::ScopedJoinHandle<'_, fjall::Result<()>>,
+            >|
+             -> Result<(), StoreError> {
+                match in_flight.take() {
+                    Some(handle) => Ok(handle
+                        .join()
+                        .map_err(|_| StoreError::Backend("write thread panicked".into()))??),
+                    None => Ok(()),
+                }
+            };
+            // The sub-batch whose write is in flight, for reads the store cannot answer yet.
+            let mut overlay: Option<Batch> = None;
+            let mut batch = Batch::default();
+            let mut index = 0;
+            while index < observations.len() {
+                let observation = &observations[index];
+                match self.resolve_file(writer, &mut batch, overlay.as_ref(), &observation.hashes)? {
+                    Resolution::File(id) => {
+                        touched.insert(id);
+                        self.accept(writer, &mut batch, overlay.as_ref(), id, observation)?;
+                        outcome.accepted += 1;
+                    }
+                    Resolution::Conflict(reason) => outcome.rejected.push((index, reason)),
+                    Resolution::Link(keep, absorb) => {
+                        // Linking is rare: land everything so far, merge the two records on
+                        // their own, and take this observation again against the merged record.
+                        land(&mut in_flight)?;
+                        overlay = None;
+                        let (write, created) =
+                            self.prepare(writer, std::mem::take(&mut batch), None, PersistMode::SyncAll)?;
+                        outcome.new_files += created;
+                        write.0.commit()?;
+                        self.link(writer, keep, absorb)?;
+                        touched.remove(&absorb);
+                        continue;
+                    }
+                }
+                index += 1;
+                if batch.observations >= SUB_BATCH && index < observations.len() {
+                    let (write, created) =
+                        self.prepare(writer, std::mem::take(&mut batch), overlay.as_ref(), PersistMode::Buffer)?;
+                    outcome.new_files += created;
+                    // Writes land in order: the previous one first.
+                    land(&mut in_flight)?;
+                    let (write_batch, prepared) = write;
+                    in_flight = Some(scope.spawn(move || write_batch.commit()));
+                    overlay = Some(prepared);
+                }
+            }
+            let (write, created) = self.prepare(writer, batch, overlay.as_ref(), PersistMode::SyncAll)?;
+            outcome.new_files += created;
+            land(&mut in_flight)?;
+            // The last write is fsynced, and with it the journal the earlier ones went to.
+            write.0.commit()?;
+            Ok(())
+        })?;
+        outcome.files_touched = touched.len() as u64;
+        Ok(outcome)
+    }
+
+    /// Turns a merged batch into one atomic write: recounts prevalence from which sightings are
+    /// new, and returns the write with the batch as it will stand once written, and how many files
+    /// the batch created.
+    fn prepare(
+        &self,
+        writer: &mut Writer,
+        mut batch: Batch,
+        overlay: Option<&Batch>,
+        durability: PersistMode,
+    ) -> Result<((WriteBatch, Batch), u64), StoreError> {
+        let mut write = self.db.batch().durability(Some(durability));
+        // Sorted keys make the existence checks walk the sightings tree in order.
+        let mut sightings: Vec<([u8; 16], Sighting)> = batch.sightings.drain().collect();
+        sightings.sort_unstable_by_key(|(key, _)| *key);
+        for (key, mut sighting) in sightings {
+            let id = u64::from_be_bytes(key[..8].try_into().unwrap_or_default());
+            let known = if batch.new_files.contains(&id) {
+                None
+            } else if let Some(known) = overlay.and_then(|overlay| overlay.sightings.get(&key)) {
+                Some(known.clone())
+            } else {
+                self.sightings.get(key)?.map(|bytes| decode::<Sighting>("sighting", &bytes)).transpose()?
+            };
+            match known {
+                Some(known) => {
+                    let mut merged = known.clone();
+                    merged.merge(sighting);
+                    if merged == known {
+                        continue;
+                    }
+                    sighting = merged;
+                }
+                None => {
+                    if let Some(record) = batch.records.get_mut(&id) {
+                        record.global_prevalence += 1;
+                    }
+                }
+            }
+            write.insert(&self.sightings, key.to_vec(), encode(&sighting));
+            batch.sightings.insert(key, sighting);
+        }
+        for (id, record) in &batch.records {
+            let before = !batch.new_files.contains(id) && batch.partial_before.get(id).copied().unwrap_or(false);
+            let after = record.hashes.sha256.is_none();
+            writer.counters.partial = writer.counters.partial + u64::from(after) - u64::from(before);
+            write.insert(&self.files, id.to_be_bytes().to_vec(), encode(record));
+        }
+        for (hash, id) in &batch.new_index {
+            let (keyspace, key) = self.index(hash);
+            write.insert(keyspace, key, id.to_be_bytes().to_vec());
+        }
+        for (name, id) in &batch.tenants {
+            write.insert(&self.tenants, name.as_bytes().to_vec(), id.to_be_bytes().to_vec());
+        }
+        for (tenant, device_id, number, device_name) in batch.devices.drain(..) {
+            write.insert(&self.devices, device_key(tenant, &device_id), number.to_be_bytes().to_vec());
+            let info = DeviceInfo { tenant, device_id, device_name };
+            write.insert(&self.device_info, number.to_be_bytes().to_vec(), encode(&info));
+        }
+        let created = batch.new_files.len() as u64;
+        writer.counters.files += created;
+        write.insert(&self.meta, b"counters".to_vec(), encode(&writer.counters));
+        Ok(((write, batch), created))
+    }
+
+    /// Merges record `absorb` into record `keep`: sightings, fields and index entries move, and the
+    /// prevalence is recounted over the union of both device sets. Everything before must have landed.
+    fn link(&self, writer: &mut Writer, keep: u64, absorb: u64) -> Result<(), StoreError> {
+        let mut kept = self.load_record(keep)?;
+        let absorbed = self.load_record(absorb)?;
+        let kept_was_partial = kept.hashes.sha256.is_none();
+        let mut write = self.db.batch().durability(Some(PersistMode::SyncAll));
+        for hash in absorbed.hashes.iter() {
+            let (keyspace, key) = self.index(&hash);
+            write.insert(keyspace, key, keep.to_be_bytes().to_vec());
+        }
+        for item in self.sightings.prefix(absorb.to_be_bytes()) {
+            let (key, value) = item.into_inner()?;
+            let mut moved_key = [0u8; 16];
+            moved_key.copy_from_slice(&key);
+            moved_key[..8].copy_from_slice(&keep.to_be_bytes());
+            let mut sighting: Sighting = decode("sighting", &value)?;
+            match self.sightings.get(moved_key)? {
+                Some(bytes) => sighting.merge(decode("sighting", &bytes)?),
+                None => kept.global_prevalence += 1,
+            }
+            write.insert(&self.sightings, moved_key.to_vec(), encode(&sighting));
+            write.remove(&self.sightings, key.to_vec());
+        }
+        let counters = &mut writer.counters;
+        counters.partial -= u64::from(absorbed.hashes.sha256.is_none()) + u64::from(kept_was_partial);
+        kept.absorb(absorbed);
+        counters.partial += u64::from(kept.hashes.sha256.is_none());
+        counters.files = counters.files.saturating_sub(1);
+        write.insert(&self.files, keep.to_be_bytes().to_vec(), encode(&kept));
+        write.remove(&self.files, absorb.to_be_bytes().to_vec());
+        write.insert(&self.meta, b"counters".to_vec(), encode(&writer.counters));
+        write.commit()?;
+        Ok(())
+    }
+
+    pub(super) fn put_facts(
+        &self,
+        writer: &mut Writer,
+        hashes: &FileHashes,
+        facts: FileFacts,
+    ) -> Result<(), StoreError> {
+        let mut batch = Batch::default();
+        loop {
+            match self.resolve_file(writer, &mut batch, None, hashes)? {
+                Resolution::File(id) => {
+                    let record = self.batch_record(&mut batch, None, id)?;
+                    let mut merged = facts;
+                    merged.fill_from(std::mem::take(&mut record.facts));
+                    record.facts = merged;
+                    let ((write, _), _) = self.prepare(writer, batch, None, PersistMode::SyncAll)?;
+                    write.commit()?;
+                    return Ok(());
+                }
+                Resolution::Link(keep, absorb) => {
+                    let ((write, _), _) =
+                        self.prepare(writer, std::mem::take(&mut batch), None, PersistMode::SyncAll)?;
+                    write.commit()?;
+                    self.link(writer, keep, absorb)?;
+                }
+                Resolution::Conflict(reason) => return Err(StoreError::Backend(reason)),
+            }
+        }
+    }
+}
