@@ -88,9 +88,9 @@ impl IntoResponse for ApiError {
         let bytes = serde_json::to_vec(&body)
             .unwrap_or_else(|_| br#"{"error":{"code":"InternalServerError","message":"","target":""}}"#.to_vec());
         let mut response = (status, bytes).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+        headers.insert("odata-version", HeaderValue::from_static("4.0"));
         response
     }
 }

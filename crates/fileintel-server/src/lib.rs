@@ -17,6 +17,7 @@
 pub mod error;
 mod files;
 mod ingest;
+mod metadata;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -29,6 +30,7 @@ use fileintel_store::Store;
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use error::ApiError;
+pub use metadata::METADATA;
 
 /// Settings the handlers need; the binary fills them from its flags.
 #[derive(Debug, Clone)]
@@ -72,6 +74,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(files::router())
         .merge(ingest::router())
+        .merge(metadata::router())
         .route("/health", axum::routing::get(health))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

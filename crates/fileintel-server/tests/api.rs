@@ -36,6 +36,8 @@ impl Answer {
         assert_eq!(body["error"]["code"], code, "{}", self.text);
         assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
         assert!(uuid::Uuid::parse_str(body["error"]["target"].as_str().unwrap()).is_ok());
+        assert!(self.headers["content-type"].to_str().unwrap().starts_with("application/json"));
+        assert_eq!(self.headers["odata-version"], "4.0");
         body
     }
 }
@@ -199,4 +201,22 @@ async fn an_ingestion_body_over_the_limit_is_refused_in_the_envelope() {
     let line = observation("a", "2026-11-20T08:15:30Z", &format!(r#""sha1":"{SHA1}""#));
     let body = vec![line; 1000].join("\n");
     app.ingest(body).await.assert_envelope(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge");
+}
+
+#[tokio::test]
+async fn metadata_declares_the_file_properties_in_the_order_the_entity_carries_them() {
+    let app = app_with_one_file().await;
+    let answer = app.get("/api/$metadata").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(answer.headers["content-type"].to_str().unwrap().contains("xml"));
+    let file_type =
+        answer.text.split("<EntityType Name=\"File\">").nth(1).unwrap().split("</EntityType>").next().unwrap();
+    let declared: Vec<&str> =
+        file_type.split("<Property Name=\"").skip(1).map(|rest| rest.split('"').next().unwrap()).collect();
+    let entity = app.get(&format!("/api/files/{SHA1}")).await.json();
+    let keys: Vec<&str> = entity.as_object().unwrap().keys().map(String::as_str).skip(1).collect();
+    assert_eq!(declared, keys);
+    for name in ["DeterminationType", "InOrgFileStats", "EntitySet Name=\"Files\""] {
+        assert!(answer.text.contains(name), "{name} is not declared");
+    }
 }
