@@ -20,7 +20,7 @@ pub mod pipeline;
 use async_trait::async_trait;
 use fileintel_core::{FileFacts, FileHash, FileHashes, FileRecord, Observation, Timestamp};
 
-pub use fjall_store::FjallStore;
+pub use fjall_store::{DEFAULT_CACHE_BYTES, FjallStore};
 pub use pipeline::Ingestor;
 
 /// The one error type every backend returns.

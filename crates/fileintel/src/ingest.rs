@@ -64,7 +64,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
         let mut summaries = Vec::new();
         let local = match &args.server {
             Some(_) => None,
-            None => Some(open_store(&args.store.data_dir)?),
+            None => Some(open_store(&args.store)?),
         };
         let store: Option<Arc<dyn Store>> = local.clone().map(|store| Arc::new(store) as Arc<dyn Store>);
         for path in &args.files {
@@ -90,8 +90,9 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn open_store(data_dir: &Path) -> anyhow::Result<FjallStore> {
-    match FjallStore::open(data_dir) {
+fn open_store(args: &StoreArgs) -> anyhow::Result<FjallStore> {
+    let data_dir = &args.data_dir;
+    match args.open() {
         Ok(store) => Ok(store),
         Err(StoreError::Busy(holder)) => {
             let address = holder.split("listening on ").nth(1).unwrap_or("http://HOST:PORT");

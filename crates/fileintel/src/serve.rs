@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use fileintel_server::{AppState, ServerConfig};
-use fileintel_store::{FjallStore, Ingestor, Store};
+use fileintel_store::{Ingestor, Store};
 
 use crate::StoreArgs;
 
@@ -42,8 +42,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let store = FjallStore::open(&args.store.data_dir)
-        .with_context(|| format!("opening the store in {}", args.store.data_dir.display()))?;
+    let store = args.store.open().with_context(|| format!("opening the store in {}", args.store.data_dir.display()))?;
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     let address = listener.local_addr().context("reading the bound address")?;
@@ -62,6 +61,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.max_ingest_bytes = args.max_ingest_bytes;
     let state = AppState::new(store, config);
     tracing::info!(%address, data_dir = %args.store.data_dir.display(), "fileintel is serving (no authentication yet)");
+    // On stdout as well, for scripts and tests that asked for port 0.
+    println!("fileintel listening on http://{address}");
     fileintel_server::serve(listener, state, shutdown_signal()).await.context("serving")?;
     tracing::info!("stopped");
     Ok(())

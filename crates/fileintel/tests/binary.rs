@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -23,27 +23,32 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
-
-fn start_server(data_dir: &Path) -> Server {
-    let address = free_port();
-    let child = Command::new(BIN)
-        .args(["serve", "--listen", &address.to_string(), "--data-dir"])
+/// Starts `fileintel serve` on port 0 and reads the address it bound from its first line of stdout.
+fn spawn_server(data_dir: &Path, extra: &[&str]) -> Server {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
+        .args(extra)
         .env("FILEINTEL_LOG", "warn")
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let server = Server { child, address };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while request(address, "GET", "/health", "").is_err() {
-        assert!(Instant::now() < deadline, "the server did not come up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    server
+    let mut line = String::new();
+    let stdout = child.stdout.take().unwrap();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+    let address = line
+        .trim()
+        .strip_prefix("fileintel listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .parse()
+        .unwrap();
+    Server { child, address }
+}
+
+/// The server answers as soon as it has printed its address: the socket is bound by then.
+fn start_server(data_dir: &Path) -> Server {
+    spawn_server(data_dir, &[])
 }
 
 /// A plain HTTP/1.1 exchange: (status, body).
@@ -176,25 +181,11 @@ fn ingest_beside_a_running_server_says_what_to_do_and_works_through_it() {
 #[test]
 fn the_demo_leaves_files_to_query() {
     let dir = tempfile::tempdir().unwrap();
-    let address = free_port();
-    let child = Command::new(BIN)
-        .args(["serve", "--demo", "--listen", &address.to_string(), "--data-dir"])
-        .arg(dir.path())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server { child, address };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        // The README's example hash.
-        if let Ok((200, body)) =
-            request(server.address, "GET", "/api/files/2c4cd67ad70a478e658e5a9cbf26ae44e666d039", "")
-        {
-            let file: Value = serde_json::from_str(&body).unwrap();
-            assert_eq!(file["globalPrevalence"], 14);
-            break;
-        }
-        assert!(Instant::now() < deadline, "the demo file never appeared");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // The demo is loaded before the server listens, so it is there from the first request.
+    let server = spawn_server(dir.path(), &["--demo"]);
+    // The README's example hash.
+    let (status, file) = get_json(server.address, "/api/files/2c4cd67ad70a478e658e5a9cbf26ae44e666d039");
+    assert_eq!(status, 200);
+    assert_eq!(file["globalPrevalence"], 14);
+    assert_eq!(file["fileType"], Value::Null);
 }

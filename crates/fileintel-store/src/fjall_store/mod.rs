@@ -34,6 +34,9 @@ mod writer;
 
 const SCHEMA_VERSION: u8 = 1;
 const LOCK_FILE: &str = "fileintel.lock";
+/// Point lookups read a filter, an index and a data block per table: at 10 million files the
+/// filters and index blocks alone take about 100 MiB, and every one not cached costs a read.
+pub const DEFAULT_CACHE_BYTES: u64 = 160 << 20;
 /// Bounds the writer's device cache; past it the cache starts over (lookups then hit the store).
 const DEVICE_CACHE_LIMIT: usize = 262_144;
 
@@ -153,17 +156,18 @@ pub struct FjallStore {
 }
 
 impl FjallStore {
-    /// Opens or creates the store in `path`. Fails with [`StoreError::Busy`], naming the holder,
-    /// when another process has it open.
+    /// Opens or creates the store in `path` with the default cache. Fails with
+    /// [`StoreError::Busy`], naming the holder, when another process has it open.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens or creates the store with a block cache of `cache_bytes`.
+    pub fn open_with(path: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
         std::fs::create_dir_all(path)
             .map_err(|error| StoreError::Backend(format!("creating {}: {error}", path.display())))?;
         let lock = acquire_lock(path)?;
-        let db = Database::builder(path.join("db"))
-            // Point lookups by hash are the hot path: a block cache of 64 MiB keeps index and
-            // filter blocks resident at 10 million files without growing the process much.
-            .cache_size(64 * 1024 * 1024)
-            .open()?;
+        let db = Database::builder(path.join("db")).cache_size(cache_bytes).open()?;
         let keyspace = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
         // Reads of these follow an index hit and always find their key, so the last level's
         // bloom filters would only cost bytes.
