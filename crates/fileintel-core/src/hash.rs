@@ -209,11 +209,6 @@ impl FileHashes {
             .chain(self.md5.map(FileHash::Md5))
     }
 
-    /// How many hashes are present.
-    pub fn count(&self) -> usize {
-        self.iter().count()
-    }
-
     /// Whether `other` names a different file than `self`: some algorithm present on both sides with different values.
     pub fn conflict(&self, other: &FileHashes) -> Option<PairingConflict> {
         // Describe the conflict from a hash both sides share, so the message names the pairing that was kept.

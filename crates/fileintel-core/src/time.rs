@@ -25,16 +25,6 @@ impl Timestamp {
     pub fn from_unix_seconds(seconds: i64) -> Self {
         Timestamp(seconds * TICKS_PER_SECOND)
     }
-
-    /// The current time from the system clock.
-    pub fn now() -> Self {
-        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        Timestamp((since.as_nanos() / 100) as i64)
-    }
-
-    pub fn ticks(self) -> i64 {
-        self.0
-    }
 }
 
 impl fmt::Display for Timestamp {

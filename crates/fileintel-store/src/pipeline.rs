@@ -52,11 +52,6 @@ impl Ingestor {
         &self.summary
     }
 
-    /// Input bytes and lines read so far.
-    pub fn read(&self) -> (u64, u64) {
-        (self.reader.bytes, self.reader.lines())
-    }
-
     /// Commits what is left and returns the summary.
     pub async fn finish(mut self) -> Result<IngestSummary, StoreError> {
         self.reader.finish();

@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -146,7 +146,6 @@ struct Inner {
     meta: Keyspace,
     writer: Mutex<Writer>,
     lock: Mutex<File>,
-    path: PathBuf,
 }
 
 /// The embedded store: one directory, one process at a time (a lock file says who holds it).
@@ -191,7 +190,6 @@ impl FjallStore {
             db,
             writer: Mutex::new(Writer { counters, tenants: HashMap::new(), devices: HashMap::new() }),
             lock: Mutex::new(lock),
-            path: path.to_owned(),
         };
         let store = FjallStore { inner: Arc::new(inner) };
         // What the journal replayed sits in memtables, whose skiplist lookups cost several times
@@ -230,10 +228,6 @@ impl FjallStore {
             lock.sync_data()
         };
         write().map_err(|error| StoreError::Backend(format!("writing the lock file: {error}")))
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.inner.path
     }
 
     /// Ingests on the calling thread; [`Store::ingest`] runs this on tokio's blocking pool.
