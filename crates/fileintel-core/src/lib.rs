@@ -16,6 +16,7 @@
 
 pub mod entity;
 pub mod hash;
+pub mod identity;
 pub mod ndjson;
 pub mod observation;
 pub mod record;
@@ -23,6 +24,7 @@ pub mod time;
 
 pub use entity::{FileEntity, file_entity_context};
 pub use hash::{FileHash, FileHashes, HashError, Md5, PairingConflict, Sha1, Sha256};
+pub use identity::{Application, SigningKey};
 pub use ndjson::{IngestSummary, NdjsonReader, ParsedBatch};
 pub use observation::{DEFAULT_TENANT, Observation, ObservationError, Rejection};
 pub use record::{DeterminationType, FileFacts, FileRecord};

@@ -221,6 +221,46 @@ pub async fn a_file_first_known_by_one_hash_gains_the_others(store: &dyn Store) 
     assert_eq!(store.stats().await.unwrap().files, 3);
 }
 
+pub async fn applications_and_signing_keys_are_kept(store: &dyn Store) {
+    let app = |tenant: &str, client: &str| fileintel_core::Application {
+        tenant: tenant.into(),
+        client_id: client.into(),
+        object_id: format!("oid-{client}"),
+        name: "SOAR".into(),
+        roles: vec!["File.Read.All".into()],
+        secret_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        created: 1,
+    };
+    store.put_application(app("contoso", "b")).await.unwrap();
+    store.put_application(app("contoso", "a")).await.unwrap();
+    store.put_application(app("fabrikam", "a")).await.unwrap();
+    assert_eq!(store.get_application("contoso", "a").await.unwrap(), Some(app("contoso", "a")));
+    assert_eq!(store.get_application("contoso", "c").await.unwrap(), None);
+    // A client id is only found in its own tenant.
+    assert_eq!(store.get_application("contosoa", "").await.unwrap(), None);
+    let listed: Vec<(String, String)> =
+        store.list_applications().await.unwrap().into_iter().map(|a| (a.tenant, a.client_id)).collect();
+    assert_eq!(
+        listed,
+        [("contoso".into(), "a".into()), ("contoso".into(), "b".into()), ("fabrikam".into(), "a".into())]
+    );
+    let mut rotated = app("contoso", "a");
+    rotated.secret_hash = "$argon2id$new".into();
+    store.put_application(rotated.clone()).await.unwrap();
+    assert_eq!(store.get_application("contoso", "a").await.unwrap(), Some(rotated));
+    assert!(store.delete_application("contoso", "a").await.unwrap());
+    assert!(!store.delete_application("contoso", "a").await.unwrap());
+    assert_eq!(store.get_application("contoso", "a").await.unwrap(), None);
+    assert!(store.get_application("fabrikam", "a").await.unwrap().is_some());
+
+    assert!(store.signing_keys().await.unwrap().is_empty());
+    let key = |kid: &str, created: i64| fileintel_core::SigningKey { kid: kid.into(), pkcs8: vec![1, 2, 3], created };
+    store.add_signing_key(key("z-newer", 20)).await.unwrap();
+    store.add_signing_key(key("a-older", 10)).await.unwrap();
+    let kids: Vec<String> = store.signing_keys().await.unwrap().into_iter().map(|k| k.kid).collect();
+    assert_eq!(kids, ["a-older", "z-newer"], "oldest first, whatever the kid");
+}
+
 pub async fn large_calls_count_exactly_across_partial_hashes_and_links(store: &dyn Store) {
     // Files first reported by MD5 alone, then by SHA-1 alone (two records), then by all three
     // hashes (which links them), interleaved across one large call and a second one.
@@ -279,6 +319,7 @@ macro_rules! contract_suite {
             static_facts_are_kept_beside_observations,
             large_calls_count_exactly_across_partial_hashes_and_links,
             a_file_first_known_by_one_hash_gains_the_others,
+            applications_and_signing_keys_are_kept,
         );
     };
     (@tests $factory:ident, $($name:ident),* $(,)?) => {

@@ -18,7 +18,7 @@ mod fjall_store;
 pub mod pipeline;
 
 use async_trait::async_trait;
-use fileintel_core::{FileFacts, FileHash, FileHashes, FileRecord, Observation, Timestamp};
+use fileintel_core::{Application, FileFacts, FileHash, FileHashes, FileRecord, Observation, SigningKey, Timestamp};
 
 pub use fjall_store::{DEFAULT_CACHE_BYTES, FjallStore};
 pub use pipeline::Ingestor;
@@ -89,4 +89,20 @@ pub trait Store: Send + Sync + 'static {
     async fn file_devices(&self, hash: FileHash, tenant: &str) -> Result<Vec<DeviceSighting>, StoreError>;
 
     async fn stats(&self) -> Result<StoreStats, StoreError>;
+
+    /// Registers an application, or replaces the one with the same tenant and client id.
+    async fn put_application(&self, application: Application) -> Result<(), StoreError>;
+
+    async fn get_application(&self, tenant: &str, client_id: &str) -> Result<Option<Application>, StoreError>;
+
+    /// Every application of every tenant, ordered by tenant and client id.
+    async fn list_applications(&self) -> Result<Vec<Application>, StoreError>;
+
+    /// Whether there was such an application to delete.
+    async fn delete_application(&self, tenant: &str, client_id: &str) -> Result<bool, StoreError>;
+
+    /// Every signing key, oldest first.
+    async fn signing_keys(&self) -> Result<Vec<SigningKey>, StoreError>;
+
+    async fn add_signing_key(&self, key: SigningKey) -> Result<(), StoreError>;
 }

@@ -24,8 +24,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use fileintel_core::{FileFacts, FileHash, FileHashes, FileRecord, Observation, Timestamp};
-use fjall::{Database, Keyspace, KeyspaceCreateOptions};
+use fileintel_core::{Application, FileFacts, FileHash, FileHashes, FileRecord, Observation, SigningKey, Timestamp};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use serde::{Deserialize, Serialize};
 
 use crate::{DeviceSighting, IngestOutcome, Store, StoreError, StoreStats};
@@ -143,6 +143,10 @@ struct Inner {
     devices: Keyspace,
     device_info: Keyspace,
     sightings: Keyspace,
+    /// Tenant, a zero byte, client id → `Application`.
+    applications: Keyspace,
+    /// Creation time (big-endian), kid → `SigningKey`: iterating yields oldest first.
+    signing_keys: Keyspace,
     meta: Keyspace,
     writer: Mutex<Writer>,
     lock: Mutex<File>,
@@ -163,8 +167,7 @@ impl FjallStore {
 
     /// Opens or creates the store with a block cache of `cache_bytes`.
     pub fn open_with(path: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(path)
-            .map_err(|error| StoreError::Backend(format!("creating {}: {error}", path.display())))?;
+        create_private_dir(path)?;
         let lock = acquire_lock(path)?;
         let db = Database::builder(path.join("db")).cache_size(cache_bytes).open()?;
         let keyspace = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
@@ -186,6 +189,8 @@ impl FjallStore {
             devices: keyspace("devices")?,
             device_info: always_hit("device_info")?,
             sightings: keyspace("sightings")?,
+            applications: keyspace("applications")?,
+            signing_keys: keyspace("signing_keys")?,
             meta,
             db,
             writer: Mutex::new(Writer { counters, tenants: HashMap::new(), devices: HashMap::new() }),
@@ -211,6 +216,8 @@ impl FjallStore {
             &inner.devices,
             &inner.device_info,
             &inner.sightings,
+            &inner.applications,
+            &inner.signing_keys,
             &inner.meta,
         ] {
             keyspace.rotate_memtable_and_wait()?;
@@ -235,6 +242,28 @@ impl FjallStore {
         let mut writer = self.inner.writer.lock().map_err(|_| StoreError::Backend("writer poisoned".into()))?;
         self.inner.ingest(&mut writer, observations)
     }
+}
+
+/// Creates the data directory readable by its owner only: it holds the token signing keys.
+fn create_private_dir(path: &Path) -> Result<(), StoreError> {
+    let failed = |error: std::io::Error| StoreError::Backend(format!("creating {}: {error}", path.display()));
+    if path.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(path).map_err(failed)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(failed)?;
+    }
+    Ok(())
+}
+
+fn application_key(tenant: &str, client_id: &str) -> Vec<u8> {
+    let mut key = tenant.as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(client_id.as_bytes());
+    key
 }
 
 fn acquire_lock(path: &Path) -> Result<File, StoreError> {
@@ -334,6 +363,53 @@ impl Store for FjallStore {
     async fn stats(&self) -> Result<StoreStats, StoreError> {
         let files = self.inner.writer.lock().map_err(|_| StoreError::Backend("writer poisoned".into()))?.counters.files;
         Ok(StoreStats { files, disk_bytes: self.inner.db.disk_space()? })
+    }
+
+    async fn put_application(&self, application: Application) -> Result<(), StoreError> {
+        let key = application_key(&application.tenant, &application.client_id);
+        let mut write = self.inner.db.batch().durability(Some(PersistMode::SyncAll));
+        write.insert(&self.inner.applications, key, encode(&application));
+        Ok(write.commit()?)
+    }
+
+    async fn get_application(&self, tenant: &str, client_id: &str) -> Result<Option<Application>, StoreError> {
+        let bytes = self.inner.applications.get(application_key(tenant, client_id))?;
+        bytes.map(|bytes| decode("application", &bytes)).transpose()
+    }
+
+    async fn list_applications(&self) -> Result<Vec<Application>, StoreError> {
+        let mut applications = Vec::new();
+        for item in self.inner.applications.iter() {
+            applications.push(decode("application", &item.value()?)?);
+        }
+        Ok(applications)
+    }
+
+    async fn delete_application(&self, tenant: &str, client_id: &str) -> Result<bool, StoreError> {
+        let key = application_key(tenant, client_id);
+        if self.inner.applications.get(&key)?.is_none() {
+            return Ok(false);
+        }
+        let mut write = self.inner.db.batch().durability(Some(PersistMode::SyncAll));
+        write.remove(&self.inner.applications, key);
+        write.commit()?;
+        Ok(true)
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<SigningKey>, StoreError> {
+        let mut keys = Vec::new();
+        for item in self.inner.signing_keys.iter() {
+            keys.push(decode("signing key", &item.value()?)?);
+        }
+        Ok(keys)
+    }
+
+    async fn add_signing_key(&self, key: SigningKey) -> Result<(), StoreError> {
+        let mut id = key.created.to_be_bytes().to_vec();
+        id.extend_from_slice(key.kid.as_bytes());
+        let mut write = self.inner.db.batch().durability(Some(PersistMode::SyncAll));
+        write.insert(&self.inner.signing_keys, id, encode(&key));
+        Ok(write.commit()?)
     }
 }
 

@@ -1,0 +1,52 @@
+//! Access tokens as Entra ID shapes them, issued and checked by fileintel.
+//!
+//! - [`keys`]: ES256 signing keys, generated on first start, and the JWKS that publishes them.
+//! - [`secrets`]: client secrets, generated once and kept only as argon2id hashes.
+//! - [`tokens`]: issuing access tokens ([`tokens::issue`]) and validating them ([`Verifier`]),
+//!   which yields the [`Caller`] that handlers authorize.
+//!
+//! No I/O: keys and applications come from the store through the caller, and time is a parameter.
+//!
+//! ```
+//! use fileintel_auth::{keys, tokens, Verifier, TokenVersion};
+//! let key = keys::generate(1_700_000_000);
+//! let grant = tokens::AppGrant { tenant: "contoso", client_id: "c1", object_id: "o1",
+//!     roles: &["File.Read.All".to_string()], audience: "https://api.securitycenter.microsoft.com" };
+//! let base = "https://localhost:8443";
+//! let (token, _) = tokens::issue(&key, base, &grant, TokenVersion::V2, 1_700_000_000).unwrap();
+//! let verifier = Verifier::new(base, &[key], tokens::default_audiences()).unwrap();
+//! let caller = verifier.verify(&token, 1_700_000_100).unwrap();
+//! assert_eq!(caller.tenant, "contoso");
+//! ```
+
+pub mod keys;
+pub mod secrets;
+pub mod tokens;
+
+pub use tokens::{Caller, TokenVersion, Verifier};
+
+/// Why a bearer token was not accepted. Handlers turn every variant into 401; the variant is for
+/// the log, never for the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("the token is not a well-formed JWT: {0}")]
+    Malformed(String),
+    #[error("the token's signing key {0:?} is not known")]
+    UnknownKey(Option<String>),
+    #[error("the token's algorithm {0} is not the one its key uses")]
+    WrongAlgorithm(String),
+    #[error("the token's signature does not verify")]
+    BadSignature,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token's issuer is not trusted")]
+    WrongIssuer,
+    #[error("the token is for another audience")]
+    WrongAudience,
+    #[error("the token lacks a required claim: {0}")]
+    MissingClaim(&'static str),
+    #[error("key material is unusable: {0}")]
+    Key(String),
+}

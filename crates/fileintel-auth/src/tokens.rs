@@ -1,0 +1,351 @@
+//! Issuing access tokens shaped like Entra ID's, and validating bearer tokens into a [`Caller`].
+
+use std::collections::{HashMap, HashSet};
+
+use fileintel_core::SigningKey;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::AuthError;
+
+/// Seconds a token lives: about an hour, as Entra ID issues (MSAL treats under 5 minutes left as expired).
+pub const LIFETIME: i64 = 3599;
+/// Clock skew tolerated on `exp` and `nbf`.
+pub const LEEWAY: i64 = 60;
+
+/// The resources MDE accepts as a token audience, each also with a trailing slash.
+pub fn default_audiences() -> Vec<String> {
+    let bare = [
+        "https://api.securitycenter.microsoft.com",
+        "https://api.security.microsoft.com",
+        "https://api.securitycenter.windows.com",
+        "https://securitycenter.onmicrosoft.com/windowsatpservice",
+        "fc780465-2017-40d4-a0c5-307022471b92",
+    ];
+    bare.iter().flat_map(|audience| [audience.to_string(), format!("{audience}/")]).collect()
+}
+
+/// Entra ID's two token formats: v1 (`sts.windows.net`-style issuer, `appid`) and v2 (`/v2.0` issuer, `azp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenVersion {
+    V1,
+    V2,
+}
+
+/// The issuer fileintel writes into its own tokens, in Entra ID's two forms, on its own base URL.
+pub fn issuer(base: &str, tenant: &str, version: TokenVersion) -> String {
+    let base = base.trim_end_matches('/');
+    match version {
+        TokenVersion::V1 => format!("{base}/{tenant}/"),
+        TokenVersion::V2 => format!("{base}/{tenant}/v2.0"),
+    }
+}
+
+/// The claims of an access token. Optional ones are left out when absent, as Entra ID does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub aud: String,
+    pub iss: String,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idtyp: Option<String>,
+    pub oid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scp: Option<String>,
+    pub sub: String,
+    pub tid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upn: Option<String>,
+    pub ver: String,
+}
+
+/// What an application asked for with the client-credentials grant.
+#[derive(Debug, Clone, Copy)]
+pub struct AppGrant<'a> {
+    pub tenant: &'a str,
+    pub client_id: &'a str,
+    pub object_id: &'a str,
+    pub roles: &'a [String],
+    pub audience: &'a str,
+}
+
+/// Signs an application token; returns it with its lifetime in seconds (`expires_in`).
+pub fn issue(
+    key: &SigningKey,
+    base: &str,
+    grant: &AppGrant<'_>,
+    version: TokenVersion,
+    now: i64,
+) -> Result<(String, i64), AuthError> {
+    let (appid, azp, ver) = match version {
+        TokenVersion::V1 => (Some(grant.client_id.to_owned()), None, "1.0"),
+        TokenVersion::V2 => (None, Some(grant.client_id.to_owned()), "2.0"),
+    };
+    let claims = AccessClaims {
+        aud: grant.audience.to_owned(),
+        iss: issuer(base, grant.tenant, version),
+        iat: now,
+        nbf: now,
+        exp: now + LIFETIME,
+        appid,
+        azp,
+        idtyp: Some("app".into()),
+        oid: grant.object_id.to_owned(),
+        roles: Some(grant.roles.to_vec()),
+        scp: None,
+        sub: grant.object_id.to_owned(),
+        tid: grant.tenant.to_owned(),
+        upn: None,
+        ver: ver.into(),
+    };
+    sign(key, &claims).map(|token| (token, LIFETIME))
+}
+
+/// Signs any claims with `key` (ES256, its `kid` in the header).
+pub fn sign(key: &SigningKey, claims: &AccessClaims) -> Result<String, AuthError> {
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some(key.kid.clone());
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_ec_der(&key.pkcs8))
+        .map_err(|error| AuthError::Key(error.to_string()))
+}
+
+/// The authenticated caller of a request, as handlers authorize it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub tenant: String,
+    /// The application (client) id: `appid` or `azp`.
+    pub app_id: Option<String>,
+    pub object_id: String,
+    /// Application permissions (`roles`).
+    pub roles: Vec<String>,
+    /// Delegated permissions (`scp`); empty for application tokens.
+    pub scopes: Vec<String>,
+    pub upn: Option<String>,
+    /// `exp`, so a cache never keeps the caller past it.
+    pub expires: i64,
+}
+
+impl Caller {
+    /// A delegated (user) token carries `scp`; an application token does not.
+    pub fn is_delegated(&self) -> bool {
+        !self.scopes.is_empty()
+    }
+}
+
+/// Validates bearer tokens against fileintel's own keys.
+pub struct Verifier {
+    base: String,
+    keys: HashMap<String, DecodingKey>,
+    audiences: HashSet<String>,
+}
+
+impl Verifier {
+    pub fn new(base: &str, keys: &[SigningKey], audiences: Vec<String>) -> Result<Self, AuthError> {
+        let mut decoding = HashMap::new();
+        for key in keys {
+            let (x, y) = crate::keys::public_coordinates(key)?;
+            let decoding_key =
+                DecodingKey::from_ec_components(&x, &y).map_err(|error| AuthError::Key(error.to_string()))?;
+            decoding.insert(key.kid.clone(), decoding_key);
+        }
+        Ok(Verifier {
+            base: base.trim_end_matches('/').to_owned(),
+            keys: decoding,
+            audiences: audiences.into_iter().collect(),
+        })
+    }
+
+    /// Checks the signature (with the algorithm the key uses, never the one the token names),
+    /// then issuer, audience and validity window against `now` (seconds since the epoch).
+    pub fn verify(&self, token: &str, now: i64) -> Result<Caller, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|error| AuthError::Malformed(error.to_string()))?;
+        let key =
+            header.kid.as_ref().and_then(|kid| self.keys.get(kid)).ok_or(AuthError::UnknownKey(header.kid.clone()))?;
+        if header.alg != Algorithm::ES256 {
+            return Err(AuthError::WrongAlgorithm(format!("{:?}", header.alg)));
+        }
+        let mut validation = Validation::new(Algorithm::ES256);
+        // Time, issuer and audience are checked below against the caller's clock and rules.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims = HashSet::new();
+        let data =
+            jsonwebtoken::decode::<AccessClaims>(token, key, &validation).map_err(|error| match error.kind() {
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => AuthError::BadSignature,
+                jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => {
+                    AuthError::WrongAlgorithm(format!("{:?}", header.alg))
+                }
+                _ => AuthError::Malformed(error.to_string()),
+            })?;
+        let claims = data.claims;
+        if now >= claims.exp + LEEWAY {
+            return Err(AuthError::Expired);
+        }
+        if claims.nbf > now + LEEWAY {
+            return Err(AuthError::NotYetValid);
+        }
+        let own = [TokenVersion::V1, TokenVersion::V2].map(|version| issuer(&self.base, &claims.tid, version));
+        if !own.contains(&claims.iss) {
+            return Err(AuthError::WrongIssuer);
+        }
+        if !self.audiences.contains(&claims.aud) {
+            return Err(AuthError::WrongAudience);
+        }
+        if claims.tid.is_empty() {
+            return Err(AuthError::MissingClaim("tid"));
+        }
+        Ok(Caller {
+            tenant: claims.tid,
+            app_id: claims.appid.or(claims.azp),
+            object_id: claims.oid,
+            roles: claims.roles.unwrap_or_default(),
+            scopes: claims.scp.map(|scp| scp.split_whitespace().map(str::to_owned).collect()).unwrap_or_default(),
+            upn: claims.upn,
+            expires: claims.exp,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    use super::*;
+    use crate::keys;
+
+    const BASE: &str = "https://fileintel.test";
+    const NOW: i64 = 1_800_000_000;
+    const MDE: &str = "https://api.securitycenter.microsoft.com";
+
+    fn roles() -> Vec<String> {
+        vec!["File.Read.All".into()]
+    }
+
+    fn token_with(key: &SigningKey, audience: &str, version: TokenVersion, now: i64) -> String {
+        let roles = roles();
+        let grant = AppGrant { tenant: "contoso", client_id: "app-1", object_id: "obj-1", roles: &roles, audience };
+        issue(key, BASE, &grant, version, now).unwrap().0
+    }
+
+    fn verifier(keys: &[SigningKey]) -> Verifier {
+        Verifier::new(BASE, keys, default_audiences()).unwrap()
+    }
+
+    fn claims_of(token: &str) -> serde_json::Value {
+        let payload = token.split('.').nth(1).unwrap();
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn tokens_carry_entra_id_claims_in_both_versions() {
+        let key = keys::generate(NOW);
+        let v1 = claims_of(&token_with(&key, MDE, TokenVersion::V1, NOW));
+        assert_eq!(v1["iss"], "https://fileintel.test/contoso/");
+        assert_eq!(v1["appid"], "app-1");
+        assert_eq!(v1["ver"], "1.0");
+        assert!(v1.get("azp").is_none() && v1.get("scp").is_none());
+        let v2 = claims_of(&token_with(&key, MDE, TokenVersion::V2, NOW));
+        assert_eq!(v2["iss"], "https://fileintel.test/contoso/v2.0");
+        assert_eq!(v2["azp"], "app-1");
+        assert_eq!(v2["roles"][0], "File.Read.All");
+        assert_eq!(v2["exp"].as_i64().unwrap() - v2["iat"].as_i64().unwrap(), LIFETIME);
+        let stranger = token_with(&keys::generate(NOW), MDE, TokenVersion::V1, NOW);
+        assert!(matches!(verifier(&[key]).verify(&stranger, NOW), Err(AuthError::UnknownKey(Some(_)))));
+    }
+
+    #[test]
+    fn a_valid_token_yields_its_caller() {
+        let key = keys::generate(NOW);
+        let caller = verifier(std::slice::from_ref(&key))
+            .verify(&token_with(&key, &format!("{MDE}/"), TokenVersion::V2, NOW), NOW + 10)
+            .unwrap();
+        assert_eq!(caller.tenant, "contoso");
+        assert_eq!(caller.app_id.as_deref(), Some("app-1"));
+        assert_eq!(caller.roles, roles());
+        assert!(!caller.is_delegated());
+    }
+
+    #[test]
+    fn expired_and_not_yet_valid_tokens_are_refused() {
+        let key = keys::generate(NOW);
+        let verifier = verifier(std::slice::from_ref(&key));
+        let token = token_with(&key, MDE, TokenVersion::V2, NOW);
+        assert!(verifier.verify(&token, NOW + LIFETIME + LEEWAY - 1).is_ok());
+        assert_eq!(verifier.verify(&token, NOW + LIFETIME + LEEWAY), Err(AuthError::Expired));
+        assert_eq!(verifier.verify(&token, NOW - LEEWAY - 1), Err(AuthError::NotYetValid));
+    }
+
+    #[test]
+    fn tokens_for_another_audience_or_from_another_issuer_are_refused() {
+        let key = keys::generate(NOW);
+        let verifier = verifier(std::slice::from_ref(&key));
+        let other_audience = token_with(&key, "https://graph.microsoft.com", TokenVersion::V2, NOW);
+        assert_eq!(verifier.verify(&other_audience, NOW), Err(AuthError::WrongAudience));
+        let mut claims: AccessClaims =
+            serde_json::from_value(claims_of(&token_with(&key, MDE, TokenVersion::V2, NOW))).unwrap();
+        claims.iss = "https://login.microsoftonline.com/contoso/v2.0".into();
+        assert_eq!(verifier.verify(&sign(&key, &claims).unwrap(), NOW), Err(AuthError::WrongIssuer));
+        // The issuer must name the token's own tenant.
+        claims.iss = issuer(BASE, "fabrikam", TokenVersion::V2);
+        assert_eq!(verifier.verify(&sign(&key, &claims).unwrap(), NOW), Err(AuthError::WrongIssuer));
+    }
+
+    #[test]
+    fn forged_tokens_are_refused() {
+        let key = keys::generate(NOW);
+        let verifier = verifier(std::slice::from_ref(&key));
+        let token = token_with(&key, MDE, TokenVersion::V2, NOW);
+        let parts: Vec<&str> = token.split('.').collect();
+        let (x, _) = keys::public_coordinates(&key).unwrap();
+
+        // alg: none, no signature.
+        let none_header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","typ":"JWT","kid":"{}"}}"#, key.kid));
+        assert!(matches!(verifier.verify(&format!("{none_header}.{}.", parts[1]), NOW), Err(AuthError::Malformed(_))));
+
+        // HS256 with the public key as the shared secret.
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(key.kid.clone());
+        let claims: AccessClaims = serde_json::from_value(claims_of(&token)).unwrap();
+        let forged = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(x.as_bytes())).unwrap();
+        assert!(matches!(verifier.verify(&forged, NOW), Err(AuthError::WrongAlgorithm(_))));
+
+        // A key we never issued.
+        let stranger = keys::generate(NOW);
+        assert!(matches!(
+            verifier.verify(&token_with(&stranger, MDE, TokenVersion::V2, NOW), NOW),
+            Err(AuthError::UnknownKey(_))
+        ));
+
+        // Claims changed after signing.
+        let mut tampered = claims.clone();
+        tampered.tid = "fabrikam".into();
+        let tampered_payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&tampered).unwrap());
+        assert_eq!(
+            verifier.verify(&format!("{}.{tampered_payload}.{}", parts[0], parts[2]), NOW),
+            Err(AuthError::BadSignature)
+        );
+
+        // Not a JWT at all.
+        assert!(matches!(verifier.verify("not-a-token", NOW), Err(AuthError::Malformed(_))));
+    }
+
+    #[test]
+    fn tokens_signed_by_a_previous_key_still_verify() {
+        let old = keys::generate(NOW);
+        let token = token_with(&old, MDE, TokenVersion::V2, NOW);
+        let new = keys::generate(NOW + 100);
+        let keys = [old, new];
+        assert_eq!(crate::keys::current(&keys).unwrap().kid, keys[1].kid);
+        assert!(verifier(&keys).verify(&token, NOW + 200).is_ok());
+    }
+}
