@@ -14,7 +14,7 @@
 //!     roles: &["File.Read.All".to_string()], audience: "https://api.securitycenter.microsoft.com" };
 //! let base = "https://localhost:8443";
 //! let (token, _) = tokens::issue(&key, base, &grant, TokenVersion::V2, 1_700_000_000).unwrap();
-//! let verifier = Verifier::new(base, &[key], tokens::default_audiences()).unwrap();
+//! let verifier = Verifier::new(&[base.to_string()], &[key], tokens::default_audiences()).unwrap();
 //! let caller = verifier.verify(&token, 1_700_000_100).unwrap();
 //! assert_eq!(caller.tenant, "contoso");
 //! ```

@@ -142,13 +142,14 @@ impl Caller {
 
 /// Validates bearer tokens against fileintel's own keys.
 pub struct Verifier {
-    base: String,
+    /// The base URLs fileintel answers under; its tokens' issuers are built on one of them.
+    bases: Vec<String>,
     keys: HashMap<String, DecodingKey>,
     audiences: HashSet<String>,
 }
 
 impl Verifier {
-    pub fn new(base: &str, keys: &[SigningKey], audiences: Vec<String>) -> Result<Self, AuthError> {
+    pub fn new(bases: &[String], keys: &[SigningKey], audiences: Vec<String>) -> Result<Self, AuthError> {
         let mut decoding = HashMap::new();
         for key in keys {
             let (x, y) = crate::keys::public_coordinates(key)?;
@@ -157,7 +158,7 @@ impl Verifier {
             decoding.insert(key.kid.clone(), decoding_key);
         }
         Ok(Verifier {
-            base: base.trim_end_matches('/').to_owned(),
+            bases: bases.iter().map(|base| base.trim_end_matches('/').to_owned()).collect(),
             keys: decoding,
             audiences: audiences.into_iter().collect(),
         })
@@ -193,8 +194,12 @@ impl Verifier {
         if claims.nbf > now + LEEWAY {
             return Err(AuthError::NotYetValid);
         }
-        let own = [TokenVersion::V1, TokenVersion::V2].map(|version| issuer(&self.base, &claims.tid, version));
-        if !own.contains(&claims.iss) {
+        let own = self.bases.iter().any(|base| {
+            [TokenVersion::V1, TokenVersion::V2]
+                .into_iter()
+                .any(|version| issuer(base, &claims.tid, version) == claims.iss)
+        });
+        if !own {
             return Err(AuthError::WrongIssuer);
         }
         if !self.audiences.contains(&claims.aud) {
@@ -238,7 +243,7 @@ mod tests {
     }
 
     fn verifier(keys: &[SigningKey]) -> Verifier {
-        Verifier::new(BASE, keys, default_audiences()).unwrap()
+        Verifier::new(&[BASE.to_owned()], keys, default_audiences()).unwrap()
     }
 
     fn claims_of(token: &str) -> serde_json::Value {

@@ -15,6 +15,10 @@ pub enum ApiError {
         message: String,
     },
     NotFound(String),
+    /// Missing, malformed or invalid bearer token; the cause is logged, never shown.
+    Unauthorized(String),
+    /// A valid token without the permission or role the request needs.
+    Forbidden(String),
     MethodNotAllowed,
     PayloadTooLarge(String),
     Internal(String),
@@ -45,6 +49,12 @@ impl ApiError {
             }
             ApiError::BadRequest { code, message } => (StatusCode::BAD_REQUEST, code, message.clone()),
             ApiError::NotFound(message) => (StatusCode::NOT_FOUND, "ResourceNotFound", message.clone()),
+            ApiError::Unauthorized(_) => (
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+                "Authorization has been denied for this request: a valid bearer token is required.".into(),
+            ),
+            ApiError::Forbidden(message) => (StatusCode::FORBIDDEN, "Forbidden", message.clone()),
             ApiError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "MethodNotAllowed",
@@ -82,6 +92,7 @@ impl IntoResponse for ApiError {
             ApiError::Internal(cause) | ApiError::Unavailable(cause) => {
                 tracing::error!(%target, %status, code, cause = %cause, "request failed");
             }
+            ApiError::Unauthorized(cause) => tracing::info!(%target, %status, code, cause = %cause, "request refused"),
             _ => tracing::info!(%target, %status, code, %message, "request refused"),
         }
         let body = Envelope { error: Body { code, message: &message, target } };
@@ -91,6 +102,9 @@ impl IntoResponse for ApiError {
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
         headers.insert("odata-version", HeaderValue::from_static("4.0"));
+        if matches!(self, ApiError::Unauthorized(_)) {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         response
     }
 }

@@ -9,6 +9,7 @@ use axum::routing::get;
 use fileintel_core::{FileEntity, FileHash, file_entity_context};
 
 use crate::AppState;
+use crate::auth::{Authenticated, FILE_READ_ALL};
 use crate::error::ApiError;
 
 /// What MDE answers with; clients look for `application/json` at the front.
@@ -37,9 +38,11 @@ pub(crate) fn odata_json(body: Vec<u8>) -> Response {
 
 async fn get_file(
     State(state): State<AppState>,
+    caller: Authenticated,
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
+    caller.require_role(FILE_READ_ALL)?;
     let Path(id) = id.map_err(|_| ApiError::InvalidHashValue("(undecodable)".into()))?;
     let hash = FileHash::parse(&id).map_err(|_| ApiError::InvalidHashValue(id.clone()))?;
     let record =

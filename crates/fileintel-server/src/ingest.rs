@@ -12,6 +12,7 @@ use fileintel_store::pipeline::DEFAULT_BATCH;
 use futures_util::StreamExt;
 
 use crate::AppState;
+use crate::auth::{Authenticated, FILE_READ_WRITE_ALL};
 use crate::error::ApiError;
 
 pub fn router() -> Router<AppState> {
@@ -22,9 +23,11 @@ pub fn router() -> Router<AppState> {
 /// summary: counts and every rejected line's number and reason.
 async fn post_observations(
     State(state): State<AppState>,
+    caller: Authenticated,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<IngestSummary>, ApiError> {
+    caller.require_role(FILE_READ_WRITE_ALL)?;
     let limit = state.config.max_ingest_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)

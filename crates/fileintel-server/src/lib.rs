@@ -7,17 +7,21 @@
 //!
 //! ```no_run
 //! # async fn example(store: std::sync::Arc<dyn fileintel_store::Store>) -> std::io::Result<()> {
-//! use fileintel_server::{AppState, ServerConfig, serve};
+//! use fileintel_server::{AppState, AuthState, ServerConfig, serve};
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-//! let state = AppState::new(store, ServerConfig::for_address(listener.local_addr()?));
+//! let address = listener.local_addr()?;
+//! let auth = AuthState::new(false, vec![format!("http://{address}")], vec![], vec![]).unwrap();
+//! let state = AppState::new(store, ServerConfig::for_address(address), auth);
 //! serve(listener, state, async { tokio::signal::ctrl_c().await.ok(); }).await
 //! # }
 //! ```
 
+pub mod auth;
 pub mod error;
 mod files;
 mod ingest;
 mod metadata;
+mod tokens;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -29,6 +33,7 @@ use axum::response::{IntoResponse, Response};
 use fileintel_store::Store;
 use tower_http::catch_panic::CatchPanicLayer;
 
+pub use auth::AuthState;
 pub use error::ApiError;
 pub use metadata::METADATA;
 
@@ -61,11 +66,12 @@ impl ServerConfig {
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub config: Arc<ServerConfig>,
+    pub auth: Arc<AuthState>,
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, config: ServerConfig) -> Self {
-        AppState { store, config: Arc::new(config) }
+    pub fn new(store: Arc<dyn Store>, config: ServerConfig, auth: AuthState) -> Self {
+        AppState { store, config: Arc::new(config), auth: Arc::new(auth) }
     }
 }
 
@@ -75,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .merge(files::router())
         .merge(ingest::router())
         .merge(metadata::router())
+        .merge(tokens::router())
         .route("/health", axum::routing::get(health))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use fileintel_server::{AppState, ServerConfig, router};
+use fileintel_server::{AppState, AuthState, ServerConfig, router};
 use fileintel_store::FjallStore;
 use http_body_util::BodyExt;
 use serde_json::Value;
@@ -42,13 +42,15 @@ impl Answer {
     }
 }
 
+/// The API in open mode (`--insecure-no-auth`), for the tests that are about files, not tokens.
 fn spawn_app(batch: usize) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let store = FjallStore::open(dir.path()).unwrap();
     let mut config = ServerConfig::for_address("127.0.0.1:8080".parse().unwrap());
     config.max_ingest_bytes = 64 * 1024;
     config.ingest_batch = batch;
-    TestApp { app: router(AppState::new(Arc::new(store), config)), _dir: dir }
+    let auth = AuthState::new(false, vec!["http://127.0.0.1:8080".into()], vec![], vec![]).unwrap();
+    TestApp { app: router(AppState::new(Arc::new(store), config, auth)), _dir: dir }
 }
 
 impl TestApp {

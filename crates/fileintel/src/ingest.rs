@@ -26,6 +26,9 @@ pub struct IngestArgs {
     /// the data directory, which a running server holds.
     #[arg(long, env = "FILEINTEL_SERVER")]
     server: Option<String>,
+    /// Bearer token for --server (an application token with File.ReadWrite.All).
+    #[arg(long, env = "FILEINTEL_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Observations per durable commit.
     #[arg(long, default_value_t = DEFAULT_BATCH)]
     batch: usize,
@@ -71,7 +74,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
             let label = path.display().to_string();
             let summary = match (&store, &args.server) {
                 (Some(store), _) => ingest_local(store.clone(), path, args.batch).await?,
-                (None, Some(server)) => ingest_remote(server, path).await?,
+                (None, Some(server)) => ingest_remote(server, args.token.as_deref(), path).await?,
                 (None, None) => unreachable!("a store or a server is always chosen"),
             };
             summaries.push((label, summary));
@@ -90,7 +93,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn open_store(args: &StoreArgs) -> anyhow::Result<FjallStore> {
+pub(crate) fn open_store(args: &StoreArgs) -> anyhow::Result<FjallStore> {
     let data_dir = &args.data_dir;
     match args.open() {
         Ok(store) => Ok(store),
@@ -124,7 +127,7 @@ async fn ingest_local(store: Arc<dyn Store>, path: &Path, batch: usize) -> anyho
     Ok(summary)
 }
 
-async fn ingest_remote(server: &str, path: &Path) -> anyhow::Result<IngestSummary> {
+async fn ingest_remote(server: &str, token: Option<&str>, path: &Path) -> anyhow::Result<IngestSummary> {
     let started = Instant::now();
     let base = server.trim_end_matches('/');
     let uri: hyper::Uri =
@@ -157,10 +160,11 @@ async fn ingest_remote(server: &str, path: &Path) -> anyhow::Result<IngestSummar
         }
     });
     let body = http_body_util::StreamBody::new(futures_stream(receiver));
-    let request = hyper::Request::post(uri)
-        .header(hyper::header::CONTENT_TYPE, "application/x-ndjson")
-        .body(body)
-        .context("building the request")?;
+    let mut request = hyper::Request::post(uri).header(hyper::header::CONTENT_TYPE, "application/x-ndjson");
+    if let Some(token) = token {
+        request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let request = request.body(body).context("building the request")?;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
     let response = client.request(request).await.with_context(|| format!("sending to {server}"))?;
     let status = response.status();

@@ -1,5 +1,6 @@
 //! The `fileintel` binary: thin glue over the library crates.
 
+mod identity;
 mod ingest;
 mod serve;
 
@@ -21,6 +22,12 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Import NDJSON observations into a data directory, or through a running server.
     Ingest(ingest::IngestArgs),
+    /// Applications that may obtain tokens (client credentials).
+    #[command(subcommand)]
+    Apps(identity::AppsCommand),
+    /// The keys fileintel signs access tokens with.
+    #[command(subcommand)]
+    Keys(identity::KeysCommand),
     /// Benchmarks: lookups against a ceiling server, ingestion against a parse-only pass.
     Bench(fileintel_bench::BenchArgs),
     /// The ceiling server the lookup benchmark compares against (started by `bench`).
@@ -56,6 +63,8 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Ingest(args) => ingest::run(args),
+        Command::Apps(command) => identity::run_apps(command),
+        Command::Keys(command) => identity::run_keys(command),
         Command::Bench(args) => fileintel_bench::run(args),
         Command::BenchCeiling(args) => fileintel_bench::run_ceiling(args),
     };

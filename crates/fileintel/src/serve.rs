@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use fileintel_server::{AppState, ServerConfig};
+use fileintel_server::{AppState, AuthState, ServerConfig};
 use fileintel_store::{Ingestor, Store};
 
 use crate::StoreArgs;
@@ -30,7 +30,19 @@ pub struct ServeArgs {
     /// Worker threads for the HTTP runtime (default: one per core).
     #[arg(long, env = "FILEINTEL_WORKERS")]
     workers: Option<usize>,
+    /// Serve without authentication: every caller may read and write. For local experiments only.
+    #[arg(long, env = "FILEINTEL_INSECURE_NO_AUTH")]
+    insecure_no_auth: bool,
+    /// Base URLs clients reach this server at (e.g. https://fileintel.example.com); tokens name
+    /// one of them as issuer. Default: the listen address, and localhost for a loopback one.
+    #[arg(long, env = "FILEINTEL_PUBLIC_URL", value_delimiter = ',')]
+    public_url: Vec<String>,
 }
+
+/// The demo application's client id: fixed, so the README can name it; its secret changes at
+/// every start.
+const DEMO_CLIENT_ID: &str = "00000000-0000-0000-0000-00000000de70";
+const DEMO_TENANT: &str = "contoso";
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
@@ -55,17 +67,49 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ingestor.push(DEMO_OBSERVATIONS.as_bytes()).await?;
         let summary = ingestor.finish().await?;
         tracing::info!(observations = summary.accepted, "demo data loaded");
-        tracing::info!("try: curl -s http://{address}/api/files/2c4cd67ad70a478e658e5a9cbf26ae44e666d039");
     }
     let mut config = ServerConfig::for_address(address);
     config.max_ingest_bytes = args.max_ingest_bytes;
-    let state = AppState::new(store, config);
-    tracing::info!(%address, data_dir = %args.store.data_dir.display(), "fileintel is serving (no authentication yet)");
+    let public_urls =
+        if args.public_url.is_empty() { default_public_urls(&config.scheme, address) } else { args.public_url.clone() };
+    let keys = crate::identity::signing_keys(store.as_ref()).await?;
+    let auth = AuthState::new(!args.insecure_no_auth, public_urls, keys, fileintel_auth::tokens::default_audiences())
+        .context("loading the signing keys")?;
+    let demo_secret = match args.demo {
+        true => Some(crate::identity::refresh_demo_application(store.as_ref(), DEMO_TENANT, DEMO_CLIENT_ID).await?),
+        false => None,
+    };
+    let state = AppState::new(store, config, auth);
+    if args.insecure_no_auth {
+        tracing::warn!(
+            "AUTHENTICATION IS OFF (--insecure-no-auth): anyone who can reach {address} can read and write everything"
+        );
+    }
+    tracing::info!(%address, data_dir = %args.store.data_dir.display(), "fileintel is serving");
     // On stdout as well, for scripts and tests that asked for port 0.
     println!("fileintel listening on http://{address}");
+    if let Some(secret) = demo_secret {
+        println!(
+            "demo application (tenant {DEMO_TENANT}, a new secret at every start):\n  \
+             TOKEN=$(curl -s http://{address}/{DEMO_TENANT}/oauth2/v2.0/token -d grant_type=client_credentials \\\n    \
+             -d client_id={DEMO_CLIENT_ID} -d client_secret={secret} \\\n    \
+             -d scope=https://api.securitycenter.microsoft.com/.default | sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')\n  \
+             curl -s -H \"Authorization: Bearer $TOKEN\" http://{address}/api/files/2c4cd67ad70a478e658e5a9cbf26ae44e666d039"
+        );
+    }
     fileintel_server::serve(listener, state, shutdown_signal()).await.context("serving")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+fn default_public_urls(scheme: &str, address: SocketAddr) -> Vec<String> {
+    let mut urls = vec![format!("{scheme}://{address}")];
+    if address.ip().is_loopback() || address.ip().is_unspecified() {
+        urls.push(format!("{scheme}://localhost:{}", address.port()));
+        urls.push(format!("{scheme}://127.0.0.1:{}", address.port()));
+    }
+    urls.dedup();
+    urls
 }
 
 async fn shutdown_signal() {

@@ -46,18 +46,31 @@ fn spawn_server(data_dir: &Path, extra: &[&str]) -> Server {
     Server { child, address }
 }
 
-/// The server answers as soon as it has printed its address: the socket is bound by then.
+/// An open server (`--insecure-no-auth`), for the tests that are about data rather than tokens.
+/// It answers as soon as it has printed its address: the socket is bound by then.
 fn start_server(data_dir: &Path) -> Server {
-    spawn_server(data_dir, &[])
+    spawn_server(data_dir, &["--insecure-no-auth"])
 }
 
 /// A plain HTTP/1.1 exchange: (status, body).
 fn request(address: SocketAddr, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+    request_with(address, method, path, body, "application/x-ndjson", None)
+}
+
+fn request_with(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+    content_type: &str,
+    token: Option<&str>,
+) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let authorization = token.map(|token| format!("Authorization: Bearer {token}\r\n")).unwrap_or_default();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: {content_type}\r\n{authorization}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
     let mut response = String::new();
@@ -182,10 +195,72 @@ fn ingest_beside_a_running_server_says_what_to_do_and_works_through_it() {
 fn the_demo_leaves_files_to_query() {
     let dir = tempfile::tempdir().unwrap();
     // The demo is loaded before the server listens, so it is there from the first request.
-    let server = spawn_server(dir.path(), &["--demo"]);
+    let server = spawn_server(dir.path(), &["--demo", "--insecure-no-auth"]);
     // The README's example hash.
     let (status, file) = get_json(server.address, "/api/files/2c4cd67ad70a478e658e5a9cbf26ae44e666d039");
     assert_eq!(status, 200);
     assert_eq!(file["globalPrevalence"], 14);
     assert_eq!(file["fileType"], Value::Null);
+}
+
+#[test]
+fn an_application_made_with_apps_create_gets_a_token_and_reads_and_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = Command::new(BIN)
+        .args([
+            "apps",
+            "create",
+            "--tenant",
+            "contoso",
+            "--name",
+            "soar",
+            "--role",
+            "File.Read.All",
+            "--role",
+            "File.ReadWrite.All",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let app: Value = serde_json::from_slice(&created.stdout).unwrap();
+    let (client_id, secret) = (app["clientId"].as_str().unwrap(), app["clientSecret"].as_str().unwrap());
+    let listed = Command::new(BIN).args(["apps", "list", "--data-dir"]).arg(dir.path()).output().unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.contains(client_id) && !listed.contains(secret), "the secret is shown once only: {listed}");
+
+    let server = spawn_server(dir.path(), &[]);
+    let form = format!(
+        "grant_type=client_credentials&client_id={client_id}&client_secret={secret}&scope=https://api.securitycenter.microsoft.com/.default"
+    );
+    let (status, answer) = request_with(
+        server.address,
+        "POST",
+        "/contoso/oauth2/v2.0/token",
+        &form,
+        "application/x-www-form-urlencoded",
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{answer}");
+    let token: Value = serde_json::from_str(&answer).unwrap();
+    let token = token["access_token"].as_str().unwrap();
+
+    let sha1 = sha1_for(3, 3);
+    let (status, _) = request(server.address, "GET", &format!("/api/files/{sha1}"), "").unwrap();
+    assert_eq!(status, 401, "no token, no answer");
+    let input = dir.path().join("one.ndjson");
+    std::fs::write(&input, observation("a", &sha1)).unwrap();
+    let server_url = format!("http://{}", server.address);
+    let refused = Command::new(BIN).args(["ingest", "--server", &server_url]).arg(&input).output().unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("401"), "{}", String::from_utf8_lossy(&refused.stderr));
+    let through =
+        Command::new(BIN).args(["ingest", "--server", &server_url, "--token", token]).arg(&input).output().unwrap();
+    assert!(through.status.success(), "{}", String::from_utf8_lossy(&through.stderr));
+    let (status, body) =
+        request_with(server.address, "GET", &format!("/api/files/{sha1}"), "", "application/json", Some(token))
+            .unwrap();
+    assert_eq!(status, 200, "{body}");
 }

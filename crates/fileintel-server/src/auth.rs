@@ -1,0 +1,150 @@
+//! Who is calling: bearer-token validation as an extractor, and the permission checks handlers make.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use fileintel_auth::{Caller, Verifier, keys};
+use fileintel_core::SigningKey;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// Application permission to read files (`roles`), or the delegated scope of the same name (`scp`).
+pub const FILE_READ_ALL: &str = "File.Read.All";
+/// Application permission the ingestion endpoints need.
+pub const FILE_READ_WRITE_ALL: &str = "File.ReadWrite.All";
+
+/// Verified tokens kept, so a client that reuses its token pays for the signature check once.
+const CACHE_LIMIT: usize = 16_384;
+
+/// The signing keys and the verifier built from them, swapped whole when keys change.
+pub struct KeyRing {
+    pub keys: Vec<SigningKey>,
+    pub verifier: Verifier,
+}
+
+/// Authentication settings and state, built once at start.
+pub struct AuthState {
+    /// `false` only with `--insecure-no-auth`.
+    pub required: bool,
+    /// Base URLs fileintel is reached at (`https://host:port`); the first names our tokens' issuer
+    /// when a request arrives under a host that is not listed.
+    pub public_urls: Vec<String>,
+    pub audiences: Vec<String>,
+    ring: RwLock<Arc<KeyRing>>,
+    cache: RwLock<HashMap<String, Caller>>,
+}
+
+impl AuthState {
+    pub fn new(
+        required: bool,
+        public_urls: Vec<String>,
+        keys: Vec<SigningKey>,
+        audiences: Vec<String>,
+    ) -> Result<Self, fileintel_auth::AuthError> {
+        let ring = Self::ring(&public_urls, keys, &audiences)?;
+        Ok(AuthState { required, public_urls, audiences, ring: RwLock::new(Arc::new(ring)), cache: RwLock::default() })
+    }
+
+    fn ring(
+        public_urls: &[String],
+        keys: Vec<SigningKey>,
+        audiences: &[String],
+    ) -> Result<KeyRing, fileintel_auth::AuthError> {
+        let verifier = Verifier::new(public_urls, &keys, audiences.to_vec())?;
+        Ok(KeyRing { keys, verifier })
+    }
+
+    pub fn key_ring(&self) -> Arc<KeyRing> {
+        self.ring.read().map(|ring| ring.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    /// The key new tokens are signed with.
+    pub fn signing_key(&self) -> Option<SigningKey> {
+        keys::current(&self.key_ring().keys).cloned()
+    }
+
+    /// The public base URL for a request that arrived under `scheme://host`: itself when listed,
+    /// else the first configured one.
+    pub fn base_for(&self, scheme: &str, host: &str) -> String {
+        let requested = format!("{scheme}://{host}");
+        if self.public_urls.iter().any(|url| url.trim_end_matches('/') == requested) {
+            requested
+        } else {
+            self.public_urls.first().cloned().unwrap_or(requested)
+        }
+    }
+
+    fn verify(&self, token: &str) -> Result<Caller, fileintel_auth::AuthError> {
+        let now = now_seconds();
+        if let Ok(cache) = self.cache.read()
+            && let Some(caller) = cache.get(token)
+            && caller.expires + fileintel_auth::tokens::LEEWAY > now
+        {
+            return Ok(caller.clone());
+        }
+        let caller = self.key_ring().verifier.verify(token, now)?;
+        if let Ok(mut cache) = self.cache.write() {
+            if cache.len() >= CACHE_LIMIT {
+                cache.retain(|_, cached| cached.expires + fileintel_auth::tokens::LEEWAY > now);
+                if cache.len() >= CACHE_LIMIT {
+                    cache.clear();
+                }
+            }
+            cache.insert(token.to_owned(), caller.clone());
+        }
+        Ok(caller)
+    }
+}
+
+pub fn now_seconds() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|since| since.as_secs() as i64).unwrap_or(0)
+}
+
+/// The authenticated caller of a request. A handler that takes it needs a valid bearer token
+/// (unless the server runs with `--insecure-no-auth`, when every caller may do everything).
+pub struct Authenticated(pub Option<Caller>);
+
+impl Authenticated {
+    /// Requires an application permission in `roles`. Delegated (user) tokens are refused until
+    /// fileintel knows users and their roles.
+    pub fn require_role(&self, permission: &str) -> Result<&Self, ApiError> {
+        match &self.0 {
+            None => Ok(self),
+            Some(caller) if caller.roles.iter().any(|role| role == permission) => Ok(self),
+            Some(caller) if caller.is_delegated() => Err(ApiError::Forbidden(format!(
+                "Delegated access needs the {permission} scope and a user role that grants it; user roles are not configured."
+            ))),
+            Some(_) => Err(ApiError::Forbidden(format!("The application lacks the {permission} permission."))),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if !state.auth.required {
+            return Ok(Authenticated(None));
+        }
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::Unauthorized("no Authorization header".into()))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|value| value.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .ok_or_else(|| ApiError::Unauthorized("the Authorization header is not a bearer token".into()))?;
+        state
+            .auth
+            .verify(token)
+            .map(|caller| Authenticated(Some(caller)))
+            .map_err(|error| ApiError::Unauthorized(error.to_string()))
+    }
+}

@@ -1,0 +1,270 @@
+//! fileintel as the token issuer, at the paths MDE clients use with Entra ID: the v1 and v2 token
+//! endpoints, OpenID discovery, the JWKS, and Azure's `/metadata/endpoints`.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use fileintel_auth::tokens::{AppGrant, TokenVersion};
+use serde_json::json;
+
+use crate::AppState;
+use crate::auth::now_seconds;
+use crate::files::request_host;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/{tenant}/oauth2/v2.0/token", post(post_token_v2))
+        .route("/{tenant}/oauth2/token", post(post_token_v1))
+        .route("/{tenant}/v2.0/.well-known/openid-configuration", get(get_openid_configuration_v2))
+        .route("/{tenant}/.well-known/openid-configuration", get(get_openid_configuration_v1))
+        .route("/{tenant}/discovery/v2.0/keys", get(get_keys))
+        .route("/{tenant}/discovery/keys", get(get_keys))
+        .route("/metadata/endpoints", get(get_metadata_endpoints))
+}
+
+/// An OAuth2 error in Entra ID's shape. Credential failures all read the same, so a caller learns
+/// nothing about which part was wrong.
+struct OAuthError {
+    status: StatusCode,
+    error: &'static str,
+    description: String,
+    code: u32,
+}
+
+impl OAuthError {
+    fn invalid_client() -> Self {
+        OAuthError {
+            status: StatusCode::UNAUTHORIZED,
+            error: "invalid_client",
+            description: "AADSTS7000215: Invalid client credentials.".into(),
+            code: 7000215,
+        }
+    }
+
+    fn bad_request(error: &'static str, description: impl Into<String>, code: u32) -> Self {
+        OAuthError { status: StatusCode::BAD_REQUEST, error, description: description.into(), code }
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let trace_id = uuid::Uuid::new_v4().to_string();
+        tracing::info!(%trace_id, error = self.error, description = %self.description, "token request refused");
+        let timestamp = fileintel_core::Timestamp::from_unix_seconds(now_seconds()).to_string();
+        let body = json!({
+            "error": self.error,
+            "error_description": format!("{} Trace ID: {trace_id} Timestamp: {timestamp}", self.description),
+            "error_codes": [self.code],
+            "timestamp": timestamp,
+            "trace_id": trace_id,
+            "correlation_id": uuid::Uuid::new_v4().to_string(),
+        });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+fn scheme(state: &AppState) -> &str {
+    &state.config.scheme
+}
+
+fn base(state: &AppState, headers: &HeaderMap) -> String {
+    state.auth.base_for(scheme(state), request_host(headers, state))
+}
+
+async fn post_token_v2(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    post_token(state, tenant, headers, body, TokenVersion::V2).await
+}
+
+async fn post_token_v1(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    post_token(state, tenant, headers, body, TokenVersion::V1).await
+}
+
+/// The client-credentials grant. The body is read as a form whatever the `Content-Type` says,
+/// since some clients send none; extra fields (`client_info`, ...) are ignored.
+async fn post_token(
+    state: AppState,
+    tenant: String,
+    headers: HeaderMap,
+    body: Bytes,
+    version: TokenVersion,
+) -> Result<Response, OAuthError> {
+    let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).map_err(|_| {
+        OAuthError::bad_request("invalid_request", "AADSTS900144: The request body must be a form.", 900144)
+    })?;
+    let field = |name: &str| form.get(name).map(String::as_str).filter(|value| !value.is_empty());
+    match field("grant_type") {
+        Some("client_credentials") => {}
+        Some(_) => {
+            return Err(OAuthError::bad_request(
+                "unsupported_grant_type",
+                "AADSTS70003: The app requested an unsupported grant type.",
+                70003,
+            ));
+        }
+        None => {
+            return Err(OAuthError::bad_request(
+                "invalid_request",
+                "AADSTS900144: The request body must contain the following parameter: 'grant_type'.",
+                900144,
+            ));
+        }
+    }
+    let audience = match version {
+        TokenVersion::V2 => {
+            field("scope").and_then(|scope| scope.split_whitespace().find_map(|s| s.strip_suffix("/.default")))
+        }
+        TokenVersion::V1 => field("resource"),
+    };
+    let Some(audience) = audience.filter(|audience| state.auth.audiences.iter().any(|known| known == audience)) else {
+        let (error, description, code) = match version {
+            TokenVersion::V2 => (
+                "invalid_scope",
+                "AADSTS1002012: The provided value for scope is not valid: the client credentials flow takes '<resource>/.default' for an MDE resource.",
+                1002012,
+            ),
+            TokenVersion::V1 => (
+                "invalid_resource",
+                "AADSTS500011: The resource principal was not found: name an MDE resource.",
+                500011,
+            ),
+        };
+        return Err(OAuthError::bad_request(error, description, code));
+    };
+    let (Some(client_id), Some(secret)) = (field("client_id"), field("client_secret")) else {
+        return Err(OAuthError::invalid_client());
+    };
+    let application = state.store.get_application(&tenant, client_id).await.map_err(|error| {
+        tracing::error!(%error, "reading applications");
+        OAuthError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            error: "temporarily_unavailable",
+            description: "AADSTS90033: Try again later.".into(),
+            code: 90033,
+        }
+    })?;
+    // An unknown client costs the same hash as a known one, so timing does not tell them apart.
+    let (phc, application) = match application {
+        Some(application) => (application.secret_hash.clone(), Some(application)),
+        None => (DUMMY_HASH.clone(), None),
+    };
+    let secret = secret.to_owned();
+    let matches =
+        tokio::task::spawn_blocking(move || fileintel_auth::secrets::verify(&secret, &phc)).await.unwrap_or(false);
+    let Some(application) = application.filter(|_| matches) else {
+        return Err(OAuthError::invalid_client());
+    };
+    let Some(key) = state.auth.signing_key() else {
+        tracing::error!("no signing key");
+        return Err(OAuthError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            error: "server_error",
+            description: "AADSTS50000: There was an error issuing a token.".into(),
+            code: 50000,
+        });
+    };
+    let grant = AppGrant {
+        tenant: &application.tenant,
+        client_id: &application.client_id,
+        object_id: &application.object_id,
+        roles: &application.roles,
+        audience,
+    };
+    let base = base(&state, &headers);
+    let (token, expires_in) =
+        fileintel_auth::tokens::issue(&key, &base, &grant, version, now_seconds()).map_err(|error| {
+            tracing::error!(%error, "signing a token");
+            OAuthError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                error: "server_error",
+                description: "AADSTS50000: There was an error issuing a token.".into(),
+                code: 50000,
+            }
+        })?;
+    let mut body = json!({
+        "token_type": "Bearer",
+        "expires_in": expires_in,
+        "ext_expires_in": expires_in,
+        "access_token": token,
+    });
+    if version == TokenVersion::V1 {
+        // v1 answers also carry these, as strings.
+        let now = now_seconds();
+        body["expires_on"] = json!((now + expires_in).to_string());
+        body["not_before"] = json!(now.to_string());
+        body["resource"] = json!(audience);
+        body["expires_in"] = json!(expires_in.to_string());
+        body["ext_expires_in"] = json!(expires_in.to_string());
+    }
+    Ok((StatusCode::OK, [("cache-control", "no-store"), ("pragma", "no-cache")], Json(body)).into_response())
+}
+
+/// The hash of a secret nobody knows, verified against when the client is unknown: made with the
+/// same parameters as real ones, so both cost the same.
+static DUMMY_HASH: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| fileintel_auth::secrets::hash(&fileintel_auth::secrets::generate()));
+
+async fn get_openid_configuration_v2(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Json<serde_json::Value> {
+    Json(openid_configuration(&base(&state, &headers), &tenant, TokenVersion::V2))
+}
+
+async fn get_openid_configuration_v1(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Json<serde_json::Value> {
+    Json(openid_configuration(&base(&state, &headers), &tenant, TokenVersion::V1))
+}
+
+fn openid_configuration(base: &str, tenant: &str, version: TokenVersion) -> serde_json::Value {
+    let (token, authorize, keys) = match version {
+        TokenVersion::V2 => ("oauth2/v2.0/token", "oauth2/v2.0/authorize", "discovery/v2.0/keys"),
+        TokenVersion::V1 => ("oauth2/token", "oauth2/authorize", "discovery/keys"),
+    };
+    json!({
+        "issuer": fileintel_auth::tokens::issuer(base, tenant, version),
+        "token_endpoint": format!("{base}/{tenant}/{token}"),
+        "authorization_endpoint": format!("{base}/{tenant}/{authorize}"),
+        "jwks_uri": format!("{base}/{tenant}/{keys}"),
+        "token_endpoint_auth_methods_supported": ["client_secret_post"],
+        "response_types_supported": ["token"],
+        "grant_types_supported": ["client_credentials"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["ES256"],
+        "tenant_region_scope": null,
+    })
+}
+
+async fn get_keys(State(state): State<AppState>) -> Response {
+    match fileintel_auth::keys::jwks(&state.auth.key_ring().keys) {
+        Ok(jwks) => Json(jwks).into_response(),
+        Err(error) => crate::ApiError::Internal(error.to_string()).into_response(),
+    }
+}
+
+async fn get_metadata_endpoints(State(state): State<AppState>, headers: HeaderMap) -> Json<serde_json::Value> {
+    let base = base(&state, &headers);
+    Json(json!({
+        "authentication": { "loginEndpoint": format!("{base}/"), "audiences": state.auth.audiences },
+        "name": "fileintel",
+    }))
+}

@@ -1,0 +1,324 @@
+//! Tokens issued by fileintel and the 401/403 answers of the API, through `router(state)`.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use fileintel_auth::tokens::{AccessClaims, TokenVersion, default_audiences};
+use fileintel_auth::{keys, secrets};
+use fileintel_core::{Application, SigningKey};
+use fileintel_server::{AppState, AuthState, ServerConfig, router};
+use fileintel_store::{FjallStore, Store};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+const HOST: &str = "fileintel.test:8443";
+const BASE: &str = "https://fileintel.test:8443";
+const SHA1: &str = "4388963aaa83afe2042a46a3c017ad50bdcdafb3";
+const MDE: &str = "https://api.securitycenter.microsoft.com";
+
+struct TestApp {
+    app: axum::Router,
+    store: Arc<FjallStore>,
+    key: SigningKey,
+    _dir: tempfile::TempDir,
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    json: Value,
+}
+
+async fn spawn_app() -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(FjallStore::open(dir.path()).unwrap());
+    let key = keys::generate(fileintel_server::auth::now_seconds());
+    store.add_signing_key(key.clone()).await.unwrap();
+    let observation =
+        format!(r#"{{"tenantId":"contoso","deviceId":"d","timestamp":"2026-11-20T08:15:30Z","sha1":"{SHA1}"}}"#);
+    let mut ingestor = fileintel_store::Ingestor::new(store.clone(), 10);
+    ingestor.push(observation.as_bytes()).await.unwrap();
+    ingestor.finish().await.unwrap();
+    let mut config = ServerConfig::for_address("127.0.0.1:8443".parse().unwrap());
+    config.scheme = "https".into();
+    let auth = AuthState::new(true, vec![BASE.into()], vec![key.clone()], default_audiences()).unwrap();
+    TestApp { app: router(AppState::new(store.clone(), config, auth)), store, key, _dir: dir }
+}
+
+impl TestApp {
+    async fn send(&self, request: Request<Body>) -> Answer {
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let json =
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)));
+        Answer { status, headers, json }
+    }
+
+    /// Registers an application and returns its client id and secret.
+    async fn register(&self, tenant: &str, roles: &[&str]) -> (String, String) {
+        let secret = secrets::generate();
+        let client_id = uuid::Uuid::new_v4().to_string();
+        self.store
+            .put_application(Application {
+                tenant: tenant.into(),
+                client_id: client_id.clone(),
+                object_id: uuid::Uuid::new_v4().to_string(),
+                name: "test".into(),
+                roles: roles.iter().map(|r| r.to_string()).collect(),
+                secret_hash: secrets::hash(&secret),
+                created: 0,
+            })
+            .await
+            .unwrap();
+        (client_id, secret)
+    }
+
+    async fn token_request(&self, path: &str, form: &str, content_type: Option<&str>) -> Answer {
+        let mut request = Request::post(path).header("host", HOST).header("x-client-sku", "MSAL.Python");
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        self.send(request.body(Body::from(form.to_owned())).unwrap()).await
+    }
+
+    async fn token(&self, tenant: &str, client_id: &str, secret: &str) -> String {
+        let form = format!(
+            "grant_type=client_credentials&client_id={client_id}&client_secret={secret}&scope={MDE}/.default&client_info=1"
+        );
+        let answer = self
+            .token_request(&format!("/{tenant}/oauth2/v2.0/token"), &form, Some("application/x-www-form-urlencoded"))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+        answer.json["access_token"].as_str().unwrap().to_owned()
+    }
+
+    async fn get(&self, path: &str, token: Option<&str>) -> Answer {
+        let mut request = Request::get(path).header("host", HOST);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        self.send(request.body(Body::empty()).unwrap()).await
+    }
+
+    async fn ingest(&self, token: &str) -> Answer {
+        let request = Request::post("/api/ingest/observations")
+            .header("host", HOST)
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::from(format!(r#"{{"deviceId":"x","timestamp":"2026-11-20T08:15:30Z","sha1":"{SHA1}"}}"#)))
+            .unwrap();
+        self.send(request).await
+    }
+
+    /// A token signed with the real key, with claims of the test's choosing.
+    fn forge(&self, change: impl FnOnce(&mut AccessClaims)) -> String {
+        let now = fileintel_server::auth::now_seconds();
+        let mut claims = AccessClaims {
+            aud: MDE.into(),
+            iss: fileintel_auth::tokens::issuer(BASE, "contoso", TokenVersion::V2),
+            iat: now,
+            nbf: now,
+            exp: now + 3599,
+            appid: None,
+            azp: Some("app".into()),
+            idtyp: Some("app".into()),
+            oid: "oid".into(),
+            roles: Some(vec!["File.Read.All".into()]),
+            scp: None,
+            sub: "oid".into(),
+            tid: "contoso".into(),
+            upn: None,
+            ver: "2.0".into(),
+        };
+        change(&mut claims);
+        fileintel_auth::tokens::sign(&self.key, &claims).unwrap()
+    }
+}
+
+fn assert_unauthorized(answer: &Answer) {
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.json);
+    assert_eq!(answer.json["error"]["code"], "Unauthorized");
+    assert_eq!(answer.headers["www-authenticate"], "Bearer");
+}
+
+fn assert_forbidden(answer: &Answer) {
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.json);
+    assert_eq!(answer.json["error"]["code"], "Forbidden");
+}
+
+#[tokio::test]
+async fn client_credentials_give_a_token_that_reads_files() {
+    let app = spawn_app().await;
+    let (client_id, secret) = app.register("contoso", &["File.Read.All"]).await;
+    let token = app.token("contoso", &client_id, &secret).await;
+    let file = app.get(&format!("/api/files/{SHA1}"), Some(&token)).await;
+    assert_eq!(file.status, StatusCode::OK, "{}", file.json);
+    assert_eq!(file.json["globalPrevalence"], 1);
+    let unknown = app.get(&format!("/api/files/{}", "0".repeat(40)), Some(&token)).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(unknown.json["error"]["code"], "ResourceNotFound");
+}
+
+#[tokio::test]
+async fn the_token_answer_has_the_shape_msal_expects_and_v1_works_without_a_content_type() {
+    let app = spawn_app().await;
+    let (client_id, secret) = app.register("contoso", &["File.Read.All"]).await;
+    let form =
+        format!("grant_type=client_credentials&client_id={client_id}&client_secret={secret}&scope={MDE}/.default");
+    let v2 = app.token_request("/contoso/oauth2/v2.0/token", &form, None).await;
+    assert_eq!(v2.status, StatusCode::OK, "{}", v2.json);
+    assert_eq!(v2.json["token_type"], "Bearer");
+    assert_eq!(v2.json["expires_in"], 3599);
+    assert_eq!(v2.json["ext_expires_in"], 3599);
+    let claims: Value = {
+        let payload = v2.json["access_token"].as_str().unwrap().split('.').nth(1).unwrap().to_owned();
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+    };
+    assert_eq!(claims["iss"], format!("{BASE}/contoso/v2.0"));
+    assert_eq!(claims["azp"], client_id);
+    assert_eq!(claims["tid"], "contoso");
+
+    let v1_form = format!("grant_type=client_credentials&client_id={client_id}&client_secret={secret}&resource={MDE}");
+    let v1 = app.token_request("/contoso/oauth2/token", &v1_form, None).await;
+    assert_eq!(v1.status, StatusCode::OK, "{}", v1.json);
+    let token = v1.json["access_token"].as_str().unwrap();
+    assert_eq!(app.get(&format!("/api/v1.0/files/{SHA1}"), Some(token)).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn bad_credentials_get_the_same_oauth_error_whatever_was_wrong() {
+    let app = spawn_app().await;
+    let (client_id, secret) = app.register("contoso", &["File.Read.All"]).await;
+    let attempts = [
+        ("contoso", client_id.as_str(), "wrong-secret"),
+        ("contoso", "00000000-0000-0000-0000-000000000000", secret.as_str()),
+        ("fabrikam", client_id.as_str(), secret.as_str()),
+    ];
+    let mut descriptions = Vec::new();
+    for (tenant, client, secret) in attempts {
+        let form =
+            format!("grant_type=client_credentials&client_id={client}&client_secret={secret}&scope={MDE}/.default");
+        let answer = app.token_request(&format!("/{tenant}/oauth2/v2.0/token"), &form, None).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(answer.json["error"], "invalid_client");
+        for field in ["error_codes", "timestamp", "trace_id", "correlation_id"] {
+            assert!(answer.json.get(field).is_some(), "{field} missing");
+        }
+        descriptions
+            .push(answer.json["error_description"].as_str().unwrap().split(" Trace ID").next().unwrap().to_owned());
+    }
+    assert!(descriptions.windows(2).all(|pair| pair[0] == pair[1]), "{descriptions:?}");
+
+    let unsupported =
+        app.token_request("/contoso/oauth2/v2.0/token", "grant_type=authorization_code&code=x", None).await;
+    assert_eq!(
+        (unsupported.status, unsupported.json["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("unsupported_grant_type"))
+    );
+    let wrong_scope = format!(
+        "grant_type=client_credentials&client_id={client_id}&client_secret={secret}&scope=https://graph.microsoft.com/.default"
+    );
+    let answer = app.token_request("/contoso/oauth2/v2.0/token", &wrong_scope, None).await;
+    assert_eq!((answer.status, answer.json["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_scope")));
+}
+
+#[tokio::test]
+async fn every_kind_of_bad_token_gets_401_in_the_envelope() {
+    let app = spawn_app().await;
+    let path = format!("/api/files/{SHA1}");
+    assert_unauthorized(&app.get(&path, None).await);
+    assert_unauthorized(&app.get(&path, Some("not-a-jwt")).await);
+    let now = fileintel_server::auth::now_seconds();
+    assert_unauthorized(
+        &app.get(
+            &path,
+            Some(&app.forge(|c| {
+                c.exp = now - 120;
+                c.iat = now - 4000;
+                c.nbf = now - 4000;
+            })),
+        )
+        .await,
+    );
+    assert_unauthorized(&app.get(&path, Some(&app.forge(|c| c.nbf = now + 600))).await);
+    assert_unauthorized(&app.get(&path, Some(&app.forge(|c| c.aud = "https://graph.microsoft.com".into()))).await);
+    assert_unauthorized(
+        &app.get(&path, Some(&app.forge(|c| c.iss = "https://evil.example/contoso/v2.0".into()))).await,
+    );
+    // alg: none, and HS256 keyed with the public key.
+    let honest = app.forge(|_| {});
+    let payload = honest.split('.').nth(1).unwrap();
+    let none = format!("{}.{payload}.", URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","kid":"{}"}}"#, app.key.kid)));
+    assert_unauthorized(&app.get(&path, Some(&none)).await);
+    let jwks = app.get("/contoso/discovery/v2.0/keys", None).await.json;
+    let public_x = jwks["keys"][0]["x"].as_str().unwrap().to_owned();
+    let hs256 = format!(
+        "{}.{payload}",
+        URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"HS256","typ":"JWT","kid":"{}"}}"#, app.key.kid))
+    );
+    let mac = hmac_sha256(public_x.as_bytes(), hs256.as_bytes());
+    assert_unauthorized(&app.get(&path, Some(&format!("{hs256}.{}", URL_SAFE_NO_PAD.encode(mac)))).await);
+    // A key the server never had.
+    let stranger = keys::generate(now);
+    let mut claims: AccessClaims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    claims.tid = "contoso".into();
+    assert_unauthorized(&app.get(&path, Some(&fileintel_auth::tokens::sign(&stranger, &claims).unwrap())).await);
+    // Not a bearer scheme.
+    let basic = Request::get(&path).header("authorization", "Basic YTpi").body(Body::empty()).unwrap();
+    assert_unauthorized(&app.send(basic).await);
+}
+
+#[tokio::test]
+async fn valid_tokens_without_the_permission_get_403() {
+    let app = spawn_app().await;
+    let path = format!("/api/files/{SHA1}");
+    assert_forbidden(&app.get(&path, Some(&app.forge(|c| c.roles = Some(vec!["Machine.Read.All".into()])))).await);
+    // A delegated token with the scope, from a user without a View Data role.
+    let delegated = app.forge(|c| {
+        c.roles = None;
+        c.scp = Some("File.Read.All".into());
+        c.upn = Some("alice@contoso.com".into());
+    });
+    assert_forbidden(&app.get(&path, Some(&delegated)).await);
+    // A read token on the ingestion endpoint.
+    let (client_id, secret) = app.register("contoso", &["File.Read.All"]).await;
+    let read_only = app.token("contoso", &client_id, &secret).await;
+    assert_forbidden(&app.ingest(&read_only).await);
+    let (writer, writer_secret) = app.register("contoso", &["File.Read.All", "File.ReadWrite.All"]).await;
+    let answer = app.ingest(&app.token("contoso", &writer, &writer_secret).await).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+}
+
+#[tokio::test]
+async fn discovery_documents_name_our_endpoints() {
+    let app = spawn_app().await;
+    let configuration = app.get("/contoso/v2.0/.well-known/openid-configuration", None).await;
+    assert_eq!(configuration.status, StatusCode::OK);
+    assert_eq!(configuration.json["issuer"], format!("{BASE}/contoso/v2.0"));
+    assert_eq!(configuration.json["token_endpoint"], format!("{BASE}/contoso/oauth2/v2.0/token"));
+    assert!(configuration.json["authorization_endpoint"].is_string());
+    let jwks = app.get(&configuration.json["jwks_uri"].as_str().unwrap().replace(BASE, ""), None).await;
+    assert_eq!(jwks.json["keys"][0]["kid"], app.key.kid);
+    let endpoints = app.get("/metadata/endpoints?api-version=2022-09-01", None).await;
+    assert_eq!(endpoints.json["authentication"]["loginEndpoint"], format!("{BASE}/"));
+}
+
+/// HMAC-SHA256, written out so the test forges the HS256 token without the library under test.
+fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let inner: Vec<u8> = block.iter().map(|b| b ^ 0x36).collect();
+    let outer: Vec<u8> = block.iter().map(|b| b ^ 0x5c).collect();
+    let inner_hash = Sha256::new().chain_update(&inner).chain_update(message).finalize();
+    Sha256::new().chain_update(&outer).chain_update(inner_hash).finalize().to_vec()
+}
