@@ -34,6 +34,7 @@ use fileintel_store::Store;
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use auth::AuthState;
+pub use axum_server::tls_rustls::RustlsConfig;
 pub use error::ApiError;
 pub use metadata::METADATA;
 
@@ -124,4 +125,22 @@ pub async fn serve(
         }
     });
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}
+
+/// Serves the API over TLS (rustls) on `listener` until `shutdown` resolves, then gives requests in
+/// flight up to ten seconds to finish.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    tls: axum_server::tls_rustls::RustlsConfig,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = listener.into_std()?;
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stopper.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+    });
+    axum_server::from_tcp_rustls(listener, tls)?.handle(handle).serve(router(state).into_make_service()).await
 }

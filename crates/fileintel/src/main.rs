@@ -1,5 +1,6 @@
 //! The `fileintel` binary: thin glue over the library crates.
 
+mod devcert;
 mod identity;
 mod ingest;
 mod serve;
@@ -28,6 +29,8 @@ enum Command {
     /// The keys fileintel signs access tokens with.
     #[command(subcommand)]
     Keys(identity::KeysCommand),
+    /// Make a local CA and a server certificate for localhost (for --tls-cert and --tls-key).
+    DevCert(devcert::DevCertArgs),
     /// Benchmarks: lookups against a ceiling server, ingestion against a parse-only pass.
     Bench(fileintel_bench::BenchArgs),
     /// The ceiling server the lookup benchmark compares against (started by `bench`).
@@ -65,6 +68,7 @@ fn main() -> std::process::ExitCode {
         Command::Ingest(args) => ingest::run(args),
         Command::Apps(command) => identity::run_apps(command),
         Command::Keys(command) => identity::run_keys(command),
+        Command::DevCert(args) => devcert::run(args),
         Command::Bench(args) => fileintel_bench::run(args),
         Command::BenchCeiling(args) => fileintel_bench::run_ceiling(args),
     };

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use fileintel_server::{AppState, AuthState, ServerConfig};
+use fileintel_server::{AppState, AuthState, RustlsConfig, ServerConfig};
 use fileintel_store::{Ingestor, Store};
 
 use crate::StoreArgs;
@@ -37,6 +37,12 @@ pub struct ServeArgs {
     /// one of them as issuer. Default: the listen address, and localhost for a loopback one.
     #[arg(long, env = "FILEINTEL_PUBLIC_URL", value_delimiter = ',')]
     public_url: Vec<String>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key. `fileintel dev-cert` makes one.
+    #[arg(long, env = "FILEINTEL_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "FILEINTEL_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 /// The demo application's client id: fixed, so the README can name it; its secret changes at
@@ -70,6 +76,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let mut config = ServerConfig::for_address(address);
     config.max_ingest_bytes = args.max_ingest_bytes;
+    let tls =
+        match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => {
+                config.scheme = "https".into();
+                Some(RustlsConfig::from_pem_file(cert, key).await.with_context(|| {
+                    format!("loading the TLS certificate {} and key {}", cert.display(), key.display())
+                })?)
+            }
+            _ => None,
+        };
+    let scheme = config.scheme.clone();
     let public_urls =
         if args.public_url.is_empty() { default_public_urls(&config.scheme, address) } else { args.public_url.clone() };
     let keys = crate::identity::signing_keys(store.as_ref()).await?;
@@ -87,17 +104,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!(%address, data_dir = %args.store.data_dir.display(), "fileintel is serving");
     // On stdout as well, for scripts and tests that asked for port 0.
-    println!("fileintel listening on http://{address}");
+    println!("fileintel listening on {scheme}://{address}");
     if let Some(secret) = demo_secret {
         println!(
             "demo application (tenant {DEMO_TENANT}, a new secret at every start):\n  \
-             TOKEN=$(curl -s http://{address}/{DEMO_TENANT}/oauth2/v2.0/token -d grant_type=client_credentials \\\n    \
+             TOKEN=$(curl -s {scheme}://{address}/{DEMO_TENANT}/oauth2/v2.0/token -d grant_type=client_credentials \\\n    \
              -d client_id={DEMO_CLIENT_ID} -d client_secret={secret} \\\n    \
              -d scope=https://api.securitycenter.microsoft.com/.default | sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')\n  \
-             curl -s -H \"Authorization: Bearer $TOKEN\" http://{address}/api/files/2c4cd67ad70a478e658e5a9cbf26ae44e666d039"
+             curl -s -H \"Authorization: Bearer $TOKEN\" {scheme}://{address}/api/files/2c4cd67ad70a478e658e5a9cbf26ae44e666d039"
         );
     }
-    fileintel_server::serve(listener, state, shutdown_signal()).await.context("serving")?;
+    match tls {
+        Some(tls) => fileintel_server::serve_tls(listener, tls, state, shutdown_signal()).await.context("serving")?,
+        None => fileintel_server::serve(listener, state, shutdown_signal()).await.context("serving")?,
+    }
     tracing::info!("stopped");
     Ok(())
 }
