@@ -53,6 +53,10 @@ pub struct BenchArgs {
     /// Write the figures as JSON here.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Run our server with authentication on: register an application, get a token, and send it
+    /// with every request (to the ceiling too, which ignores it). Without it, `--insecure-no-auth`.
+    #[arg(long)]
+    pub auth: bool,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -81,6 +85,7 @@ pub struct Report {
     pub lookup_ratio: f64,
     pub server_peak_rss_mb: f64,
     pub wrk: String,
+    pub authentication: bool,
 }
 
 /// Kills a child process when dropped, so a failed benchmark leaves no server behind.
@@ -190,6 +195,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     report.disk_bytes_per_file = report.disk_bytes as f64 / args.files as f64;
 
     // Servers: ours on the store, the ceiling on one of our responses.
+    report.authentication = args.auth;
+    let credentials = if args.auth { Some(register_application(&exe, &data_dir)?) } else { None };
     let ours_address = free_port()?;
     let log = std::fs::File::create(args.work_dir.join("serve.log"))?;
     let ours = Guard(
@@ -197,6 +204,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             .args(["serve", "--data-dir"])
             .arg(&data_dir)
             .args(["--listen", &ours_address.to_string(), "--workers", &args.server_workers.to_string()])
+            .args(if args.auth { &[][..] } else { &["--insecure-no-auth"][..] })
             .env("FILEINTEL_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(log)
@@ -205,7 +213,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     );
     let (sha1, _, _) = synth::file_hashes(0);
     let sample_path = format!("/api/files/{sha1}");
-    let body = wait_and_get(ours_address, &sample_path, Duration::from_secs(300))?;
+    let token = match &credentials {
+        Some((client_id, secret)) => Some(fetch_token(ours_address, client_id, secret, Duration::from_secs(300))?),
+        None => None,
+    };
+    let body = wait_and_get(ours_address, &sample_path, token.as_deref(), Duration::from_secs(300))?;
     let body_file = args.work_dir.join("ceiling-body.json");
     std::fs::write(&body_file, &body)?;
     let ceiling_address = free_port()?;
@@ -224,7 +236,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             .spawn()
             .context("starting the ceiling server")?,
     );
-    wait_and_get(ceiling_address, &sample_path, Duration::from_secs(30))?;
+    wait_and_get(ceiling_address, &sample_path, None, Duration::from_secs(30))?;
 
     // Random known hashes, all three kinds, for wrk to pick from.
     let paths_file = args.work_dir.join("paths.txt");
@@ -246,7 +258,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
 
     for round in 0..args.rounds {
         for (name, address) in [("fileintel", ours_address), ("ceiling", ceiling_address)] {
-            let figures = wrk(&args, address, &script, &paths_file)?;
+            let figures = wrk(&args, address, &script, &paths_file, token.as_deref())?;
             eprintln!(
                 "round {}: {name:9} {:>10.0} req/s  p50 {:.3} ms  p99 {:.3} ms  errors {}",
                 round + 1,
@@ -305,10 +317,43 @@ fn parse_only(input: &Path) -> anyhow::Result<(u64, f64)> {
     Ok((observations, started.elapsed().as_secs_f64()))
 }
 
-fn wait_and_get(address: SocketAddr, path: &str, patience: Duration) -> anyhow::Result<Vec<u8>> {
+/// Registers a benchmark application (File.Read.All) in the store before the server starts.
+fn register_application(exe: &Path, data_dir: &Path) -> anyhow::Result<(String, String)> {
+    let output = Command::new(exe)
+        .args(["apps", "create", "--tenant", "bench", "--name", "bench", "--role", "File.Read.All", "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .context("running fileintel apps create")?;
+    if !output.status.success() {
+        bail!("fileintel apps create failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let app: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let field = |name: &str| app[name].as_str().map(str::to_owned).context("apps create printed no credentials");
+    Ok((field("clientId")?, field("clientSecret")?))
+}
+
+fn fetch_token(address: SocketAddr, client_id: &str, secret: &str, patience: Duration) -> anyhow::Result<String> {
+    let form = format!(
+        "grant_type=client_credentials&client_id={client_id}&client_secret={secret}&scope=https://api.securitycenter.microsoft.com/.default"
+    );
     let deadline = Instant::now() + patience;
     loop {
-        match http_get(address, path) {
+        match http_request(address, "POST", "/bench/oauth2/v2.0/token", &form, None) {
+            Ok((200, body)) => {
+                let answer: serde_json::Value = serde_json::from_slice(&body)?;
+                return answer["access_token"].as_str().map(str::to_owned).context("no access_token in the answer");
+            }
+            Ok((status, body)) => bail!("token request: {status} {}", String::from_utf8_lossy(&body)),
+            Err(error) if Instant::now() > deadline => return Err(error.context(format!("waiting for {address}"))),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+fn wait_and_get(address: SocketAddr, path: &str, token: Option<&str>, patience: Duration) -> anyhow::Result<Vec<u8>> {
+    let deadline = Instant::now() + patience;
+    loop {
+        match http_request(address, "GET", path, "", token) {
             Ok((200, body)) => return Ok(body),
             Ok((status, body)) => bail!("GET {path} on {address}: {status} {}", String::from_utf8_lossy(&body)),
             Err(error) if Instant::now() > deadline => {
@@ -319,11 +364,23 @@ fn wait_and_get(address: SocketAddr, path: &str, patience: Duration) -> anyhow::
     }
 }
 
-/// A one-shot HTTP/1.1 GET, enough to fetch a sample response; the load itself comes from wrk.
-fn http_get(address: SocketAddr, path: &str) -> anyhow::Result<(u16, Vec<u8>)> {
+/// A one-shot HTTP/1.1 request, enough to fetch a token or a sample response; the load itself
+/// comes from wrk.
+fn http_request(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+    token: Option<&str>,
+) -> anyhow::Result<(u16, Vec<u8>)> {
     let mut stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")?;
+    let authorization = token.map(|token| format!("Authorization: Bearer {token}\r\n")).unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\n{authorization}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response)?;
     let split = response.windows(4).position(|w| w == b"\r\n\r\n").context("no header end")?;
@@ -332,8 +389,18 @@ fn http_get(address: SocketAddr, path: &str) -> anyhow::Result<(u16, Vec<u8>)> {
     Ok((status, response[split + 4..].to_vec()))
 }
 
-fn wrk(args: &BenchArgs, address: SocketAddr, script: &Path, paths: &Path) -> anyhow::Result<LoadFigures> {
-    let output = Command::new("wrk")
+fn wrk(
+    args: &BenchArgs,
+    address: SocketAddr,
+    script: &Path,
+    paths: &Path,
+    token: Option<&str>,
+) -> anyhow::Result<LoadFigures> {
+    let mut command = Command::new("wrk");
+    if let Some(token) = token {
+        command.arg("-H").arg(format!("Authorization: Bearer {token}"));
+    }
+    let output = command
         .arg(format!("-t{}", args.wrk_threads))
         .arg(format!("-c{}", args.connections))
         .arg(format!("-d{}s", args.seconds))
@@ -416,6 +483,14 @@ fn print_report(report: &Report) {
     }
     println!("lookup ratio ours/ceiling: {:.2}", report.lookup_ratio);
     println!("server peak RSS: {:.1} MB", report.server_peak_rss_mb);
+    println!(
+        "authentication: {}",
+        if report.authentication {
+            "on (bearer token, verified once, then cached)"
+        } else {
+            "off (--insecure-no-auth)"
+        }
+    );
 }
 
 #[cfg(test)]
