@@ -35,11 +35,18 @@ pub struct NdjsonReader {
     pub rejected: u64,
     /// Bytes consumed so far.
     pub bytes: u64,
+    /// The tenant a scoped caller may write to (see [`Observation::parse_json_in`]).
+    scope: Option<String>,
 }
 
 impl NdjsonReader {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A reader for a caller confined to one tenant.
+    pub fn scoped(tenant: Option<String>) -> Self {
+        NdjsonReader { scope: tenant, ..Self::default() }
     }
 
     /// Consumes a chunk; parsed observations accumulate until [`NdjsonReader::take_batch`].
@@ -124,7 +131,7 @@ impl NdjsonReader {
         if line.iter().all(u8::is_ascii_whitespace) {
             return;
         }
-        match Observation::parse_json(line) {
+        match Observation::parse_json_in(line, self.scope.as_deref()) {
             Ok(observation) => {
                 self.batch.observations.push(observation);
                 self.batch.lines.push(self.line);

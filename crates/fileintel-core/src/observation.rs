@@ -34,6 +34,8 @@ pub enum ObservationError {
     Timestamp(#[from] TimestampError),
     #[error("field '{0}' must not be empty")]
     Empty(&'static str),
+    #[error("tenantId '{given}' is not the caller's tenant '{scope}'")]
+    OtherTenant { given: String, scope: String },
 }
 
 // The wire form, borrowing from the input line wherever no unescaping is needed.
@@ -80,6 +82,12 @@ fn non_empty(value: Option<Cow<'_, str>>) -> Option<String> {
 impl Observation {
     /// Parses one NDJSON line. Unknown fields are ignored so that newer writers can feed older readers.
     pub fn parse_json(line: &[u8]) -> Result<Self, ObservationError> {
+        Self::parse_json_in(line, None)
+    }
+
+    /// Parses one line on behalf of a caller confined to `scope`: a line without `tenantId` is the
+    /// scope's, and a line naming another tenant is refused.
+    pub fn parse_json_in(line: &[u8], scope: Option<&str>) -> Result<Self, ObservationError> {
         let raw: RawObservation<'_> =
             serde_json::from_slice(line).map_err(|error| ObservationError::Json(error.to_string()))?;
         let device_id = raw.device_id.ok_or(ObservationError::Missing("deviceId"))?;
@@ -95,8 +103,15 @@ impl Observation {
         if hashes.is_empty() {
             return Err(ObservationError::Missing("sha1, sha256 or md5"));
         }
+        let tenant_id = match (non_empty(raw.tenant_id), scope) {
+            (Some(given), Some(scope)) if given != scope => {
+                return Err(ObservationError::OtherTenant { given, scope: scope.to_owned() });
+            }
+            (Some(given), _) => given,
+            (None, scope) => scope.unwrap_or(DEFAULT_TENANT).to_owned(),
+        };
         Ok(Observation {
-            tenant_id: non_empty(raw.tenant_id).unwrap_or_else(|| DEFAULT_TENANT.to_owned()),
+            tenant_id,
             device_id: device_id.into_owned(),
             device_name: non_empty(raw.device_name),
             timestamp,
@@ -146,6 +161,18 @@ mod tests {
         let observation =
             parse(&format!(r#"{{"deviceId":"d","timestamp":"2026-01-01T00:00:00Z","sha1":"{SHA1}"}}"#)).unwrap();
         assert_eq!(observation.tenant_id, DEFAULT_TENANT);
+    }
+
+    #[test]
+    fn a_scoped_caller_writes_only_its_own_tenant() {
+        let line =
+            |tenant: &str| format!(r#"{{{tenant}"deviceId":"d","timestamp":"2026-01-01T00:00:00Z","sha1":"{SHA1}"}}"#);
+        let own = Observation::parse_json_in(line("").as_bytes(), Some("contoso")).unwrap();
+        assert_eq!(own.tenant_id, "contoso");
+        let named = Observation::parse_json_in(line(r#""tenantId":"contoso","#).as_bytes(), Some("contoso")).unwrap();
+        assert_eq!(named.tenant_id, "contoso");
+        let other = Observation::parse_json_in(line(r#""tenantId":"fabrikam","#).as_bytes(), Some("contoso"));
+        assert_eq!(other.unwrap_err().to_string(), "tenantId 'fabrikam' is not the caller's tenant 'contoso'");
     }
 
     #[test]

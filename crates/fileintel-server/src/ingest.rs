@@ -36,7 +36,9 @@ async fn post_observations(
     if declared.is_some_and(|length| length > limit) {
         return Err(ApiError::PayloadTooLarge(format!("The body exceeds the ingestion limit of {limit} bytes.")));
     }
-    let mut ingestor = Ingestor::new(state.store.clone(), DEFAULT_BATCH.min(state.config.ingest_batch));
+    // A tenant's token writes that tenant's observations only.
+    let scope = caller.0.as_ref().map(|caller| caller.tenant.clone());
+    let mut ingestor = Ingestor::scoped(state.store.clone(), DEFAULT_BATCH.min(state.config.ingest_batch), scope);
     let mut stream = body.into_data_stream();
     let mut received: u64 = 0;
     while let Some(chunk) = stream.next().await {

@@ -322,3 +322,32 @@ fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
     let inner_hash = Sha256::new().chain_update(&inner).chain_update(message).finalize();
     Sha256::new().chain_update(&outer).chain_update(inner_hash).finalize().to_vec()
 }
+
+#[tokio::test]
+async fn a_tenants_token_writes_only_that_tenants_observations() {
+    let app = spawn_app().await;
+    let (client_id, secret) = app.register("contoso", &["File.ReadWrite.All"]).await;
+    let token = app.token("contoso", &client_id, &secret).await;
+    let sha1 = "1111111111111111111111111111111111111111";
+    let body = [
+        format!(r#"{{"deviceId":"own","timestamp":"2026-11-20T08:15:30Z","sha1":"{sha1}"}}"#),
+        format!(r#"{{"tenantId":"fabrikam","deviceId":"theirs","timestamp":"2026-11-20T08:15:30Z","sha1":"{sha1}"}}"#),
+        format!(r#"{{"tenantId":"contoso","deviceId":"named","timestamp":"2026-11-20T08:15:30Z","sha1":"{sha1}"}}"#),
+    ]
+    .join("\n");
+    let request = Request::post("/api/ingest/observations")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::from(body))
+        .unwrap();
+    let answer = app.send(request).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    assert_eq!(answer.json["accepted"], 2);
+    assert_eq!(answer.json["rejectedLines"][0]["line"], 2);
+    assert!(answer.json["rejectedLines"][0]["reason"].as_str().unwrap().contains("fabrikam"));
+    let hash = fileintel_core::FileHash::parse(sha1).unwrap();
+    let mut contoso: Vec<String> =
+        app.store.file_devices(hash, "contoso").await.unwrap().into_iter().map(|d| d.device_id).collect();
+    contoso.sort();
+    assert_eq!(contoso, ["named", "own"]);
+    assert!(app.store.file_devices(hash, "fabrikam").await.unwrap().is_empty());
+}

@@ -27,9 +27,14 @@ pub struct Ingestor {
 
 impl Ingestor {
     pub fn new(store: Arc<dyn Store>, batch_size: usize) -> Self {
+        Self::scoped(store, batch_size, None)
+    }
+
+    /// An import on behalf of a caller confined to `tenant`: lines naming another are rejected.
+    pub fn scoped(store: Arc<dyn Store>, batch_size: usize, tenant: Option<String>) -> Self {
         Ingestor {
             store,
-            reader: NdjsonReader::new(),
+            reader: NdjsonReader::scoped(tenant),
             batch_size: batch_size.max(1),
             in_flight: None,
             summary: IngestSummary::default(),
