@@ -40,9 +40,10 @@ pub fn jwks(keys: &[SigningKey]) -> Result<serde_json::Value, AuthError> {
     Ok(serde_json::json!({ "keys": published }))
 }
 
-/// The key new tokens are signed with: the newest.
+/// The key new tokens are signed with: the newest, which is the last of the keys in the store's
+/// order (by creation, then by insertion, so two keys made in the same second keep their order).
 pub fn current(keys: &[SigningKey]) -> Option<&SigningKey> {
-    keys.iter().max_by_key(|key| key.created)
+    keys.last()
 }
 
 #[cfg(test)]

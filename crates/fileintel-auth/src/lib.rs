@@ -25,6 +25,46 @@ pub mod tokens;
 
 pub use tokens::{Caller, TokenVersion, Verifier};
 
+/// A new application with fresh ids and secret; returns it with the secret, which is shown once
+/// and kept only as its hash.
+pub fn new_application(
+    tenant: &str,
+    name: &str,
+    roles: Vec<String>,
+    now: i64,
+) -> (fileintel_core::Application, String) {
+    let secret = secrets::generate();
+    let application = fileintel_core::Application {
+        tenant: tenant.to_owned(),
+        client_id: uuid::Uuid::new_v4().to_string(),
+        object_id: uuid::Uuid::new_v4().to_string(),
+        name: name.to_owned(),
+        roles,
+        secret_hash: secrets::hash(&secret),
+        created: now,
+    };
+    (application, secret)
+}
+
+/// The application with a fresh secret; returns it with the secret.
+pub fn rotate_secret(mut application: fileintel_core::Application) -> (fileintel_core::Application, String) {
+    let secret = secrets::generate();
+    application.secret_hash = secrets::hash(&secret);
+    (application, secret)
+}
+
+/// An application as it may be shown: never its secret or hash.
+pub fn public_view(application: &fileintel_core::Application) -> serde_json::Value {
+    serde_json::json!({
+        "tenantId": application.tenant,
+        "clientId": application.client_id,
+        "objectId": application.object_id,
+        "name": application.name,
+        "roles": application.roles,
+        "created": fileintel_core::Timestamp::from_unix_seconds(application.created).to_string(),
+    })
+}
+
 /// Why a bearer token was not accepted. Handlers turn every variant into 401; the variant is for
 /// the log, never for the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -58,6 +58,16 @@ impl AuthState {
         Ok(KeyRing { keys, verifier })
     }
 
+    /// Replaces the signing keys: the newest signs from now on, all of them verify.
+    pub fn set_keys(&self, keys: Vec<SigningKey>) -> Result<(), fileintel_auth::AuthError> {
+        let ring = Arc::new(Self::ring(&self.public_urls, keys, &self.audiences)?);
+        match self.ring.write() {
+            Ok(mut current) => *current = ring,
+            Err(poisoned) => *poisoned.into_inner() = ring,
+        }
+        Ok(())
+    }
+
     pub fn key_ring(&self) -> Arc<KeyRing> {
         self.ring.read().map(|ring| ring.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
     }

@@ -16,6 +16,7 @@
 //! # }
 //! ```
 
+pub mod admin;
 pub mod auth;
 pub mod error;
 mod files;

@@ -257,8 +257,10 @@ pub async fn applications_and_signing_keys_are_kept(store: &dyn Store) {
     let key = |kid: &str, created: i64| fileintel_core::SigningKey { kid: kid.into(), pkcs8: vec![1, 2, 3], created };
     store.add_signing_key(key("z-newer", 20)).await.unwrap();
     store.add_signing_key(key("a-older", 10)).await.unwrap();
+    // Made in the same second as the newest: added later, so newer still, whatever the kid.
+    store.add_signing_key(key("b-newest", 20)).await.unwrap();
     let kids: Vec<String> = store.signing_keys().await.unwrap().into_iter().map(|k| k.kid).collect();
-    assert_eq!(kids, ["a-older", "z-newer"], "oldest first, whatever the kid");
+    assert_eq!(kids, ["a-older", "z-newer", "b-newest"]);
 }
 
 pub async fn large_calls_count_exactly_across_partial_hashes_and_links(store: &dyn Store) {

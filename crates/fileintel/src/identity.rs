@@ -1,13 +1,21 @@
-//! `fileintel apps` and `fileintel keys`: applications and signing keys in the data directory.
+//! `fileintel apps` and `fileintel keys`: applications and signing keys, in the data directory
+//! directly, or through a running server's admin socket when the server holds the directory.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use bytes::Bytes;
 use fileintel_auth::{keys, secrets};
 use fileintel_core::{Application, SigningKey};
-use fileintel_store::Store;
+use fileintel_store::{FjallStore, Store, StoreError};
+use http_body_util::{BodyExt, Full};
+use serde_json::{Value, json};
 
 use crate::StoreArgs;
+
+/// The running server's admin API, in the data directory.
+pub const ADMIN_SOCKET: &str = "admin.sock";
 
 #[derive(clap::Subcommand)]
 pub enum AppsCommand {
@@ -28,7 +36,7 @@ pub enum AppsCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Delete an application: its tokens stop being issued at once.
+    /// Delete an application: no token is issued to it from then on.
     Delete {
         #[command(flatten)]
         store: StoreArgs,
@@ -55,7 +63,7 @@ pub enum KeysCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// List the signing keys' ids and creation times.
+    /// List the signing keys' ids and creation times, as JSON.
     List {
         #[command(flatten)]
         store: StoreArgs,
@@ -64,10 +72,6 @@ pub enum KeysCommand {
 
 fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")
 }
 
 /// The signing keys, generating the first one when there is none.
@@ -98,66 +102,127 @@ pub async fn refresh_demo_application(store: &dyn Store, tenant: &str, client_id
     Ok(secret)
 }
 
-fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+/// Where the commands act: the store itself, or the server that holds it.
+enum Target {
+    Store(FjallStore),
+    Server(PathBuf),
+}
+
+impl Target {
+    fn open(args: &StoreArgs) -> anyhow::Result<Target> {
+        match args.open() {
+            Ok(store) => Ok(Target::Store(store)),
+            Err(StoreError::Busy(holder)) => {
+                let socket = args.data_dir.join(ADMIN_SOCKET);
+                if !socket.exists() {
+                    bail!("{holder}, and it offers no admin socket at {}", socket.display());
+                }
+                Ok(Target::Server(socket))
+            }
+            Err(error) => Err(error).with_context(|| format!("opening the store in {}", args.data_dir.display())),
+        }
+    }
+}
+
+/// One request to the admin socket: (status, JSON body or null).
+async fn admin(socket: &Path, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<(u16, Value)> {
+    let stream =
+        tokio::net::UnixStream::connect(socket).await.with_context(|| format!("connecting to {}", socket.display()))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    let bytes = body.map(|body| Bytes::from(body.to_string())).unwrap_or_default();
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header(hyper::header::HOST, "localhost")
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(bytes))?;
+    let response = sender.send_request(request).await.context("talking to the server's admin socket")?;
+    let status = response.status().as_u16();
+    let bytes = response.into_body().collect().await?.to_bytes();
+    Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+}
+
+fn server_said(status: u16, body: &Value) -> anyhow::Error {
+    let message = body["error"]["message"].as_str().unwrap_or("no message");
+    anyhow::anyhow!("the server refused ({status}): {message}")
+}
+
+fn print_json(value: &Value) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
-fn public(application: &Application) -> serde_json::Value {
-    serde_json::json!({
-        "tenantId": application.tenant,
-        "clientId": application.client_id,
-        "objectId": application.object_id,
-        "name": application.name,
-        "roles": application.roles,
-        "created": fileintel_core::Timestamp::from_unix_seconds(application.created).to_string(),
-    })
+fn with_secret(application: &Application, secret: String) -> Value {
+    let mut shown = fileintel_auth::public_view(application);
+    shown["clientSecret"] = Value::String(secret);
+    shown
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")
 }
 
 pub fn run_apps(command: AppsCommand) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         match command {
-            AppsCommand::Create { store, tenant, name, roles } => {
-                let store = crate::ingest::open_store(&store)?;
-                let secret = secrets::generate();
-                let application = Application {
-                    tenant,
-                    client_id: uuid_v4(),
-                    object_id: uuid_v4(),
-                    name,
-                    roles,
-                    secret_hash: secrets::hash(&secret),
-                    created: now(),
-                };
-                store.put_application(application.clone()).await?;
-                let mut shown = public(&application);
-                shown["clientSecret"] = serde_json::Value::String(secret);
-                print_json(&shown)?;
-            }
-            AppsCommand::List { store } => {
-                let store = crate::ingest::open_store(&store)?;
-                let listed: Vec<serde_json::Value> = store.list_applications().await?.iter().map(public).collect();
-                print_json(&serde_json::Value::Array(listed))?;
-            }
+            AppsCommand::Create { store, tenant, name, roles } => match Target::open(&store)? {
+                Target::Store(store) => {
+                    let (application, secret) = fileintel_auth::new_application(&tenant, &name, roles, now());
+                    store.put_application(application.clone()).await?;
+                    print_json(&with_secret(&application, secret))?;
+                }
+                Target::Server(socket) => {
+                    let body = json!({"tenant": tenant, "name": name, "roles": roles});
+                    match admin(&socket, "POST", "/admin/apps", Some(body)).await? {
+                        (201, created) => print_json(&created)?,
+                        (status, body) => return Err(server_said(status, &body)),
+                    }
+                }
+            },
+            AppsCommand::List { store } => match Target::open(&store)? {
+                Target::Store(store) => {
+                    let listed = store.list_applications().await?.iter().map(fileintel_auth::public_view).collect();
+                    print_json(&Value::Array(listed))?;
+                }
+                Target::Server(socket) => match admin(&socket, "GET", "/admin/apps", None).await? {
+                    (200, listed) => print_json(&listed)?,
+                    (status, body) => return Err(server_said(status, &body)),
+                },
+            },
             AppsCommand::Delete { store, tenant, client_id } => {
-                let store = crate::ingest::open_store(&store)?;
-                if !store.delete_application(&tenant, &client_id).await? {
+                let deleted = match Target::open(&store)? {
+                    Target::Store(store) => store.delete_application(&tenant, &client_id).await?,
+                    Target::Server(socket) => {
+                        match admin(&socket, "DELETE", &format!("/admin/apps/{tenant}/{client_id}"), None).await? {
+                            (204, _) => true,
+                            (404, _) => false,
+                            (status, body) => return Err(server_said(status, &body)),
+                        }
+                    }
+                };
+                if !deleted {
                     bail!("no application {client_id} in tenant {tenant}");
                 }
                 println!("deleted application {client_id} of tenant {tenant}");
             }
-            AppsCommand::RotateSecret { store, tenant, client_id } => {
-                let store = crate::ingest::open_store(&store)?;
-                let Some(mut application) = store.get_application(&tenant, &client_id).await? else {
-                    bail!("no application {client_id} in tenant {tenant}");
-                };
-                let secret = secrets::generate();
-                application.secret_hash = secrets::hash(&secret);
-                store.put_application(application.clone()).await?;
-                let mut shown = public(&application);
-                shown["clientSecret"] = serde_json::Value::String(secret);
-                print_json(&shown)?;
-            }
+            AppsCommand::RotateSecret { store, tenant, client_id } => match Target::open(&store)? {
+                Target::Store(store) => {
+                    let Some(application) = store.get_application(&tenant, &client_id).await? else {
+                        bail!("no application {client_id} in tenant {tenant}");
+                    };
+                    let (application, secret) = fileintel_auth::rotate_secret(application);
+                    store.put_application(application.clone()).await?;
+                    print_json(&with_secret(&application, secret))?;
+                }
+                Target::Server(socket) => {
+                    let path = format!("/admin/apps/{tenant}/{client_id}/rotate-secret");
+                    match admin(&socket, "POST", &path, None).await? {
+                        (200, rotated) => print_json(&rotated)?,
+                        (status, body) => return Err(server_said(status, &body)),
+                    }
+                }
+            },
         }
         Ok(ExitCode::SUCCESS)
     })
@@ -166,23 +231,33 @@ pub fn run_apps(command: AppsCommand) -> anyhow::Result<ExitCode> {
 pub fn run_keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         match command {
-            KeysCommand::Rotate { store } => {
-                let store = crate::ingest::open_store(&store)?;
-                let key = keys::generate(now());
-                store.add_signing_key(key.clone()).await?;
-                println!("new signing key {}; a running server picks it up when restarted", key.kid);
-            }
-            KeysCommand::List { store } => {
-                let store = crate::ingest::open_store(&store)?;
-                for key in store.signing_keys().await? {
-                    println!("{} {}", key.kid, fileintel_core::Timestamp::from_unix_seconds(key.created));
+            KeysCommand::Rotate { store } => match Target::open(&store)? {
+                Target::Store(store) => {
+                    let key = keys::generate(now());
+                    store.add_signing_key(key.clone()).await?;
+                    print_json(&json!({"kid": key.kid}))?;
                 }
-            }
+                Target::Server(socket) => match admin(&socket, "POST", "/admin/keys/rotate", None).await? {
+                    (201, rotated) => print_json(&rotated)?,
+                    (status, body) => return Err(server_said(status, &body)),
+                },
+            },
+            KeysCommand::List { store } => match Target::open(&store)? {
+                Target::Store(store) => {
+                    let listed: Vec<Value> = store
+                        .signing_keys()
+                        .await?
+                        .iter()
+                        .map(|key| json!({"kid": key.kid, "created": fileintel_core::Timestamp::from_unix_seconds(key.created).to_string()}))
+                        .collect();
+                    print_json(&Value::Array(listed))?;
+                }
+                Target::Server(socket) => match admin(&socket, "GET", "/admin/keys", None).await? {
+                    (200, listed) => print_json(&listed)?,
+                    (status, body) => return Err(server_said(status, &body)),
+                },
+            },
         }
         Ok(ExitCode::SUCCESS)
     })
-}
-
-fn uuid_v4() -> String {
-    uuid::Uuid::new_v4().to_string()
 }

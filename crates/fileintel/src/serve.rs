@@ -104,22 +104,60 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!(%address, data_dir = %args.store.data_dir.display(), "fileintel is serving");
     // On stdout as well, for scripts and tests that asked for port 0.
-    println!("fileintel listening on {scheme}://{address}");
+    say(&format!("fileintel listening on {scheme}://{address}"));
     if let Some(secret) = demo_secret {
-        println!(
+        say(&format!(
             "demo application (tenant {DEMO_TENANT}, a new secret at every start):\n  \
              TOKEN=$(curl -s {scheme}://{address}/{DEMO_TENANT}/oauth2/v2.0/token -d grant_type=client_credentials \\\n    \
              -d client_id={DEMO_CLIENT_ID} -d client_secret={secret} \\\n    \
              -d scope=https://api.securitycenter.microsoft.com/.default | sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')\n  \
              curl -s -H \"Authorization: Bearer $TOKEN\" {scheme}://{address}/api/files/2c4cd67ad70a478e658e5a9cbf26ae44e666d039"
-        );
+        ));
     }
+    // One signal stops both the API and the admin socket.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let until_stopped = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }
+    };
+    let admin = bind_admin_socket(&args.store.data_dir)?;
+    tokio::spawn(fileintel_server::admin::serve(admin, state.clone(), until_stopped()));
     match tls {
-        Some(tls) => fileintel_server::serve_tls(listener, tls, state, shutdown_signal()).await.context("serving")?,
-        None => fileintel_server::serve(listener, state, shutdown_signal()).await.context("serving")?,
+        Some(tls) => fileintel_server::serve_tls(listener, tls, state, until_stopped()).await.context("serving")?,
+        None => fileintel_server::serve(listener, state, until_stopped()).await.context("serving")?,
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The admin API's socket in the data directory, owner only. A stale one from a killed server
+/// is replaced: holding the store's lock means no other server is using it.
+fn bind_admin_socket(data_dir: &std::path::Path) -> anyhow::Result<tokio::net::UnixListener> {
+    let path = data_dir.join(crate::identity::ADMIN_SOCKET);
+    match std::fs::remove_file(&path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            return Err(error).with_context(|| format!("removing the stale {}", path.display()));
+        }
+        _ => {}
+    }
+    let listener = tokio::net::UnixListener::bind(&path).with_context(|| format!("binding {}", path.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("restricting {}", path.display()))?;
+    Ok(listener)
+}
+
+/// Writes a line to stdout for whoever started the server; a closed stdout must not stop it.
+fn say(line: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
 }
 
 fn default_public_urls(scheme: &str, address: SocketAddr) -> Vec<String> {

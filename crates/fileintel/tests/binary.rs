@@ -35,8 +35,10 @@ fn spawn_server(data_dir: &Path, extra: &[&str]) -> Server {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    let stdout = child.stdout.take().unwrap();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    // Keep reading what else it prints, as a terminal would.
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
     let address = line
         .trim()
         .strip_prefix("fileintel listening on ")
@@ -323,4 +325,93 @@ fn msal_acquires_a_token_over_https_and_reads_files() {
         String::from_utf8_lossy(&run.stderr)
     );
     assert!(String::from_utf8_lossy(&run.stdout).contains("msal e2e ok"));
+}
+
+fn fileintel_json(args: &[&str], data_dir: &Path) -> Value {
+    let output = Command::new(BIN).args(args).arg("--data-dir").arg(data_dir).output().unwrap();
+    assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn client_token(address: SocketAddr, tenant: &str, client_id: &str, secret: &str) -> (u16, Value) {
+    let form = format!(
+        "grant_type=client_credentials&client_id={client_id}&client_secret={secret}&scope=https://api.securitycenter.microsoft.com/.default"
+    );
+    let path = format!("/{tenant}/oauth2/v2.0/token");
+    let (status, body) =
+        request_with(address, "POST", &path, &form, "application/x-www-form-urlencoded", None).unwrap();
+    (status, serde_json::from_str(&body).unwrap())
+}
+
+fn kid_of(token: &str) -> String {
+    let header = token.split('.').next().unwrap();
+    let decoded = base64_url_decode(header);
+    let header: Value = serde_json::from_slice(&decoded).unwrap();
+    header["kid"].as_str().unwrap().to_owned()
+}
+
+/// base64url without padding, enough to read a JWT header in a test.
+fn base64_url_decode(text: &str) -> Vec<u8> {
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut bits = 0u32;
+    let mut count = 0;
+    let mut out = Vec::new();
+    for byte in text.bytes() {
+        bits = bits << 6 | alphabet.iter().position(|&a| a == byte).unwrap() as u32;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+        }
+    }
+    out
+}
+
+#[test]
+fn apps_and_keys_work_through_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = spawn_server(dir.path(), &[]);
+    // The server holds the store: the commands go through its admin socket.
+    let app = fileintel_json(
+        &["apps", "create", "--tenant", "contoso", "--name", "live", "--role", "File.Read.All"],
+        dir.path(),
+    );
+    let (client_id, secret) = (app["clientId"].as_str().unwrap(), app["clientSecret"].as_str().unwrap());
+    let (status, first) = client_token(server.address, "contoso", client_id, secret);
+    assert_eq!(status, 200, "an application made through the socket is usable at once: {first}");
+    let first = first["access_token"].as_str().unwrap().to_owned();
+    let listed = fileintel_json(&["apps", "list"], dir.path());
+    assert!(listed.as_array().unwrap().iter().any(|a| a["clientId"] == client_id));
+
+    let rotated = fileintel_json(&["keys", "rotate"], dir.path());
+    let (_, second) = client_token(server.address, "contoso", client_id, secret);
+    let second = second["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(kid_of(&second), rotated["kid"].as_str().unwrap(), "new tokens use the new key");
+    assert_ne!(kid_of(&first), kid_of(&second));
+    for token in [&first, &second] {
+        let (status, _) = request_with(
+            server.address,
+            "GET",
+            &format!("/api/files/{}", "0".repeat(40)),
+            "",
+            "text/plain",
+            Some(token),
+        )
+        .unwrap();
+        assert_eq!(status, 404, "tokens of both keys verify");
+    }
+    assert_eq!(fileintel_json(&["keys", "list"], dir.path()).as_array().unwrap().len(), 2);
+
+    let renewed =
+        fileintel_json(&["apps", "rotate-secret", "--tenant", "contoso", "--client-id", client_id], dir.path());
+    assert_eq!(client_token(server.address, "contoso", client_id, secret).0, 401, "the old secret stops working");
+    assert_eq!(client_token(server.address, "contoso", client_id, renewed["clientSecret"].as_str().unwrap()).0, 200);
+
+    let deleted = Command::new(BIN)
+        .args(["apps", "delete", "--tenant", "contoso", "--client-id", client_id, "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(deleted.status.success(), "{}", String::from_utf8_lossy(&deleted.stderr));
+    assert_eq!(client_token(server.address, "contoso", client_id, renewed["clientSecret"].as_str().unwrap()).0, 401);
 }

@@ -145,7 +145,7 @@ struct Inner {
     sightings: Keyspace,
     /// Tenant, a zero byte, client id → `Application`.
     applications: Keyspace,
-    /// Creation time (big-endian), kid → `SigningKey`: iterating yields oldest first.
+    /// Creation time, sequence number (big-endian) → `SigningKey`: iterating yields oldest first.
     signing_keys: Keyspace,
     meta: Keyspace,
     writer: Mutex<Writer>,
@@ -405,8 +405,11 @@ impl Store for FjallStore {
     }
 
     async fn add_signing_key(&self, key: SigningKey) -> Result<(), StoreError> {
+        // Creation time, then a sequence number: keys made in the same second keep the order
+        // they were added in, and the last one is the newest.
+        let sequence = self.inner.signing_keys.iter().count() as u64;
         let mut id = key.created.to_be_bytes().to_vec();
-        id.extend_from_slice(key.kid.as_bytes());
+        id.extend_from_slice(&sequence.to_be_bytes());
         let mut write = self.inner.db.batch().durability(Some(PersistMode::SyncAll));
         write.insert(&self.inner.signing_keys, id, encode(&key));
         Ok(write.commit()?)
