@@ -90,3 +90,33 @@ pub enum AuthError {
     #[error("key material is unusable: {0}")]
     Key(String),
 }
+
+/// A new user with a fresh object id; the password is kept only as its hash.
+pub fn new_user(tenant: &str, upn: &str, roles: Vec<String>, password: &str, now: i64) -> fileintel_core::User {
+    fileintel_core::User {
+        tenant: tenant.to_owned(),
+        upn: upn.to_owned(),
+        object_id: uuid::Uuid::new_v4().to_string(),
+        roles,
+        password_hash: secrets::hash(password),
+        created: now,
+    }
+}
+
+/// A user as it may be shown: never the password hash.
+pub fn public_user(user: &fileintel_core::User) -> serde_json::Value {
+    serde_json::json!({
+        "tenantId": user.tenant,
+        "upn": user.upn,
+        "objectId": user.object_id,
+        "roles": user.roles,
+        "created": fileintel_core::Timestamp::from_unix_seconds(user.created).to_string(),
+    })
+}
+
+/// The directory roles MDE grants "View Data" to by default.
+pub fn default_view_data_roles() -> Vec<String> {
+    ["Security Reader", "Security Operator", "Security Administrator", "Global Reader", "Global Administrator"]
+        .map(String::from)
+        .to_vec()
+}

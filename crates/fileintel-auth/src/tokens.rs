@@ -109,6 +109,51 @@ pub fn issue(
     sign(key, &claims).map(|token| (token, LIFETIME))
 }
 
+/// What a user obtained through an application (the resource-owner password grant).
+#[derive(Debug, Clone, Copy)]
+pub struct UserGrant<'a> {
+    pub tenant: &'a str,
+    pub client_id: &'a str,
+    /// The user's object id.
+    pub object_id: &'a str,
+    pub upn: &'a str,
+    /// Delegated permissions, the token's `scp`.
+    pub scopes: &'a [String],
+    pub audience: &'a str,
+}
+
+/// Signs a delegated (user) token: `scp`, the user's `oid` and `upn`, no `roles`.
+pub fn issue_delegated(
+    key: &SigningKey,
+    base: &str,
+    grant: &UserGrant<'_>,
+    version: TokenVersion,
+    now: i64,
+) -> Result<(String, i64), AuthError> {
+    let (appid, azp, ver) = match version {
+        TokenVersion::V1 => (Some(grant.client_id.to_owned()), None, "1.0"),
+        TokenVersion::V2 => (None, Some(grant.client_id.to_owned()), "2.0"),
+    };
+    let claims = AccessClaims {
+        aud: grant.audience.to_owned(),
+        iss: issuer(base, grant.tenant, version),
+        iat: now,
+        nbf: now,
+        exp: now + LIFETIME,
+        appid,
+        azp,
+        idtyp: Some("user".into()),
+        oid: grant.object_id.to_owned(),
+        roles: None,
+        scp: Some(grant.scopes.join(" ")),
+        sub: grant.object_id.to_owned(),
+        tid: grant.tenant.to_owned(),
+        upn: Some(grant.upn.to_owned()),
+        ver: ver.into(),
+    };
+    sign(key, &claims).map(|token| (token, LIFETIME))
+}
+
 /// Signs any claims with `key` (ES256, its `kid` in the header).
 pub fn sign(key: &SigningKey, claims: &AccessClaims) -> Result<String, AuthError> {
     let mut header = Header::new(Algorithm::ES256);

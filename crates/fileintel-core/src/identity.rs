@@ -29,3 +29,19 @@ pub struct SigningKey {
     /// Seconds since the Unix epoch.
     pub created: i64,
 }
+
+/// A person who may obtain delegated tokens (the resource-owner password grant).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct User {
+    pub tenant: String,
+    /// The sign-in name, e.g. `alice@contoso.com`: the token's `upn`.
+    pub upn: String,
+    /// Stable object id, the token's `oid`.
+    pub object_id: String,
+    /// Directory roles, e.g. `Security Reader`; configuration maps them to permissions such as View Data.
+    pub roles: Vec<String>,
+    /// The password as a slow hash (argon2id, PHC string).
+    pub password_hash: String,
+    /// Seconds since the Unix epoch.
+    pub created: i64,
+}

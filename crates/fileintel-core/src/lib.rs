@@ -24,7 +24,7 @@ pub mod time;
 
 pub use entity::{FileEntity, file_entity_context};
 pub use hash::{FileHash, FileHashes, HashError, Md5, PairingConflict, Sha1, Sha256};
-pub use identity::{Application, SigningKey};
+pub use identity::{Application, SigningKey, User};
 pub use ndjson::{IngestSummary, NdjsonReader, ParsedBatch};
 pub use observation::{DEFAULT_TENANT, Observation, ObservationError, Rejection};
 pub use record::{DeterminationType, FileFacts, FileRecord};

@@ -19,6 +19,8 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/apps", post(create_app).get(list_apps))
         .route("/admin/apps/{tenant}/{client_id}", delete(delete_app))
         .route("/admin/apps/{tenant}/{client_id}/rotate-secret", post(rotate_app_secret))
+        .route("/admin/users", post(create_user).get(list_users))
+        .route("/admin/users/{tenant}/{upn}", delete(delete_user))
         .route("/admin/keys", get(list_keys))
         .route("/admin/keys/rotate", post(rotate_key))
         .fallback(|| async { ApiError::NotFound("Resource not found".into()) })
@@ -89,6 +91,49 @@ async fn rotate_app_secret(
     let (application, secret) = fileintel_auth::rotate_secret(application);
     state.store.put_application(application.clone()).await?;
     Ok(Json(with_secret(&application, secret)))
+}
+
+#[derive(Deserialize)]
+struct NewUser {
+    tenant: String,
+    upn: String,
+    roles: Vec<String>,
+    password: String,
+}
+
+async fn create_user(
+    State(state): State<AppState>,
+    Json(new): Json<NewUser>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if new.tenant.is_empty() || new.upn.is_empty() || new.password.is_empty() {
+        return Err(ApiError::BadRequest {
+            code: "InvalidInput",
+            message: "A user needs a tenant, a sign-in name and a password.".into(),
+        });
+    }
+    let password = new.password;
+    let (tenant, upn, roles) = (new.tenant, new.upn, new.roles);
+    let user =
+        tokio::task::spawn_blocking(move || fileintel_auth::new_user(&tenant, &upn, roles, &password, now_seconds()))
+            .await
+            .map_err(|error| ApiError::Internal(error.to_string()))?;
+    state.store.put_user(user.clone()).await?;
+    Ok((StatusCode::CREATED, Json(fileintel_auth::public_user(&user))))
+}
+
+async fn list_users(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let users = state.store.list_users().await?;
+    Ok(Json(Value::Array(users.iter().map(fileintel_auth::public_user).collect())))
+}
+
+async fn delete_user(
+    State(state): State<AppState>,
+    Path((tenant, upn)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    match state.store.delete_user(&tenant, &upn).await? {
+        true => Ok(StatusCode::NO_CONTENT),
+        false => Err(ApiError::NotFound(format!("No user {upn} in tenant {tenant}"))),
+    }
 }
 
 async fn list_keys(State(state): State<AppState>) -> Json<Value> {

@@ -34,6 +34,8 @@ pub struct AuthState {
     /// when a request arrives under a host that is not listed.
     pub public_urls: Vec<String>,
     pub audiences: Vec<String>,
+    /// Directory roles that grant "View Data", which a delegated caller needs besides the scope.
+    pub view_data_roles: Vec<String>,
     ring: RwLock<Arc<KeyRing>>,
     cache: RwLock<HashMap<String, Caller>>,
 }
@@ -46,7 +48,20 @@ impl AuthState {
         audiences: Vec<String>,
     ) -> Result<Self, fileintel_auth::AuthError> {
         let ring = Self::ring(&public_urls, keys, &audiences)?;
-        Ok(AuthState { required, public_urls, audiences, ring: RwLock::new(Arc::new(ring)), cache: RwLock::default() })
+        Ok(AuthState {
+            required,
+            public_urls,
+            audiences,
+            view_data_roles: fileintel_auth::default_view_data_roles(),
+            ring: RwLock::new(Arc::new(ring)),
+            cache: RwLock::default(),
+        })
+    }
+
+    /// Replaces which directory roles grant "View Data" (MDE's by default).
+    pub fn with_view_data_roles(mut self, roles: Vec<String>) -> Self {
+        self.view_data_roles = roles;
+        self
     }
 
     fn ring(
@@ -119,17 +134,32 @@ pub fn now_seconds() -> i64 {
 pub struct Authenticated(pub Option<Caller>);
 
 impl Authenticated {
-    /// Requires an application permission in `roles`. Delegated (user) tokens are refused until
-    /// fileintel knows users and their roles.
+    /// Requires an application permission in the token's `roles`; delegated tokens cannot write.
     pub fn require_role(&self, permission: &str) -> Result<&Self, ApiError> {
         match &self.0 {
             None => Ok(self),
             Some(caller) if caller.roles.iter().any(|role| role == permission) => Ok(self),
-            Some(caller) if caller.is_delegated() => Err(ApiError::Forbidden(format!(
-                "Delegated access needs the {permission} scope and a user role that grants it; user roles are not configured."
-            ))),
+            Some(caller) if caller.is_delegated() => {
+                Err(ApiError::Forbidden(format!("This operation needs the {permission} application permission.")))
+            }
             Some(_) => Err(ApiError::Forbidden(format!("The application lacks the {permission} permission."))),
         }
+    }
+
+    /// Requires `permission` to read data: in `roles` for an application token; in `scp` for a
+    /// delegated token, whose user must also hold a role that grants View Data. The user's roles
+    /// are read at each request, so taking a role away takes effect at once.
+    pub async fn require_view(&self, state: &AppState, permission: &str) -> Result<&Self, ApiError> {
+        let Some(caller) = &self.0 else { return Ok(self) };
+        if !caller.is_delegated() {
+            return self.require_role(permission);
+        }
+        if !caller.scopes.iter().any(|scope| scope == permission) {
+            return Err(ApiError::Forbidden(format!("The token lacks the {permission} scope.")));
+        }
+        let user = state.store.get_user_by_object_id(&caller.tenant, &caller.object_id).await?;
+        let views = user.is_some_and(|user| user.roles.iter().any(|role| state.auth.view_data_roles.contains(role)));
+        if views { Ok(self) } else { Err(ApiError::Forbidden("The user holds no role that grants View Data.".into())) }
     }
 }
 

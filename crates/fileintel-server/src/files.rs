@@ -42,7 +42,7 @@ async fn get_file(
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    caller.require_role(FILE_READ_ALL)?;
+    caller.require_view(&state, FILE_READ_ALL).await?;
     let Path(id) = id.map_err(|_| ApiError::InvalidHashValue("(undecodable)".into()))?;
     let hash = FileHash::parse(&id).map_err(|_| ApiError::InvalidHashValue(id.clone()))?;
     let record =

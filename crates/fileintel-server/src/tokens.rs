@@ -108,8 +108,9 @@ async fn post_token(
         OAuthError::bad_request("invalid_request", "AADSTS900144: The request body must be a form.", 900144)
     })?;
     let field = |name: &str| form.get(name).map(String::as_str).filter(|value| !value.is_empty());
-    match field("grant_type") {
-        Some("client_credentials") => {}
+    let grant_type = field("grant_type");
+    match grant_type {
+        Some("client_credentials" | "password") => {}
         Some(_) => {
             return Err(OAuthError::bad_request(
                 "unsupported_grant_type",
@@ -146,6 +147,9 @@ async fn post_token(
         };
         return Err(OAuthError::bad_request(error, description, code));
     };
+    if grant_type == Some("password") {
+        return password_grant(&state, &tenant, &headers, &form, audience, version).await;
+    }
     let (Some(client_id), Some(secret)) = (field("client_id"), field("client_secret")) else {
         return Err(OAuthError::invalid_client());
     };
@@ -214,6 +218,92 @@ async fn post_token(
     Ok((StatusCode::OK, [("cache-control", "no-store"), ("pragma", "no-cache")], Json(body)).into_response())
 }
 
+/// The resource-owner password grant, as MDE's native-app sample uses it: a registered
+/// application (its secret checked when one is sent) signs a user in; the token is delegated, its
+/// `scp` the application's permissions. Wrong user or wrong password read the same.
+async fn password_grant(
+    state: &AppState,
+    tenant: &str,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+    audience: &str,
+    version: TokenVersion,
+) -> Result<Response, OAuthError> {
+    let field = |name: &str| form.get(name).map(String::as_str).filter(|value| !value.is_empty());
+    let unavailable = |error: fileintel_store::StoreError| {
+        tracing::error!(%error, "reading identities");
+        OAuthError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            error: "temporarily_unavailable",
+            description: "AADSTS90033: Try again later.".into(),
+            code: 90033,
+        }
+    };
+    let application = match field("client_id") {
+        Some(client_id) => state.store.get_application(tenant, client_id).await.map_err(unavailable)?,
+        None => None,
+    };
+    let Some(application) = application else { return Err(OAuthError::invalid_client()) };
+    if let Some(secret) = field("client_secret") {
+        let (secret, phc) = (secret.to_owned(), application.secret_hash.clone());
+        if !tokio::task::spawn_blocking(move || fileintel_auth::secrets::verify(&secret, &phc)).await.unwrap_or(false) {
+            return Err(OAuthError::invalid_client());
+        }
+    }
+    let user = match field("username") {
+        Some(upn) => state.store.get_user(tenant, upn).await.map_err(unavailable)?,
+        None => None,
+    };
+    let phc = user.as_ref().map_or_else(|| DUMMY_HASH.clone(), |user| user.password_hash.clone());
+    let password = field("password").unwrap_or_default().to_owned();
+    let matches =
+        tokio::task::spawn_blocking(move || fileintel_auth::secrets::verify(&password, &phc)).await.unwrap_or(false);
+    let Some(user) = user.filter(|_| matches) else {
+        return Err(OAuthError::bad_request(
+            "invalid_grant",
+            "AADSTS50126: Error validating credentials due to invalid username or password.",
+            50126,
+        ));
+    };
+    let Some(key) = state.auth.signing_key() else {
+        tracing::error!("no signing key");
+        return Err(OAuthError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            error: "server_error",
+            description: "AADSTS50000: There was an error issuing a token.".into(),
+            code: 50000,
+        });
+    };
+    let grant = fileintel_auth::tokens::UserGrant {
+        tenant: &user.tenant,
+        client_id: &application.client_id,
+        object_id: &user.object_id,
+        upn: &user.upn,
+        scopes: &application.roles,
+        audience,
+    };
+    let (token, expires_in) =
+        fileintel_auth::tokens::issue_delegated(&key, &base(state, headers), &grant, version, now_seconds()).map_err(
+            |error| {
+                tracing::error!(%error, "signing a token");
+                OAuthError {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    error: "server_error",
+                    description: "AADSTS50000: There was an error issuing a token.".into(),
+                    code: 50000,
+                }
+            },
+        )?;
+    let body = json!({
+        "token_type": "Bearer",
+        "scope": application.roles.join(" "),
+        "expires_in": expires_in,
+        "ext_expires_in": expires_in,
+        "access_token": token,
+    });
+    Ok((StatusCode::OK, [("cache-control", "no-store"), ("pragma", "no-cache")], Json(body)).into_response())
+}
+
 /// The hash of a secret nobody knows, verified against when the client is unknown: made with the
 /// same parameters as real ones, so both cost the same.
 static DUMMY_HASH: std::sync::LazyLock<String> =
@@ -247,7 +337,7 @@ fn openid_configuration(base: &str, tenant: &str, version: TokenVersion) -> serd
         "jwks_uri": format!("{base}/{tenant}/{keys}"),
         "token_endpoint_auth_methods_supported": ["client_secret_post"],
         "response_types_supported": ["token"],
-        "grant_types_supported": ["client_credentials"],
+        "grant_types_supported": ["client_credentials", "password"],
         "subject_types_supported": ["pairwise"],
         "id_token_signing_alg_values_supported": ["ES256"],
         "tenant_region_scope": null,

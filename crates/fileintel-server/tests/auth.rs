@@ -351,3 +351,60 @@ async fn a_tenants_token_writes_only_that_tenants_observations() {
     assert_eq!(contoso, ["named", "own"]);
     assert!(app.store.file_devices(hash, "fabrikam").await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn the_password_grant_gives_a_delegated_token_that_needs_a_view_data_role() {
+    let app = spawn_app().await;
+    let (client_id, _) = app.register("contoso", &["File.Read.All"]).await;
+    let mut reader =
+        fileintel_auth::new_user("contoso", "alice@contoso.com", vec!["Security Reader".into()], "correct horse", 0);
+    app.store.put_user(reader.clone()).await.unwrap();
+    let helpdesk = fileintel_auth::new_user(
+        "contoso",
+        "bob@contoso.com",
+        vec!["Helpdesk Administrator".into()],
+        "battery staple",
+        0,
+    );
+    app.store.put_user(helpdesk).await.unwrap();
+    let login = |user: &str, password: &str| {
+        format!("grant_type=password&client_id={client_id}&username={user}&password={password}&scope={MDE}/.default")
+    };
+
+    let answer =
+        app.token_request("/contoso/oauth2/v2.0/token", &login("Alice@contoso.com", "correct+horse"), None).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    let token = answer.json["access_token"].as_str().unwrap().to_owned();
+    let claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    assert_eq!(claims["scp"], "File.Read.All");
+    assert_eq!(claims["upn"], "alice@contoso.com");
+    assert_eq!(claims["oid"], reader.object_id);
+    assert!(claims.get("roles").is_none());
+    let path = format!("/api/files/{SHA1}");
+    assert_eq!(app.get(&path, Some(&token)).await.status, StatusCode::OK);
+    // A delegated token cannot write.
+    assert_forbidden(&app.ingest(&token).await);
+
+    // A role taken away takes effect at once, even for a token already verified and cached.
+    reader.roles = vec!["Helpdesk Administrator".into()];
+    app.store.put_user(reader).await.unwrap();
+    assert_forbidden(&app.get(&path, Some(&token)).await);
+
+    let answer =
+        app.token_request("/contoso/oauth2/v2.0/token", &login("bob@contoso.com", "battery+staple"), None).await;
+    let bobs = answer.json["access_token"].as_str().unwrap().to_owned();
+    assert_forbidden(&app.get(&path, Some(&bobs)).await);
+
+    let wrong_password =
+        app.token_request("/contoso/oauth2/v2.0/token", &login("alice@contoso.com", "nope"), None).await;
+    let unknown_user = app.token_request("/contoso/oauth2/v2.0/token", &login("eve@contoso.com", "nope"), None).await;
+    for answer in [&wrong_password, &unknown_user] {
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+        assert_eq!(answer.json["error"], "invalid_grant");
+    }
+    let strip = |answer: &Answer| {
+        answer.json["error_description"].as_str().unwrap().split(" Trace ID").next().unwrap().to_owned()
+    };
+    assert_eq!(strip(&wrong_password), strip(&unknown_user));
+}

@@ -263,6 +263,32 @@ pub async fn applications_and_signing_keys_are_kept(store: &dyn Store) {
     assert_eq!(kids, ["a-older", "z-newer", "b-newest"]);
 }
 
+pub async fn users_are_found_by_sign_in_name_and_object_id(store: &dyn Store) {
+    let user = |tenant: &str, upn: &str, oid: &str| fileintel_core::User {
+        tenant: tenant.into(),
+        upn: upn.into(),
+        object_id: oid.into(),
+        roles: vec!["Security Reader".into()],
+        password_hash: "$argon2id$x".into(),
+        created: 1,
+    };
+    store.put_user(user("contoso", "Alice@Contoso.com", "oid-a")).await.unwrap();
+    store.put_user(user("fabrikam", "alice@contoso.com", "oid-f")).await.unwrap();
+    let found = store.get_user("contoso", "alice@CONTOSO.com").await.unwrap().unwrap();
+    assert_eq!(found.upn, "Alice@Contoso.com", "looked up case-insensitively, kept as given");
+    assert_eq!(store.get_user_by_object_id("contoso", "oid-a").await.unwrap(), Some(found));
+    assert_eq!(store.get_user_by_object_id("contoso", "oid-f").await.unwrap(), None, "another tenant's user");
+    // Re-creating the user with a new object id retires the old one.
+    store.put_user(user("contoso", "alice@contoso.com", "oid-b")).await.unwrap();
+    assert_eq!(store.get_user_by_object_id("contoso", "oid-a").await.unwrap(), None);
+    assert!(store.get_user_by_object_id("contoso", "oid-b").await.unwrap().is_some());
+    assert_eq!(store.list_users().await.unwrap().len(), 2);
+    assert!(store.delete_user("contoso", "ALICE@contoso.com").await.unwrap());
+    assert!(!store.delete_user("contoso", "alice@contoso.com").await.unwrap());
+    assert_eq!(store.get_user_by_object_id("contoso", "oid-b").await.unwrap(), None);
+    assert!(store.get_user("fabrikam", "alice@contoso.com").await.unwrap().is_some());
+}
+
 pub async fn large_calls_count_exactly_across_partial_hashes_and_links(store: &dyn Store) {
     // Files first reported by MD5 alone, then by SHA-1 alone (two records), then by all three
     // hashes (which links them), interleaved across one large call and a second one.
@@ -322,6 +348,7 @@ macro_rules! contract_suite {
             large_calls_count_exactly_across_partial_hashes_and_links,
             a_file_first_known_by_one_hash_gains_the_others,
             applications_and_signing_keys_are_kept,
+            users_are_found_by_sign_in_name_and_object_id,
         );
     };
     (@tests $factory:ident, $($name:ident),* $(,)?) => {

@@ -18,7 +18,9 @@ mod fjall_store;
 pub mod pipeline;
 
 use async_trait::async_trait;
-use fileintel_core::{Application, FileFacts, FileHash, FileHashes, FileRecord, Observation, SigningKey, Timestamp};
+use fileintel_core::{
+    Application, FileFacts, FileHash, FileHashes, FileRecord, Observation, SigningKey, Timestamp, User,
+};
 
 pub use fjall_store::{DEFAULT_CACHE_BYTES, FjallStore};
 pub use pipeline::Ingestor;
@@ -105,4 +107,19 @@ pub trait Store: Send + Sync + 'static {
     async fn signing_keys(&self) -> Result<Vec<SigningKey>, StoreError>;
 
     async fn add_signing_key(&self, key: SigningKey) -> Result<(), StoreError>;
+
+    /// Adds a user, or replaces the one with the same tenant and sign-in name.
+    async fn put_user(&self, user: User) -> Result<(), StoreError>;
+
+    /// The user of `tenant` signing in as `upn` (compared case-insensitively, as Entra ID does).
+    async fn get_user(&self, tenant: &str, upn: &str) -> Result<Option<User>, StoreError>;
+
+    /// The user of `tenant` with this object id, as a delegated token names them.
+    async fn get_user_by_object_id(&self, tenant: &str, object_id: &str) -> Result<Option<User>, StoreError>;
+
+    /// Every user of every tenant, ordered by tenant and sign-in name.
+    async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+
+    /// Whether there was such a user to delete.
+    async fn delete_user(&self, tenant: &str, upn: &str) -> Result<bool, StoreError>;
 }

@@ -57,6 +57,39 @@ pub enum AppsCommand {
 }
 
 #[derive(clap::Subcommand)]
+pub enum UsersCommand {
+    /// Add a user who may sign in with the password grant; with no --password, it is read from
+    /// standard input (one line).
+    Create {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        upn: String,
+        /// Directory roles, e.g. "Security Reader" (repeat the flag for several).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        #[arg(long, env = "FILEINTEL_USER_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+    /// List the users (never their password hashes), as JSON.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Delete a user: their delegated tokens stop granting View Data at once.
+    Delete {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        upn: String,
+    },
+}
+
+#[derive(clap::Subcommand)]
 pub enum KeysCommand {
     /// Add a new signing key: new tokens use it, tokens signed by older keys stay valid until they expire.
     Rotate {
@@ -223,6 +256,73 @@ pub fn run_apps(command: AppsCommand) -> anyhow::Result<ExitCode> {
                     }
                 }
             },
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn read_password() -> anyhow::Result<String> {
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprint!("password (it will show as you type; or use --password / FILEINTEL_USER_PASSWORD): ");
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).context("reading the password")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    if password.is_empty() {
+        bail!("the password is empty");
+    }
+    Ok(password)
+}
+
+pub fn run_users(command: UsersCommand) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        match command {
+            UsersCommand::Create { store, tenant, upn, roles, password } => {
+                let password = match password {
+                    Some(password) => password,
+                    None => read_password()?,
+                };
+                match Target::open(&store)? {
+                    Target::Store(store) => {
+                        let user = fileintel_auth::new_user(&tenant, &upn, roles, &password, now());
+                        store.put_user(user.clone()).await?;
+                        print_json(&fileintel_auth::public_user(&user))?;
+                    }
+                    Target::Server(socket) => {
+                        let body = json!({"tenant": tenant, "upn": upn, "roles": roles, "password": password});
+                        match admin(&socket, "POST", "/admin/users", Some(body)).await? {
+                            (201, created) => print_json(&created)?,
+                            (status, body) => return Err(server_said(status, &body)),
+                        }
+                    }
+                }
+            }
+            UsersCommand::List { store } => match Target::open(&store)? {
+                Target::Store(store) => {
+                    let listed = store.list_users().await?.iter().map(fileintel_auth::public_user).collect();
+                    print_json(&Value::Array(listed))?;
+                }
+                Target::Server(socket) => match admin(&socket, "GET", "/admin/users", None).await? {
+                    (200, listed) => print_json(&listed)?,
+                    (status, body) => return Err(server_said(status, &body)),
+                },
+            },
+            UsersCommand::Delete { store, tenant, upn } => {
+                let deleted = match Target::open(&store)? {
+                    Target::Store(store) => store.delete_user(&tenant, &upn).await?,
+                    Target::Server(socket) => {
+                        match admin(&socket, "DELETE", &format!("/admin/users/{tenant}/{upn}"), None).await? {
+                            (204, _) => true,
+                            (404, _) => false,
+                            (status, body) => return Err(server_said(status, &body)),
+                        }
+                    }
+                };
+                if !deleted {
+                    bail!("no user {upn} in tenant {tenant}");
+                }
+                println!("deleted user {upn} of tenant {tenant}");
+            }
         }
         Ok(ExitCode::SUCCESS)
     })

@@ -26,6 +26,9 @@ enum Command {
     /// Applications that may obtain tokens (client credentials).
     #[command(subcommand)]
     Apps(identity::AppsCommand),
+    /// Users who may obtain delegated tokens (the password grant).
+    #[command(subcommand)]
+    Users(identity::UsersCommand),
     /// The keys fileintel signs access tokens with.
     #[command(subcommand)]
     Keys(identity::KeysCommand),
@@ -67,6 +70,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Ingest(args) => ingest::run(args),
         Command::Apps(command) => identity::run_apps(command),
+        Command::Users(command) => identity::run_users(command),
         Command::Keys(command) => identity::run_keys(command),
         Command::DevCert(args) => devcert::run(args),
         Command::Bench(args) => fileintel_bench::run(args),

@@ -37,6 +37,10 @@ pub struct ServeArgs {
     /// one of them as issuer. Default: the listen address, and localhost for a loopback one.
     #[arg(long, env = "FILEINTEL_PUBLIC_URL", value_delimiter = ',')]
     public_url: Vec<String>,
+    /// Directory roles that grant "View Data" to delegated (user) callers; MDE's by default.
+    #[arg(long = "view-data-role", env = "FILEINTEL_VIEW_DATA_ROLES", value_delimiter = ',',
+          default_values_t = fileintel_auth::default_view_data_roles())]
+    view_data_roles: Vec<String>,
     /// Serve HTTPS with this certificate chain (PEM); needs --tls-key. `fileintel dev-cert` makes one.
     #[arg(long, env = "FILEINTEL_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<std::path::PathBuf>,
@@ -91,7 +95,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         if args.public_url.is_empty() { default_public_urls(&config.scheme, address) } else { args.public_url.clone() };
     let keys = crate::identity::signing_keys(store.as_ref()).await?;
     let auth = AuthState::new(!args.insecure_no_auth, public_urls, keys, fileintel_auth::tokens::default_audiences())
-        .context("loading the signing keys")?;
+        .context("loading the signing keys")?
+        .with_view_data_roles(args.view_data_roles.clone());
     let demo_secret = match args.demo {
         true => Some(crate::identity::refresh_demo_application(store.as_ref(), DEMO_TENANT, DEMO_CLIENT_ID).await?),
         false => None,

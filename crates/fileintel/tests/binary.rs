@@ -415,3 +415,51 @@ fn apps_and_keys_work_through_a_running_server() {
     assert!(deleted.status.success(), "{}", String::from_utf8_lossy(&deleted.stderr));
     assert_eq!(client_token(server.address, "contoso", client_id, renewed["clientSecret"].as_str().unwrap()).0, 401);
 }
+
+#[test]
+fn a_user_made_with_users_create_signs_in_with_the_password_grant() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = spawn_server(dir.path(), &[]);
+    let app = fileintel_json(
+        &["apps", "create", "--tenant", "contoso", "--name", "native", "--role", "File.Read.All"],
+        dir.path(),
+    );
+    let mut create = Command::new(BIN)
+        .args([
+            "users",
+            "create",
+            "--tenant",
+            "contoso",
+            "--upn",
+            "alice@contoso.com",
+            "--role",
+            "Security Reader",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    create.stdin.take().unwrap().write_all(b"s3cret pass\n").unwrap();
+    let created = create.wait_with_output().unwrap();
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    assert!(!String::from_utf8_lossy(&created.stdout).contains("argon2"), "no hash is shown");
+    let form = format!(
+        "grant_type=password&client_id={}&username=alice@contoso.com&password=s3cret+pass&resource=https://api.securitycenter.microsoft.com",
+        app["clientId"].as_str().unwrap()
+    );
+    let (status, body) =
+        request_with(server.address, "POST", "/contoso/oauth2/token", &form, "application/x-www-form-urlencoded", None)
+            .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let token: Value = serde_json::from_str(&body).unwrap();
+    let token = token["access_token"].as_str().unwrap();
+    let (status, _) =
+        request_with(server.address, "GET", &format!("/api/files/{}", "0".repeat(40)), "", "text/plain", Some(token))
+            .unwrap();
+    assert_eq!(status, 404, "authorized (Security Reader grants View Data), and the file is unknown");
+    let listed = fileintel_json(&["users", "list"], dir.path());
+    assert_eq!(listed[0]["upn"], "alice@contoso.com");
+}

@@ -24,7 +24,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use fileintel_core::{Application, FileFacts, FileHash, FileHashes, FileRecord, Observation, SigningKey, Timestamp};
+use fileintel_core::{
+    Application, FileFacts, FileHash, FileHashes, FileRecord, Observation, SigningKey, Timestamp, User,
+};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use serde::{Deserialize, Serialize};
 
@@ -147,6 +149,10 @@ struct Inner {
     applications: Keyspace,
     /// Creation time, sequence number (big-endian) → `SigningKey`: iterating yields oldest first.
     signing_keys: Keyspace,
+    /// Tenant, a zero byte, lower-cased sign-in name → `User`.
+    users: Keyspace,
+    /// Tenant, a zero byte, object id → lower-cased sign-in name.
+    users_by_oid: Keyspace,
     meta: Keyspace,
     writer: Mutex<Writer>,
     lock: Mutex<File>,
@@ -191,6 +197,8 @@ impl FjallStore {
             sightings: keyspace("sightings")?,
             applications: keyspace("applications")?,
             signing_keys: keyspace("signing_keys")?,
+            users: keyspace("users")?,
+            users_by_oid: keyspace("users_by_oid")?,
             meta,
             db,
             writer: Mutex::new(Writer { counters, tenants: HashMap::new(), devices: HashMap::new() }),
@@ -218,6 +226,8 @@ impl FjallStore {
             &inner.sightings,
             &inner.applications,
             &inner.signing_keys,
+            &inner.users,
+            &inner.users_by_oid,
             &inner.meta,
         ] {
             keyspace.rotate_memtable_and_wait()?;
@@ -402,6 +412,52 @@ impl Store for FjallStore {
             keys.push(decode("signing key", &item.value()?)?);
         }
         Ok(keys)
+    }
+
+    async fn put_user(&self, user: User) -> Result<(), StoreError> {
+        let upn = user.upn.to_lowercase();
+        let mut write = self.inner.db.batch().durability(Some(PersistMode::SyncAll));
+        if let Some(previous) = self.get_user(&user.tenant, &upn).await?
+            && previous.object_id != user.object_id
+        {
+            write.remove(&self.inner.users_by_oid, application_key(&user.tenant, &previous.object_id));
+        }
+        write.insert(
+            &self.inner.users_by_oid,
+            application_key(&user.tenant, &user.object_id),
+            upn.clone().into_bytes(),
+        );
+        write.insert(&self.inner.users, application_key(&user.tenant, &upn), encode(&user));
+        Ok(write.commit()?)
+    }
+
+    async fn get_user(&self, tenant: &str, upn: &str) -> Result<Option<User>, StoreError> {
+        let bytes = self.inner.users.get(application_key(tenant, &upn.to_lowercase()))?;
+        bytes.map(|bytes| decode("user", &bytes)).transpose()
+    }
+
+    async fn get_user_by_object_id(&self, tenant: &str, object_id: &str) -> Result<Option<User>, StoreError> {
+        match self.inner.users_by_oid.get(application_key(tenant, object_id))? {
+            Some(upn) => self.get_user(tenant, &String::from_utf8_lossy(&upn)).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        let mut users = Vec::new();
+        for item in self.inner.users.iter() {
+            users.push(decode("user", &item.value()?)?);
+        }
+        Ok(users)
+    }
+
+    async fn delete_user(&self, tenant: &str, upn: &str) -> Result<bool, StoreError> {
+        let Some(user) = self.get_user(tenant, upn).await? else { return Ok(false) };
+        let mut write = self.inner.db.batch().durability(Some(PersistMode::SyncAll));
+        write.remove(&self.inner.users, application_key(tenant, &user.upn.to_lowercase()));
+        write.remove(&self.inner.users_by_oid, application_key(tenant, &user.object_id));
+        write.commit()?;
+        Ok(true)
     }
 
     async fn add_signing_key(&self, key: SigningKey) -> Result<(), StoreError> {
