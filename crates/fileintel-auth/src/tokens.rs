@@ -176,6 +176,9 @@ pub struct Caller {
     pub upn: Option<String>,
     /// `exp`, so a cache never keeps the caller past it.
     pub expires: i64,
+    /// Directory roles the token itself vouches for (an external issuer configured to be trusted
+    /// for them); `None` means: look the user up in fileintel's own user table.
+    pub directory_roles: Option<Vec<String>>,
 }
 
 impl Caller {
@@ -261,8 +264,112 @@ impl Verifier {
             scopes: claims.scp.map(|scp| scp.split_whitespace().map(str::to_owned).collect()).unwrap_or_default(),
             upn: claims.upn,
             expires: claims.exp,
+            directory_roles: None,
         })
     }
+}
+
+/// What a token says about itself before it is verified: enough to choose the key to verify it with.
+#[derive(Debug, Clone)]
+pub struct Peek {
+    pub kid: Option<String>,
+    pub iss: String,
+    pub tid: String,
+}
+
+/// Reads the header's `kid` and the claims' `iss` and `tid` without verifying anything.
+pub fn peek(token: &str) -> Result<Peek, AuthError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|error| AuthError::Malformed(error.to_string()))?;
+    let claims = jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(token)
+        .map_err(|error| AuthError::Malformed(error.to_string()))?
+        .claims;
+    let text = |name: &str| claims.get(name).and_then(|value| value.as_str()).unwrap_or_default().to_owned();
+    Ok(Peek { kid: header.kid, iss: text("iss"), tid: text("tid") })
+}
+
+/// Entra ID's role template ids (`wids`) for the roles MDE maps to permissions, by name.
+const ROLE_TEMPLATES: [(&str, &str); 5] = [
+    ("5d6b6bb7-de71-4623-b4af-96380a352509", "Security Reader"),
+    ("5f2222b1-57c3-48ba-8ad5-d4759f1fde6f", "Security Operator"),
+    ("194ae4cb-b126-40b2-bd5b-6091b380977d", "Security Administrator"),
+    ("f2ef992c-3afb-46b9-b7cf-a126ee74c451", "Global Reader"),
+    ("62e90394-69f5-4237-9190-012177145e10", "Global Administrator"),
+];
+
+#[derive(Deserialize)]
+struct ExternalClaims {
+    #[serde(flatten)]
+    access: AccessClaims,
+    #[serde(default)]
+    wids: Vec<String>,
+}
+
+/// Verifies a token from an external issuer with one key of its JWKS. The algorithm comes from
+/// the key (RSA: RS256, P-256: ES256), never from the token. With `roles_from_claims`, a delegated
+/// token's `wids` (as role names) and `roles` are taken as the user's directory roles.
+pub fn verify_with_jwk(
+    token: &str,
+    jwk: &jsonwebtoken::jwk::Jwk,
+    expected_issuer: &str,
+    audiences: &HashSet<String>,
+    roles_from_claims: bool,
+    now: i64,
+) -> Result<Caller, AuthError> {
+    use jsonwebtoken::jwk::AlgorithmParameters;
+    let algorithm = match &jwk.algorithm {
+        AlgorithmParameters::RSA(_) => Algorithm::RS256,
+        AlgorithmParameters::EllipticCurve(curve) if curve.curve == jsonwebtoken::jwk::EllipticCurve::P256 => {
+            Algorithm::ES256
+        }
+        _ => return Err(AuthError::Key("unsupported key type in the issuer's JWKS".into())),
+    };
+    let header = jsonwebtoken::decode_header(token).map_err(|error| AuthError::Malformed(error.to_string()))?;
+    if header.alg != algorithm {
+        return Err(AuthError::WrongAlgorithm(format!("{:?}", header.alg)));
+    }
+    let key = DecodingKey::from_jwk(jwk).map_err(|error| AuthError::Key(error.to_string()))?;
+    let mut validation = Validation::new(algorithm);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims = HashSet::new();
+    let data =
+        jsonwebtoken::decode::<ExternalClaims>(token, &key, &validation).map_err(|error| match error.kind() {
+            jsonwebtoken::errors::ErrorKind::InvalidSignature => AuthError::BadSignature,
+            _ => AuthError::Malformed(error.to_string()),
+        })?;
+    let ExternalClaims { access: claims, wids } = data.claims;
+    if now >= claims.exp + LEEWAY {
+        return Err(AuthError::Expired);
+    }
+    if claims.nbf > now + LEEWAY {
+        return Err(AuthError::NotYetValid);
+    }
+    if claims.iss != expected_issuer {
+        return Err(AuthError::WrongIssuer);
+    }
+    if !audiences.contains(&claims.aud) {
+        return Err(AuthError::WrongAudience);
+    }
+    let scopes: Vec<String> =
+        claims.scp.map(|scp| scp.split_whitespace().map(str::to_owned).collect()).unwrap_or_default();
+    let directory_roles = (roles_from_claims && !scopes.is_empty()).then(|| {
+        let named = wids
+            .iter()
+            .filter_map(|wid| ROLE_TEMPLATES.iter().find(|(id, _)| id == wid).map(|(_, name)| name.to_string()));
+        named.chain(claims.roles.clone().unwrap_or_default()).collect()
+    });
+    Ok(Caller {
+        tenant: claims.tid,
+        app_id: claims.appid.or(claims.azp),
+        object_id: claims.oid,
+        // A delegated token's `roles` are the user's, not application permissions.
+        roles: if scopes.is_empty() { claims.roles.unwrap_or_default() } else { Vec::new() },
+        scopes,
+        upn: claims.upn,
+        expires: claims.exp,
+        directory_roles,
+    })
 }
 
 #[cfg(test)]
@@ -387,6 +494,36 @@ mod tests {
 
         // Not a JWT at all.
         assert!(matches!(verifier.verify("not-a-token", NOW), Err(AuthError::Malformed(_))));
+    }
+
+    #[test]
+    fn an_external_delegated_token_can_vouch_for_the_users_roles() {
+        let key = keys::generate(NOW);
+        let jwks = crate::keys::jwks(std::slice::from_ref(&key)).unwrap();
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwks["keys"][0].clone()).unwrap();
+        let issuer = "https://login.example/contoso/v2.0";
+        let mut claims: AccessClaims =
+            serde_json::from_value(claims_of(&token_with(&key, MDE, TokenVersion::V2, NOW))).unwrap();
+        claims.iss = issuer.into();
+        claims.roles = None;
+        claims.scp = Some("File.Read.All".into());
+        let mut with_wids = serde_json::to_value(&claims).unwrap();
+        // Security Reader's role template id, and one fileintel does not know.
+        with_wids["wids"] =
+            serde_json::json!(["5d6b6bb7-de71-4623-b4af-96380a352509", "b79fbf4d-3ef9-4689-8143-76b194e85509"]);
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(key.kid.clone());
+        let token = jsonwebtoken::encode(&header, &with_wids, &EncodingKey::from_ec_der(&key.pkcs8)).unwrap();
+        let audiences: HashSet<String> = default_audiences().into_iter().collect();
+        let trusted = verify_with_jwk(&token, &jwk, issuer, &audiences, true, NOW).unwrap();
+        assert_eq!(trusted.directory_roles, Some(vec!["Security Reader".to_string()]));
+        assert_eq!(trusted.scopes, ["File.Read.All"]);
+        let looked_up = verify_with_jwk(&token, &jwk, issuer, &audiences, false, NOW).unwrap();
+        assert_eq!(looked_up.directory_roles, None, "roles then come from fileintel's own users");
+        assert_eq!(
+            verify_with_jwk(&token, &jwk, "https://login.example/fabrikam/v2.0", &audiences, true, NOW),
+            Err(AuthError::WrongIssuer)
+        );
     }
 
     #[test]

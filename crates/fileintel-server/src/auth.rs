@@ -11,6 +11,7 @@ use fileintel_core::SigningKey;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::issuers::ExternalIssuers;
 
 /// Application permission to read files (`roles`), or the delegated scope of the same name (`scp`).
 pub const FILE_READ_ALL: &str = "File.Read.All";
@@ -38,6 +39,8 @@ pub struct AuthState {
     pub view_data_roles: Vec<String>,
     ring: RwLock<Arc<KeyRing>>,
     cache: RwLock<HashMap<String, Caller>>,
+    /// Other OpenID issuers whose tokens are accepted (e.g. a real Entra ID tenant).
+    external: ExternalIssuers,
 }
 
 impl AuthState {
@@ -55,7 +58,14 @@ impl AuthState {
             view_data_roles: fileintel_auth::default_view_data_roles(),
             ring: RwLock::new(Arc::new(ring)),
             cache: RwLock::default(),
+            external: ExternalIssuers::default(),
         })
+    }
+
+    /// Accepts tokens from these external issuers too.
+    pub fn with_external_issuers(mut self, issuers: ExternalIssuers) -> Self {
+        self.external = issuers;
+        self
     }
 
     /// Replaces which directory roles grant "View Data" (MDE's by default).
@@ -103,7 +113,7 @@ impl AuthState {
         }
     }
 
-    fn verify(&self, token: &str) -> Result<Caller, fileintel_auth::AuthError> {
+    async fn verify(&self, token: &str) -> Result<Caller, fileintel_auth::AuthError> {
         let now = now_seconds();
         if let Ok(cache) = self.cache.read()
             && let Some(caller) = cache.get(token)
@@ -111,7 +121,16 @@ impl AuthState {
         {
             return Ok(caller.clone());
         }
-        let caller = self.key_ring().verifier.verify(token, now)?;
+        let caller = match self.external.is_empty() {
+            true => self.key_ring().verifier.verify(token, now)?,
+            false => {
+                let peek = fileintel_auth::tokens::peek(token)?;
+                match self.external.find(&peek.iss, &peek.tid) {
+                    Some(issuer) => issuer.verify(token, peek.kid.as_deref(), &peek.iss, now).await?,
+                    None => self.key_ring().verifier.verify(token, now)?,
+                }
+            }
+        };
         if let Ok(mut cache) = self.cache.write() {
             if cache.len() >= CACHE_LIMIT {
                 cache.retain(|_, cached| cached.expires + fileintel_auth::tokens::LEEWAY > now);
@@ -157,8 +176,15 @@ impl Authenticated {
         if !caller.scopes.iter().any(|scope| scope == permission) {
             return Err(ApiError::Forbidden(format!("The token lacks the {permission} scope.")));
         }
-        let user = state.store.get_user_by_object_id(&caller.tenant, &caller.object_id).await?;
-        let views = user.is_some_and(|user| user.roles.iter().any(|role| state.auth.view_data_roles.contains(role)));
+        let roles = match &caller.directory_roles {
+            // An external issuer trusted for the user's roles vouches for them in the token.
+            Some(roles) => roles.clone(),
+            None => {
+                let user = state.store.get_user_by_object_id(&caller.tenant, &caller.object_id).await?;
+                user.map(|user| user.roles).unwrap_or_default()
+            }
+        };
+        let views = roles.iter().any(|role| state.auth.view_data_roles.contains(role));
         if views { Ok(self) } else { Err(ApiError::Forbidden("The user holds no role that grants View Data.".into())) }
     }
 }
@@ -181,10 +207,9 @@ impl FromRequestParts<AppState> for Authenticated {
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim())
             .ok_or_else(|| ApiError::Unauthorized("the Authorization header is not a bearer token".into()))?;
-        state
-            .auth
-            .verify(token)
-            .map(|caller| Authenticated(Some(caller)))
-            .map_err(|error| ApiError::Unauthorized(error.to_string()))
+        match state.auth.verify(token).await {
+            Ok(caller) => Ok(Authenticated(Some(caller))),
+            Err(error) => Err(ApiError::Unauthorized(error.to_string())),
+        }
     }
 }

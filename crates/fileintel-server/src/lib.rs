@@ -21,6 +21,7 @@ pub mod auth;
 pub mod error;
 mod files;
 mod ingest;
+pub mod issuers;
 mod metadata;
 mod tokens;
 

@@ -41,6 +41,9 @@ pub struct ServeArgs {
     #[arg(long = "view-data-role", env = "FILEINTEL_VIEW_DATA_ROLES", value_delimiter = ',',
           default_values_t = fileintel_auth::default_view_data_roles())]
     view_data_roles: Vec<String>,
+    /// A JSON file listing external OpenID issuers whose tokens are accepted (see README).
+    #[arg(long, env = "FILEINTEL_TRUSTED_ISSUERS")]
+    trusted_issuers: Option<std::path::PathBuf>,
     /// Serve HTTPS with this certificate chain (PEM); needs --tls-key. `fileintel dev-cert` makes one.
     #[arg(long, env = "FILEINTEL_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<std::path::PathBuf>,
@@ -97,6 +100,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let auth = AuthState::new(!args.insecure_no_auth, public_urls, keys, fileintel_auth::tokens::default_audiences())
         .context("loading the signing keys")?
         .with_view_data_roles(args.view_data_roles.clone());
+    let auth = match &args.trusted_issuers {
+        Some(path) => {
+            let issuers = fileintel_server::issuers::ExternalIssuers::load(path).map_err(anyhow::Error::msg)?;
+            auth.with_external_issuers(issuers)
+        }
+        None => auth,
+    };
     let demo_secret = match args.demo {
         true => Some(crate::identity::refresh_demo_application(store.as_ref(), DEMO_TENANT, DEMO_CLIENT_ID).await?),
         false => None,

@@ -463,3 +463,69 @@ fn a_user_made_with_users_create_signs_in_with_the_password_grant() {
     let listed = fileintel_json(&["users", "list"], dir.path());
     assert_eq!(listed[0]["upn"], "alice@contoso.com");
 }
+
+/// Another fileintel, over https with its own CA, plays the external OpenID issuer (as a real Entra
+/// ID tenant would be): its tokens are accepted once its issuer is listed, its JWKS is fetched over
+/// https, and a key it rotates to is fetched again on the unknown `kid`.
+#[test]
+fn tokens_from_a_listed_external_issuer_are_accepted_and_its_new_keys_fetched() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    assert!(Command::new(BIN).args(["dev-cert", "--out"]).arg(&certs).output().unwrap().status.success());
+    let issuer_data = dir.path().join("issuer");
+    let issuer = spawn_server(
+        &issuer_data,
+        &[
+            "--tls-cert",
+            certs.join("server.pem").to_str().unwrap(),
+            "--tls-key",
+            certs.join("server-key.pem").to_str().unwrap(),
+        ],
+    );
+    let issuer_base = format!("https://127.0.0.1:{}", issuer.address.port());
+    let app = fileintel_json(
+        &["apps", "create", "--tenant", "contoso", "--name", "elsewhere", "--role", "File.Read.All"],
+        &issuer_data,
+    );
+    let form = format!(
+        "grant_type=client_credentials&client_id={}&client_secret={}&scope=https://api.securitycenter.microsoft.com/.default",
+        app["clientId"].as_str().unwrap(),
+        app["clientSecret"].as_str().unwrap()
+    );
+    let token_from_issuer = || {
+        let output = Command::new("curl")
+            .args(["-s", "--cacert", certs.join("ca.pem").to_str().unwrap(), "-d", &form])
+            .arg(format!("{issuer_base}/contoso/oauth2/v2.0/token"))
+            .output()
+            .unwrap();
+        let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+        answer["access_token"].as_str().unwrap().to_owned()
+    };
+
+    let config = dir.path().join("issuers.json");
+    let trusted = serde_json::json!([{
+        "issuer": format!("{issuer_base}/{{tenantid}}/v2.0"),
+        "jwks_uri": format!("{issuer_base}/contoso/discovery/v2.0/keys"),
+        "ca_file": certs.join("ca.pem"),
+        "min_refresh_seconds": 0,
+    }]);
+    std::fs::write(&config, trusted.to_string()).unwrap();
+    let relying = spawn_server(&dir.path().join("relying"), &["--trusted-issuers", config.to_str().unwrap()]);
+    let unknown_file = format!("/api/files/{}", "0".repeat(40));
+    let status_with =
+        |token: &str| request_with(relying.address, "GET", &unknown_file, "", "text/plain", Some(token)).unwrap().0;
+
+    assert_eq!(status_with(&token_from_issuer()), 404, "accepted: authorized, and the file is unknown");
+    fileintel_json(&["keys", "rotate"], &issuer_data);
+    assert_eq!(
+        status_with(&token_from_issuer()),
+        404,
+        "a token signed with the issuer's new key is accepted after a refetch"
+    );
+
+    // The same issuer is not trusted by a server without the configuration.
+    let stranger = spawn_server(&dir.path().join("stranger"), &[]);
+    let (status, _) =
+        request_with(stranger.address, "GET", &unknown_file, "", "text/plain", Some(&token_from_issuer())).unwrap();
+    assert_eq!(status, 401);
+}
