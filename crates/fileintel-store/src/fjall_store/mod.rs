@@ -254,17 +254,19 @@ impl FjallStore {
     }
 }
 
-/// Creates the data directory readable by its owner only: it holds the token signing keys.
+/// Creates the data directory, or tightens an existing one, so that only its owner can read it:
+/// it holds the token signing keys and the password hashes.
 fn create_private_dir(path: &Path) -> Result<(), StoreError> {
-    let failed = |error: std::io::Error| StoreError::Backend(format!("creating {}: {error}", path.display()));
-    if path.exists() {
-        return Ok(());
-    }
+    let failed = |error: std::io::Error| StoreError::Backend(format!("preparing {}: {error}", path.display()));
     std::fs::create_dir_all(path).map_err(failed)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(failed)?;
+        let mode = std::fs::metadata(path).map_err(failed)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(failed)?;
+            tracing::warn!(path = %path.display(), was = format!("{:o}", mode & 0o777), "made the data directory readable by its owner only");
+        }
     }
     Ok(())
 }
@@ -482,6 +484,22 @@ mod tests {
     }
 
     crate::contract_suite!(fresh);
+
+    #[cfg(unix)]
+    #[test]
+    fn the_data_directory_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        let fresh = parent.path().join("fresh");
+        drop(FjallStore::open(&fresh).unwrap());
+        assert_eq!(mode(&fresh), 0o700);
+        let existing = parent.path().join("existing");
+        std::fs::create_dir(&existing).unwrap();
+        std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o755)).unwrap();
+        drop(FjallStore::open(&existing).unwrap());
+        assert_eq!(mode(&existing), 0o700);
+    }
 
     #[test]
     fn a_second_process_is_told_who_holds_the_store() {
