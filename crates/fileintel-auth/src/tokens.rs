@@ -77,6 +77,39 @@ pub struct AppGrant<'a> {
     pub audience: &'a str,
 }
 
+/// The claims every token carries, in Entra ID's v1 or v2 form, before the caller-specific ones.
+fn base_claims(
+    base: &str,
+    tenant: &str,
+    client_id: &str,
+    object_id: &str,
+    audience: &str,
+    version: TokenVersion,
+    now: i64,
+) -> AccessClaims {
+    let (appid, azp, ver) = match version {
+        TokenVersion::V1 => (Some(client_id.to_owned()), None, "1.0"),
+        TokenVersion::V2 => (None, Some(client_id.to_owned()), "2.0"),
+    };
+    AccessClaims {
+        aud: audience.to_owned(),
+        iss: issuer(base, tenant, version),
+        iat: now,
+        nbf: now,
+        exp: now + LIFETIME,
+        appid,
+        azp,
+        idtyp: None,
+        oid: object_id.to_owned(),
+        roles: None,
+        scp: None,
+        sub: object_id.to_owned(),
+        tid: tenant.to_owned(),
+        upn: None,
+        ver: ver.into(),
+    }
+}
+
 /// Signs an application token; returns it with its lifetime in seconds (`expires_in`).
 pub fn issue(
     key: &SigningKey,
@@ -85,27 +118,9 @@ pub fn issue(
     version: TokenVersion,
     now: i64,
 ) -> Result<(String, i64), AuthError> {
-    let (appid, azp, ver) = match version {
-        TokenVersion::V1 => (Some(grant.client_id.to_owned()), None, "1.0"),
-        TokenVersion::V2 => (None, Some(grant.client_id.to_owned()), "2.0"),
-    };
-    let claims = AccessClaims {
-        aud: grant.audience.to_owned(),
-        iss: issuer(base, grant.tenant, version),
-        iat: now,
-        nbf: now,
-        exp: now + LIFETIME,
-        appid,
-        azp,
-        idtyp: Some("app".into()),
-        oid: grant.object_id.to_owned(),
-        roles: Some(grant.roles.to_vec()),
-        scp: None,
-        sub: grant.object_id.to_owned(),
-        tid: grant.tenant.to_owned(),
-        upn: None,
-        ver: ver.into(),
-    };
+    let mut claims = base_claims(base, grant.tenant, grant.client_id, grant.object_id, grant.audience, version, now);
+    claims.idtyp = Some("app".into());
+    claims.roles = Some(grant.roles.to_vec());
     sign(key, &claims).map(|token| (token, LIFETIME))
 }
 
@@ -130,27 +145,10 @@ pub fn issue_delegated(
     version: TokenVersion,
     now: i64,
 ) -> Result<(String, i64), AuthError> {
-    let (appid, azp, ver) = match version {
-        TokenVersion::V1 => (Some(grant.client_id.to_owned()), None, "1.0"),
-        TokenVersion::V2 => (None, Some(grant.client_id.to_owned()), "2.0"),
-    };
-    let claims = AccessClaims {
-        aud: grant.audience.to_owned(),
-        iss: issuer(base, grant.tenant, version),
-        iat: now,
-        nbf: now,
-        exp: now + LIFETIME,
-        appid,
-        azp,
-        idtyp: Some("user".into()),
-        oid: grant.object_id.to_owned(),
-        roles: None,
-        scp: Some(grant.scopes.join(" ")),
-        sub: grant.object_id.to_owned(),
-        tid: grant.tenant.to_owned(),
-        upn: Some(grant.upn.to_owned()),
-        ver: ver.into(),
-    };
+    let mut claims = base_claims(base, grant.tenant, grant.client_id, grant.object_id, grant.audience, version, now);
+    claims.idtyp = Some("user".into());
+    claims.scp = Some(grant.scopes.join(" "));
+    claims.upn = Some(grant.upn.to_owned());
     sign(key, &claims).map(|token| (token, LIFETIME))
 }
 

@@ -50,6 +50,28 @@ impl OAuthError {
     fn bad_request(error: &'static str, description: impl Into<String>, code: u32) -> Self {
         OAuthError { status: StatusCode::BAD_REQUEST, error, description: description.into(), code }
     }
+
+    /// Something on our side failed; the cause goes to the log only.
+    fn server_error(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(%cause, "issuing a token");
+        OAuthError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            error: "server_error",
+            description: "AADSTS50000: There was an error issuing a token.".into(),
+            code: 50000,
+        }
+    }
+
+    /// The store could not be read; the client may try again.
+    fn unavailable(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(%cause, "reading identities");
+        OAuthError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            error: "temporarily_unavailable",
+            description: "AADSTS90033: Try again later.".into(),
+            code: 90033,
+        }
+    }
 }
 
 impl IntoResponse for OAuthError {
@@ -153,15 +175,7 @@ async fn post_token(
     let (Some(client_id), Some(secret)) = (field("client_id"), field("client_secret")) else {
         return Err(OAuthError::invalid_client());
     };
-    let application = state.store.get_application(&tenant, client_id).await.map_err(|error| {
-        tracing::error!(%error, "reading applications");
-        OAuthError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            error: "temporarily_unavailable",
-            description: "AADSTS90033: Try again later.".into(),
-            code: 90033,
-        }
-    })?;
+    let application = state.store.get_application(&tenant, client_id).await.map_err(OAuthError::unavailable)?;
     // An unknown client costs the same hash as a known one, so timing does not tell them apart.
     let (phc, application) = match application {
         Some(application) => (application.secret_hash.clone(), Some(application)),
@@ -173,15 +187,7 @@ async fn post_token(
     let Some(application) = application.filter(|_| matches) else {
         return Err(OAuthError::invalid_client());
     };
-    let Some(key) = state.auth.signing_key() else {
-        tracing::error!("no signing key");
-        return Err(OAuthError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            error: "server_error",
-            description: "AADSTS50000: There was an error issuing a token.".into(),
-            code: 50000,
-        });
-    };
+    let Some(key) = state.auth.signing_key() else { return Err(OAuthError::server_error("no signing key")) };
     let grant = AppGrant {
         tenant: &application.tenant,
         client_id: &application.client_id,
@@ -191,15 +197,7 @@ async fn post_token(
     };
     let base = base(&state, &headers);
     let (token, expires_in) =
-        fileintel_auth::tokens::issue(&key, &base, &grant, version, now_seconds()).map_err(|error| {
-            tracing::error!(%error, "signing a token");
-            OAuthError {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                error: "server_error",
-                description: "AADSTS50000: There was an error issuing a token.".into(),
-                code: 50000,
-            }
-        })?;
+        fileintel_auth::tokens::issue(&key, &base, &grant, version, now_seconds()).map_err(OAuthError::server_error)?;
     let mut body = json!({
         "token_type": "Bearer",
         "expires_in": expires_in,
@@ -230,17 +228,8 @@ async fn password_grant(
     version: TokenVersion,
 ) -> Result<Response, OAuthError> {
     let field = |name: &str| form.get(name).map(String::as_str).filter(|value| !value.is_empty());
-    let unavailable = |error: fileintel_store::StoreError| {
-        tracing::error!(%error, "reading identities");
-        OAuthError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            error: "temporarily_unavailable",
-            description: "AADSTS90033: Try again later.".into(),
-            code: 90033,
-        }
-    };
     let application = match field("client_id") {
-        Some(client_id) => state.store.get_application(tenant, client_id).await.map_err(unavailable)?,
+        Some(client_id) => state.store.get_application(tenant, client_id).await.map_err(OAuthError::unavailable)?,
         None => None,
     };
     let Some(application) = application else { return Err(OAuthError::invalid_client()) };
@@ -251,7 +240,7 @@ async fn password_grant(
         }
     }
     let user = match field("username") {
-        Some(upn) => state.store.get_user(tenant, upn).await.map_err(unavailable)?,
+        Some(upn) => state.store.get_user(tenant, upn).await.map_err(OAuthError::unavailable)?,
         None => None,
     };
     let phc = user.as_ref().map_or_else(|| DUMMY_HASH.clone(), |user| user.password_hash.clone());
@@ -265,15 +254,7 @@ async fn password_grant(
             50126,
         ));
     };
-    let Some(key) = state.auth.signing_key() else {
-        tracing::error!("no signing key");
-        return Err(OAuthError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            error: "server_error",
-            description: "AADSTS50000: There was an error issuing a token.".into(),
-            code: 50000,
-        });
-    };
+    let Some(key) = state.auth.signing_key() else { return Err(OAuthError::server_error("no signing key")) };
     let grant = fileintel_auth::tokens::UserGrant {
         tenant: &user.tenant,
         client_id: &application.client_id,
@@ -282,18 +263,9 @@ async fn password_grant(
         scopes: &application.roles,
         audience,
     };
-    let (token, expires_in) =
-        fileintel_auth::tokens::issue_delegated(&key, &base(state, headers), &grant, version, now_seconds()).map_err(
-            |error| {
-                tracing::error!(%error, "signing a token");
-                OAuthError {
-                    status: StatusCode::INTERNAL_SERVER_ERROR,
-                    error: "server_error",
-                    description: "AADSTS50000: There was an error issuing a token.".into(),
-                    code: 50000,
-                }
-            },
-        )?;
+    let base = base(state, headers);
+    let (token, expires_in) = fileintel_auth::tokens::issue_delegated(&key, &base, &grant, version, now_seconds())
+        .map_err(OAuthError::server_error)?;
     let body = json!({
         "token_type": "Bearer",
         "scope": application.roles.join(" "),
