@@ -304,7 +304,7 @@ struct ExternalClaims {
 
 /// Verifies a token from an external issuer with one key of its JWKS. The algorithm comes from
 /// the key (RSA: RS256, P-256: ES256), never from the token. With `roles_from_claims`, a delegated
-/// token's `wids` (as role names) and `roles` are taken as the user's directory roles.
+/// token's `wids` (as role names) are taken as the user's directory roles.
 pub fn verify_with_jwk(
     token: &str,
     jwk: &jsonwebtoken::jwk::Jwk,
@@ -351,11 +351,13 @@ pub fn verify_with_jwk(
     }
     let scopes: Vec<String> =
         claims.scp.map(|scp| scp.split_whitespace().map(str::to_owned).collect()).unwrap_or_default();
+    // Only `wids` names directory roles: `roles` holds app roles, which any app owner can name
+    // "Security Reader".
+    // Only `wids` names directory roles: `roles` holds app roles, which any app owner can name
+    // "Security Reader".
     let directory_roles = (roles_from_claims && !scopes.is_empty()).then(|| {
-        let named = wids
-            .iter()
-            .filter_map(|wid| ROLE_TEMPLATES.iter().find(|(id, _)| id == wid).map(|(_, name)| name.to_string()));
-        named.chain(claims.roles.clone().unwrap_or_default()).collect()
+        let named = wids.iter().filter_map(|wid| ROLE_TEMPLATES.iter().find(|(id, _)| id == wid));
+        named.map(|(_, name)| name.to_string()).collect()
     });
     Ok(Caller {
         tenant: claims.tid,

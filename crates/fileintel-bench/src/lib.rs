@@ -57,6 +57,10 @@ pub struct BenchArgs {
     /// with every request (to the ceiling too, which ignores it). Without it, `--insecure-no-auth`.
     #[arg(long)]
     pub auth: bool,
+    /// With --auth: keep rate limits in this Redis (e.g. redis://127.0.0.1:6379) instead of in the
+    /// server process. The benchmark application's budget is raised so it is never refused.
+    #[arg(long, requires = "auth")]
+    pub redis: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -86,6 +90,7 @@ pub struct Report {
     pub server_peak_rss_mb: f64,
     pub wrk: String,
     pub authentication: bool,
+    pub rate_limits: String,
 }
 
 /// Kills a child process when dropped, so a failed benchmark leaves no server behind.
@@ -196,6 +201,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
 
     // Servers: ours on the store, the ceiling on one of our responses.
     report.authentication = args.auth;
+    report.rate_limits = match (args.auth, &args.redis) {
+        (false, _) => "off".into(),
+        (true, None) => "on, in process".into(),
+        (true, Some(_)) => "on, in redis".into(),
+    };
     let credentials = if args.auth { Some(register_application(&exe, &data_dir)?) } else { None };
     let ours_address = free_port()?;
     let log = std::fs::File::create(args.work_dir.join("serve.log"))?;
@@ -204,7 +214,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             .args(["serve", "--data-dir"])
             .arg(&data_dir)
             .args(["--listen", &ours_address.to_string(), "--workers", &args.server_workers.to_string()])
-            .args(if args.auth { &[][..] } else { &["--insecure-no-auth"][..] })
+            .args(server_flags(&args, credentials.as_ref()))
             .env("FILEINTEL_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(log)
@@ -315,6 +325,21 @@ fn parse_only(input: &Path) -> anyhow::Result<(u64, f64)> {
         bail!("the synthetic input has {} rejected lines", reader.rejected);
     }
     Ok((observations, started.elapsed().as_secs_f64()))
+}
+
+/// Open: no authentication, no limits. Authenticated: limits on (in process or in Redis), with
+/// the benchmark application's budget raised so that no request is refused.
+fn server_flags(args: &BenchArgs, credentials: Option<&(String, String)>) -> Vec<String> {
+    match credentials {
+        None => vec!["--insecure-no-auth".into(), "--rate-limit-off".into()],
+        Some((client_id, _)) => {
+            let mut flags = vec!["--rate-limit".into(), format!("{client_id}=1000000000/1000000000")];
+            if let Some(redis) = &args.redis {
+                flags.extend(["--rate-limit-redis".into(), redis.clone()]);
+            }
+            flags
+        }
+    }
 }
 
 /// Registers a benchmark application (File.Read.All) in the store before the server starts.

@@ -41,6 +41,8 @@ pub struct AuthState {
     cache: RwLock<HashMap<String, Caller>>,
     /// Other OpenID issuers whose tokens are accepted (e.g. a real Entra ID tenant).
     external: ExternalIssuers,
+    /// Bounds concurrent credential checks (argon2 needs CPU and memory): one per core.
+    pub credential_checks: tokio::sync::Semaphore,
 }
 
 impl AuthState {
@@ -59,6 +61,9 @@ impl AuthState {
             ring: RwLock::new(Arc::new(ring)),
             cache: RwLock::default(),
             external: ExternalIssuers::default(),
+            credential_checks: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map(|cores| cores.get()).unwrap_or(2),
+            ),
         })
     }
 
@@ -113,20 +118,22 @@ impl AuthState {
         }
     }
 
+    /// The caller of a token verified before and not expired since.
+    fn cached(&self, token: &str) -> Option<Caller> {
+        let now = now_seconds();
+        let cache = self.cache.read().ok()?;
+        cache.get(token).filter(|caller| caller.expires + fileintel_auth::tokens::LEEWAY > now).cloned()
+    }
+
+    /// Verifies a token's signature and claims, and remembers the caller until the token expires.
     async fn verify(&self, token: &str) -> Result<Caller, fileintel_auth::AuthError> {
         let now = now_seconds();
-        if let Ok(cache) = self.cache.read()
-            && let Some(caller) = cache.get(token)
-            && caller.expires + fileintel_auth::tokens::LEEWAY > now
-        {
-            return Ok(caller.clone());
-        }
         let caller = match self.external.is_empty() {
             true => self.key_ring().verifier.verify(token, now)?,
             false => {
                 let peek = fileintel_auth::tokens::peek(token)?;
                 match self.external.find(&peek.iss, &peek.tid) {
-                    Some(issuer) => issuer.verify(token, peek.kid.as_deref(), &peek.iss, now).await?,
+                    Some((issuer, expected)) => issuer.verify(token, peek.kid.as_deref(), &expected, now).await?,
                     None => self.key_ring().verifier.verify(token, now)?,
                 }
             }
@@ -151,6 +158,43 @@ pub fn now_seconds() -> i64 {
 /// The authenticated caller of a request. A handler that takes it needs a valid bearer token
 /// (unless the server runs with `--insecure-no-auth`, when every caller may do everything).
 pub struct Authenticated(pub Option<Caller>);
+
+/// The caller the rate-limit middleware already authenticated, handed on to the handler.
+#[derive(Clone)]
+pub struct Verified(pub Option<Caller>);
+
+fn bearer(headers: &axum::http::HeaderMap) -> Result<&str, ApiError> {
+    let header =
+        headers.get(header::AUTHORIZATION).ok_or_else(|| ApiError::Unauthorized("no Authorization header".into()))?;
+    header
+        .to_str()
+        .ok()
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .ok_or_else(|| ApiError::Unauthorized("the Authorization header is not a bearer token".into()))
+}
+
+/// Authenticates a request's bearer token. A token verified before costs a cache lookup; any
+/// other spends one check of the client address's budget first, so a flood of bad tokens is
+/// refused with 429 before it costs signature checks.
+pub async fn authenticate(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    address: &str,
+) -> Result<Caller, ApiError> {
+    let token = bearer(headers)?;
+    if let Some(caller) = state.auth.cached(token) {
+        return Ok(caller);
+    }
+    if state.limits.enabled {
+        let decision = state.limiter.check(&format!("unverified|{address}"), &state.limits.unverified).await;
+        if !decision.allowed {
+            return Err(ApiError::TooManyRequests { retry_after: decision.retry_after });
+        }
+    }
+    state.auth.verify(token).await.map_err(|error| ApiError::Unauthorized(error.to_string()))
+}
 
 impl Authenticated {
     /// Requires an application permission in the token's `roles`; delegated tokens cannot write.
@@ -193,23 +237,13 @@ impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(Verified(caller)) = parts.extensions.get::<Verified>() {
+            return Ok(Authenticated(caller.clone()));
+        }
         if !state.auth.required {
             return Ok(Authenticated(None));
         }
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::Unauthorized("no Authorization header".into()))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|value| value.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            .ok_or_else(|| ApiError::Unauthorized("the Authorization header is not a bearer token".into()))?;
-        match state.auth.verify(token).await {
-            Ok(caller) => Ok(Authenticated(Some(caller))),
-            Err(error) => Err(ApiError::Unauthorized(error.to_string())),
-        }
+        let address = crate::throttle::client_address(&parts.extensions);
+        authenticate(state, &parts.headers, &address).await.map(|caller| Authenticated(Some(caller)))
     }
 }

@@ -21,6 +21,10 @@ pub enum ApiError {
     Forbidden(String),
     MethodNotAllowed,
     PayloadTooLarge(String),
+    /// A rate limit is spent; the call succeeds after `retry_after` seconds.
+    TooManyRequests {
+        retry_after: u64,
+    },
     Internal(String),
     Unavailable(String),
 }
@@ -59,6 +63,11 @@ impl ApiError {
                 StatusCode::METHOD_NOT_ALLOWED,
                 "MethodNotAllowed",
                 "The HTTP method is not supported by this resource.".into(),
+            ),
+            ApiError::TooManyRequests { retry_after } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                format!("The rate limit was exceeded; retry after {retry_after} seconds."),
             ),
             ApiError::PayloadTooLarge(message) => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", message.clone())
@@ -102,8 +111,14 @@ impl IntoResponse for ApiError {
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
         headers.insert("odata-version", HeaderValue::from_static("4.0"));
-        if matches!(self, ApiError::Unauthorized(_)) {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        match self {
+            ApiError::Unauthorized(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::TooManyRequests { retry_after } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
+            }
+            _ => {}
         }
         response
     }

@@ -50,6 +50,9 @@ pub struct IssuerConfig {
     pub user_roles: UserRoles,
     #[serde(default = "default_min_refresh")]
     pub min_refresh_seconds: u64,
+    /// The tenants (`tid`) whose tokens are accepted. Required: a multi-tenant issuer such as
+    /// Entra ID signs for every tenant in the world with the same keys.
+    pub tenants: Vec<String>,
 }
 
 fn default_min_refresh() -> u64 {
@@ -93,6 +96,9 @@ impl ExternalIssuers {
             serde_json::from_str(&text).map_err(|error| format!("{}: {error}", path.display()))?;
         let mut issuers = Vec::with_capacity(configs.len());
         for config in configs {
+            if config.tenants.is_empty() {
+                return Err(format!("{}: list the tenants whose tokens are accepted in \"tenants\"", config.issuer));
+            }
             let audiences = config
                 .audiences
                 .clone()
@@ -121,9 +127,13 @@ impl ExternalIssuers {
         self.issuers.is_empty()
     }
 
-    /// The configured issuer a token claiming `iss` for tenant `tid` belongs to.
-    pub fn find(&self, iss: &str, tid: &str) -> Option<&Issuer> {
-        self.issuers.iter().find(|issuer| issuer.config.issuer.replace("{tenantid}", tid) == iss)
+    /// The configured issuer a token claiming `iss` for tenant `tid` belongs to, with the issuer
+    /// string the token must carry; only for the issuer's listed tenants.
+    pub fn find(&self, iss: &str, tid: &str) -> Option<(&Issuer, String)> {
+        self.issuers.iter().find_map(|issuer| {
+            let expected = issuer.config.issuer.replace("{tenantid}", tid);
+            (expected == iss && issuer.config.tenants.iter().any(|tenant| tenant == tid)).then_some((issuer, expected))
+        })
     }
 }
 
@@ -229,7 +239,7 @@ mod tests {
         std::fs::write(
             &config,
             format!(
-                r#"[{{"issuer":"https://login.example/{{tenantid}}/v2.0","jwks_file":{}}}]"#,
+                r#"[{{"issuer":"https://login.example/{{tenantid}}/v2.0","jwks_file":{},"tenants":["contoso"]}}]"#,
                 serde_json::json!(jwks)
             ),
         )
@@ -240,8 +250,12 @@ mod tests {
             issuers.find("https://login.example/contoso/v2.0", "fabrikam").is_none(),
             "iss must name the token's own tenant"
         );
+        assert!(issuers.find("https://login.example/fabrikam/v2.0", "fabrikam").is_none(), "only listed tenants");
         assert!(issuers.find("https://evil.example/contoso/v2.0", "contoso").is_none());
-        std::fs::write(&config, r#"[{"issuer":"x","jwks_uri":"http://plain.example/keys"}]"#).unwrap();
+        std::fs::write(&config, r#"[{"issuer":"x","jwks_uri":"https://keys.example/","tenants":[]}]"#).unwrap();
+        let Err(error) = ExternalIssuers::load(&config) else { panic!("an issuer without tenants was accepted") };
+        assert!(error.contains("tenants"), "{error}");
+        std::fs::write(&config, r#"[{"issuer":"x","jwks_uri":"http://plain.example/keys","tenants":["t"]}]"#).unwrap();
         let Err(error) = ExternalIssuers::load(&config) else { panic!("a plain-http JWKS URL was accepted") };
         assert!(error.contains("https"), "{error}");
     }

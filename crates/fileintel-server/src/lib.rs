@@ -22,7 +22,9 @@ pub mod error;
 mod files;
 mod ingest;
 pub mod issuers;
+pub mod limits;
 mod metadata;
+mod throttle;
 mod tokens;
 
 use std::future::Future;
@@ -70,13 +72,30 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub config: Arc<ServerConfig>,
     pub auth: Arc<AuthState>,
+    pub limits: Arc<throttle::RateLimits>,
+    pub limiter: Arc<limits::Limiter>,
 }
 
 impl AppState {
+    /// State with MDE's rate limits kept in this process.
     pub fn new(store: Arc<dyn Store>, config: ServerConfig, auth: AuthState) -> Self {
-        AppState { store, config: Arc::new(config), auth: Arc::new(auth) }
+        AppState {
+            store,
+            config: Arc::new(config),
+            auth: Arc::new(auth),
+            limits: Arc::new(throttle::RateLimits::default()),
+            limiter: Arc::new(limits::Limiter::local()),
+        }
+    }
+
+    pub fn with_rate_limits(mut self, limits: throttle::RateLimits, limiter: limits::Limiter) -> Self {
+        self.limits = Arc::new(limits);
+        self.limiter = Arc::new(limiter);
+        self
     }
 }
+
+pub use throttle::RateLimits;
 
 /// The whole API. Unknown routes and wrong methods answer in the error envelope too.
 pub fn router(state: AppState) -> Router {
@@ -86,14 +105,16 @@ pub fn router(state: AppState) -> Router {
         .merge(metadata::router())
         .merge(tokens::router())
         .route("/health", axum::routing::get(health))
+        // After routing, so it knows which API a request is for.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), throttle::enforce))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)
 }
 
-async fn health() -> impl IntoResponse {
-    (StatusCode::OK, axum::Json(serde_json::json!({"status": "ok"})))
+async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
+    (StatusCode::OK, axum::Json(serde_json::json!({"status": "ok", "rateLimits": state.limiter.backend()})))
 }
 
 async fn not_found() -> ApiError {
@@ -126,7 +147,8 @@ pub async fn serve(
             tracing::debug!(%error, "could not set TCP_NODELAY");
         }
     });
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    let service = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service).with_graceful_shutdown(shutdown).await
 }
 
 /// Serves the API over TLS (rustls) on `listener` until `shutdown` resolves, then gives requests in
@@ -144,5 +166,6 @@ pub async fn serve_tls(
         shutdown.await;
         stopper.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
     });
-    axum_server::from_tcp_rustls(listener, tls)?.handle(handle).serve(router(state).into_make_service()).await
+    let service = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum_server::from_tcp_rustls(listener, tls)?.handle(handle).serve(service).await
 }

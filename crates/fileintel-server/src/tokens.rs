@@ -181,12 +181,15 @@ async fn post_token(
         Some(application) => (application.secret_hash.clone(), Some(application)),
         None => (DUMMY_HASH.clone(), None),
     };
-    let secret = secret.to_owned();
-    let matches =
-        tokio::task::spawn_blocking(move || fileintel_auth::secrets::verify(&secret, &phc)).await.unwrap_or(false);
+    let matches = verify_secret(&state, secret.to_owned(), phc).await?;
     let Some(application) = application.filter(|_| matches) else {
         return Err(OAuthError::invalid_client());
     };
+    // The application's budget, spent only once it has proven who it is, so that knowing a client
+    // id is not enough to exhaust it.
+    if let Some(refused) = spend_token_budget(&state, &application).await {
+        return Ok(refused);
+    }
     let Some(key) = state.auth.signing_key() else { return Err(OAuthError::server_error("no signing key")) };
     let grant = AppGrant {
         tenant: &application.tenant,
@@ -216,6 +219,30 @@ async fn post_token(
     Ok((StatusCode::OK, [("cache-control", "no-store"), ("pragma", "no-cache")], Json(body)).into_response())
 }
 
+async fn spend_token_budget(state: &AppState, application: &fileintel_core::Application) -> Option<Response> {
+    if !state.limits.enabled || state.limits.exempt.contains(&application.client_id) {
+        return None;
+    }
+    let (tenant, client) = (&application.tenant, &application.client_id);
+    let windows = state.limits.windows("token", tenant, client);
+    let spent = crate::throttle::spend(state, &format!("token|{tenant}|{client}"), windows).await;
+    spent.err().map(|refused| crate::throttle::too_many(&refused))
+}
+
+/// Checks a secret against a hash on the blocking pool, at most a few at a time: argon2 takes
+/// tens of milliseconds and 19 MiB per check, so unbounded parallel checks would exhaust the host.
+async fn verify_secret(state: &AppState, secret: String, phc: String) -> Result<bool, OAuthError> {
+    let Ok(_permit) = state.auth.credential_checks.try_acquire() else {
+        return Err(OAuthError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            error: "temporarily_unavailable",
+            description: "AADSTS90033: Too many sign-ins at once; try again shortly.".into(),
+            code: 90033,
+        });
+    };
+    Ok(tokio::task::spawn_blocking(move || fileintel_auth::secrets::verify(&secret, &phc)).await.unwrap_or(false))
+}
+
 /// The resource-owner password grant, as MDE's native-app sample uses it: a registered
 /// application (its secret checked when one is sent) signs a user in; the token is delegated, its
 /// `scp` the application's permissions. Wrong user or wrong password read the same.
@@ -232,12 +259,20 @@ async fn password_grant(
         Some(client_id) => state.store.get_application(tenant, client_id).await.map_err(OAuthError::unavailable)?,
         None => None,
     };
-    let Some(application) = application else { return Err(OAuthError::invalid_client()) };
-    if let Some(secret) = field("client_secret") {
-        let (secret, phc) = (secret.to_owned(), application.secret_hash.clone());
-        if !tokio::task::spawn_blocking(move || fileintel_auth::secrets::verify(&secret, &phc)).await.unwrap_or(false) {
-            return Err(OAuthError::invalid_client());
-        }
+    // Every credential failure of this grant reads the same, so it tells nothing of which part
+    // (client, secret, user, password) was wrong.
+    let refused = || {
+        OAuthError::bad_request(
+            "invalid_grant",
+            "AADSTS50126: Error validating credentials due to invalid username or password.",
+            50126,
+        )
+    };
+    let Some(application) = application else { return Err(refused()) };
+    if let Some(secret) = field("client_secret")
+        && !verify_secret(state, secret.to_owned(), application.secret_hash.clone()).await?
+    {
+        return Err(refused());
     }
     let user = match field("username") {
         Some(upn) => state.store.get_user(tenant, upn).await.map_err(OAuthError::unavailable)?,
@@ -245,15 +280,11 @@ async fn password_grant(
     };
     let phc = user.as_ref().map_or_else(|| DUMMY_HASH.clone(), |user| user.password_hash.clone());
     let password = field("password").unwrap_or_default().to_owned();
-    let matches =
-        tokio::task::spawn_blocking(move || fileintel_auth::secrets::verify(&password, &phc)).await.unwrap_or(false);
-    let Some(user) = user.filter(|_| matches) else {
-        return Err(OAuthError::bad_request(
-            "invalid_grant",
-            "AADSTS50126: Error validating credentials due to invalid username or password.",
-            50126,
-        ));
-    };
+    let matches = verify_secret(state, password, phc).await?;
+    let Some(user) = user.filter(|_| matches) else { return Err(refused()) };
+    if let Some(refused) = spend_token_budget(state, &application).await {
+        return Ok(refused);
+    }
     let Some(key) = state.auth.signing_key() else { return Err(OAuthError::server_error("no signing key")) };
     let grant = fileintel_auth::tokens::UserGrant {
         tenant: &user.tenant,

@@ -5,7 +5,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use fileintel_server::{AppState, AuthState, RustlsConfig, ServerConfig};
+use std::time::Duration;
+
+use fileintel_server::limits::{Limiter, Window};
+use fileintel_server::{AppState, AuthState, RateLimits, RustlsConfig, ServerConfig};
 use fileintel_store::{Ingestor, Store};
 
 use crate::StoreArgs;
@@ -41,6 +44,20 @@ pub struct ServeArgs {
     #[arg(long = "view-data-role", env = "FILEINTEL_VIEW_DATA_ROLES", value_delimiter = ',',
           default_values_t = fileintel_auth::default_view_data_roles())]
     view_data_roles: Vec<String>,
+    /// Share rate-limit budgets between fileintel processes through this Redis
+    /// (e.g. redis://127.0.0.1:6379); without it, each process counts on its own.
+    #[arg(long, env = "FILEINTEL_RATE_LIMIT_REDIS")]
+    rate_limit_redis: Option<String>,
+    /// A budget other than MDE's 100 a minute and 1500 an hour, as NAME=PER_MINUTE/PER_HOUR, where
+    /// NAME is an API (files, ingest, token), a tenant or an application's client id. Repeatable.
+    #[arg(long = "rate-limit", env = "FILEINTEL_RATE_LIMITS", value_delimiter = ',')]
+    rate_limits: Vec<String>,
+    /// An application (client id) that is never rate limited. Repeatable.
+    #[arg(long = "rate-limit-exempt", env = "FILEINTEL_RATE_LIMIT_EXEMPT", value_delimiter = ',')]
+    rate_limit_exempt: Vec<String>,
+    /// No rate limits at all.
+    #[arg(long, env = "FILEINTEL_RATE_LIMIT_OFF")]
+    rate_limit_off: bool,
     /// A JSON file listing external OpenID issuers whose tokens are accepted (see README).
     #[arg(long, env = "FILEINTEL_TRUSTED_ISSUERS")]
     trusted_issuers: Option<std::path::PathBuf>,
@@ -111,7 +128,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         true => Some(crate::identity::refresh_demo_application(store.as_ref(), DEMO_TENANT, DEMO_CLIENT_ID).await?),
         false => None,
     };
-    let state = AppState::new(store, config, auth);
+    let (limits, limiter) = rate_limits(&args)?;
+    let state = AppState::new(store, config, auth).with_rate_limits(limits, limiter);
     if args.insecure_no_auth {
         tracing::warn!(
             "AUTHENTICATION IS OFF (--insecure-no-auth): anyone who can reach {address} can read and write everything"
@@ -149,6 +167,33 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+fn rate_limits(args: &ServeArgs) -> anyhow::Result<(RateLimits, Limiter)> {
+    let mut limits = RateLimits { enabled: !args.rate_limit_off, ..RateLimits::default() };
+    limits.exempt = args.rate_limit_exempt.iter().cloned().collect();
+    for spec in &args.rate_limits {
+        let parse = || -> Option<(String, Vec<Window>)> {
+            let (name, budget) = spec.split_once('=')?;
+            let (minute, hour) = budget.split_once('/')?;
+            let window = |seconds, limit: &str| {
+                Some(Window { duration: Duration::from_secs(seconds), limit: limit.trim().parse().ok()? })
+            };
+            Some((name.trim().to_owned(), vec![window(60, minute)?, window(3600, hour)?]))
+        };
+        let (name, windows) =
+            parse().with_context(|| format!("--rate-limit {spec}: expected NAME=PER_MINUTE/PER_HOUR"))?;
+        match name.as_str() {
+            "files" | "ingest" | "token" => limits.per_api.insert(name, windows),
+            _ => limits.per_caller.insert(name, windows),
+        };
+    }
+    let limiter = match &args.rate_limit_redis {
+        Some(url) => Limiter::with_redis(url).map_err(anyhow::Error::msg).context("--rate-limit-redis")?,
+        None => Limiter::local(),
+    };
+    tracing::info!(backend = limiter.backend(), enabled = limits.enabled, "rate limits");
+    Ok((limits, limiter))
 }
 
 /// The admin API's socket in the data directory, owner only. A stale one from a killed server

@@ -53,7 +53,7 @@ fn spawn_server(data_dir: &Path, extra: &[&str]) -> Server {
 /// An open server (`--insecure-no-auth`), for the tests that are about data rather than tokens.
 /// It answers as soon as it has printed its address: the socket is bound by then.
 fn start_server(data_dir: &Path) -> Server {
-    spawn_server(data_dir, &["--insecure-no-auth"])
+    spawn_server(data_dir, &["--insecure-no-auth", "--rate-limit-off"])
 }
 
 /// A plain HTTP/1.1 exchange: (status, body).
@@ -508,6 +508,7 @@ fn tokens_from_a_listed_external_issuer_are_accepted_and_its_new_keys_fetched() 
         "jwks_uri": format!("{issuer_base}/contoso/discovery/v2.0/keys"),
         "ca_file": certs.join("ca.pem"),
         "min_refresh_seconds": 0,
+        "tenants": ["contoso"],
     }]);
     std::fs::write(&config, trusted.to_string()).unwrap();
     let relying = spawn_server(&dir.path().join("relying"), &["--trusted-issuers", config.to_str().unwrap()]);

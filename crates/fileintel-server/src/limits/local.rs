@@ -1,0 +1,36 @@
+//! Budgets kept in this process: one sliding log per key.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use super::{Decision, Window, decide};
+
+/// Past this many keys, logs whose calls have all left every window are dropped.
+const KEY_LIMIT: usize = 100_000;
+
+#[derive(Default)]
+pub struct LocalLimiter {
+    logs: Mutex<HashMap<String, VecDeque<i64>>>,
+}
+
+impl LocalLimiter {
+    /// Checks and, when allowed, records a call under `key` at `now` (milliseconds).
+    pub fn check_at(&self, key: &str, windows: &[Window], now: i64) -> Decision {
+        let longest = windows.iter().map(|window| window.duration.as_millis() as i64).max().unwrap_or(0);
+        let mut logs = self.logs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if logs.len() >= KEY_LIMIT && !logs.contains_key(key) {
+            logs.retain(|_, log| log.back().is_some_and(|&last| last > now - longest));
+        }
+        let log = logs.entry(key.to_owned()).or_default();
+        while log.front().is_some_and(|&oldest| oldest <= now - longest) {
+            log.pop_front();
+        }
+        let decision = decide(log.make_contiguous(), windows, now);
+        if decision.allowed {
+            // Calls normally arrive in order; one that does not is placed where it belongs.
+            let at = log.partition_point(|&time| time <= now);
+            log.insert(at, now);
+        }
+        decision
+    }
+}

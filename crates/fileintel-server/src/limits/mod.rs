@@ -1,0 +1,258 @@
+//! Rate limits as MDE applies them: per API, per (tenant, application), 100 calls a minute and
+//! 1500 an hour, both at once, exactly.
+//!
+//! The algorithm is a sliding log: every accepted call's time is kept for the longest window, and
+//! a call is accepted only if, for every window, fewer than `limit` accepted calls fall in the
+//! `duration` before it. That is exact in the sense MDE states (the 101st call within *any*
+//! minute is refused, wherever the minute starts), which fixed windows are not (they allow 200
+//! calls across a window boundary) and token buckets or GCRA are not either (they smooth bursts
+//! rather than count them). Refused calls are not recorded, so they spend no budget, and
+//! `Retry-After` is the time until the oldest accepted call that keeps a window full leaves it:
+//! a client that waits that long is accepted (unless others spend the budget meanwhile). The log
+//! costs at most `limit` timestamps per key and window.
+//!
+//! [`local`] keeps the logs in the process; [`redis`] keeps them in Redis sorted sets, checked
+//! and updated by one Lua script per call, with Redis's own clock, so any number of replicas share
+//! one budget. When Redis cannot be reached the limiter falls back to the local logs.
+
+pub mod local;
+pub mod redis;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// One window: at most `limit` calls in any `duration`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub duration: Duration,
+    pub limit: u64,
+}
+
+/// MDE's budgets: 100 calls a minute and 1500 an hour.
+pub fn mde_windows() -> Vec<Window> {
+    vec![
+        Window { duration: Duration::from_secs(60), limit: 100 },
+        Window { duration: Duration::from_secs(3600), limit: 1500 },
+    ]
+}
+
+/// The answer to one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    /// The tightest window's limit, for `x-ratelimit-limit`.
+    pub limit: u64,
+    /// Calls left in the tightest window after this one.
+    pub remaining: u64,
+    /// Whole seconds until the tightest window has room again (for `x-ratelimit-reset`).
+    pub reset_seconds: u64,
+    /// For a refusal: whole seconds after which the same call is accepted; at least 1.
+    pub retry_after: u64,
+}
+
+/// Milliseconds rounded up to whole seconds, never 0 for a wait.
+pub(crate) fn whole_seconds(millis: i64) -> u64 {
+    (millis.max(1) as u64).div_ceil(1000)
+}
+
+/// The decision for a log (ascending accepted-call times in milliseconds, already trimmed to the
+/// longest window) at `now`; shared by the local limiter and the tests of the Redis script's logic.
+pub fn decide(log: &[i64], windows: &[Window], now: i64) -> Decision {
+    let mut allowed = true;
+    let mut retry_after = 0;
+    let mut tightest: Option<(u64, u64, u64)> = None; // (remaining, limit, reset)
+    for window in windows {
+        let duration = window.duration.as_millis() as i64;
+        // Calls in (now - duration, now].
+        let start = log.partition_point(|&time| time <= now - duration);
+        let in_window = &log[start..];
+        let count = in_window.len() as u64;
+        if count >= window.limit {
+            allowed = false;
+            let blocker = in_window[(count - window.limit) as usize];
+            retry_after = retry_after.max(whole_seconds(blocker + duration - now));
+        }
+        let remaining = window.limit.saturating_sub(count + 1);
+        let reset = in_window.first().map_or(0, |&oldest| whole_seconds(oldest + duration - now));
+        if tightest.is_none_or(|(least, _, _)| remaining < least) {
+            tightest = Some((remaining, window.limit, reset));
+        }
+    }
+    let (remaining, limit, reset_seconds) = tightest.unwrap_or((u64::MAX, 0, 0));
+    Decision { allowed, limit, remaining: if allowed { remaining } else { 0 }, reset_seconds, retry_after }
+}
+
+/// Where budgets live: this process, or Redis with this process as the fallback.
+pub struct Limiter {
+    local: local::LocalLimiter,
+    redis: Option<redis::RedisLimiter>,
+    /// Set while Redis is unreachable; cleared when a call through it succeeds again.
+    redis_down: AtomicBool,
+    /// Milliseconds since the epoch before which Redis is not tried again after a failure.
+    retry_redis_at: AtomicU64,
+}
+
+impl Limiter {
+    pub fn local() -> Self {
+        Limiter {
+            local: local::LocalLimiter::default(),
+            redis: None,
+            redis_down: AtomicBool::new(false),
+            retry_redis_at: AtomicU64::new(0),
+        }
+    }
+
+    pub fn with_redis(url: &str) -> Result<Self, String> {
+        let redis = redis::RedisLimiter::new(url)?;
+        Ok(Limiter { redis: Some(redis), ..Self::local() })
+    }
+
+    /// `redis` while Redis answers, `local` otherwise (also when Redis is configured but down).
+    pub fn backend(&self) -> &'static str {
+        match (&self.redis, self.redis_down.load(Ordering::Relaxed)) {
+            (Some(_), false) => "redis",
+            (Some(_), true) => "local (redis unreachable)",
+            (None, _) => "local",
+        }
+    }
+
+    /// Checks and, when allowed, records one call under `key`.
+    pub async fn check(&self, key: &str, windows: &[Window]) -> Decision {
+        let now = now_millis();
+        if let Some(redis) = &self.redis
+            && now as u64 >= self.retry_redis_at.load(Ordering::Relaxed)
+        {
+            match redis.check(key, windows).await {
+                Ok(decision) => {
+                    if self.redis_down.swap(false, Ordering::Relaxed) {
+                        tracing::warn!("redis is reachable again: rate limits are shared again");
+                    }
+                    return decision;
+                }
+                Err(error) => {
+                    // Try again in a second; meanwhile this node counts on its own.
+                    self.retry_redis_at.store(now as u64 + 1000, Ordering::Relaxed);
+                    if !self.redis_down.swap(true, Ordering::Relaxed) {
+                        tracing::error!(%error, "redis is unreachable: rate limits fall back to this process until it is back");
+                    }
+                }
+            }
+        }
+        self.local.check_at(key, windows, now)
+    }
+}
+
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|since| since.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn windows() -> Vec<Window> {
+        mde_windows()
+    }
+
+    /// Feeds calls at the given millisecond times through a local limiter; returns the decisions.
+    fn run(times: impl IntoIterator<Item = i64>) -> Vec<Decision> {
+        let limiter = local::LocalLimiter::default();
+        times.into_iter().map(|time| limiter.check_at("k", &windows(), time)).collect()
+    }
+
+    #[test]
+    fn the_101st_call_in_a_minute_is_refused() {
+        let decisions = run((0..101).map(|i| 1_000_000 + i * 10));
+        assert!(decisions[..100].iter().all(|d| d.allowed));
+        assert!(!decisions[100].allowed);
+        assert_eq!(decisions[99].remaining, 0);
+        assert_eq!(decisions[0].remaining, 99);
+    }
+
+    #[test]
+    fn calls_across_a_minute_boundary_are_counted_exactly() {
+        // 100 calls in the last second of one minute, then more in the first second of the next:
+        // fixed windows would allow them; any-minute counting must not.
+        let base = 60_000 * 1000;
+        let mut times: Vec<i64> = (0..100).map(|i| base - 1000 + i * 10).collect();
+        times.push(base + 10);
+        let decisions = run(times.clone());
+        assert!(!decisions[100].allowed);
+        // 59.01 s after the first call the window still holds all 100; at 60 s the first leaves.
+        let limiter = local::LocalLimiter::default();
+        for &time in &times[..100] {
+            assert!(limiter.check_at("k", &windows(), time).allowed);
+        }
+        assert!(!limiter.check_at("k", &windows(), times[0] + 59_999).allowed);
+        assert!(limiter.check_at("k", &windows(), times[0] + 60_000).allowed);
+    }
+
+    #[test]
+    fn retry_after_is_honest_at_every_point_of_the_window() {
+        let start = 5_000_000;
+        for offset in [0, 1, 999, 1000, 1001, 30_000, 59_000, 59_999] {
+            let limiter = local::LocalLimiter::default();
+            for i in 0..100 {
+                assert!(limiter.check_at("k", &windows(), start + i * 7).allowed);
+            }
+            let now = start + 99 * 7 + offset;
+            let refused = limiter.check_at("k", &windows(), now);
+            if refused.allowed {
+                continue;
+            }
+            assert!(refused.retry_after >= 1, "never 0");
+            let retry = now + refused.retry_after as i64 * 1000;
+            assert!(
+                limiter.check_at("k", &windows(), retry).allowed,
+                "waiting {}s at offset {offset} must succeed",
+                refused.retry_after
+            );
+            // And it is the shortest whole-second wait that works.
+            let limiter = local::LocalLimiter::default();
+            for i in 0..100 {
+                limiter.check_at("k", &windows(), start + i * 7);
+            }
+            assert!(
+                !limiter.check_at("k", &windows(), retry - 1000).allowed,
+                "offset {offset}: one second less must not do"
+            );
+        }
+    }
+
+    #[test]
+    fn the_1501st_call_in_an_hour_is_refused() {
+        // 100 calls every 61 seconds stay within every minute but fill the hour after 15 rounds.
+        let limiter = local::LocalLimiter::default();
+        let mut accepted = 0;
+        let mut refused_at = None;
+        for round in 0..16i64 {
+            for i in 0..100 {
+                let time = round * 61_000 + i;
+                let decision = limiter.check_at("k", &windows(), time);
+                if decision.allowed {
+                    accepted += 1;
+                } else if refused_at.is_none() {
+                    refused_at = Some((time, decision.retry_after));
+                }
+            }
+        }
+        assert_eq!(accepted, 1500);
+        let (time, retry_after) = refused_at.unwrap();
+        // The first call of the hour leaves at 3600 s: from 15 * 61 s that is 2685 s away.
+        assert_eq!(retry_after, whole_seconds(3_600_000 - time));
+        assert!(limiter.check_at("k", &windows(), time + retry_after as i64 * 1000).allowed);
+    }
+
+    #[test]
+    fn keys_do_not_share_budgets() {
+        let limiter = local::LocalLimiter::default();
+        for i in 0..100 {
+            assert!(limiter.check_at("a", &windows(), i).allowed);
+        }
+        assert!(!limiter.check_at("a", &windows(), 100).allowed);
+        assert!(limiter.check_at("b", &windows(), 100).allowed);
+    }
+}

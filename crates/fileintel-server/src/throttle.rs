@@ -1,0 +1,137 @@
+//! Applying rate limits to requests: which API a request is for, whose budget it spends, and the
+//! headers and 429s that tell the client.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::AppState;
+use crate::auth::Verified;
+use crate::error::ApiError;
+use crate::limits::{Decision, Window, mde_windows};
+
+/// Which budgets apply, from configuration.
+#[derive(Debug, Clone)]
+pub struct RateLimits {
+    /// Off entirely (`--rate-limit-off`).
+    pub enabled: bool,
+    /// Every API's budget unless overridden: MDE's 100 a minute and 1500 an hour.
+    pub default: Vec<Window>,
+    /// Per API (`files`, `ingest`, `token`), replacing the default.
+    pub per_api: HashMap<String, Vec<Window>>,
+    /// Per tenant or per application (client id), replacing the API's budget.
+    pub per_caller: HashMap<String, Vec<Window>>,
+    /// Applications (client ids) that are never limited.
+    pub exempt: HashSet<String>,
+    /// Tokens checked per client address that are not already verified: a flood of bad tokens
+    /// is refused before it costs signature checks.
+    pub unverified: Vec<Window>,
+    /// Credential checks (argon2) per client address and per client id at the token endpoint.
+    pub logins: Vec<Window>,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            enabled: true,
+            default: mde_windows(),
+            per_api: HashMap::new(),
+            per_caller: HashMap::new(),
+            exempt: HashSet::new(),
+            unverified: vec![Window { duration: std::time::Duration::from_secs(60), limit: 120 }],
+            logins: vec![Window { duration: std::time::Duration::from_secs(60), limit: 30 }],
+        }
+    }
+}
+
+impl RateLimits {
+    /// The budget of `api` for an application of `tenant`.
+    pub fn windows(&self, api: &str, tenant: &str, app: &str) -> &[Window] {
+        self.per_caller
+            .get(app)
+            .or_else(|| self.per_caller.get(tenant))
+            .or_else(|| self.per_api.get(api))
+            .unwrap_or(&self.default)
+    }
+}
+
+/// The API a routed request is for, by its route; `None` for what MDE does not limit.
+fn api_of(route: &str) -> Option<&'static str> {
+    match route {
+        "/api/files/{id}" | "/api/v1.0/files/{id}" => Some("files"),
+        "/api/ingest/observations" => Some("ingest"),
+        "/{tenant}/oauth2/v2.0/token" | "/{tenant}/oauth2/token" => Some("token"),
+        _ => None,
+    }
+}
+
+/// Spends one call of `key`'s budget, or says how long to wait.
+pub(crate) async fn spend(state: &AppState, key: &str, windows: &[Window]) -> Result<Decision, Decision> {
+    let decision = state.limiter.check(key, windows).await;
+    if decision.allowed { Ok(decision) } else { Err(decision) }
+}
+
+pub(crate) fn client_address(extensions: &axum::http::Extensions) -> String {
+    extensions.get::<ConnectInfo<SocketAddr>>().map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string())
+}
+
+pub(crate) fn set_headers(headers: &mut HeaderMap, decision: &Decision) {
+    headers.insert("x-ratelimit-limit", HeaderValue::from(decision.limit));
+    headers.insert("x-ratelimit-remaining", HeaderValue::from(decision.remaining));
+    headers.insert("x-ratelimit-reset", HeaderValue::from(decision.reset_seconds));
+}
+
+pub(crate) fn too_many(decision: &Decision) -> Response {
+    let mut response = ApiError::TooManyRequests { retry_after: decision.retry_after }.into_response();
+    set_headers(response.headers_mut(), decision);
+    response
+}
+
+/// Authenticates the caller of a limited API, then spends one call of its budget.
+pub async fn enforce(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let Some(api) = request.extensions().get::<MatchedPath>().and_then(|path| api_of(path.as_str())) else {
+        return next.run(request).await;
+    };
+    let address = client_address(request.extensions());
+    if api == "token" {
+        // Credentials are checked with a deliberately slow hash: each address gets only so many
+        // checks. The application's own budget is spent in the handler, which knows its client id.
+        if state.limits.enabled
+            && let Err(decision) = spend(&state, &format!("login|{address}"), &state.limits.logins).await
+        {
+            return too_many(&decision);
+        }
+        return next.run(request).await;
+    }
+    let caller = match state.auth.required {
+        true => match crate::auth::authenticate(&state, request.headers(), &address).await {
+            Ok(caller) => Some(caller),
+            Err(error) => return error.into_response(),
+        },
+        false => None,
+    };
+    if state.limits.enabled {
+        let (tenant, app) = match &caller {
+            // Delegated tokens spend their application's budget.
+            Some(caller) => (caller.tenant.clone(), caller.app_id.clone().unwrap_or_else(|| caller.object_id.clone())),
+            None => ("-".to_owned(), format!("address {address}")),
+        };
+        if !state.limits.exempt.contains(&app) {
+            let key = format!("{api}|{tenant}|{app}");
+            let decision = state.limiter.check(&key, state.limits.windows(api, &tenant, &app)).await;
+            if !decision.allowed {
+                return too_many(&decision);
+            }
+            request.extensions_mut().insert(Verified(caller));
+            let mut response = next.run(request).await;
+            set_headers(response.headers_mut(), &decision);
+            return response;
+        }
+    }
+    request.extensions_mut().insert(Verified(caller));
+    next.run(request).await
+}
