@@ -1,0 +1,178 @@
+//! Rate limits across processes: two fileintel nodes share one Redis and so one budget, and keep
+//! answering when that Redis goes away. Needs a Redis named by FILEINTEL_TEST_REDIS (CI sets
+//! redis://127.0.0.1:6379) and `redis-server` on the PATH for the outage; skipped otherwise.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_fileintel");
+
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Node {
+    _process: Process,
+    address: SocketAddr,
+}
+
+fn spawn_node(data_dir: &Path, args: &[&str]) -> Node {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .args(args)
+        .env("FILEINTEL_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let address = line.trim().rsplit("://").next().unwrap().parse().unwrap_or_else(|_| panic!("first line: {line:?}"));
+    Node { _process: Process(child), address }
+}
+
+/// (status, headers, body) of one HTTP/1.1 exchange.
+fn call(address: SocketAddr, method: &str, path: &str, body: &str, token: Option<&str>) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let authorization = token.map(|token| format!("Authorization: Bearer {token}\r\n")).unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\n{authorization}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, head.to_lowercase(), body.to_owned())
+}
+
+/// Two nodes sharing `redis`: A issues tokens, B trusts A as an external issuer, so one
+/// application's token works on both and spends one budget. Returns the nodes and a token.
+fn pair(dir: &Path, redis: &str) -> (Node, Node, String) {
+    let (data_a, data_b) = (dir.join("a"), dir.join("b"));
+    let created = Command::new(BIN)
+        .args(["apps", "create", "--tenant", "contoso", "--name", "limited", "--role", "File.Read.All", "--data-dir"])
+        .arg(&data_a)
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let app: Value = serde_json::from_slice(&created.stdout).unwrap();
+    let a = spawn_node(&data_a, &["--rate-limit-redis", redis]);
+    let (_, _, jwks) = call(a.address, "GET", "/contoso/discovery/v2.0/keys", "", None);
+    let jwks_file = dir.join("a-jwks.json");
+    std::fs::write(&jwks_file, jwks).unwrap();
+    let issuers = dir.join("issuers.json");
+    let trusted = serde_json::json!([{
+        "issuer": format!("http://{}/{{tenantid}}/v2.0", a.address),
+        "jwks_file": jwks_file,
+        "tenants": ["contoso"],
+    }]);
+    std::fs::write(&issuers, trusted.to_string()).unwrap();
+    let b = spawn_node(&data_b, &["--rate-limit-redis", redis, "--trusted-issuers", issuers.to_str().unwrap()]);
+    let form = format!(
+        "grant_type=client_credentials&client_id={}&client_secret={}&scope=https://api.securitycenter.microsoft.com/.default",
+        app["clientId"].as_str().unwrap(),
+        app["clientSecret"].as_str().unwrap()
+    );
+    let (status, _, answer) = call(a.address, "POST", "/contoso/oauth2/v2.0/token", &form, None);
+    assert_eq!(status, 200, "{answer}");
+    let token: Value = serde_json::from_str(&answer).unwrap();
+    (a, b, token["access_token"].as_str().unwrap().to_owned())
+}
+
+const UNKNOWN_FILE: &str = "/api/files/0000000000000000000000000000000000000000";
+
+#[test]
+fn two_nodes_sharing_redis_accept_exactly_100_calls_a_minute_between_them() {
+    let Ok(redis) = std::env::var("FILEINTEL_TEST_REDIS") else {
+        eprintln!("skipped: set FILEINTEL_TEST_REDIS (e.g. redis://127.0.0.1:6379) to run the shared-budget test");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, token) = pair(dir.path(), &redis);
+    let addresses = [a.address, b.address];
+    // 300 calls at once, in 30 threads, half to each node.
+    let threads: Vec<_> = (0..30)
+        .map(|thread| {
+            let (address, token) = (addresses[thread % 2], token.clone());
+            std::thread::spawn(move || {
+                (0..10).map(|_| call(address, "GET", UNKNOWN_FILE, "", Some(&token))).collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let answers: Vec<(u16, String, String)> = threads.into_iter().flat_map(|thread| thread.join().unwrap()).collect();
+    let accepted = answers.iter().filter(|(status, _, _)| *status == 404).count();
+    let refused: Vec<_> = answers.iter().filter(|(status, _, _)| *status == 429).collect();
+    assert_eq!(answers.len(), 300);
+    assert_eq!(accepted, 100, "statuses: {:?}", answers.iter().map(|a| a.0).collect::<std::collections::BTreeSet<_>>());
+    assert_eq!(refused.len(), 200);
+    for (_, head, body) in &refused {
+        let retry_after: u64 = head
+            .split("retry-after: ")
+            .nth(1)
+            .and_then(|rest| rest.split("\r\n").next())
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&retry_after), "{retry_after}");
+        let envelope: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(envelope["error"]["code"], "TooManyRequests");
+        assert!(head.contains("x-ratelimit-remaining: 0"));
+    }
+    let (_, health, body) = call(b.address, "GET", "/health", "", None);
+    assert!(body.contains("\"rateLimits\":\"redis\""), "{health}{body}");
+}
+
+#[test]
+fn nodes_keep_answering_when_their_redis_goes_away() {
+    if std::env::var("FILEINTEL_TEST_REDIS").is_err() || Command::new("redis-server").arg("--version").output().is_err()
+    {
+        eprintln!("skipped: set FILEINTEL_TEST_REDIS and install redis-server to run the outage test");
+        return;
+    }
+    // A Redis of this test's own on a free port: never the machine's shared one.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let redis = Process(
+        Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the test's redis did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, token) = pair(dir.path(), &format!("redis://127.0.0.1:{port}"));
+    for node in [&a, &b] {
+        assert_eq!(call(node.address, "GET", UNKNOWN_FILE, "", Some(&token)).0, 404);
+    }
+    drop(redis);
+    for node in [&a, &b] {
+        for _ in 0..5 {
+            let (status, _, body) = call(node.address, "GET", UNKNOWN_FILE, "", Some(&token));
+            assert_eq!(status, 404, "still answering without redis: {body}");
+        }
+        let (_, _, health) = call(node.address, "GET", "/health", "", None);
+        assert!(health.contains("redis unreachable"), "{health}");
+    }
+}
