@@ -30,8 +30,11 @@ pub struct RateLimits {
     /// Tokens checked per client address that are not already verified: a flood of bad tokens
     /// is refused before it costs signature checks.
     pub unverified: Vec<Window>,
-    /// Credential checks (argon2) per client address and per client id at the token endpoint.
+    /// Credential checks (argon2) per client address at the token endpoint.
     pub logins: Vec<Window>,
+    /// Failed credential checks per client id and address: only failures spend it, and per
+    /// address, so knowing a client id is not enough to lock the application out.
+    pub failed_logins: Vec<Window>,
 }
 
 impl Default for RateLimits {
@@ -44,6 +47,10 @@ impl Default for RateLimits {
             exempt: HashSet::new(),
             unverified: vec![Window { duration: std::time::Duration::from_secs(60), limit: 120 }],
             logins: vec![Window { duration: std::time::Duration::from_secs(60), limit: 30 }],
+            failed_logins: vec![
+                Window { duration: std::time::Duration::from_secs(60), limit: 5 },
+                Window { duration: std::time::Duration::from_secs(3600), limit: 20 },
+            ],
         }
     }
 }
@@ -75,6 +82,10 @@ pub(crate) async fn spend(state: &AppState, key: &str, windows: &[Window]) -> Re
     if decision.allowed { Ok(decision) } else { Err(decision) }
 }
 
+/// The client's address, handed to the token endpoint for its failed-login budget.
+#[derive(Clone)]
+pub(crate) struct ClientAddress(pub String);
+
 pub(crate) fn client_address(extensions: &axum::http::Extensions) -> String {
     extensions.get::<ConnectInfo<SocketAddr>>().map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string())
 }
@@ -105,6 +116,7 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
         {
             return too_many(&decision);
         }
+        request.extensions_mut().insert(ClientAddress(address));
         return next.run(request).await;
     }
     let caller = match state.auth.required {

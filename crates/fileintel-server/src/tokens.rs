@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,6 +16,7 @@ use serde_json::json;
 use crate::AppState;
 use crate::auth::now_seconds;
 use crate::files::request_host;
+use crate::throttle::ClientAddress;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -102,19 +103,51 @@ fn base(state: &AppState, headers: &HeaderMap) -> String {
 async fn post_token_v2(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
+    address: Option<Extension<ClientAddress>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
-    post_token(state, tenant, headers, body, TokenVersion::V2).await
+    with_failure_budget(state, tenant, address, headers, body, TokenVersion::V2).await
 }
 
 async fn post_token_v1(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
+    address: Option<Extension<ClientAddress>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
-    post_token(state, tenant, headers, body, TokenVersion::V1).await
+    with_failure_budget(state, tenant, address, headers, body, TokenVersion::V1).await
+}
+
+/// Failed sign-ins spend a budget per client id and address: once it is spent, that address gets
+/// 429 for that client until failures age out, while other addresses sign in as usual.
+async fn with_failure_budget(
+    state: AppState,
+    tenant: String,
+    address: Option<Extension<ClientAddress>>,
+    headers: HeaderMap,
+    body: Bytes,
+    version: TokenVersion,
+) -> Result<Response, OAuthError> {
+    let address = address.map_or_else(|| "unknown".to_owned(), |Extension(ClientAddress(address))| address);
+    let client_id = serde_urlencoded::from_bytes::<HashMap<String, String>>(&body)
+        .ok()
+        .and_then(|form| form.get("client_id").cloned());
+    let key = client_id.filter(|_| state.limits.enabled).map(|client| format!("loginfail|{tenant}|{client}|{address}"));
+    if let Some(key) = &key {
+        let decision = state.limiter.peek(key, &state.limits.failed_logins).await;
+        if !decision.allowed {
+            return Ok(crate::throttle::too_many(&decision));
+        }
+    }
+    let result = post_token(state.clone(), tenant, headers, body, version).await;
+    if let (Err(error), Some(key)) = (&result, &key)
+        && matches!(error.error, "invalid_client" | "invalid_grant")
+    {
+        state.limiter.check(key, &state.limits.failed_logins).await;
+    }
+    result
 }
 
 /// The client-credentials grant. The body is read as a form whatever the `Content-Type` says,

@@ -408,3 +408,48 @@ async fn the_password_grant_gives_a_delegated_token_that_needs_a_view_data_role(
     };
     assert_eq!(strip(&wrong_password), strip(&unknown_user));
 }
+
+#[tokio::test]
+async fn repeated_failed_sign_ins_from_an_address_are_refused_for_a_while() {
+    let app = spawn_app().await;
+    let (client_id, secret) = app.register("contoso", &["File.Read.All"]).await;
+    let form = |secret: &str| {
+        format!("grant_type=client_credentials&client_id={client_id}&client_secret={secret}&scope={MDE}/.default")
+    };
+    // A success spends nothing of the failure budget.
+    assert_eq!(app.token_request("/contoso/oauth2/v2.0/token", &form(&secret), None).await.status, StatusCode::OK);
+    for _ in 0..5 {
+        let answer = app.token_request("/contoso/oauth2/v2.0/token", &form("wrong"), None).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    }
+    // Five failures in a minute: even the right secret waits now, and is told how long.
+    let refused = app.token_request("/contoso/oauth2/v2.0/token", &form(&secret), None).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{}", refused.json);
+    assert_eq!(refused.json["error"]["code"], "TooManyRequests");
+    let retry_after: u64 = refused.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after));
+    // Another application is not affected.
+    let (other, other_secret) = app.register("contoso", &["File.Read.All"]).await;
+    let other_form =
+        format!("grant_type=client_credentials&client_id={other}&client_secret={other_secret}&scope={MDE}/.default");
+    assert_eq!(app.token_request("/contoso/oauth2/v2.0/token", &other_form, None).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_101st_lookup_in_a_minute_gets_429_with_an_honest_retry_after() {
+    let app = spawn_app().await;
+    let (client_id, secret) = app.register("contoso", &["File.Read.All"]).await;
+    let token = app.token("contoso", &client_id, &secret).await;
+    let path = format!("/api/files/{SHA1}");
+    for call in 1..=100u64 {
+        let answer = app.get(&path, Some(&token)).await;
+        assert_eq!(answer.status, StatusCode::OK, "call {call}");
+        assert_eq!(answer.headers["x-ratelimit-limit"], "100");
+        assert_eq!(answer.headers["x-ratelimit-remaining"].to_str().unwrap(), (100 - call).to_string());
+    }
+    let refused = app.get(&path, Some(&token)).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.json["error"]["code"], "TooManyRequests");
+    let retry_after: u64 = refused.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+}

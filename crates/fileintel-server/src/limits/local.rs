@@ -16,6 +16,15 @@ pub struct LocalLimiter {
 impl LocalLimiter {
     /// Checks and, when allowed, records a call under `key` at `now` (milliseconds).
     pub fn check_at(&self, key: &str, windows: &[Window], now: i64) -> Decision {
+        self.apply(key, windows, now, true)
+    }
+
+    /// Whether a call under `key` would be allowed at `now`, without recording one.
+    pub fn peek_at(&self, key: &str, windows: &[Window], now: i64) -> Decision {
+        self.apply(key, windows, now, false)
+    }
+
+    fn apply(&self, key: &str, windows: &[Window], now: i64, record: bool) -> Decision {
         let longest = windows.iter().map(|window| window.duration.as_millis() as i64).max().unwrap_or(0);
         let mut logs = self.logs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if logs.len() >= KEY_LIMIT && !logs.contains_key(key) {
@@ -26,7 +35,7 @@ impl LocalLimiter {
             log.pop_front();
         }
         let decision = decide(log.make_contiguous(), windows, now);
-        if decision.allowed {
+        if decision.allowed && record {
             // Calls normally arrive in order; one that does not is placed where it belongs.
             let at = log.partition_point(|&time| time <= now);
             log.insert(at, now);

@@ -118,11 +118,21 @@ impl Limiter {
 
     /// Checks and, when allowed, records one call under `key`.
     pub async fn check(&self, key: &str, windows: &[Window]) -> Decision {
+        self.apply(key, windows, true).await
+    }
+
+    /// Whether one call under `key` would be allowed, without recording it: for budgets that
+    /// only failures spend.
+    pub async fn peek(&self, key: &str, windows: &[Window]) -> Decision {
+        self.apply(key, windows, false).await
+    }
+
+    async fn apply(&self, key: &str, windows: &[Window], record: bool) -> Decision {
         let now = now_millis();
         if let Some(redis) = &self.redis
             && now as u64 >= self.retry_redis_at.load(Ordering::Relaxed)
         {
-            match redis.check(key, windows).await {
+            match redis.check(key, windows, record).await {
                 Ok(decision) => {
                     if self.redis_down.swap(false, Ordering::Relaxed) {
                         tracing::warn!("redis is reachable again: rate limits are shared again");
@@ -138,7 +148,10 @@ impl Limiter {
                 }
             }
         }
-        self.local.check_at(key, windows, now)
+        match record {
+            true => self.local.check_at(key, windows, now),
+            false => self.local.peek_at(key, windows, now),
+        }
     }
 }
 
@@ -244,6 +257,19 @@ mod tests {
         // The first call of the hour leaves at 3600 s: from 15 * 61 s that is 2685 s away.
         assert_eq!(retry_after, whole_seconds(3_600_000 - time));
         assert!(limiter.check_at("k", &windows(), time + retry_after as i64 * 1000).allowed);
+    }
+
+    #[test]
+    fn looking_spends_nothing() {
+        let limiter = local::LocalLimiter::default();
+        for i in 0..100 {
+            assert!(limiter.peek_at("k", &windows(), i).allowed);
+        }
+        assert!(limiter.check_at("k", &windows(), 100).allowed);
+        for i in 0..99 {
+            limiter.check_at("k", &windows(), 101 + i);
+        }
+        assert!(!limiter.peek_at("k", &windows(), 300).allowed);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use super::{Decision, Window, whole_seconds};
 
 /// KEYS[1]: the log, a sorted set of accepted call times (ms). ARGV[1]: a member unique to this
-/// call; then pairs of window duration (ms) and limit. Returns allowed, limit, remaining, reset
+/// call, or empty to only look (nothing is recorded); then pairs of window duration (ms) and limit. Returns allowed, limit, remaining, reset
 /// (ms) and retry (ms), the same figures as `super::decide`.
 const SCRIPT: &str = r#"
 local time = redis.call('TIME')
@@ -35,7 +35,7 @@ for i = 2, #ARGV, 2 do
     best_remaining, best_limit, best_reset = remaining, limit, reset
   end
 end
-if allowed == 1 then
+if allowed == 1 and ARGV[1] ~= '' then
   redis.call('ZADD', KEYS[1], string.format('%d', now), string.format('%d', now) .. '-' .. ARGV[1])
   redis.call('PEXPIRE', KEYS[1], string.format('%d', longest))
 else
@@ -62,9 +62,10 @@ impl RedisLimiter {
         Ok(RedisLimiter { connection, script: redis::Script::new(SCRIPT) })
     }
 
-    pub async fn check(&self, key: &str, windows: &[Window]) -> Result<Decision, redis::RedisError> {
+    /// Checks and, when allowed, records a call (or with `record` false, only looks).
+    pub async fn check(&self, key: &str, windows: &[Window], record: bool) -> Result<Decision, redis::RedisError> {
         let mut invocation = self.script.key(format!("fileintel:ratelimit:{key}"));
-        invocation.arg(rand_member());
+        invocation.arg(if record { rand_member() } else { String::new() });
         for window in windows {
             invocation.arg(window.duration.as_millis() as u64).arg(window.limit);
         }
