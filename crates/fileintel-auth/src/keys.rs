@@ -41,7 +41,7 @@ pub fn jwks(keys: &[SigningKey]) -> Result<serde_json::Value, AuthError> {
 }
 
 /// The key new tokens are signed with: the newest, which is the last of the keys in the store's
-/// order (by creation, then by insertion, so two keys made in the same second keep their order).
+/// order (the order they were added).
 pub fn current(keys: &[SigningKey]) -> Option<&SigningKey> {
     keys.last()
 }

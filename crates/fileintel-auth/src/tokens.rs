@@ -174,6 +174,8 @@ pub struct Caller {
     pub upn: Option<String>,
     /// `exp`, so a cache never keeps the caller past it.
     pub expires: i64,
+    /// Whether fileintel issued the token itself (its application is then in fileintel's store).
+    pub issued_here: bool,
     /// Directory roles the token itself vouches for (an external issuer configured to be trusted
     /// for them); `None` means: look the user up in fileintel's own user table.
     pub directory_roles: Option<Vec<String>>,
@@ -190,18 +192,22 @@ impl Caller {
 pub struct Verifier {
     /// The base URLs fileintel answers under; its tokens' issuers are built on one of them.
     bases: Vec<String>,
-    keys: HashMap<String, DecodingKey>,
+    /// Each key, with the time after which it verifies nothing: a key superseded by a newer one
+    /// only verifies the tokens it signed before, which expire within one lifetime.
+    keys: HashMap<String, (DecodingKey, Option<i64>)>,
     audiences: HashSet<String>,
 }
 
 impl Verifier {
     pub fn new(bases: &[String], keys: &[SigningKey], audiences: Vec<String>) -> Result<Self, AuthError> {
         let mut decoding = HashMap::new();
-        for key in keys {
+        for (index, key) in keys.iter().enumerate() {
             let (x, y) = crate::keys::public_coordinates(key)?;
             let decoding_key =
                 DecodingKey::from_ec_components(&x, &y).map_err(|error| AuthError::Key(error.to_string()))?;
-            decoding.insert(key.kid.clone(), decoding_key);
+            // Keys come oldest first; a key's successor retires it one token lifetime later.
+            let retired = keys.get(index + 1).map(|successor| successor.created + LIFETIME + LEEWAY);
+            decoding.insert(key.kid.clone(), (decoding_key, retired));
         }
         Ok(Verifier {
             bases: bases.iter().map(|base| base.trim_end_matches('/').to_owned()).collect(),
@@ -214,8 +220,11 @@ impl Verifier {
     /// then issuer, audience and validity window against `now` (seconds since the epoch).
     pub fn verify(&self, token: &str, now: i64) -> Result<Caller, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|error| AuthError::Malformed(error.to_string()))?;
-        let key =
+        let (key, retired) =
             header.kid.as_ref().and_then(|kid| self.keys.get(kid)).ok_or(AuthError::UnknownKey(header.kid.clone()))?;
+        if retired.is_some_and(|retired| now >= retired) {
+            return Err(AuthError::UnknownKey(header.kid.clone()));
+        }
         if header.alg != Algorithm::ES256 {
             return Err(AuthError::WrongAlgorithm(format!("{:?}", header.alg)));
         }
@@ -236,6 +245,10 @@ impl Verifier {
         let claims = data.claims;
         if now >= claims.exp + LEEWAY {
             return Err(AuthError::Expired);
+        }
+        // Our tokens live one lifetime: a longer one was not made by this code, however it is signed.
+        if claims.exp - claims.iat > LIFETIME {
+            return Err(AuthError::Malformed("the token outlives what fileintel issues".into()));
         }
         if claims.nbf > now + LEEWAY {
             return Err(AuthError::NotYetValid);
@@ -262,6 +275,7 @@ impl Verifier {
             scopes: claims.scp.map(|scp| scp.split_whitespace().map(str::to_owned).collect()).unwrap_or_default(),
             upn: claims.upn,
             expires: claims.exp,
+            issued_here: true,
             directory_roles: None,
         })
     }
@@ -368,6 +382,7 @@ pub fn verify_with_jwk(
         scopes,
         upn: claims.upn,
         expires: claims.exp,
+        issued_here: false,
         directory_roles,
     })
 }
@@ -527,12 +542,22 @@ mod tests {
     }
 
     #[test]
-    fn tokens_signed_by_a_previous_key_still_verify() {
+    fn tokens_signed_by_a_previous_key_verify_until_they_could_have_expired() {
         let old = keys::generate(NOW);
         let token = token_with(&old, MDE, TokenVersion::V2, NOW);
         let new = keys::generate(NOW + 100);
-        let keys = [old, new];
+        let keys = [old.clone(), new];
         assert_eq!(crate::keys::current(&keys).unwrap().kid, keys[1].kid);
         assert!(verifier(&keys).verify(&token, NOW + 200).is_ok());
+        // A token minted later with the superseded key (a leaked key, say) stops verifying once
+        // every token it honestly signed has expired.
+        let late = token_with(&old, MDE, TokenVersion::V2, NOW + 100 + LIFETIME);
+        let later = NOW + 100 + LIFETIME + LEEWAY;
+        assert!(matches!(verifier(&keys).verify(&late, later), Err(AuthError::UnknownKey(_))));
+        // And a token that claims a longer life than fileintel gives is refused.
+        let mut claims: AccessClaims = serde_json::from_value(claims_of(&token)).unwrap();
+        claims.exp = NOW + 10 * LIFETIME;
+        let long_lived = sign(&old, &claims).unwrap();
+        assert!(matches!(verifier(std::slice::from_ref(&old)).verify(&long_lived, NOW), Err(AuthError::Malformed(_))));
     }
 }

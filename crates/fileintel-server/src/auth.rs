@@ -118,6 +118,14 @@ impl AuthState {
         }
     }
 
+    /// Forgets every verified token, so the next use of each is checked again (after an
+    /// application is deleted, say).
+    pub fn forget_tokens(&self) {
+        if let Ok(mut cache) = self.cache.write() {
+            cache.clear();
+        }
+    }
+
     /// The caller of a token verified before and not expired since.
     fn cached(&self, token: &str) -> Option<Caller> {
         let now = now_seconds();
@@ -193,7 +201,19 @@ pub async fn authenticate(
             return Err(ApiError::TooManyRequests { retry_after: decision.retry_after });
         }
     }
-    state.auth.verify(token).await.map_err(|error| ApiError::Unauthorized(error.to_string()))
+    let caller = state.auth.verify(token).await.map_err(|error| ApiError::Unauthorized(error.to_string()))?;
+    // A token fileintel issued to an application holds only while that application exists.
+    if caller.issued_here && !caller.is_delegated() {
+        let app = caller.app_id.as_deref().unwrap_or_default();
+        if state.store.get_application(&caller.tenant, app).await?.is_none() {
+            state.auth.forget_tokens();
+            return Err(ApiError::Unauthorized(format!(
+                "application {app} of tenant {} no longer exists",
+                caller.tenant
+            )));
+        }
+    }
+    Ok(caller)
 }
 
 impl Authenticated {

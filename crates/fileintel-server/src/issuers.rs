@@ -55,6 +55,9 @@ pub struct IssuerConfig {
     pub tenants: Vec<String>,
 }
 
+/// How long a fetched key set is trusted before it is fetched again.
+const MAX_KEY_AGE: Duration = Duration::from_secs(24 * 3600);
+
 fn default_min_refresh() -> u64 {
     60
 }
@@ -183,7 +186,9 @@ impl Issuer {
             None => (keys.keys.len() == 1).then(|| keys.keys[0].clone()),
         };
         let mut cache = self.cache.lock().await;
-        if let Some(jwk) = find(&cache.keys) {
+        // Keys an issuer withdrew are dropped when the set is fetched again, at least daily.
+        let stale = cache.fetched.is_some_and(|fetched| fetched.elapsed() >= MAX_KEY_AGE);
+        if !stale && let Some(jwk) = find(&cache.keys) {
             return Ok(jwk);
         }
         let min_interval = Duration::from_secs(self.config.min_refresh_seconds);
@@ -204,17 +209,23 @@ impl Issuer {
     }
 }
 
+/// Largest JWKS accepted: Entra ID's is a few kilobytes.
+const MAX_JWKS_BYTES: usize = 1 << 20;
+
 async fn fetch_jwks(client: &HttpsClient, uri: &str) -> Result<JwkSet, String> {
     let uri: axum::http::Uri = uri.parse().map_err(|error| format!("{uri}: {error}"))?;
-    let response = tokio::time::timeout(Duration::from_secs(10), client.get(uri.clone()))
-        .await
-        .map_err(|_| format!("{uri}: timed out"))?
-        .map_err(|error| format!("{uri}: {error}"))?;
-    if !response.status().is_success() {
-        return Err(format!("{uri}: {}", response.status()));
-    }
-    let body = response.into_body().collect().await.map_err(|error| format!("{uri}: {error}"))?.to_bytes();
-    serde_json::from_slice(&body).map_err(|error| format!("{uri}: not a JWKS: {error}"))
+    // One deadline for the whole exchange, body included, so a stalled issuer cannot hold the
+    // key cache.
+    let fetch = async {
+        let response = client.get(uri.clone()).await.map_err(|error| format!("{uri}: {error}"))?;
+        if !response.status().is_success() {
+            return Err(format!("{uri}: {}", response.status()));
+        }
+        let limited = http_body_util::Limited::new(response.into_body(), MAX_JWKS_BYTES);
+        let body = limited.collect().await.map_err(|error| format!("{uri}: {error}"))?.to_bytes();
+        serde_json::from_slice(&body).map_err(|error| format!("{uri}: not a JWKS: {error}"))
+    };
+    tokio::time::timeout(Duration::from_secs(10), fetch).await.map_err(|_| format!("{uri}: timed out"))?
 }
 
 #[cfg(test)]

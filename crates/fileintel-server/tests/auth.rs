@@ -43,6 +43,20 @@ async fn spawn_app() -> TestApp {
     let mut ingestor = fileintel_store::Ingestor::new(store.clone(), 10);
     ingestor.push(observation.as_bytes()).await.unwrap();
     ingestor.finish().await.unwrap();
+    // The application the forged tokens below name (`azp: "app"`): tokens of deleted
+    // applications are refused, so it must exist.
+    store
+        .put_application(Application {
+            tenant: "contoso".into(),
+            client_id: "app".into(),
+            object_id: "oid".into(),
+            name: "forged".into(),
+            roles: vec![],
+            secret_hash: secrets::hash(&secrets::generate()),
+            created: 0,
+        })
+        .await
+        .unwrap();
     let mut config = ServerConfig::for_address("127.0.0.1:8443".parse().unwrap());
     config.scheme = "https".into();
     let auth = AuthState::new(true, vec![BASE.into()], vec![key.clone()], default_audiences()).unwrap();

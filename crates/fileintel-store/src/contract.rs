@@ -255,12 +255,13 @@ pub async fn applications_and_signing_keys_are_kept(store: &dyn Store) {
 
     assert!(store.signing_keys().await.unwrap().is_empty());
     let key = |kid: &str, created: i64| fileintel_core::SigningKey { kid: kid.into(), pkcs8: vec![1, 2, 3], created };
-    store.add_signing_key(key("z-newer", 20)).await.unwrap();
-    store.add_signing_key(key("a-older", 10)).await.unwrap();
-    // Made in the same second as the newest: added later, so newer still, whatever the kid.
-    store.add_signing_key(key("b-newest", 20)).await.unwrap();
+    store.add_signing_key(key("z-first", 20)).await.unwrap();
+    // Added later, though its clock read earlier, and in the same second as the next: the order
+    // of adding decides, whatever the times and kids say.
+    store.add_signing_key(key("a-second", 10)).await.unwrap();
+    store.add_signing_key(key("b-third", 10)).await.unwrap();
     let kids: Vec<String> = store.signing_keys().await.unwrap().into_iter().map(|k| k.kid).collect();
-    assert_eq!(kids, ["a-older", "z-newer", "b-newest"]);
+    assert_eq!(kids, ["z-first", "a-second", "b-third"]);
 }
 
 pub async fn users_are_found_by_sign_in_name_and_object_id(store: &dyn Store) {

@@ -103,7 +103,7 @@ pub trait Store: Send + Sync + 'static {
     /// Whether there was such an application to delete.
     async fn delete_application(&self, tenant: &str, client_id: &str) -> Result<bool, StoreError>;
 
-    /// Every signing key, oldest first: by creation time, then in the order they were added.
+    /// Every signing key, in the order they were added: the last is the newest.
     async fn signing_keys(&self) -> Result<Vec<SigningKey>, StoreError>;
 
     async fn add_signing_key(&self, key: SigningKey) -> Result<(), StoreError>;

@@ -126,7 +126,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let demo_secret = match args.demo {
         true => Some(crate::identity::refresh_demo_application(store.as_ref(), DEMO_TENANT, DEMO_CLIENT_ID).await?),
-        false => None,
+        false => {
+            // The demo application's secrets were printed: it lives only while --demo is given.
+            if store.delete_application(DEMO_TENANT, DEMO_CLIENT_ID).await.context("removing the demo application")? {
+                tracing::info!("removed the demo application (serve without --demo)");
+            }
+            None
+        }
     };
     let (limits, limiter) = rate_limits(&args)?;
     let state = AppState::new(store, config, auth).with_rate_limits(limits, limiter);

@@ -412,6 +412,10 @@ fn apps_and_keys_work_through_a_running_server() {
         .arg(dir.path())
         .output()
         .unwrap();
+    let (status, _) =
+        request_with(server.address, "GET", &format!("/api/files/{}", "0".repeat(40)), "", "text/plain", Some(&second))
+            .unwrap();
+    assert_eq!(status, 401, "a deleted application's tokens stop working at once");
     assert!(deleted.status.success(), "{}", String::from_utf8_lossy(&deleted.stderr));
     assert_eq!(client_token(server.address, "contoso", client_id, renewed["clientSecret"].as_str().unwrap()).0, 401);
 }

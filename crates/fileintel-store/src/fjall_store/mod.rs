@@ -147,7 +147,7 @@ struct Inner {
     sightings: Keyspace,
     /// Tenant, a zero byte, client id → `Application`.
     applications: Keyspace,
-    /// Creation time, sequence number (big-endian) → `SigningKey`: iterating yields oldest first.
+    /// Sequence number (big-endian) → `SigningKey`: iterating yields them in the order added.
     signing_keys: Keyspace,
     /// Tenant, a zero byte, lower-cased sign-in name → `User`.
     users: Keyspace,
@@ -463,11 +463,13 @@ impl Store for FjallStore {
     }
 
     async fn add_signing_key(&self, key: SigningKey) -> Result<(), StoreError> {
-        // Creation time, then a sequence number: keys made in the same second keep the order
-        // they were added in, and the last one is the newest.
-        let sequence = self.inner.signing_keys.iter().count() as u64;
-        let mut id = key.created.to_be_bytes().to_vec();
-        id.extend_from_slice(&sequence.to_be_bytes());
+        // Keys are kept in the order they were added, whatever the clock says: the last is the
+        // newest, even if the clock stepped back between two rotations.
+        let last = match self.inner.signing_keys.last_key_value() {
+            Some(item) => u64_value("signing key id", &item.key()?)?,
+            None => 0,
+        };
+        let id = (last + 1).to_be_bytes().to_vec();
         let mut write = self.inner.db.batch().durability(Some(PersistMode::SyncAll));
         write.insert(&self.inner.signing_keys, id, encode(&key));
         Ok(write.commit()?)
