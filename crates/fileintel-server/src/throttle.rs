@@ -46,7 +46,9 @@ impl Default for RateLimits {
             per_caller: HashMap::new(),
             exempt: HashSet::new(),
             unverified: vec![Window { duration: std::time::Duration::from_secs(60), limit: 120 }],
-            logins: vec![Window { duration: std::time::Duration::from_secs(60), limit: 30 }],
+            // As many as an application may ask tokens for: what this bounds is argon2 work
+            // per address, not an honest client's sign-ins.
+            logins: vec![Window { duration: std::time::Duration::from_secs(60), limit: 100 }],
             failed_logins: vec![
                 Window { duration: std::time::Duration::from_secs(60), limit: 5 },
                 Window { duration: std::time::Duration::from_secs(3600), limit: 20 },

@@ -182,8 +182,10 @@ fn rate_limits(args: &ServeArgs) -> anyhow::Result<(RateLimits, Limiter)> {
         let parse = || -> Option<(String, Vec<Window>)> {
             let (name, budget) = spec.split_once('=')?;
             let (minute, hour) = budget.split_once('/')?;
+            // A budget of 0 would refuse everything: say so rather than accept it.
             let window = |seconds, limit: &str| {
-                Some(Window { duration: Duration::from_secs(seconds), limit: limit.trim().parse().ok()? })
+                let limit: u64 = limit.trim().parse().ok().filter(|&limit| limit > 0)?;
+                Some(Window { duration: Duration::from_secs(seconds), limit })
             };
             Some((name.trim().to_owned(), vec![window(60, minute)?, window(3600, hour)?]))
         };

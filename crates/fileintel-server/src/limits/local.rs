@@ -5,12 +5,19 @@ use std::sync::Mutex;
 
 use super::{Decision, Window, decide};
 
-/// Past this many keys, logs whose calls have all left every window are dropped.
+/// Past this many keys, logs whose calls have all left their own windows are dropped.
 const KEY_LIMIT: usize = 100_000;
+
+/// One key's accepted calls, and until when they matter (its last call plus its longest window).
+#[derive(Default)]
+struct Log {
+    calls: VecDeque<i64>,
+    expires: i64,
+}
 
 #[derive(Default)]
 pub struct LocalLimiter {
-    logs: Mutex<HashMap<String, VecDeque<i64>>>,
+    logs: Mutex<HashMap<String, Log>>,
 }
 
 impl LocalLimiter {
@@ -27,18 +34,21 @@ impl LocalLimiter {
     fn apply(&self, key: &str, windows: &[Window], now: i64, record: bool) -> Decision {
         let longest = windows.iter().map(|window| window.duration.as_millis() as i64).max().unwrap_or(0);
         let mut logs = self.logs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if logs.len() >= KEY_LIMIT && !logs.contains_key(key) {
-            logs.retain(|_, log| log.back().is_some_and(|&last| last > now - longest));
+        // Sweep only when the map has doubled past the limit, so the sweep's cost is shared by
+        // as many new keys as it can free, and judge each log by its own windows.
+        if logs.len() >= 2 * KEY_LIMIT && !logs.contains_key(key) {
+            logs.retain(|_, log| log.expires > now);
         }
         let log = logs.entry(key.to_owned()).or_default();
-        while log.front().is_some_and(|&oldest| oldest <= now - longest) {
-            log.pop_front();
+        while log.calls.front().is_some_and(|&oldest| oldest <= now - longest) {
+            log.calls.pop_front();
         }
-        let decision = decide(log.make_contiguous(), windows, now);
+        let decision = decide(log.calls.make_contiguous(), windows, now);
         if decision.allowed && record {
             // Calls normally arrive in order; one that does not is placed where it belongs.
-            let at = log.partition_point(|&time| time <= now);
-            log.insert(at, now);
+            let at = log.calls.partition_point(|&time| time <= now);
+            log.calls.insert(at, now);
+            log.expires = log.expires.max(now + longest);
         }
         decision
     }

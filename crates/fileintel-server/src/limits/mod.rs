@@ -61,6 +61,7 @@ pub fn decide(log: &[i64], windows: &[Window], now: i64) -> Decision {
     let mut allowed = true;
     let mut retry_after = 0;
     let mut tightest: Option<(u64, u64, u64)> = None; // (remaining, limit, reset)
+    let mut blocking: Option<(u64, u64)> = None; // (retry, limit) of the window that waits longest
     for window in windows {
         let duration = window.duration.as_millis() as i64;
         // Calls in (now - duration, now].
@@ -69,8 +70,15 @@ pub fn decide(log: &[i64], windows: &[Window], now: i64) -> Decision {
         let count = in_window.len() as u64;
         if count >= window.limit {
             allowed = false;
-            let blocker = in_window[(count - window.limit) as usize];
-            retry_after = retry_after.max(whole_seconds(blocker + duration - now));
+            // A zero limit refuses everything; the wait is then the whole window.
+            let wait = match window.limit {
+                0 => whole_seconds(duration),
+                limit => whole_seconds(in_window[(count - limit) as usize] + duration - now),
+            };
+            retry_after = retry_after.max(wait);
+            if blocking.is_none_or(|(longest, _)| wait > longest) {
+                blocking = Some((wait, window.limit));
+            }
         }
         let remaining = window.limit.saturating_sub(count + 1);
         let reset = in_window.first().map_or(0, |&oldest| whole_seconds(oldest + duration - now));
@@ -79,7 +87,11 @@ pub fn decide(log: &[i64], windows: &[Window], now: i64) -> Decision {
         }
     }
     let (remaining, limit, reset_seconds) = tightest.unwrap_or((u64::MAX, 0, 0));
-    Decision { allowed, limit, remaining: if allowed { remaining } else { 0 }, reset_seconds, retry_after }
+    match blocking {
+        // A refusal reports the window that blocks it, so the headers agree with Retry-After.
+        Some((wait, limit)) => Decision { allowed, limit, remaining: 0, reset_seconds: wait, retry_after },
+        None => Decision { allowed, limit, remaining, reset_seconds, retry_after },
+    }
 }
 
 /// Where budgets live: this process, or Redis with this process as the fallback.
@@ -88,9 +100,19 @@ pub struct Limiter {
     redis: Option<redis::RedisLimiter>,
     /// Set while Redis is unreachable; cleared when a call through it succeeds again.
     redis_down: AtomicBool,
-    /// Milliseconds since the epoch before which Redis is not tried again after a failure.
+    /// Milliseconds on the process's monotonic clock before which Redis is not tried again
+    /// after a failure; whoever moves it forward is the one request that probes Redis.
     retry_redis_at: AtomicU64,
 }
+
+/// Milliseconds since this process started, on a clock that never steps back.
+fn monotonic_millis() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64
+}
+
+/// How long a check may wait for Redis before this node counts on its own.
+const REDIS_DEADLINE: Duration = Duration::from_millis(200);
 
 impl Limiter {
     pub fn local() -> Self {
@@ -108,6 +130,18 @@ impl Limiter {
     }
 
     /// `redis` while Redis answers, `local` otherwise (also when Redis is configured but down).
+    /// Whether this check goes to Redis: always while it answers; after a failure, only the one
+    /// request that claims the next retry slot probes it, the others count locally meanwhile.
+    fn may_use_redis(&self) -> bool {
+        if !self.redis_down.load(Ordering::Relaxed) {
+            return true;
+        }
+        let now = monotonic_millis();
+        let due = self.retry_redis_at.load(Ordering::Relaxed);
+        now >= due
+            && self.retry_redis_at.compare_exchange(due, now + 1000, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+    }
+
     pub fn backend(&self) -> &'static str {
         match (&self.redis, self.redis_down.load(Ordering::Relaxed)) {
             (Some(_), false) => "redis",
@@ -128,26 +162,31 @@ impl Limiter {
     }
 
     async fn apply(&self, key: &str, windows: &[Window], record: bool) -> Decision {
-        let now = now_millis();
         if let Some(redis) = &self.redis
-            && now as u64 >= self.retry_redis_at.load(Ordering::Relaxed)
+            && self.may_use_redis()
         {
-            match redis.check(key, windows, record).await {
-                Ok(decision) => {
+            let answer = tokio::time::timeout(REDIS_DEADLINE, redis.check(key, windows, record)).await;
+            match answer {
+                Ok(Ok(decision)) => {
                     if self.redis_down.swap(false, Ordering::Relaxed) {
                         tracing::warn!("redis is reachable again: rate limits are shared again");
                     }
                     return decision;
                 }
-                Err(error) => {
-                    // Try again in a second; meanwhile this node counts on its own.
-                    self.retry_redis_at.store(now as u64 + 1000, Ordering::Relaxed);
+                failed => {
+                    // Try again in a second, timed from now; meanwhile this node counts on its own.
+                    self.retry_redis_at.store(monotonic_millis() + 1000, Ordering::Relaxed);
                     if !self.redis_down.swap(true, Ordering::Relaxed) {
+                        let error = match failed {
+                            Ok(Err(error)) => error.to_string(),
+                            _ => format!("no answer within {REDIS_DEADLINE:?}"),
+                        };
                         tracing::error!(%error, "redis is unreachable: rate limits fall back to this process until it is back");
                     }
                 }
             }
         }
+        let now = now_millis();
         match record {
             true => self.local.check_at(key, windows, now),
             false => self.local.peek_at(key, windows, now),
@@ -270,6 +309,28 @@ mod tests {
             limiter.check_at("k", &windows(), 101 + i);
         }
         assert!(!limiter.peek_at("k", &windows(), 300).allowed);
+    }
+
+    #[test]
+    fn a_refusal_reports_the_window_that_blocks_it() {
+        let limiter = local::LocalLimiter::default();
+        // 1500 calls spread over the hour, none in the last minute: the hour blocks.
+        for i in 0..1500 {
+            assert!(limiter.check_at("k", &windows(), i * 2_000).allowed, "call {i}");
+        }
+        let refused = limiter.check_at("k", &windows(), 3_100_000);
+        assert!(!refused.allowed);
+        assert_eq!(refused.limit, 1500);
+        assert_eq!(refused.reset_seconds, refused.retry_after);
+        assert_eq!(refused.retry_after, whole_seconds(3_600_000 - 3_100_000));
+    }
+
+    #[test]
+    fn a_zero_limit_refuses_without_panicking() {
+        let zero = [Window { duration: Duration::from_secs(60), limit: 0 }];
+        let refused = local::LocalLimiter::default().check_at("k", &zero, 1_000);
+        assert!(!refused.allowed);
+        assert_eq!(refused.retry_after, 60);
     }
 
     #[test]

@@ -24,8 +24,12 @@ for i = 2, #ARGV, 2 do
   local count = redis.call('ZCOUNT', KEYS[1], after, '+inf')
   if count >= limit then
     allowed = 0
-    local blocker = redis.call('ZRANGEBYSCORE', KEYS[1], after, '+inf', 'WITHSCORES', 'LIMIT', count - limit, 1)
-    retry = math.max(retry, tonumber(blocker[2]) + duration - now)
+    if limit <= 0 then
+      retry = math.max(retry, duration)
+    else
+      local blocker = redis.call('ZRANGEBYSCORE', KEYS[1], after, '+inf', 'WITHSCORES', 'LIMIT', count - limit, 1)
+      retry = math.max(retry, tonumber(blocker[2]) + duration - now)
+    end
   end
   local remaining = math.max(limit - count - 1, 0)
   local reset = 0
