@@ -263,7 +263,7 @@ impl FromRequestParts<AppState> for Authenticated {
         if !state.auth.required {
             return Ok(Authenticated(None));
         }
-        let address = crate::throttle::client_address(&parts.extensions);
+        let address = crate::throttle::client_address(&parts.extensions, &parts.headers, &state.config.trusted_proxies);
         authenticate(state, &parts.headers, &address).await.map(|caller| Authenticated(Some(caller)))
     }
 }

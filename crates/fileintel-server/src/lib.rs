@@ -53,6 +53,8 @@ pub struct ServerConfig {
     pub max_ingest_bytes: u64,
     /// Observations per commit during HTTP ingestion.
     pub ingest_batch: usize,
+    /// Proxies (load balancers) whose `X-Forwarded-For` names the real client address.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl ServerConfig {
@@ -62,6 +64,7 @@ impl ServerConfig {
             public_host: address.to_string(),
             max_ingest_bytes: 4 << 30,
             ingest_batch: fileintel_store::pipeline::DEFAULT_BATCH,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -88,8 +88,24 @@ pub(crate) async fn spend(state: &AppState, key: &str, windows: &[Window]) -> Re
 #[derive(Clone)]
 pub(crate) struct ClientAddress(pub String);
 
-pub(crate) fn client_address(extensions: &axum::http::Extensions) -> String {
-    extensions.get::<ConnectInfo<SocketAddr>>().map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string())
+/// The address a request came from: the TCP peer, or, when the peer is a trusted proxy, the
+/// right-most `X-Forwarded-For` entry that is not itself a trusted proxy (entries further left
+/// are whatever the client chose to send, and prove nothing).
+pub(crate) fn client_address(
+    extensions: &axum::http::Extensions,
+    headers: &HeaderMap,
+    trusted: &[std::net::IpAddr],
+) -> String {
+    let Some(peer) = extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip()) else {
+        return "unknown".to_owned();
+    };
+    if !trusted.contains(&peer) {
+        return peer.to_string();
+    }
+    let forwarded = headers.get_all("x-forwarded-for").iter().filter_map(|value| value.to_str().ok());
+    let hops: Vec<std::net::IpAddr> =
+        forwarded.flat_map(|value| value.split(',')).filter_map(|hop| hop.trim().parse().ok()).collect();
+    hops.into_iter().rev().find(|hop| !trusted.contains(hop)).unwrap_or(peer).to_string()
 }
 
 pub(crate) fn set_headers(headers: &mut HeaderMap, decision: &Decision) {
@@ -109,7 +125,7 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
     let Some(api) = request.extensions().get::<MatchedPath>().and_then(|path| api_of(path.as_str())) else {
         return next.run(request).await;
     };
-    let address = client_address(request.extensions());
+    let address = client_address(request.extensions(), request.headers(), &state.config.trusted_proxies);
     if api == "token" {
         // Credentials are checked with a deliberately slow hash: each address gets only so many
         // checks. The application's own budget is spent in the handler, which knows its client id.

@@ -467,3 +467,55 @@ async fn the_101st_lookup_in_a_minute_gets_429_with_an_honest_retry_after() {
     let retry_after: u64 = refused.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry_after), "{retry_after}");
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_address_budget() {
+    use axum::extract::ConnectInfo;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(FjallStore::open(dir.path()).unwrap());
+    let key = keys::generate(fileintel_server::auth::now_seconds());
+    store.add_signing_key(key.clone()).await.unwrap();
+    let mut config = ServerConfig::for_address("127.0.0.1:8443".parse().unwrap());
+    config.trusted_proxies = vec!["10.0.0.1".parse().unwrap()];
+    let auth = AuthState::new(true, vec![BASE.into()], vec![key], default_audiences()).unwrap();
+    let app = router(AppState::new(store.clone(), config, auth));
+    let secret = secrets::generate();
+    store
+        .put_application(Application {
+            tenant: "contoso".into(),
+            client_id: "c".into(),
+            object_id: "o".into(),
+            name: "n".into(),
+            roles: vec!["File.Read.All".into()],
+            secret_hash: secrets::hash(&secret),
+            created: 0,
+        })
+        .await
+        .unwrap();
+    let sign_in = |peer: &str, forwarded: Option<&str>, secret: &str| {
+        let mut request = Request::post("/contoso/oauth2/v2.0/token");
+        if let Some(forwarded) = forwarded {
+            request = request.header("x-forwarded-for", forwarded);
+        }
+        let mut request = request
+            .body(Body::from(format!(
+                "grant_type=client_credentials&client_id=c&client_secret={secret}&scope={MDE}/.default"
+            )))
+            .unwrap();
+        request.extensions_mut().insert(ConnectInfo(format!("{peer}:40000").parse::<std::net::SocketAddr>().unwrap()));
+        let app = app.clone();
+        async move { app.oneshot(request).await.unwrap().status() }
+    };
+    // Five failures from one client behind the proxy (it lies about the hops before it).
+    for _ in 0..5 {
+        assert_eq!(sign_in("10.0.0.1", Some("6.6.6.6, 192.0.2.7"), "wrong").await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(sign_in("10.0.0.1", Some("192.0.2.7"), &secret).await, StatusCode::TOO_MANY_REQUESTS);
+    // Another client behind the same proxy is not affected.
+    assert_eq!(sign_in("10.0.0.1", Some("192.0.2.8"), &secret).await, StatusCode::OK);
+    // A peer that is not a trusted proxy cannot pick its address with the header.
+    for _ in 0..5 {
+        assert_eq!(sign_in("198.51.100.9", Some("192.0.2.9"), "wrong").await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(sign_in("198.51.100.9", Some("192.0.2.10"), &secret).await, StatusCode::TOO_MANY_REQUESTS);
+}

@@ -55,6 +55,10 @@ pub struct ServeArgs {
     /// An application (client id) that is never rate limited. Repeatable.
     #[arg(long = "rate-limit-exempt", env = "FILEINTEL_RATE_LIMIT_EXEMPT", value_delimiter = ',')]
     rate_limit_exempt: Vec<String>,
+    /// A proxy or load balancer whose X-Forwarded-For names the real client (for the per-address
+    /// limits). Repeatable.
+    #[arg(long = "trusted-proxy", env = "FILEINTEL_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Vec<std::net::IpAddr>,
     /// No rate limits at all.
     #[arg(long, env = "FILEINTEL_RATE_LIMIT_OFF")]
     rate_limit_off: bool,
@@ -100,6 +104,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let mut config = ServerConfig::for_address(address);
     config.max_ingest_bytes = args.max_ingest_bytes;
+    config.trusted_proxies = args.trusted_proxies.clone();
     let tls =
         match (&args.tls_cert, &args.tls_key) {
             (Some(cert), Some(key)) => {
