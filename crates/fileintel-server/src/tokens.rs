@@ -20,8 +20,18 @@ use crate::throttle::ClientAddress;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/{tenant}/oauth2/v2.0/token", post(post_token_v2))
-        .route("/{tenant}/oauth2/token", post(post_token_v1))
+        .route(
+            "/{tenant}/oauth2/v2.0/token",
+            post(|State(state), Path(tenant), address, headers, body| {
+                post_token(state, tenant, address, headers, body, TokenVersion::V2)
+            }),
+        )
+        .route(
+            "/{tenant}/oauth2/token",
+            post(|State(state), Path(tenant), address, headers, body| {
+                post_token(state, tenant, address, headers, body, TokenVersion::V1)
+            }),
+        )
         .route("/{tenant}/v2.0/.well-known/openid-configuration", get(get_openid_configuration_v2))
         .route("/{tenant}/.well-known/openid-configuration", get(get_openid_configuration_v1))
         .route("/{tenant}/discovery/v2.0/keys", get(get_keys))
@@ -100,29 +110,11 @@ fn base(state: &AppState, headers: &HeaderMap) -> String {
     state.auth.base_for(scheme(state), request_host(headers, state))
 }
 
-async fn post_token_v2(
-    State(state): State<AppState>,
-    Path(tenant): Path<String>,
-    address: Option<Extension<ClientAddress>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, OAuthError> {
-    with_failure_budget(state, tenant, address, headers, body, TokenVersion::V2).await
-}
-
-async fn post_token_v1(
-    State(state): State<AppState>,
-    Path(tenant): Path<String>,
-    address: Option<Extension<ClientAddress>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, OAuthError> {
-    with_failure_budget(state, tenant, address, headers, body, TokenVersion::V1).await
-}
-
-/// Failed sign-ins spend a budget per client id and address: once it is spent, that address gets
-/// 429 for that client until failures age out, while other addresses sign in as usual.
-async fn with_failure_budget(
+/// A token request at either endpoint: the body is read as a form whatever the `Content-Type`
+/// says, since some clients send none. Failed sign-ins spend a budget per client id and address:
+/// once it is spent, that address gets 429 for that client until failures age out, while other
+/// addresses sign in as usual.
+async fn post_token(
     state: AppState,
     tenant: String,
     address: Option<Extension<ClientAddress>>,
@@ -130,18 +122,21 @@ async fn with_failure_budget(
     body: Bytes,
     version: TokenVersion,
 ) -> Result<Response, OAuthError> {
+    let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).map_err(|_| {
+        OAuthError::bad_request("invalid_request", "AADSTS900144: The request body must be a form.", 900144)
+    })?;
     let address = address.map_or_else(|| "unknown".to_owned(), |Extension(ClientAddress(address))| address);
-    let client_id = serde_urlencoded::from_bytes::<HashMap<String, String>>(&body)
-        .ok()
-        .and_then(|form| form.get("client_id").cloned());
-    let key = client_id.filter(|_| state.limits.enabled).map(|client| format!("loginfail|{tenant}|{client}|{address}"));
+    let key = form
+        .get("client_id")
+        .filter(|_| state.limits.enabled)
+        .map(|client| format!("loginfail|{tenant}|{client}|{address}"));
     if let Some(key) = &key {
         let decision = state.limiter.peek(key, &state.limits.failed_logins).await;
         if !decision.allowed {
             return Ok(crate::throttle::too_many(&decision));
         }
     }
-    let result = post_token(state.clone(), tenant, headers, body, version).await;
+    let result = grant(&state, &tenant, &headers, &form, version).await;
     if let (Err(error), Some(key)) = (&result, &key)
         && matches!(error.error, "invalid_client" | "invalid_grant")
     {
@@ -150,18 +145,15 @@ async fn with_failure_budget(
     result
 }
 
-/// The client-credentials grant. The body is read as a form whatever the `Content-Type` says,
-/// since some clients send none; extra fields (`client_info`, ...) are ignored.
-async fn post_token(
-    state: AppState,
-    tenant: String,
-    headers: HeaderMap,
-    body: Bytes,
+/// The client-credentials grant (or, for `grant_type=password`, the password grant); extra
+/// fields (`client_info`, ...) are ignored.
+async fn grant(
+    state: &AppState,
+    tenant: &str,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
     version: TokenVersion,
 ) -> Result<Response, OAuthError> {
-    let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).map_err(|_| {
-        OAuthError::bad_request("invalid_request", "AADSTS900144: The request body must be a form.", 900144)
-    })?;
     let field = |name: &str| form.get(name).map(String::as_str).filter(|value| !value.is_empty());
     let grant_type = field("grant_type");
     match grant_type {
@@ -203,24 +195,24 @@ async fn post_token(
         return Err(OAuthError::bad_request(error, description, code));
     };
     if grant_type == Some("password") {
-        return password_grant(&state, &tenant, &headers, &form, audience, version).await;
+        return password_grant(state, tenant, headers, form, audience, version).await;
     }
     let (Some(client_id), Some(secret)) = (field("client_id"), field("client_secret")) else {
         return Err(OAuthError::invalid_client());
     };
-    let application = state.store.get_application(&tenant, client_id).await.map_err(OAuthError::unavailable)?;
+    let application = state.store.get_application(tenant, client_id).await.map_err(OAuthError::unavailable)?;
     // An unknown client costs the same hash as a known one, so timing does not tell them apart.
     let (phc, application) = match application {
         Some(application) => (application.secret_hash.clone(), Some(application)),
         None => (DUMMY_HASH.clone(), None),
     };
-    let matches = verify_secret(&state, secret.to_owned(), phc).await?;
+    let matches = verify_secret(state, secret.to_owned(), phc).await?;
     let Some(application) = application.filter(|_| matches) else {
         return Err(OAuthError::invalid_client());
     };
     // The application's budget, spent only once it has proven who it is, so that knowing a client
     // id is not enough to exhaust it.
-    if let Some(refused) = spend_token_budget(&state, &application).await {
+    if let Some(refused) = spend_token_budget(state, &application).await {
         return Ok(refused);
     }
     let Some(key) = state.auth.signing_key() else { return Err(OAuthError::server_error("no signing key")) };
@@ -231,7 +223,7 @@ async fn post_token(
         roles: &application.roles,
         audience,
     };
-    let base = base(&state, &headers);
+    let base = base(state, headers);
     let (token, expires_in) =
         fileintel_auth::tokens::issue(&key, &base, &grant, version, now_seconds()).map_err(OAuthError::server_error)?;
     let mut body = json!({

@@ -12,6 +12,10 @@
 //! | `devices`     | tenant id, device id text             | device number (u32)                    |
 //! | `device_info` | device number                         | `DeviceInfo`                            |
 //! | `sightings`   | file id, tenant id, device number     | `Sighting`: first, last, file name     |
+//! | `applications`| tenant, 0, client id                  | `Application` (secret as argon2id)     |
+//! | `users`       | tenant, 0, lower-cased sign-in name   | `User` (password as argon2id)          |
+//! | `users_by_oid`| tenant, 0, object id                  | lower-cased sign-in name               |
+//! | `signing_keys`| sequence number (u64)                 | `SigningKey`, in the order added       |
 //! | `meta`        | name                                  | counters and the schema version        |
 //!
 //! Indexes point at a compact internal file id rather than at a full hash, and sightings key on
