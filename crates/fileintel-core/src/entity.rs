@@ -47,8 +47,8 @@ pub fn file_entity_context(scheme: &str, host: &str) -> String {
 }
 
 impl<'a> FileEntity<'a> {
-    pub fn new(odata_context: String, record: &'a FileRecord) -> Self {
-        let facts = &record.facts;
+    /// The entity of `record`, showing `facts` (usually [`FileRecord::effective_facts`]).
+    pub fn new(odata_context: String, record: &'a FileRecord, facts: &'a crate::FileFacts) -> Self {
         // A file nobody has observed (known only from analysis or a feed) has no prevalence yet, rather than zero.
         let observed = record.global_first_observed.is_some();
         FileEntity {
@@ -105,7 +105,7 @@ mod tests {
             },
         };
         let context = file_entity_context("https", "api.example");
-        let json = String::from_utf8(FileEntity::new(context, &record).to_json()).unwrap();
+        let json = String::from_utf8(FileEntity::new(context, &record, &record.facts).to_json()).unwrap();
         let expected = concat!(
             r#"{"@odata.context":"https://api.example/api/$metadata#Files/$entity","#,
             r#""sha1":"4388963aaa83afe2042a46a3c017ad50bdcdafb3","sha256":null,"md5":null,"#,
@@ -122,7 +122,7 @@ mod tests {
     fn an_unobserved_file_has_null_prevalence_and_unknown_determination() {
         let record = FileRecord::default();
         let json: serde_json::Value =
-            serde_json::from_slice(&FileEntity::new(file_entity_context("http", "h"), &record).to_json()).unwrap();
+            serde_json::from_slice(&FileEntity::new(file_entity_context("http", "h"), &record, &record.facts).to_json()).unwrap();
         assert_eq!(json["globalPrevalence"], serde_json::Value::Null);
         assert_eq!(json["determinationType"], "Unknown");
         assert_eq!(json.as_object().unwrap().len(), 18);

@@ -26,6 +26,6 @@ pub use entity::{FileEntity, file_entity_context};
 pub use hash::{FileHash, FileHashes, HashError, Md5, PairingConflict, Sha1, Sha256};
 pub use identity::{Application, SigningKey, User};
 pub use ndjson::{IngestSummary, NdjsonReader, ParsedBatch};
-pub use observation::{DEFAULT_TENANT, Observation, ObservationError, Rejection};
+pub use observation::{DEFAULT_TENANT, Observation, ObservationError, Position, Rejection, ReportedFacts};
 pub use record::{DeterminationType, FileFacts, FileRecord};
 pub use time::{Timestamp, TimestampError};

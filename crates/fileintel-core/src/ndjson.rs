@@ -1,16 +1,20 @@
 //! Reading the native feed incrementally: bytes in any chunking, out come numbered lines,
 //! parsed observations in batches, and rejections with their line numbers.
 
-use crate::observation::{Observation, Rejection};
+use crate::observation::{Observation, Position, Rejection};
 
 /// Longest line accepted; a longer one is rejected without being buffered whole.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
 
-/// Observations parsed from consecutive lines, with the line each came from.
+/// Observations parsed from consecutive records, each with the position it came from, and the
+/// records that were rejected on the way.
 #[derive(Debug, Default)]
 pub struct ParsedBatch {
     pub observations: Vec<Observation>,
-    pub lines: Vec<u64>,
+    pub positions: Vec<Position>,
+    pub rejections: Vec<Rejection>,
+    /// Input records read (lines, events, rows), whether or not they held an observation.
+    pub records: u64,
 }
 
 impl ParsedBatch {
@@ -20,6 +24,11 @@ impl ParsedBatch {
 
     pub fn is_empty(&self) -> bool {
         self.observations.is_empty()
+    }
+
+    pub fn push(&mut self, at: Position, observation: Observation) {
+        self.observations.push(observation);
+        self.positions.push(at);
     }
 }
 
@@ -31,8 +40,6 @@ pub struct NdjsonReader {
     /// Inside a line that already exceeded the limit: drop bytes until its end.
     overlong: bool,
     batch: ParsedBatch,
-    pub rejections: Vec<Rejection>,
-    pub rejected: u64,
     /// Bytes consumed so far.
     pub bytes: u64,
     /// The tenant a scoped caller may write to (see [`Observation::parse_json_in`]).
@@ -94,6 +101,7 @@ impl NdjsonReader {
         self.batch.len()
     }
 
+    /// The observations and rejections so far, not yet taken.
     pub fn take_batch(&mut self) -> ParsedBatch {
         std::mem::take(&mut self.batch)
     }
@@ -103,10 +111,8 @@ impl NdjsonReader {
         self.line
     }
 
-    /// Records a rejection found later (by the store) for a line of this stream.
-    pub fn reject(&mut self, line: u64, reason: String) {
-        self.rejected += 1;
-        self.rejections.push(Rejection { line, reason });
+    fn reject(&mut self, line: u64, reason: String) {
+        self.batch.rejections.push(Rejection { at: Position::Line(line), reason });
     }
 
     fn append(&mut self, buffer: &mut Vec<u8>, bytes: &[u8]) {
@@ -122,6 +128,7 @@ impl NdjsonReader {
     }
 
     fn reject_overlong(&mut self) {
+        self.batch.records += 1;
         let line = self.line;
         self.reject(line, format!("line longer than {MAX_LINE_BYTES} bytes"));
     }
@@ -131,10 +138,10 @@ impl NdjsonReader {
         if line.iter().all(u8::is_ascii_whitespace) {
             return;
         }
+        self.batch.records += 1;
         match Observation::parse_json_in(line, self.scope.as_deref()) {
             Ok(observation) => {
-                self.batch.observations.push(observation);
-                self.batch.lines.push(self.line);
+                self.batch.push(Position::Line(self.line), observation);
             }
             Err(error) => {
                 let number = self.line;
@@ -148,6 +155,8 @@ impl NdjsonReader {
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IngestSummary {
+    /// Input records read: lines, events or rows, whether or not they held an observation.
+    pub records: u64,
     pub accepted: u64,
     pub rejected: u64,
     /// Distinct files touched, counted per committed batch and summed.
@@ -155,7 +164,7 @@ pub struct IngestSummary {
     pub new_files: u64,
     pub seconds: f64,
     pub observations_per_second: f64,
-    /// Each rejected line with its reason, in input order (at most [`MAX_REPORTED_REJECTIONS`]).
+    /// Each rejected record with its position and reason, in input order (at most [`MAX_REPORTED_REJECTIONS`]).
     pub rejected_lines: Vec<Rejection>,
     /// True when more lines were rejected than are listed.
     pub rejected_lines_truncated: bool,
@@ -167,7 +176,7 @@ pub const MAX_REPORTED_REJECTIONS: usize = 10_000;
 impl IngestSummary {
     /// Builds the summary, listing rejections in line order.
     pub fn finish(mut self, mut rejections: Vec<Rejection>, seconds: f64) -> Self {
-        rejections.sort_by_key(|rejection| rejection.line);
+        rejections.sort_by_key(|rejection| rejection.at);
         self.rejected_lines_truncated = rejections.len() > MAX_REPORTED_REJECTIONS;
         rejections.truncate(MAX_REPORTED_REJECTIONS);
         self.rejected_lines = rejections;
@@ -199,10 +208,11 @@ mod tests {
         for chunk in [1, 2, 7, 64, 10_000] {
             let mut reader = read_in_chunks(&input, chunk);
             let batch = reader.take_batch();
-            assert_eq!(batch.lines, [1, 4, 6], "chunk {chunk}");
-            let rejected: Vec<u64> = reader.rejections.iter().map(|r| r.line).collect();
-            assert_eq!(rejected, [3, 5], "chunk {chunk}");
-            assert!(reader.rejections[1].reason.contains("timestamp"));
+            assert_eq!(batch.positions, [1, 4, 6].map(Position::Line), "chunk {chunk}");
+            let rejected: Vec<Position> = batch.rejections.iter().map(|r| r.at).collect();
+            assert_eq!(rejected, [3, 5].map(Position::Line), "chunk {chunk}");
+            assert!(batch.rejections[1].reason.contains("timestamp"));
+            assert_eq!(batch.records, 5, "blank lines are not records");
             assert_eq!(reader.lines(), 6);
         }
     }
@@ -212,19 +222,21 @@ mod tests {
         let long = format!("{{\"pad\":\"{}\"}}", "x".repeat(MAX_LINE_BYTES));
         for chunk in [4096, MAX_LINE_BYTES * 2] {
             let mut reader = read_in_chunks(&format!("{long}\n{GOOD}\n{long}"), chunk);
-            assert_eq!(reader.take_batch().lines, [2]);
-            let rejected: Vec<u64> = reader.rejections.iter().map(|r| r.line).collect();
-            assert_eq!(rejected, [1, 3]);
+            let batch = reader.take_batch();
+            assert_eq!(batch.positions, [Position::Line(2)]);
+            let rejected: Vec<Position> = batch.rejections.iter().map(|r| r.at).collect();
+            assert_eq!(rejected, [1, 3].map(Position::Line));
         }
     }
 
     #[test]
     fn the_summary_lists_rejections_in_line_order() {
         let summary = IngestSummary { accepted: 10, ..Default::default() }
-            .finish(vec![Rejection { line: 9, reason: "b".into() }, Rejection { line: 2, reason: "a".into() }], 2.0);
-        assert_eq!(summary.rejected_lines[0].line, 2);
+            .finish(vec![Rejection::new(Position::Line(9), "b"), Rejection::new(Position::Line(2), "a")], 2.0);
+        assert_eq!(summary.rejected_lines[0].at, Position::Line(2));
         assert_eq!(summary.observations_per_second, 5.0);
         let json = serde_json::to_value(&summary).unwrap();
         assert_eq!(json["rejectedLines"][1]["reason"], "b");
+        assert_eq!(json["rejectedLines"][0]["line"], 2);
     }
 }

@@ -19,6 +19,10 @@ pub struct Observation {
     pub size: Option<u64>,
     pub file_name: Option<String>,
     pub folder_path: Option<String>,
+    /// The device's operating system, where the telemetry names it (`Windows10`, `Linux`, ...).
+    pub os_platform: Option<String>,
+    /// What the endpoint reported about the file's signature and version information.
+    pub reported: Option<Box<ReportedFacts>>,
 }
 
 /// Why one line of the feed was rejected.
@@ -62,6 +66,8 @@ struct RawObservation<'a> {
     file_name: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     folder_path: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    os_platform: Option<Cow<'a, str>>,
 }
 
 fn parse_hash<T>(
@@ -119,16 +125,66 @@ impl Observation {
             size: raw.size,
             file_name: non_empty(raw.file_name),
             folder_path: non_empty(raw.folder_path),
+            os_platform: non_empty(raw.os_platform),
+            reported: None,
         })
     }
 }
 
-/// A rejected input record: where it was and why.
+/// Where a record sits in its input, in the unit its format counts in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Position {
+    /// 1-based line number (NDJSON, JSON lines, CSV).
+    Line(u64),
+    /// An event log's own record id (`EventRecordID`).
+    Record(u64),
+    /// Byte offset into the input, where no record can be named (a corrupt event log chunk).
+    Offset(u64),
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Position::Line(line) => write!(formatter, "line {line}"),
+            Position::Record(record) => write!(formatter, "record {record}"),
+            Position::Offset(offset) => write!(formatter, "byte offset {offset}"),
+        }
+    }
+}
+
+/// A rejected input record: where it was and why. Serialized as `{"line": 3, "reason": ...}`
+/// (or `record`, or `offset`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Rejection {
-    /// 1-based line number in the input.
-    pub line: u64,
+    #[serde(flatten)]
+    pub at: Position,
     pub reason: String,
+}
+
+impl Rejection {
+    pub fn new(at: Position, reason: impl Into<String>) -> Self {
+        Rejection { at, reason: reason.into() }
+    }
+}
+
+/// What the endpoint itself reported about a file it saw (Sysmon's `Signed`, `Signature`,
+/// `Company`, ...): kept apart from fileintel's own analysis, which wins where it has an answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReportedFacts {
+    pub signed: Option<bool>,
+    /// The signer's name as the endpoint saw it.
+    pub signature: Option<String>,
+    /// `Valid`, `Expired`, `Revoked`, ... as the endpoint judged it.
+    pub signature_status: Option<String>,
+    pub company: Option<String>,
+    pub product: Option<String>,
+}
+
+impl ReportedFacts {
+    pub fn is_empty(&self) -> bool {
+        *self == ReportedFacts::default()
+    }
 }
 
 #[cfg(test)]

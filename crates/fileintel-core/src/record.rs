@@ -1,6 +1,7 @@
 //! What fileintel knows about one file, and how two partial records of the same file merge.
 
 use crate::hash::{FileHashes, Sha1};
+use crate::observation::ReportedFacts;
 use crate::time::Timestamp;
 
 /// MDE's determination of a file, serialized by name.
@@ -84,7 +85,10 @@ pub struct FileRecord {
     pub global_first_observed: Option<Timestamp>,
     pub global_last_observed: Option<Timestamp>,
     pub size: Option<u64>,
+    /// Facts from fileintel's own analysis and from feeds.
     pub facts: FileFacts,
+    /// What endpoints reported (the latest report), used where `facts` has no answer.
+    pub reported: ReportedFacts,
 }
 
 impl FileRecord {
@@ -106,6 +110,29 @@ impl FileRecord {
         }
         self.size = self.size.or(other.size);
         self.facts.fill_from(other.facts);
+        if self.reported.is_empty() {
+            self.reported = other.reported;
+        }
+    }
+
+    /// The facts the profile shows: fileintel's own where it has them, the endpoints' report
+    /// filling the signer and publisher fields it does not.
+    pub fn effective_facts(&self) -> FileFacts {
+        let mut facts = self.facts.clone();
+        let reported = &self.reported;
+        if facts.signer.is_none() && reported.signed == Some(true) {
+            facts.signer = reported.signature.clone();
+            if facts.is_valid_certificate.is_none() {
+                facts.is_valid_certificate = reported.signature_status.as_deref().map(|status| status == "Valid");
+            }
+        }
+        if facts.file_publisher.is_none() {
+            facts.file_publisher = reported.company.clone();
+        }
+        if facts.file_product_name.is_none() {
+            facts.file_product_name = reported.product.clone();
+        }
+        facts
     }
 }
 

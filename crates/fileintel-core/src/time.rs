@@ -22,6 +22,27 @@ impl Timestamp {
         i64::try_from(ticks).map(Timestamp).map_err(|_| TimestampError(text.to_owned()))
     }
 
+    /// Parses the timestamps telemetry writes: RFC 3339, or a date and time without an offset
+    /// (`2019-05-14 10:55:52.123`, `2019-05-14T10:55:52.123`), which is taken as UTC, as Sysmon's
+    /// `UtcTime` and MDE exports write it.
+    pub fn parse_utc(text: &str) -> Result<Self, TimestampError> {
+        let text = text.trim();
+        Self::parse(text).or_else(|error| {
+            let bytes = text.as_bytes();
+            let has_offset =
+                text.ends_with(['Z', 'z']) || (bytes.len() > 19 && bytes[19..].iter().any(|&b| b == b'+' || b == b'-'));
+            if has_offset || bytes.len() < 19 || !(bytes[10] == b' ' || bytes[10] == b'T') {
+                return Err(error);
+            }
+            let mut fixed = String::with_capacity(text.len() + 1);
+            fixed.push_str(&text[..10]);
+            fixed.push('T');
+            fixed.push_str(&text[11..]);
+            fixed.push('Z');
+            Self::parse(&fixed).map_err(|_| error)
+        })
+    }
+
     pub fn from_unix_seconds(seconds: i64) -> Self {
         Timestamp(seconds * TICKS_PER_SECOND)
     }
@@ -109,5 +130,15 @@ mod tests {
         for bad in ["", "yesterday", "2020-13-01T00:00:00Z", "2020-01-01 00:00:00", "2020-01-01T00:00:00"] {
             assert!(Timestamp::parse(bad).is_err(), "{bad} was accepted");
         }
+    }
+
+    #[test]
+    fn telemetry_timestamps_without_an_offset_are_utc() {
+        let sysmon = Timestamp::parse_utc("2020-02-10 08:28:12.848").unwrap();
+        assert_eq!(sysmon.to_string(), "2020-02-10T08:28:12.848Z");
+        assert_eq!(Timestamp::parse_utc("2020-02-10T08:28:12").unwrap().to_string(), "2020-02-10T08:28:12Z");
+        assert_eq!(Timestamp::parse_utc("2020-02-10T10:28:12+02:00").unwrap().to_string(), "2020-02-10T08:28:12Z");
+        assert!(Timestamp::parse_utc("2020-02-10").is_err());
+        assert!(Timestamp::parse_utc("yesterday at noon").is_err());
     }
 }

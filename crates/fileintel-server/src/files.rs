@@ -48,5 +48,6 @@ async fn get_file(
     let record =
         state.store.get_file(hash).await?.ok_or_else(|| ApiError::NotFound(format!("File {id} was not found")))?;
     let context = file_entity_context(&state.config.scheme, request_host(&headers, &state));
-    Ok(odata_json(FileEntity::new(context, &record).to_json()))
+    let facts = record.effective_facts();
+    Ok(odata_json(FileEntity::new(context, &record, &facts).to_json()))
 }

@@ -32,7 +32,29 @@ fn seen(tenant: &str, device: &str, seconds: i64, hashes: FileHashes) -> Observa
         size: Some(1234),
         file_name: Some(format!("name-{seconds}.exe")),
         folder_path: None,
+        os_platform: None,
+        reported: None,
     }
+}
+
+const HOUR: i64 = 3600 * 10_000_000;
+
+fn now() -> Timestamp {
+    let elapsed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    Timestamp((elapsed.as_nanos() / 100) as i64)
+}
+
+/// An observation of file `n` by `device` of `tenant` at `time`, under `name`.
+fn seen_at(tenant: &str, device: &str, time: Timestamp, n: u8, name: &str) -> Observation {
+    Observation {
+        timestamp: time,
+        file_name: Some(name.to_owned()),
+        ..seen(tenant, device, 0, all_three(n))
+    }
+}
+
+async fn org(store: &dyn Store, n: u8, tenant: &str, since: Timestamp) -> crate::OrgFileStats {
+    store.file_stats(FileHash::Sha1(sha1(n)), tenant, since).await.unwrap().expect("the file is known")
 }
 
 fn all_three(n: u8) -> FileHashes {
@@ -333,6 +355,127 @@ pub async fn large_calls_count_exactly_across_partial_hashes_and_links(store: &d
     }
 }
 
+pub async fn stats_count_the_tenants_devices_within_the_window(store: &dyn Store) {
+    let now = now();
+    let ago = |hours: i64| Timestamp(now.0 - hours * HOUR);
+    store
+        .ingest(vec![
+            seen_at("contoso", "d1", ago(10), 1, "a.exe"),
+            seen_at("contoso", "d2", ago(100), 1, "a.exe"),
+            seen_at("contoso", "d3", ago(800), 1, "old.exe"),
+            seen_at("contoso", "d4", ago(200), 1, "b.exe"),
+            seen_at("contoso", "d4", ago(5), 1, "b.exe"),
+            seen_at("fabrikam", "f1", ago(1), 1, "f.exe"),
+        ])
+        .await
+        .unwrap();
+    let day = org(store, 1, "contoso", ago(24)).await;
+    assert_eq!(day.prevalence, 2, "d1 and d4 were seen in the last day");
+    assert_eq!((day.first_seen, day.last_seen), (Some(ago(10)), Some(ago(5))));
+    assert_eq!(day.record.global_prevalence, 5, "the global figure counts every tenant");
+    let week = org(store, 1, "contoso", ago(150)).await;
+    assert_eq!(week.prevalence, 3);
+    assert_eq!(week.first_seen, Some(ago(100)));
+    let month = org(store, 1, "contoso", ago(720)).await;
+    assert_eq!(month.prevalence, 3, "d3 was last seen before the longest window");
+    assert_eq!(month.first_seen, Some(ago(200)), "the first observation inside the window, not d3's");
+    assert_eq!(org(store, 1, "contoso", ago(2)).await.prevalence, 0);
+    assert_eq!(org(store, 1, "contoso", ago(2)).await.first_seen, None);
+    let fabrikam = org(store, 1, "fabrikam", ago(720)).await;
+    assert_eq!((fabrikam.prevalence, fabrikam.top_file_names.clone()), (1, vec!["f.exe".to_owned()]));
+    let stranger = org(store, 1, "nobody", ago(720)).await;
+    assert_eq!((stranger.prevalence, stranger.first_seen, stranger.top_file_names.len()), (0, None, 0));
+    assert!(store.file_stats(FileHash::Sha1(sha1(2)), "contoso", ago(720)).await.unwrap().is_none());
+}
+
+pub async fn stats_are_exact_at_the_edge_of_the_window(store: &dyn Store) {
+    let now = now();
+    // Devices one second either side of two window starts, one early in its hour and one late,
+    // so that both ways of counting the hour the window starts in are taken.
+    let hour_start = (now.0 - 50 * HOUR).div_euclid(HOUR) * HOUR;
+    let second = 10_000_000;
+    let early = Timestamp(hour_start + 100 * second);
+    let late = Timestamp(hour_start + 3500 * second);
+    let mut observations = Vec::new();
+    for (index, edge) in [early, late].into_iter().enumerate() {
+        for (offset, label) in [(-1, "before"), (0, "at"), (1, "after")] {
+            let device = format!("{label}-{index}");
+            observations.push(seen_at("contoso", &device, Timestamp(edge.0 + offset * second), 3, "x.exe"));
+        }
+    }
+    store.ingest(observations).await.unwrap();
+    // From `early`: at-0, after-0, and all three around `late`.
+    assert_eq!(org(store, 3, "contoso", early).await.prevalence, 5);
+    assert_eq!(org(store, 3, "contoso", late).await.prevalence, 2);
+    assert_eq!(org(store, 3, "contoso", Timestamp(late.0 + 1)).await.prevalence, 1);
+    assert_eq!(org(store, 3, "contoso", late).await.first_seen, Some(late));
+    // A device seen again later moves out of its old hour and into the new one.
+    store.ingest(vec![seen_at("contoso", "before-0", Timestamp(now.0 - HOUR), 3, "x.exe")]).await.unwrap();
+    assert_eq!(org(store, 3, "contoso", late).await.prevalence, 3);
+    assert_eq!(org(store, 3, "contoso", Timestamp(now.0 - 2 * HOUR)).await.prevalence, 1);
+    assert_eq!(org(store, 3, "contoso", early).await.prevalence, 6);
+}
+
+pub async fn top_file_names_rank_names_by_devices(store: &dyn Store) {
+    let time = Timestamp(now().0 - HOUR);
+    let mut observations = Vec::new();
+    for (name, devices) in [("one.exe", 1), ("six.exe", 6), ("four.exe", 4), ("two-b.exe", 2), ("two-a.exe", 2), ("three.exe", 3)] {
+        for device in 0..devices {
+            // Each device reports the name twice: names are ranked by devices, not observations.
+            for _ in 0..2 {
+                observations.push(seen_at("contoso", &format!("{name}-{device}"), time, 4, name));
+            }
+        }
+    }
+    observations.push(seen_at("fabrikam", "f", time, 4, "theirs.exe"));
+    store.ingest(observations).await.unwrap();
+    let stats = org(store, 4, "contoso", Timestamp(time.0 - HOUR)).await;
+    assert_eq!(stats.top_file_names, ["six.exe", "four.exe", "three.exe", "two-a.exe", "two-b.exe"]);
+    assert_eq!(stats.prevalence, 18);
+}
+
+pub async fn stats_follow_records_when_they_are_linked(store: &dyn Store) {
+    let now = now();
+    let time = |hours: i64| Timestamp(now.0 - hours * HOUR);
+    let by = |hash: FileHashes, device: &str, hours: i64, name: &str| Observation {
+        timestamp: time(hours),
+        file_name: Some(name.to_owned()),
+        ..seen("contoso", device, 0, hash)
+    };
+    store
+        .ingest(vec![
+            by(only(FileHash::Sha1(sha1(5))), "d1", 30, "first.exe"),
+            by(only(FileHash::Sha256(sha256(5))), "d2", 3, "second.exe"),
+            by(only(FileHash::Sha256(sha256(5))), "d1", 2, "second.exe"),
+        ])
+        .await
+        .unwrap();
+    let both = FileHashes { sha1: Some(sha1(5)), sha256: Some(sha256(5)), md5: None };
+    store.ingest(vec![by(both, "d3", 1, "second.exe")]).await.unwrap();
+    let stats = org(store, 5, "contoso", time(48)).await;
+    assert_eq!(stats.prevalence, 3, "d1 counted once across both records");
+    assert_eq!((stats.first_seen, stats.last_seen), (Some(time(30)), Some(time(1))));
+    assert_eq!(stats.top_file_names, ["second.exe", "first.exe"]);
+    assert_eq!(org(store, 5, "contoso", time(10)).await.prevalence, 3, "d1's last sighting is the merged one");
+}
+
+pub async fn machines_carry_device_activity_and_platform(store: &dyn Store) {
+    let now = now();
+    let time = |hours: i64| Timestamp(now.0 - hours * HOUR);
+    let mut windows = seen_at("contoso", "d1", time(9), 6, "a.exe");
+    windows.os_platform = Some("Windows10".into());
+    store
+        .ingest(vec![windows, seen_at("contoso", "d1", time(20), 7, "other.exe"), seen_at("contoso", "d1", time(1), 7, "other.exe")])
+        .await
+        .unwrap();
+    let devices = store.file_devices(FileHash::Sha1(sha1(6)), "contoso").await.unwrap();
+    assert_eq!(devices.len(), 1);
+    let device = &devices[0];
+    assert_eq!((device.first_seen, device.last_seen), (time(9), time(9)), "the file's sightings");
+    assert_eq!((device.device_first_seen, device.device_last_seen), (Some(time(20)), Some(time(1))), "the device's activity");
+    assert_eq!(device.os_platform.as_deref(), Some("Windows10"));
+}
+
 /// Instantiates the whole contract suite as `#[tokio::test]`s for one backend.
 /// `$factory` is an async fn returning `(store, guard)`.
 #[macro_export]
@@ -350,6 +493,11 @@ macro_rules! contract_suite {
             a_file_first_known_by_one_hash_gains_the_others,
             applications_and_signing_keys_are_kept,
             users_are_found_by_sign_in_name_and_object_id,
+            stats_count_the_tenants_devices_within_the_window,
+            stats_are_exact_at_the_edge_of_the_window,
+            top_file_names_rank_names_by_devices,
+            stats_follow_records_when_they_are_linked,
+            machines_carry_device_activity_and_platform,
         );
     };
     (@tests $factory:ident, $($name:ident),* $(,)?) => {

@@ -55,16 +55,42 @@ pub struct IngestOutcome {
     pub new_files: u64,
 }
 
-/// One device of one tenant that observed a file: what `/machines` and `/stats` are built from.
+/// One device of one tenant that observed a file: what `/machines` is built from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceSighting {
     pub device_id: String,
     pub device_name: Option<String>,
+    /// The device's first and last observation of this file.
     pub first_seen: Timestamp,
     pub last_seen: Timestamp,
     /// The name the device last saw the file under.
     pub file_name: Option<String>,
+    /// The device's first and last observation of any file.
+    pub device_first_seen: Option<Timestamp>,
+    pub device_last_seen: Option<Timestamp>,
+    /// The device's operating system, where its telemetry named it.
+    pub os_platform: Option<String>,
 }
+
+/// A file as one tenant saw it within a look-back window: what `/stats` answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgFileStats {
+    /// The file's record, for the global figures.
+    pub record: FileRecord,
+    /// Distinct devices of the tenant that observed the file within the window.
+    pub prevalence: u64,
+    /// The tenant's first and last observation of the file within the window.
+    pub first_seen: Option<Timestamp>,
+    pub last_seen: Option<Timestamp>,
+    /// The names the tenant's devices saw the file under, the most devices first (at most 5).
+    pub top_file_names: Vec<String>,
+}
+
+/// The longest look-back window, in hours, that [`Store::file_stats`] answers exactly (MDE's 720).
+pub const MAX_LOOKBACK_HOURS: i64 = 720;
+
+/// How many names `/stats` lists.
+pub const TOP_FILE_NAMES: usize = 5;
 
 /// Size figures, for benchmarks and health output.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -89,6 +115,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// The devices of `tenant` that observed the file, in no particular order.
     async fn file_devices(&self, hash: FileHash, tenant: &str) -> Result<Vec<DeviceSighting>, StoreError>;
+
+    /// The file known by `hash` as `tenant` saw it since `since`, or `None` if the file is unknown.
+    /// `since` must lie within [`MAX_LOOKBACK_HOURS`] of now: older observations are not kept
+    /// for windows.
+    async fn file_stats(&self, hash: FileHash, tenant: &str, since: Timestamp) -> Result<Option<OrgFileStats>, StoreError>;
 
     async fn stats(&self) -> Result<StoreStats, StoreError>;
 

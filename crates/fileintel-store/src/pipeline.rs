@@ -1,10 +1,10 @@
-//! Feeding NDJSON into any [`Store`]: parse one batch while the previous one commits.
-//! Both `fileintel ingest` and `POST /api/ingest/observations` go through here.
+//! Feeding parsed observations into any [`Store`]: one batch commits while the next is parsed.
+//! `fileintel ingest` and `POST /api/ingest/observations` both go through here, whatever the format.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use fileintel_core::{IngestSummary, NdjsonReader, ParsedBatch};
+use fileintel_core::{IngestSummary, NdjsonReader, ParsedBatch, Position, Rejection};
 use tokio::task::JoinHandle;
 
 use crate::{IngestOutcome, Store, StoreError};
@@ -12,16 +12,18 @@ use crate::{IngestOutcome, Store, StoreError};
 /// Observations per commit: large enough to amortise the fsync, small enough to bound memory.
 pub const DEFAULT_BATCH: usize = 50_000;
 
-type Commit = JoinHandle<(Vec<u64>, Result<IngestOutcome, StoreError>)>;
+type Commit = JoinHandle<(Vec<Position>, Result<IngestOutcome, StoreError>)>;
 
-/// An import in progress. Push bytes, then [`Ingestor::finish`] for the summary; nothing is
-/// counted as accepted before the store has made it durable.
+/// An import in progress. Push NDJSON bytes or submit batches parsed elsewhere, then
+/// [`Ingestor::finish`] for the summary; nothing is counted as accepted before the store has made
+/// it durable.
 pub struct Ingestor {
     store: Arc<dyn Store>,
     reader: NdjsonReader,
     batch_size: usize,
     in_flight: Option<Commit>,
     summary: IngestSummary,
+    rejections: Vec<Rejection>,
     started: Instant,
 }
 
@@ -30,7 +32,7 @@ impl Ingestor {
         Self::scoped(store, batch_size, None)
     }
 
-    /// An import on behalf of a caller confined to `tenant`: lines naming another are rejected.
+    /// An import on behalf of a caller confined to `tenant`: NDJSON lines naming another are rejected.
     pub fn scoped(store: Arc<dyn Store>, batch_size: usize, tenant: Option<String>) -> Self {
         Ingestor {
             store,
@@ -38,11 +40,12 @@ impl Ingestor {
             batch_size: batch_size.max(1),
             in_flight: None,
             summary: IngestSummary::default(),
+            rejections: Vec::new(),
             started: Instant::now(),
         }
     }
 
-    /// Consumes a chunk of input, committing full batches as they fill.
+    /// Consumes a chunk of native NDJSON, committing full batches as they fill.
     pub async fn push(&mut self, chunk: &[u8]) -> Result<(), StoreError> {
         self.reader.push(chunk);
         if self.reader.pending() >= self.batch_size {
@@ -63,20 +66,23 @@ impl Ingestor {
         let batch = self.reader.take_batch();
         self.submit(batch).await?;
         self.wait().await?;
-        let mut summary = std::mem::take(&mut self.summary);
-        summary.rejected = self.reader.rejected;
-        let rejections = std::mem::take(&mut self.reader.rejections);
+        let summary = std::mem::take(&mut self.summary);
+        let rejections = std::mem::take(&mut self.rejections);
         Ok(summary.finish(rejections, self.started.elapsed().as_secs_f64()))
     }
 
-    async fn submit(&mut self, batch: ParsedBatch) -> Result<(), StoreError> {
+    /// Commits a batch parsed elsewhere (by an importer), after the previous one is durable.
+    pub async fn submit(&mut self, batch: ParsedBatch) -> Result<(), StoreError> {
+        let ParsedBatch { observations, positions, rejections, records } = batch;
+        self.summary.records += records;
+        self.summary.rejected += rejections.len() as u64;
+        self.rejections.extend(rejections);
         self.wait().await?;
-        if batch.is_empty() {
+        if observations.is_empty() {
             return Ok(());
         }
         let store = self.store.clone();
-        let ParsedBatch { observations, lines } = batch;
-        self.in_flight = Some(tokio::spawn(async move { (lines, store.ingest(observations).await) }));
+        self.in_flight = Some(tokio::spawn(async move { (positions, store.ingest(observations).await) }));
         Ok(())
     }
 
@@ -84,16 +90,17 @@ impl Ingestor {
         let Some(commit) = self.in_flight.take() else {
             return Ok(());
         };
-        let (lines, outcome) = commit.await.map_err(|error| StoreError::Backend(format!("commit task: {error}")))?;
+        let (positions, outcome) =
+            commit.await.map_err(|error| StoreError::Backend(format!("commit task: {error}")))?;
         let outcome = outcome?;
         self.summary.accepted += outcome.accepted;
         self.summary.files_touched += outcome.files_touched;
         self.summary.new_files += outcome.new_files;
+        self.summary.rejected += outcome.rejected.len() as u64;
         for (index, reason) in outcome.rejected {
-            let line = lines.get(index).copied().unwrap_or_default();
-            self.reader.reject(line, reason);
+            let at = positions.get(index).copied().unwrap_or(Position::Line(0));
+            self.rejections.push(Rejection { at, reason });
         }
-        self.summary.rejected = self.reader.rejected;
         Ok(())
     }
 }

@@ -11,7 +11,11 @@
 //! | `tenants`     | tenant name                           | tenant id (u32)                        |
 //! | `devices`     | tenant id, device id text             | device number (u32)                    |
 //! | `device_info` | device number                         | `DeviceInfo`                            |
-//! | `sightings`   | file id, tenant id, device number     | `Sighting`: first, last, file name     |
+//! | `sightings`   | file id, tenant id, device number     | `Sighting`: first, last, file names    |
+//! | `recent_times`| file id, tenant id, time              | (none): one per distinct observation time |
+//! | `recent_devices`| file id, tenant id, last seen, device | (none): each device at its last sighting |
+//! | `recent_hours`| file id, tenant id, hour of last seen | devices whose last sighting is in that hour (u32) |
+//! | `file_names`  | file id, tenant id, file name         | devices that saw the file under that name (u32) |
 //! | `applications`| tenant, 0, client id                  | `Application` (secret as argon2id)     |
 //! | `users`       | tenant, 0, lower-cased sign-in name   | `User` (password as argon2id)          |
 //! | `users_by_oid`| tenant, 0, object id                  | lower-cased sign-in name               |
@@ -20,6 +24,12 @@
 //!
 //! Indexes point at a compact internal file id rather than at a full hash, and sightings key on
 //! numbers rather than names, so the per-observation rows stay small.
+//!
+//! The `recent_*` keyspaces answer `/stats` for any look-back window of up to [`MAX_LOOKBACK`]
+//! without visiting every device: they hold only times within that horizon of the moment they
+//! were written (older ones can never fall inside a window again). An entry that has since aged
+//! out may linger until it is overwritten or swept, but always together with its hour count, so
+//! counts taken over a window stay exact.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -34,11 +44,13 @@ use fileintel_core::{
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use serde::{Deserialize, Serialize};
 
-use crate::{DeviceSighting, IngestOutcome, Store, StoreError, StoreStats};
+use crate::{DeviceSighting, IngestOutcome, OrgFileStats, Store, StoreError, StoreStats, TOP_FILE_NAMES};
 
 mod writer;
 
-const SCHEMA_VERSION: u8 = 1;
+/// Written as the first byte of every value. Version 2 added names to sightings, activity to
+/// devices and endpoint reports to file records; version 1 values of those are still read.
+const SCHEMA_VERSION: u8 = 2;
 const LOCK_FILE: &str = "fileintel.lock";
 /// Point lookups read a filter, an index and a data block per table: at 10 million files the
 /// filters and index blocks alone take about 100 MiB, and every one not cached costs a read.
@@ -65,7 +77,9 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 
 fn decode<T: for<'de> Deserialize<'de>>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
     match bytes.split_first() {
-        Some((&SCHEMA_VERSION, rest)) => postcard::from_bytes(rest).map_err(|error| corrupt(what, error)),
+        Some((version, rest)) if (1..=SCHEMA_VERSION).contains(version) => {
+            postcard::from_bytes(rest).map_err(|error| corrupt(what, error))
+        }
         Some((version, _)) => Err(corrupt(what, format!("unknown schema version {version}"))),
         None => Err(corrupt(what, "empty value")),
     }
@@ -79,12 +93,69 @@ fn u32_value(what: &str, bytes: &[u8]) -> Result<u32, StoreError> {
     bytes.try_into().map(u32::from_be_bytes).map_err(|_| corrupt(what, "not a 4-byte integer"))
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct DeviceInfo {
     tenant: u32,
     device_id: String,
     device_name: Option<String>,
+    /// The device's first and last observation of any file.
+    first_seen: Option<Timestamp>,
+    last_seen: Option<Timestamp>,
+    os_platform: Option<String>,
 }
+
+/// `DeviceInfo` as schema version 1 wrote it.
+#[derive(Deserialize)]
+struct DeviceInfoV1 {
+    tenant: u32,
+    device_id: String,
+    device_name: Option<String>,
+}
+
+fn decode_device_info(bytes: &[u8]) -> Result<DeviceInfo, StoreError> {
+    if bytes.first() == Some(&1) {
+        let old: DeviceInfoV1 = postcard::from_bytes(&bytes[1..]).map_err(|error| corrupt("device info", error))?;
+        return Ok(DeviceInfo {
+            tenant: old.tenant,
+            device_id: old.device_id,
+            device_name: old.device_name,
+            first_seen: None,
+            last_seen: None,
+            os_platform: None,
+        });
+    }
+    decode("device info", bytes)
+}
+
+/// `FileRecord` as schema version 1 wrote it.
+#[derive(Deserialize)]
+struct FileRecordV1 {
+    hashes: FileHashes,
+    global_prevalence: u64,
+    global_first_observed: Option<Timestamp>,
+    global_last_observed: Option<Timestamp>,
+    size: Option<u64>,
+    facts: FileFacts,
+}
+
+fn decode_record(bytes: &[u8]) -> Result<FileRecord, StoreError> {
+    if bytes.first() == Some(&1) {
+        let old: FileRecordV1 = postcard::from_bytes(&bytes[1..]).map_err(|error| corrupt("file record", error))?;
+        return Ok(FileRecord {
+            hashes: old.hashes,
+            global_prevalence: old.global_prevalence,
+            global_first_observed: old.global_first_observed,
+            global_last_observed: old.global_last_observed,
+            size: old.size,
+            facts: old.facts,
+            reported: Default::default(),
+        });
+    }
+    decode("file record", bytes)
+}
+
+/// The most names kept per device and file: a file renamed on every run must not grow without end.
+const NAMES_PER_SIGHTING: usize = 8;
 
 /// One device's sightings of one file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,11 +164,39 @@ struct Sighting {
     last: Timestamp,
     /// The file name from the latest observation.
     file_name: Option<String>,
+    /// Every distinct name the device saw the file under (at most [`NAMES_PER_SIGHTING`]).
+    names: Vec<String>,
+}
+
+/// `Sighting` as schema version 1 wrote it.
+#[derive(Deserialize)]
+struct SightingV1 {
+    first: Timestamp,
+    last: Timestamp,
+    file_name: Option<String>,
+}
+
+fn decode_sighting(bytes: &[u8]) -> Result<Sighting, StoreError> {
+    if bytes.first() == Some(&1) {
+        let old: SightingV1 = postcard::from_bytes(&bytes[1..]).map_err(|error| corrupt("sighting", error))?;
+        let names = old.file_name.iter().cloned().collect();
+        return Ok(Sighting { first: old.first, last: old.last, file_name: old.file_name, names });
+    }
+    decode("sighting", bytes)
 }
 
 impl Sighting {
+    fn new(time: Timestamp, file_name: Option<String>) -> Self {
+        Sighting { first: time, last: time, names: file_name.iter().cloned().collect(), file_name }
+    }
+
     fn merge(&mut self, other: Sighting) {
         self.first = self.first.min(other.first);
+        for name in other.names {
+            if !self.names.contains(&name) && self.names.len() < NAMES_PER_SIGHTING {
+                self.names.push(name);
+            }
+        }
         if other.last >= self.last {
             self.last = other.last;
             if other.file_name.is_some() {
@@ -105,6 +204,59 @@ impl Sighting {
             }
         }
     }
+}
+
+/// The longest look-back `/stats` answers for (MDE's 720 hours), plus an hour of slack for
+/// clocks that disagree.
+pub(crate) const MAX_LOOKBACK: i64 = 721 * TICKS_PER_HOUR;
+const TICKS_PER_HOUR: i64 = 3600 * 10_000_000;
+
+/// Times as key bytes that sort in time order, before 1970 too.
+fn time_bytes(time: Timestamp) -> [u8; 8] {
+    ((time.0 as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn time_from_bytes(bytes: &[u8]) -> Timestamp {
+    Timestamp((u64::from_be_bytes(bytes.try_into().unwrap_or_default()) ^ (1 << 63)) as i64)
+}
+
+fn hour_of(time: Timestamp) -> i64 {
+    time.0.div_euclid(TICKS_PER_HOUR)
+}
+
+/// File id and tenant id: the prefix every per-tenant key of a file starts with.
+fn file_tenant(file: u64, tenant: u32) -> [u8; 12] {
+    let mut key = [0u8; 12];
+    key[..8].copy_from_slice(&file.to_be_bytes());
+    key[8..].copy_from_slice(&tenant.to_be_bytes());
+    key
+}
+
+fn recent_time_key(file: u64, tenant: u32, time: Timestamp) -> [u8; 20] {
+    let mut key = [0u8; 20];
+    key[..12].copy_from_slice(&file_tenant(file, tenant));
+    key[12..].copy_from_slice(&time_bytes(time));
+    key
+}
+
+fn recent_device_key(file: u64, tenant: u32, last: Timestamp, device: u32) -> [u8; 24] {
+    let mut key = [0u8; 24];
+    key[..20].copy_from_slice(&recent_time_key(file, tenant, last));
+    key[20..].copy_from_slice(&device.to_be_bytes());
+    key
+}
+
+fn hour_key(file: u64, tenant: u32, hour: i64) -> [u8; 20] {
+    let mut key = [0u8; 20];
+    key[..12].copy_from_slice(&file_tenant(file, tenant));
+    key[12..].copy_from_slice(&((hour as u64) ^ (1 << 63)).to_be_bytes());
+    key
+}
+
+fn name_key(file: u64, tenant: u32, name: &str) -> Vec<u8> {
+    let mut key = file_tenant(file, tenant).to_vec();
+    key.extend_from_slice(name.as_bytes());
+    key
 }
 
 fn sighting_key(file: u64, tenant: u32, device: u32) -> [u8; 16] {
@@ -135,6 +287,8 @@ struct Counters {
 
 struct Writer {
     counters: Counters,
+    /// Observation times before this are not kept for windows (set at the start of each ingest).
+    horizon: Timestamp,
     tenants: HashMap<String, u32>,
     devices: HashMap<(u32, String), (u32, Option<String>)>,
 }
@@ -149,6 +303,10 @@ struct Inner {
     devices: Keyspace,
     device_info: Keyspace,
     sightings: Keyspace,
+    recent_times: Keyspace,
+    recent_devices: Keyspace,
+    recent_hours: Keyspace,
+    file_names: Keyspace,
     /// Tenant, a zero byte, client id → `Application`.
     applications: Keyspace,
     /// Sequence number (big-endian) → `SigningKey`: iterating yields them in the order added.
@@ -199,13 +357,22 @@ impl FjallStore {
             devices: keyspace("devices")?,
             device_info: always_hit("device_info")?,
             sightings: keyspace("sightings")?,
+            recent_times: keyspace("recent_times")?,
+            recent_devices: keyspace("recent_devices")?,
+            recent_hours: keyspace("recent_hours")?,
+            file_names: keyspace("file_names")?,
             applications: keyspace("applications")?,
             signing_keys: keyspace("signing_keys")?,
             users: keyspace("users")?,
             users_by_oid: keyspace("users_by_oid")?,
             meta,
             db,
-            writer: Mutex::new(Writer { counters, tenants: HashMap::new(), devices: HashMap::new() }),
+            writer: Mutex::new(Writer {
+                counters,
+                horizon: Timestamp(i64::MIN),
+                tenants: HashMap::new(),
+                devices: HashMap::new(),
+            }),
             lock: Mutex::new(lock),
         };
         let store = FjallStore { inner: Arc::new(inner) };
@@ -228,6 +395,10 @@ impl FjallStore {
             &inner.devices,
             &inner.device_info,
             &inner.sightings,
+            &inner.recent_times,
+            &inner.recent_devices,
+            &inner.recent_hours,
+            &inner.file_names,
             &inner.applications,
             &inner.signing_keys,
             &inner.users,
@@ -305,7 +476,7 @@ fn acquire_lock(path: &Path) -> Result<File, StoreError> {
 impl Inner {
     fn load_record(&self, id: u64) -> Result<FileRecord, StoreError> {
         match self.files.get(id.to_be_bytes())? {
-            Some(bytes) => decode("file record", &bytes),
+            Some(bytes) => decode_record(&bytes),
             None => Err(corrupt("file record", format!("index points at missing file {id}"))),
         }
     }
@@ -329,10 +500,10 @@ impl Inner {
         let mut devices = Vec::new();
         for item in self.sightings.prefix(prefix) {
             let (key, value) = item.into_inner()?;
-            let sighting: Sighting = decode("sighting", &value)?;
+            let sighting = decode_sighting(&value)?;
             let number = u32_value("sighting key", &key[12..])?;
-            let info: DeviceInfo = match self.device_info.get(number.to_be_bytes())? {
-                Some(bytes) => decode("device info", &bytes)?,
+            let info = match self.device_info.get(number.to_be_bytes())? {
+                Some(bytes) => decode_device_info(&bytes)?,
                 None => return Err(corrupt("device info", format!("missing device {number}"))),
             };
             devices.push(DeviceSighting {
@@ -341,9 +512,71 @@ impl Inner {
                 first_seen: sighting.first,
                 last_seen: sighting.last,
                 file_name: sighting.file_name,
+                device_first_seen: info.first_seen,
+                device_last_seen: info.last_seen,
+                os_platform: info.os_platform,
             });
         }
         Ok(devices)
+    }
+
+    fn file_stats(&self, hash: &FileHash, tenant: &str, since: Timestamp) -> Result<Option<OrgFileStats>, StoreError> {
+        let Some(id) = self.lookup_id(hash)? else { return Ok(None) };
+        let record = self.load_record(id)?;
+        let mut stats =
+            OrgFileStats { record, prevalence: 0, first_seen: None, last_seen: None, top_file_names: Vec::new() };
+        let Some(tenant) = self.tenants.get(tenant)? else { return Ok(Some(stats)) };
+        let tenant = u32_value("tenant", &tenant)?;
+        let prefix = file_tenant(id, tenant);
+        let end = recent_time_key(id, tenant, Timestamp(i64::MAX));
+
+        // The first and last observation times at or after `since`.
+        let window = recent_time_key(id, tenant, since)..=end;
+        if let Some(item) = self.recent_times.range(window.clone()).next() {
+            stats.first_seen = Some(time_from_bytes(&item.key()?[12..20]));
+        }
+        if let Some(item) = self.recent_times.range(window).next_back() {
+            stats.last_seen = Some(time_from_bytes(&item.key()?[12..20]));
+        }
+
+        // Devices whose last sighting is at or after `since`: whole hours after the one `since`
+        // falls in, from their counts; within that hour, from the devices themselves, counting
+        // whichever part of the hour is shorter.
+        let hour = hour_of(since);
+        let mut prevalence: i64 = 0;
+        for item in self.recent_hours.range(hour_key(id, tenant, hour + 1)..=hour_key(id, tenant, i64::MAX)) {
+            prevalence += i64::from(u32_value("hour count", &item.value()?)?);
+        }
+        let hour_start = Timestamp(hour * TICKS_PER_HOUR);
+        let hour_end = Timestamp((hour + 1) * TICKS_PER_HOUR);
+        let count_devices = |from: Timestamp, to: Timestamp| -> Result<i64, StoreError> {
+            let range = recent_device_key(id, tenant, from, 0)..recent_device_key(id, tenant, to, 0);
+            let mut count = 0;
+            for item in self.recent_devices.range(range) {
+                item.key()?;
+                count += 1;
+            }
+            Ok(count)
+        };
+        if since.0 - hour_start.0 <= hour_end.0 - since.0 {
+            let whole = match self.recent_hours.get(hour_key(id, tenant, hour))? {
+                Some(bytes) => i64::from(u32_value("hour count", &bytes)?),
+                None => 0,
+            };
+            prevalence += whole - count_devices(hour_start, since)?;
+        } else {
+            prevalence += count_devices(since, hour_end)?;
+        }
+        stats.prevalence = u64::try_from(prevalence).map_err(|_| corrupt("hour counts", "negative device count"))?;
+
+        let mut names: Vec<(u32, String)> = Vec::new();
+        for item in self.file_names.prefix(prefix) {
+            let (key, value) = item.into_inner()?;
+            names.push((u32_value("name count", &value)?, String::from_utf8_lossy(&key[12..]).into_owned()));
+        }
+        names.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        stats.top_file_names = names.into_iter().take(TOP_FILE_NAMES).map(|(_, name)| name).collect();
+        Ok(Some(stats))
     }
 }
 
@@ -374,6 +607,10 @@ impl Store for FjallStore {
 
     async fn file_devices(&self, hash: FileHash, tenant: &str) -> Result<Vec<DeviceSighting>, StoreError> {
         self.inner.file_devices(&hash, tenant)
+    }
+
+    async fn file_stats(&self, hash: FileHash, tenant: &str, since: Timestamp) -> Result<Option<OrgFileStats>, StoreError> {
+        self.inner.file_stats(&hash, tenant, since)
     }
 
     async fn stats(&self) -> Result<StoreStats, StoreError> {

@@ -6,14 +6,15 @@
 //! Writes land in order, and the call returns only after the last one is fsynced.
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use fileintel_core::{FileFacts, FileHash, FileHashes, FileRecord, Observation};
+use fileintel_core::{FileFacts, FileHash, FileHashes, FileRecord, Observation, Timestamp};
 use fjall::{OwnedWriteBatch as WriteBatch, PersistMode};
 
 use super::{
-    DEVICE_CACHE_LIMIT, DeviceInfo, Inner, Sighting, Writer, corrupt, decode, device_key, encode, sighting_key,
-    u32_value,
+    DEVICE_CACHE_LIMIT, DeviceInfo, Inner, MAX_LOOKBACK, Sighting, Writer, corrupt, decode_device_info,
+    decode_sighting, device_key, encode, hour_key, hour_of, name_key, recent_device_key,
+    recent_time_key, sighting_key, u32_value,
 };
 use crate::{IngestOutcome, StoreError};
 
@@ -37,6 +38,14 @@ pub(super) struct Batch {
     tenants: Vec<(String, u32)>,
     devices: Vec<(u32, String, u32, Option<String>)>,
     observations: usize,
+    /// `recent_times` keys of this batch's observations within the horizon.
+    recent_times: HashSet<[u8; 20]>,
+    /// Per device number: first and last observation in this batch, and the platform named.
+    activity: HashMap<u32, (Timestamp, Timestamp, Option<String>)>,
+    /// Once prepared: the hour counts, name counts and device infos as this batch writes them.
+    hours: HashMap<[u8; 20], u32>,
+    names: HashMap<Vec<u8>, u32>,
+    device_infos: HashMap<u32, DeviceInfo>,
 }
 
 pub(super) enum Resolution {
@@ -97,7 +106,7 @@ impl Inner {
             Some(bytes) => {
                 let number = u32_value("device", &bytes)?;
                 let info: DeviceInfo = match self.device_info.get(number.to_be_bytes())? {
-                    Some(bytes) => decode("device info", &bytes)?,
+                    Some(bytes) => decode_device_info(&bytes)?,
                     None => return Err(corrupt("device info", format!("missing device {number}"))),
                 };
                 (number, info.device_name)
@@ -241,15 +250,28 @@ impl Inner {
         let tenant = self.tenant_id(writer, batch, &observation.tenant_id)?;
         let device = self.device_number(writer, batch, tenant, observation)?;
         let record = self.batch_record(batch, overlay, id)?;
-        record.observe(observation.timestamp);
+        let time = observation.timestamp;
+        let newest = record.global_last_observed.is_none_or(|last| time >= last);
+        record.observe(time);
         if record.size.is_none() {
             record.size = observation.size;
         }
-        let sighting = Sighting {
-            first: observation.timestamp,
-            last: observation.timestamp,
-            file_name: observation.file_name.clone(),
-        };
+        // The latest report about the file stands.
+        if let Some(reported) = &observation.reported
+            && newest
+        {
+            record.reported = (**reported).clone();
+        }
+        if time >= writer.horizon {
+            batch.recent_times.insert(recent_time_key(id, tenant, time));
+        }
+        let activity = batch.activity.entry(device).or_insert((time, time, None));
+        activity.0 = activity.0.min(time);
+        activity.1 = activity.1.max(time);
+        if observation.os_platform.is_some() {
+            activity.2.clone_from(&observation.os_platform);
+        }
+        let sighting = Sighting::new(time, observation.file_name.clone());
         match batch.sightings.entry(sighting_key(id, tenant, device)) {
             Entry::Occupied(mut entry) => entry.get_mut().merge(sighting),
             Entry::Vacant(entry) => {
@@ -265,6 +287,7 @@ impl Inner {
         writer: &mut Writer,
         observations: Vec<Observation>,
     ) -> Result<IngestOutcome, StoreError> {
+        refresh_horizon(writer);
         // Only here, with no write in flight, may the device cache start over.
         if writer.devices.len() >= DEVICE_CACHE_LIMIT {
             writer.devices.clear();
@@ -348,6 +371,9 @@ impl Inner {
         // Sorted keys make the existence checks walk the sightings tree in order.
         let mut sightings: Vec<([u8; 16], Sighting)> = batch.sightings.drain().collect();
         sightings.sort_unstable_by_key(|(key, _)| *key);
+        let horizon = writer.horizon;
+        let mut hour_deltas: HashMap<[u8; 20], i64> = HashMap::new();
+        let mut name_deltas: HashMap<Vec<u8>, i64> = HashMap::new();
         for (key, mut sighting) in sightings {
             let id = u64::from_be_bytes(key[..8].try_into().unwrap_or_default());
             let known = if batch.new_files.contains(&id) {
@@ -355,13 +381,13 @@ impl Inner {
             } else if let Some(known) = overlay.and_then(|overlay| overlay.sightings.get(&key)) {
                 Some(known.clone())
             } else {
-                self.sightings.get(key)?.map(|bytes| decode::<Sighting>("sighting", &bytes)).transpose()?
+                self.sightings.get(key)?.map(|bytes| decode_sighting(&bytes)).transpose()?
             };
-            match known {
+            match &known {
                 Some(known) => {
                     let mut merged = known.clone();
                     merged.merge(sighting);
-                    if merged == known {
+                    if merged == *known {
                         continue;
                     }
                     sighting = merged;
@@ -372,8 +398,58 @@ impl Inner {
                     }
                 }
             }
+            let tenant = u32::from_be_bytes(key[8..12].try_into().unwrap_or_default());
+            let device = u32::from_be_bytes(key[12..].try_into().unwrap_or_default());
+            for name in &sighting.names {
+                if known.as_ref().is_none_or(|known| !known.names.contains(name)) {
+                    *name_deltas.entry(name_key(id, tenant, name)).or_default() += 1;
+                }
+            }
+            let old_last = known.as_ref().map(|known| known.last);
+            if old_last != Some(sighting.last) {
+                // A device's entry moves to its new last sighting, and its hour count with it.
+                // An old entry below the horizon may never have been written: leave it be.
+                if let Some(old_last) = old_last
+                    && old_last >= horizon
+                {
+                    write.remove(&self.recent_devices, recent_device_key(id, tenant, old_last, device).to_vec());
+                    *hour_deltas.entry(hour_key(id, tenant, hour_of(old_last))).or_default() -= 1;
+                }
+                if sighting.last >= horizon {
+                    write.insert(&self.recent_devices, recent_device_key(id, tenant, sighting.last, device).to_vec(), []);
+                    *hour_deltas.entry(hour_key(id, tenant, hour_of(sighting.last))).or_default() += 1;
+                }
+            }
             write.insert(&self.sightings, key.to_vec(), encode(&sighting));
             batch.sightings.insert(key, sighting);
+        }
+        for (key, delta) in hour_deltas {
+            if delta == 0 {
+                continue;
+            }
+            let current = match overlay.and_then(|overlay| overlay.hours.get(&key)) {
+                Some(&count) => count,
+                None => self.recent_hours.get(key)?.map(|bytes| u32_value("hour count", &bytes)).transpose()?.unwrap_or(0),
+            };
+            let count = u32::try_from((i64::from(current) + delta).max(0)).unwrap_or(u32::MAX);
+            if count == 0 {
+                write.remove(&self.recent_hours, key.to_vec());
+            } else {
+                write.insert(&self.recent_hours, key.to_vec(), count.to_be_bytes().to_vec());
+            }
+            batch.hours.insert(key, count);
+        }
+        for (key, delta) in name_deltas {
+            let current = match overlay.and_then(|overlay| overlay.names.get(&key)) {
+                Some(&count) => count,
+                None => self.file_names.get(&key)?.map(|bytes| u32_value("name count", &bytes)).transpose()?.unwrap_or(0),
+            };
+            let count = u32::try_from(i64::from(current) + delta).unwrap_or(u32::MAX);
+            write.insert(&self.file_names, key.clone(), count.to_be_bytes().to_vec());
+            batch.names.insert(key, count);
+        }
+        for key in batch.recent_times.drain() {
+            write.insert(&self.recent_times, key.to_vec(), []);
         }
         for (id, record) in &batch.records {
             let before = !batch.new_files.contains(id) && batch.partial_before.get(id).copied().unwrap_or(false);
@@ -388,10 +464,55 @@ impl Inner {
         for (name, id) in &batch.tenants {
             write.insert(&self.tenants, name.as_bytes().to_vec(), id.to_be_bytes().to_vec());
         }
+        // Device infos: new devices, renamed ones, and every active one's first and last seen.
+        let mut infos: HashMap<u32, (Option<DeviceInfo>, DeviceInfo)> = HashMap::new();
+        let known_info = |number: u32| -> Result<Option<DeviceInfo>, StoreError> {
+            if let Some(info) = overlay.and_then(|overlay| overlay.device_infos.get(&number)) {
+                return Ok(Some(info.clone()));
+            }
+            self.device_info.get(number.to_be_bytes())?.map(|bytes| decode_device_info(&bytes)).transpose()
+        };
         for (tenant, device_id, number, device_name) in batch.devices.drain(..) {
             write.insert(&self.devices, device_key(tenant, &device_id), number.to_be_bytes().to_vec());
-            let info = DeviceInfo { tenant, device_id, device_name };
-            write.insert(&self.device_info, number.to_be_bytes().to_vec(), encode(&info));
+            let entry = match infos.entry(number) {
+                Entry::Occupied(entry) => entry.into_mut(),
+                Entry::Vacant(entry) => {
+                    let known = known_info(number)?;
+                    let info = known.clone().unwrap_or(DeviceInfo {
+                        tenant,
+                        device_id,
+                        device_name: None,
+                        first_seen: None,
+                        last_seen: None,
+                        os_platform: None,
+                    });
+                    entry.insert((known, info))
+                }
+            };
+            entry.1.device_name = device_name;
+        }
+        for (number, (first, last, platform)) in batch.activity.drain() {
+            let entry = match infos.entry(number) {
+                Entry::Occupied(entry) => entry.into_mut(),
+                Entry::Vacant(entry) => {
+                    let Some(known) = known_info(number)? else {
+                        return Err(corrupt("device info", format!("missing device {number}")));
+                    };
+                    entry.insert((Some(known.clone()), known))
+                }
+            };
+            let info = &mut entry.1;
+            info.first_seen = Some(info.first_seen.map_or(first, |seen| seen.min(first)));
+            info.last_seen = Some(info.last_seen.map_or(last, |seen| seen.max(last)));
+            if platform.is_some() {
+                info.os_platform = platform;
+            }
+        }
+        for (number, (known, info)) in infos {
+            if known.as_ref() != Some(&info) {
+                write.insert(&self.device_info, number.to_be_bytes().to_vec(), encode(&info));
+            }
+            batch.device_infos.insert(number, info);
         }
         let created = batch.new_files.len() as u64;
         writer.counters.files += created;
@@ -399,8 +520,9 @@ impl Inner {
         Ok(((write, batch), created))
     }
 
-    /// Merges record `absorb` into record `keep`: sightings, fields and index entries move, and the
-    /// prevalence is recounted over the union of both device sets. Everything before must have landed.
+    /// Merges record `absorb` into record `keep`: sightings, fields and index entries move, the
+    /// prevalence is recounted over the union of both device sets, and the window entries of both
+    /// are rebuilt from the merged sightings. Everything before must have landed.
     fn link(&self, writer: &mut Writer, keep: u64, absorb: u64) -> Result<(), StoreError> {
         let mut kept = self.load_record(keep)?;
         let absorbed = self.load_record(absorb)?;
@@ -410,18 +532,69 @@ impl Inner {
             let (keyspace, key) = self.index(&hash);
             write.insert(keyspace, key, keep.to_be_bytes().to_vec());
         }
+        let mut merged: BTreeMap<[u8; 16], Sighting> = BTreeMap::new();
+        for item in self.sightings.prefix(keep.to_be_bytes()) {
+            let (key, value) = item.into_inner()?;
+            let key: [u8; 16] = key[..].try_into().map_err(|_| corrupt("sighting key", "not 16 bytes"))?;
+            merged.insert(key, decode_sighting(&value)?);
+        }
         for item in self.sightings.prefix(absorb.to_be_bytes()) {
             let (key, value) = item.into_inner()?;
             let mut moved_key = [0u8; 16];
             moved_key.copy_from_slice(&key);
             moved_key[..8].copy_from_slice(&keep.to_be_bytes());
-            let mut sighting: Sighting = decode("sighting", &value)?;
-            match self.sightings.get(moved_key)? {
-                Some(bytes) => sighting.merge(decode("sighting", &bytes)?),
-                None => kept.global_prevalence += 1,
+            let sighting = decode_sighting(&value)?;
+            match merged.entry(moved_key) {
+                std::collections::btree_map::Entry::Occupied(mut entry) => entry.get_mut().merge(sighting),
+                std::collections::btree_map::Entry::Vacant(entry) => {
+                    kept.global_prevalence += 1;
+                    entry.insert(sighting);
+                }
             }
-            write.insert(&self.sightings, moved_key.to_vec(), encode(&sighting));
             write.remove(&self.sightings, key.to_vec());
+        }
+        // The window entries of both files, rebuilt from the merged sightings.
+        let mut devices: HashSet<Vec<u8>> = HashSet::new();
+        let mut hours: HashMap<Vec<u8>, u32> = HashMap::new();
+        let mut names: HashMap<Vec<u8>, u32> = HashMap::new();
+        for (key, sighting) in &merged {
+            write.insert(&self.sightings, key.to_vec(), encode(sighting));
+            let tenant = u32::from_be_bytes(key[8..12].try_into().unwrap_or_default());
+            let device = u32::from_be_bytes(key[12..].try_into().unwrap_or_default());
+            if sighting.last >= writer.horizon {
+                devices.insert(recent_device_key(keep, tenant, sighting.last, device).to_vec());
+                *hours.entry(hour_key(keep, tenant, hour_of(sighting.last)).to_vec()).or_default() += 1;
+            }
+            for name in &sighting.names {
+                *names.entry(name_key(keep, tenant, name)).or_default() += 1;
+            }
+        }
+        for keyspace in [&self.recent_devices, &self.recent_hours, &self.file_names] {
+            for file in [keep, absorb] {
+                for item in keyspace.prefix(file.to_be_bytes()) {
+                    let key = item.key()?.to_vec();
+                    let rebuilt = devices.contains(&key) || hours.contains_key(&key) || names.contains_key(&key);
+                    if !rebuilt {
+                        write.remove(keyspace, key);
+                    }
+                }
+            }
+        }
+        for key in devices {
+            write.insert(&self.recent_devices, key, []);
+        }
+        for (key, count) in hours {
+            write.insert(&self.recent_hours, key, count.to_be_bytes().to_vec());
+        }
+        for (key, count) in names {
+            write.insert(&self.file_names, key, count.to_be_bytes().to_vec());
+        }
+        for item in self.recent_times.prefix(absorb.to_be_bytes()) {
+            let key = item.key()?;
+            let mut moved = key.to_vec();
+            moved[..8].copy_from_slice(&keep.to_be_bytes());
+            write.insert(&self.recent_times, moved, []);
+            write.remove(&self.recent_times, key.to_vec());
         }
         let counters = &mut writer.counters;
         counters.partial -= u64::from(absorbed.hashes.sha256.is_none()) + u64::from(kept_was_partial);
@@ -441,6 +614,7 @@ impl Inner {
         hashes: &FileHashes,
         facts: FileFacts,
     ) -> Result<(), StoreError> {
+        refresh_horizon(writer);
         let mut batch = Batch::default();
         loop {
             match self.resolve_file(writer, &mut batch, None, hashes)? {
@@ -463,4 +637,12 @@ impl Inner {
             }
         }
     }
+}
+
+/// Observations older than the longest look-back window, counted from now, are not kept for windows.
+fn refresh_horizon(writer: &mut Writer) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_nanos() / 100).unwrap_or(i64::MAX));
+    writer.horizon = Timestamp(now.saturating_sub(MAX_LOOKBACK));
 }
