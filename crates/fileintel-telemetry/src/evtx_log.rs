@@ -41,6 +41,8 @@ struct System<'a> {
     computer: Option<Cow<'a, str>>,
     #[serde(rename = "TimeCreated", borrow, default)]
     time_created: Option<TimeCreated<'a>>,
+    #[serde(rename = "EventRecordID", default)]
+    event_record_id: Option<u64>,
 }
 
 #[derive(serde::Deserialize)]
@@ -134,13 +136,16 @@ impl<R: Read + Send> EvtxDecoder<R> {
                     continue;
                 }
             };
-            let id = record.event_record_id;
-            let fallback_time = record.timestamp;
+            // The record header's number and time can differ from the event's own
+            // `EventRecordID` and `TimeCreated` (a log saved anew renumbers its headers): the
+            // event's own are used, the header's only where the event lacks them.
+            let header_id = record.event_record_id;
+            let header_time = record.timestamp;
             self.rendered.clear();
             match record.into_json_bytes() {
                 Ok(rendered) => self.rendered = rendered.data,
                 Err(error) => {
-                    batch.rejections.push(Rejection::new(Position::Record(id), format!("unrenderable record: {error}")));
+                    batch.rejections.push(Rejection::new(Position::Record(header_id), format!("unrenderable record: {error}")));
                     continue;
                 }
             }
@@ -148,39 +153,43 @@ impl<R: Read + Send> EvtxDecoder<R> {
             if memchr::memmem::find(&self.rendered, b"\"Hashes\"").is_none() {
                 continue;
             }
-            match observe(&self.rendered, &self.tenant, fallback_time) {
-                Ok(Some(observation)) => batch.push(Position::Record(id), observation),
-                Ok(None) => {}
-                Err(reason) => batch.rejections.push(Rejection::new(Position::Record(id), reason)),
+            match observe(&self.rendered, &self.tenant, header_time) {
+                Ok((id, Some(observation))) => batch.push(Position::Record(id.unwrap_or(header_id)), observation),
+                Ok((_, None)) => {}
+                Err((id, reason)) => batch.rejections.push(Rejection::new(Position::Record(id.unwrap_or(header_id)), reason)),
             }
         }
     }
 }
 
+/// The observation a rendered record makes, with the event's own record id where it has one.
+#[allow(clippy::type_complexity)]
 fn observe(
     rendered: &[u8],
     tenant: &str,
-    fallback_time: evtx::Timestamp,
-) -> Result<Option<fileintel_core::Observation>, String> {
-    let root: Root<'_> = serde_json::from_slice(rendered).map_err(|error| format!("unexpected event shape: {error}"))?;
+    header_time: evtx::Timestamp,
+) -> Result<(Option<u64>, Option<fileintel_core::Observation>), (Option<u64>, String)> {
+    let root: Root<'_> =
+        serde_json::from_slice(rendered).map_err(|error| (None, format!("unexpected event shape: {error}")))?;
     let Event { system, data } = root.event;
+    let id = system.event_record_id;
     let provider = system.provider.and_then(|provider| provider.attributes.name);
     if provider.as_deref().is_some_and(|name| name != SYSMON) {
-        return Ok(None);
+        return Ok((id, None));
     }
-    let Some(data) = data else { return Ok(None) };
-    let event_id = system.event_id.number().ok_or("EventID is not a number")?;
-    let record_time = fallback_time.to_string();
+    let Some(data) = data else { return Ok((id, None)) };
+    let event_id = system.event_id.number().ok_or((id, "EventID is not a number".to_owned()))?;
+    let header_time = header_time.to_string();
     let system_time = system.time_created.and_then(|time| time.attributes.system_time);
     let event = SysmonEvent {
         event_id,
         computer: system.computer.as_deref(),
-        system_time: Some(system_time.as_deref().unwrap_or(&record_time)),
+        system_time: Some(system_time.as_deref().unwrap_or(&header_time)),
         data,
         // Sysmon event logs are written by Windows.
         os_platform: Some("Windows"),
     };
-    event.observation(tenant)
+    event.observation(tenant).map(|observation| (id, observation)).map_err(|reason| (id, reason))
 }
 
 impl<R: Read + Send> Decoder for EvtxDecoder<R> {

@@ -31,6 +31,8 @@ pub mod sysmon_json;
 /// Bytes of the input looked at to tell its format.
 const DETECT_BYTES: usize = 1 << 20;
 const READ_BUFFER: usize = 256 << 10;
+/// How far into a JSON document spread over many lines detection looks.
+const DETECT_WINDOW: usize = 64 << 10;
 
 /// An input format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,8 +94,16 @@ pub fn detect(prefix: &[u8]) -> Result<Format, String> {
     let rest = &prefix[start..];
     let first_line = rest.split(|&byte| byte == b'\n').next().unwrap_or(rest);
     if rest[0] == b'{' {
-        let value: serde_json::Value = serde_json::from_slice(first_line)
-            .map_err(|error| format!("the first line is not a complete JSON object ({error})"))?;
+        let value: serde_json::Value = match serde_json::from_slice(first_line) {
+            Ok(value) => value,
+            // A document over many lines: a Streaming API message written out whole.
+            Err(_) if memchr::memmem::find(rest, b"\"records\"").is_some()
+                && memchr::memmem::find(rest, b"AdvancedHunting-").is_some() =>
+            {
+                return Ok(Format::MdeJson);
+            }
+            Err(error) => return Err(format!("the first line is not a complete JSON object ({error})")),
+        };
         if mde::looks_like(&value) {
             return Ok(Format::MdeJson);
         }
@@ -172,6 +182,20 @@ pub fn decoder<'a, R: Read + Send + 'a>(
             prefix.extend_from_slice(&buffer[..read]);
             if prefix.starts_with(evtx_log::FILE_MAGIC) {
                 break;
+            }
+        }
+        // JSON written over many lines: look further for what kind it is.
+        let trimmed = prefix.trim_ascii_start();
+        let first_line = trimmed.split(|&byte| byte == b'\n').next().unwrap_or(trimmed);
+        if trimmed.starts_with(b"{") && serde_json::from_slice::<serde::de::IgnoredAny>(first_line).is_err() {
+            let mut buffer = [0u8; 8192];
+            while prefix.len() < DETECT_WINDOW {
+                match input.read(&mut buffer) {
+                    Ok(0) => break,
+                    Ok(read) => prefix.extend_from_slice(&buffer[..read]),
+                    Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(error) => return Err(error.into()),
+                }
             }
         }
     }

@@ -115,7 +115,13 @@ pub struct MdeCsvDecoder<R> {
 
 impl<R: BufRead> MdeCsvDecoder<R> {
     pub fn new(input: R, tenant: String) -> Self {
-        let reader = csv::ReaderBuilder::new().flexible(true).has_headers(false).from_reader(input);
+        // Rows end at `\n`, and a `\r` before it is dropped from the last cell: with its default
+        // terminator the csv crate miscounts the lines of CRLF files, and rejections name lines.
+        let reader = csv::ReaderBuilder::new()
+            .flexible(true)
+            .has_headers(false)
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_reader(input);
         MdeCsvDecoder { reader, tenant, columns: None, record: csv::ByteRecord::new() }
     }
 }
@@ -182,7 +188,12 @@ impl<R: BufRead + Send> Decoder for MdeCsvDecoder<R> {
                 continue;
             }
             batch.records += 1;
-            let cells: Vec<&str> = match self.record.iter().map(std::str::from_utf8).collect::<Result<_, _>>() {
+            let cells: Vec<&str> = match self
+                .record
+                .iter()
+                .map(|cell| std::str::from_utf8(cell.strip_suffix(b"\r").unwrap_or(cell)))
+                .collect::<Result<_, _>>()
+            {
                 Ok(cells) => cells,
                 Err(_) => {
                     batch.rejections.push(Rejection::new(at, "the row is not valid UTF-8"));
@@ -202,14 +213,22 @@ impl<R: BufRead + Send> Decoder for MdeCsvDecoder<R> {
     }
 }
 
-pub struct MdeJsonDecoder<R> {
-    lines: Lines<R>,
+/// Streaming API output comes as JSON lines (one record or message per line), or as whole
+/// messages written out over many lines; the first line tells which.
+enum JsonInput<R: BufRead> {
+    Undecided(Option<R>),
+    Lines(Lines<R>),
+    Documents(serde_json::StreamDeserializer<'static, serde_json::de::IoRead<R>, Value>),
+}
+
+pub struct MdeJsonDecoder<R: BufRead> {
+    input: JsonInput<R>,
     tenant: String,
 }
 
 impl<R: BufRead> MdeJsonDecoder<R> {
     pub fn new(input: R, tenant: String) -> Self {
-        MdeJsonDecoder { lines: Lines::new(input), tenant }
+        MdeJsonDecoder { input: JsonInput::Undecided(Some(input)), tenant }
     }
 }
 
@@ -245,9 +264,7 @@ impl<R: BufRead + Send> MdeJsonDecoder<R> {
                 _ => None,
             })
             .collect();
-        let get = |name: &str| {
-            properties.get(name).and_then(json_text).or_else(|| rendered.get(name).map(String::as_str))
-        };
+        let get = |name: &str| properties.get(name).and_then(json_text).or_else(|| rendered.get(name).map(String::as_str));
         let (observations, problems) = row_observations(&get, &self.tenant, record.get("time").and_then(json_text));
         for observation in observations {
             batch.push(at, observation);
@@ -256,40 +273,76 @@ impl<R: BufRead + Send> MdeJsonDecoder<R> {
             batch.rejections.push(Rejection::new(at, format!("{prefix}{problem}")));
         }
     }
+
+    /// A message (`{"records": [...]}`) or a single record.
+    fn message(&self, value: &Value, at: Position, batch: &mut ParsedBatch) {
+        match value.get("records").and_then(Value::as_array) {
+            Some(records) => {
+                for (index, record) in records.iter().enumerate() {
+                    self.record(record, Some(index), at, batch);
+                }
+            }
+            None => self.record(value, None, at, batch),
+        }
+    }
 }
 
 impl<R: BufRead + Send> Decoder for MdeJsonDecoder<R> {
     fn next_batch(&mut self, max: usize) -> io::Result<Option<ParsedBatch>> {
+        if let JsonInput::Undecided(input) = &mut self.input {
+            let Some(mut input) = input.take() else { return Ok(None) };
+            let buffered = input.fill_buf()?;
+            let start = buffered.iter().position(|byte| !byte.is_ascii_whitespace()).unwrap_or(buffered.len());
+            let rest = &buffered[start..];
+            let first_line = rest.split(|&byte| byte == b'\n').next().unwrap_or(rest);
+            let whole_line = serde_json::from_slice::<serde::de::IgnoredAny>(first_line).is_ok();
+            self.input = if whole_line || rest.is_empty() {
+                JsonInput::Lines(Lines::new(input))
+            } else {
+                JsonInput::Documents(serde_json::Deserializer::from_reader(input).into_iter())
+            };
+        }
         let mut batch = ParsedBatch::default();
         let mut any = false;
         while batch.len() < max {
-            let Some((number, line)) = self.lines.next_line()? else { break };
-            any = true;
-            let at = Position::Line(number);
-            let line = match line {
-                Line::Overlong => {
-                    batch.records += 1;
-                    batch.rejections.push(Rejection::new(at, overlong_reason()));
-                    continue;
-                }
-                Line::Text(line) if is_blank(line) => continue,
-                Line::Text(line) => line,
-            };
-            let value = match serde_json::from_slice::<Value>(line) {
-                Ok(value) => value,
-                Err(error) => {
-                    batch.records += 1;
-                    batch.rejections.push(Rejection::new(at, format!("invalid JSON: {error}")));
-                    continue;
-                }
-            };
-            match value.get("records").and_then(Value::as_array) {
-                Some(records) => {
-                    for (index, record) in records.iter().enumerate() {
-                        self.record(record, Some(index), at, &mut batch);
+            match &mut self.input {
+                JsonInput::Undecided(_) => break,
+                JsonInput::Lines(lines) => {
+                    let Some((number, line)) = lines.next_line()? else { break };
+                    any = true;
+                    let at = Position::Line(number);
+                    let line = match line {
+                        Line::Overlong => {
+                            batch.records += 1;
+                            batch.rejections.push(Rejection::new(at, overlong_reason()));
+                            continue;
+                        }
+                        Line::Text(line) if is_blank(line) => continue,
+                        Line::Text(line) => line,
+                    };
+                    match serde_json::from_slice::<Value>(line) {
+                        Ok(value) => self.message(&value, at, &mut batch),
+                        Err(error) => {
+                            batch.records += 1;
+                            batch.rejections.push(Rejection::new(at, format!("invalid JSON: {error}")));
+                        }
                     }
                 }
-                None => self.record(&value, None, at, &mut batch),
+                JsonInput::Documents(documents) => {
+                    let Some(document) = documents.next() else { break };
+                    any = true;
+                    let at = Position::Offset(documents.byte_offset() as u64);
+                    match document {
+                        Ok(value) => self.message(&value, at, &mut batch),
+                        Err(error) if error.is_io() => return Err(io::Error::other(error.to_string())),
+                        Err(error) => {
+                            // A document that does not parse leaves no place to resume from.
+                            batch.records += 1;
+                            batch.rejections.push(Rejection::new(at, format!("invalid JSON, reading stopped: {error}")));
+                            self.input = JsonInput::Undecided(None);
+                        }
+                    }
+                }
             }
         }
         Ok(any.then_some(batch))

@@ -87,8 +87,10 @@ pub struct SysmonEvent<'a> {
     pub os_platform: Option<&'a str>,
 }
 
+/// A field's text, unless it is empty or one of Sysmon's placeholders (`-`, and `?` for version
+/// information the file does not have).
 fn present<'v>(value: &'v Option<Cow<'_, str>>) -> Option<&'v str> {
-    value.as_deref().map(str::trim).filter(|text| !text.is_empty() && *text != "-")
+    value.as_deref().map(str::trim).filter(|text| !text.is_empty() && *text != "-" && *text != "?")
 }
 
 /// A path as Sysmon writes it, unless it is a placeholder like `-` or `<unknown process>`.

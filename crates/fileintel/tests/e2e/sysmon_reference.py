@@ -35,7 +35,7 @@ Observation rules (the brief fileintel implements):
     rendered the same way. (The record header's own timestamp is a different value: it
     differs from TimeCreated in 690 of the 767 test records.)
   * signed (Signed "true"/"false" -> bool), signature, signatureStatus, company, product:
-    null when absent, empty or "-".
+    null when absent, empty, "-" or "?" (Sysmon's placeholder for missing version information).
 
 Field names of the --flat / --flat-la / --ecs shapes, and the sources they were checked against
 (public copies read through the project's search tool; none fetched live):
@@ -158,7 +158,7 @@ HEX = re.compile(r"^[0-9a-f]+$")
 
 
 def absent(value):
-    return value is None or value == "" or value == "-"
+    return value is None or value.strip() in ("", "-", "?")
 
 
 def path_value(value):
