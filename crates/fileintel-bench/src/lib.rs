@@ -310,19 +310,23 @@ fn parse_only(input: &Path) -> anyhow::Result<(u64, f64)> {
     let mut reader = fileintel_core::NdjsonReader::new();
     let mut file = std::fs::File::open(input)?;
     let mut buffer = vec![0u8; 1 << 20];
-    let mut observations = 0u64;
+    let (mut observations, mut rejected) = (0u64, 0usize);
     loop {
         let read = file.read(&mut buffer)?;
         if read == 0 {
             break;
         }
         reader.push(&buffer[..read]);
-        observations += reader.take_batch().len() as u64;
+        let batch = reader.take_batch();
+        observations += batch.len() as u64;
+        rejected += batch.rejections.len();
     }
     reader.finish();
-    observations += reader.take_batch().len() as u64;
-    if reader.rejected > 0 {
-        bail!("the synthetic input has {} rejected lines", reader.rejected);
+    let batch = reader.take_batch();
+    observations += batch.len() as u64;
+    rejected += batch.rejections.len();
+    if rejected > 0 {
+        bail!("the synthetic input has {rejected} rejected lines");
     }
     Ok((observations, started.elapsed().as_secs_f64()))
 }

@@ -103,6 +103,7 @@ mod tests {
                 determination_value: Some("PUA:Win32/FusionCore".into()),
                 ..Default::default()
             },
+            reported: Default::default(),
         };
         let context = file_entity_context("https", "api.example");
         let json = String::from_utf8(FileEntity::new(context, &record, &record.facts).to_json()).unwrap();

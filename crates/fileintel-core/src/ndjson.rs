@@ -152,8 +152,8 @@ impl NdjsonReader {
 }
 
 /// What an import did, as the CLI prints it and `POST /api/ingest/observations` answers.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct IngestSummary {
     /// Input records read: lines, events or rows, whether or not they held an observation.
     pub records: u64,

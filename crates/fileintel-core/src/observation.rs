@@ -132,7 +132,7 @@ impl Observation {
 }
 
 /// Where a record sits in its input, in the unit its format counts in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Position {
     /// 1-based line number (NDJSON, JSON lines, CSV).
@@ -155,7 +155,7 @@ impl std::fmt::Display for Position {
 
 /// A rejected input record: where it was and why. Serialized as `{"line": 3, "reason": ...}`
 /// (or `record`, or `offset`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Rejection {
     #[serde(flatten)]
     pub at: Position,

@@ -17,6 +17,10 @@ use crate::issuers::ExternalIssuers;
 pub const FILE_READ_ALL: &str = "File.Read.All";
 /// Application permission the ingestion endpoints need.
 pub const FILE_READ_WRITE_ALL: &str = "File.ReadWrite.All";
+/// Application permission to read machines (`roles`).
+pub const MACHINE_READ_ALL: &str = "Machine.Read.All";
+/// The delegated scope to read machines (`scp`).
+pub const MACHINE_READ: &str = "Machine.Read";
 
 /// Verified tokens kept, so a client that reuses its token pays for the signature check once.
 const CACHE_LIMIT: usize = 16_384;
@@ -217,6 +221,11 @@ pub async fn authenticate(
 }
 
 impl Authenticated {
+    /// The caller's tenant; `None` when authentication is off.
+    pub fn tenant(&self) -> Option<&str> {
+        self.0.as_ref().map(|caller| caller.tenant.as_str())
+    }
+
     /// Requires an application permission in the token's `roles`; delegated tokens cannot write.
     pub fn require_role(&self, permission: &str) -> Result<&Self, ApiError> {
         match &self.0 {
@@ -233,12 +242,18 @@ impl Authenticated {
     /// delegated token, whose user must also hold a role that grants View Data. The user's roles
     /// are read at each request, so taking a role away takes effect at once.
     pub async fn require_view(&self, state: &AppState, permission: &str) -> Result<&Self, ApiError> {
+        self.require_view_as(state, permission, permission).await
+    }
+
+    /// [`Authenticated::require_view`] where the application permission (`role`) and the delegated
+    /// scope (`scope`) have different names, as `Machine.Read.All` and `Machine.Read` do.
+    pub async fn require_view_as(&self, state: &AppState, role: &str, scope: &str) -> Result<&Self, ApiError> {
         let Some(caller) = &self.0 else { return Ok(self) };
         if !caller.is_delegated() {
-            return self.require_role(permission);
+            return self.require_role(role);
         }
-        if !caller.scopes.iter().any(|scope| scope == permission) {
-            return Err(ApiError::Forbidden(format!("The token lacks the {permission} scope.")));
+        if !caller.scopes.iter().any(|granted| granted == scope) {
+            return Err(ApiError::Forbidden(format!("The token lacks the {scope} scope.")));
         }
         let roles = match &caller.directory_roles {
             // An external issuer trusted for the user's roles vouches for them in the token.

@@ -2,21 +2,29 @@
 
 use axum::Router;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use fileintel_core::{FileEntity, FileHash, file_entity_context};
+use fileintel_core::{FileEntity, FileHash, Timestamp, file_entity_context};
+use fileintel_store::MAX_LOOKBACK_HOURS;
+use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::auth::{Authenticated, FILE_READ_ALL};
+use crate::auth::{Authenticated, FILE_READ_ALL, MACHINE_READ, MACHINE_READ_ALL};
 use crate::error::ApiError;
 
 /// What MDE answers with; clients look for `application/json` at the front.
 const ODATA_JSON: &str = "application/json; odata.metadata=minimal; odata.streaming=true; charset=utf-8";
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/files/{id}", get(get_file)).route("/api/v1.0/files/{id}", get(get_file))
+    Router::new()
+        .route("/api/files/{id}", get(get_file))
+        .route("/api/v1.0/files/{id}", get(get_file))
+        .route("/api/files/{id}/stats", get(get_stats))
+        .route("/api/v1.0/files/{id}/stats", get(get_stats))
+        .route("/api/files/{id}/machines", get(get_machines))
+        .route("/api/v1.0/files/{id}/machines", get(get_machines))
 }
 
 /// The host the client called, for `@odata.context`; falls back to the address we listen on.
@@ -50,4 +58,145 @@ async fn get_file(
     let context = file_entity_context(&state.config.scheme, request_host(&headers, &state));
     let facts = record.effective_facts();
     Ok(odata_json(FileEntity::new(context, &record, &facts).to_json()))
+}
+
+/// `lookBackHours` from the query (the name compared without regard to case, as OData does):
+/// 1 to 720, 720 when absent.
+fn look_back_hours(query: Option<&str>) -> Result<i64, ApiError> {
+    let mut hours = MAX_LOOKBACK_HOURS;
+    for pair in query.unwrap_or_default().split('&').filter(|pair| !pair.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if !name.eq_ignore_ascii_case("lookBackHours") {
+            continue;
+        }
+        hours = value
+            .parse::<i64>()
+            .ok()
+            .filter(|hours| (1..=MAX_LOOKBACK_HOURS).contains(hours))
+            .ok_or_else(|| invalid_look_back(value))?;
+    }
+    Ok(hours)
+}
+
+fn invalid_look_back(value: &str) -> ApiError {
+    ApiError::BadRequest {
+        code: "InvalidInput",
+        message: format!("lookBackHours must be a whole number of hours from 1 to {MAX_LOOKBACK_HOURS}, not '{value}'."),
+    }
+}
+
+fn now() -> Timestamp {
+    let elapsed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Timestamp(i64::try_from(elapsed.as_nanos() / 100).unwrap_or(i64::MAX))
+}
+
+fn time_value(time: Option<Timestamp>) -> Value {
+    time.map_or(Value::Null, |time| Value::String(time.to_string()))
+}
+
+/// `GET /api/files/{id}/stats`: the file in the caller's tenant within the look-back window,
+/// beside its global figures.
+async fn get_stats(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    caller.require_view(&state, FILE_READ_ALL).await?;
+    let Path(id) = id.map_err(|_| ApiError::InvalidHashValue("(undecodable)".into()))?;
+    let hash = FileHash::parse(&id).map_err(|_| ApiError::InvalidHashValue(id.clone()))?;
+    let hours = look_back_hours(query.as_deref())?;
+    let since = Timestamp(now().0 - hours * 3600 * 10_000_000);
+    let tenant = caller.tenant().unwrap_or(fileintel_core::DEFAULT_TENANT);
+    let stats = state
+        .store
+        .file_stats(hash, tenant, since)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("File {id} was not found")))?;
+    let record = &stats.record;
+    let global = if record.global_first_observed.is_some() { record.global_prevalence } else { 0 };
+    let host = request_host(&headers, &state);
+    let body = json!({
+        "@odata.context": format!("{}://{host}/api/$metadata#microsoft.windowsDefenderATP.api.InOrgFileStats", state.config.scheme),
+        "sha1": record.hashes.sha1.map(|sha1| sha1.to_string()),
+        "orgPrevalence": stats.prevalence.to_string(),
+        "organizationPrevalence": stats.prevalence,
+        "orgFirstSeen": time_value(stats.first_seen),
+        "orgLastSeen": time_value(stats.last_seen),
+        "globalPrevalence": global.to_string(),
+        "globallyPrevalence": global,
+        "globalFirstObserved": time_value(record.global_first_observed),
+        "globalLastObserved": time_value(record.global_last_observed),
+        "topFileNames": stats.top_file_names,
+    });
+    Ok(odata_json(serde_json::to_vec(&body).unwrap_or_default()))
+}
+
+/// `GET /api/files/{sha1}/machines`: the caller's tenant's devices that observed the file, as
+/// MDE `Machine` entities with what telemetry tells of them and the rest null.
+async fn get_machines(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    caller.require_view_as(&state, MACHINE_READ_ALL, MACHINE_READ).await?;
+    let Path(id) = id.map_err(|_| ApiError::InvalidHashValue("(undecodable)".into()))?;
+    let hash = match FileHash::parse(&id) {
+        Ok(hash @ FileHash::Sha1(_)) => hash,
+        _ => return Err(ApiError::InvalidHashValue(id)),
+    };
+    let tenant = caller.tenant().unwrap_or(fileintel_core::DEFAULT_TENANT);
+    let mut devices = state.store.file_devices(hash, tenant).await?;
+    devices.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then_with(|| a.device_id.cmp(&b.device_id)));
+    let machines: Vec<Value> = devices
+        .into_iter()
+        .map(|device| {
+            json!({
+                "id": device.device_id,
+                "computerDnsName": device.device_name,
+                "firstSeen": time_value(device.device_first_seen.or(Some(device.first_seen))),
+                "lastSeen": time_value(device.device_last_seen.or(Some(device.last_seen))),
+                "osPlatform": device.os_platform,
+                "osProcessor": null,
+                "version": null,
+                "osBuild": null,
+                "lastIpAddress": null,
+                "lastExternalIpAddress": null,
+                "healthStatus": null,
+                "onboardingStatus": null,
+                "rbacGroupName": null,
+                "rbacGroupId": null,
+                "riskScore": null,
+                "exposureLevel": null,
+                "aadDeviceId": null,
+                "deviceValue": null,
+                "osArchitecture": null,
+                "machineTags": [],
+                "ipAddresses": [],
+            })
+        })
+        .collect();
+    let host = request_host(&headers, &state);
+    let body = json!({
+        "@odata.context": format!("{}://{host}/api/$metadata#Machines", state.config.scheme),
+        "value": machines,
+    });
+    Ok(odata_json(serde_json::to_vec(&body).unwrap_or_default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn look_back_hours_defaults_to_720_and_refuses_what_is_out_of_range() {
+        assert_eq!(look_back_hours(None).unwrap(), 720);
+        assert_eq!(look_back_hours(Some("lookBackHours=1")).unwrap(), 1);
+        assert_eq!(look_back_hours(Some("$top=3&LOOKBACKHOURS=720")).unwrap(), 720);
+        for bad in ["lookBackHours=0", "lookBackHours=721", "lookBackHours=-5", "lookBackHours=1.5", "lookBackHours="] {
+            assert!(look_back_hours(Some(bad)).is_err(), "{bad}");
+        }
+    }
 }

@@ -1,14 +1,20 @@
-//! `POST /api/ingest/observations`: NDJSON observations, streamed through the store as they arrive.
+//! `POST /api/ingest/observations[?format=...]`: observations in any format fileintel reads,
+//! streamed through the store as they arrive. Without `format` the body is native NDJSON;
+//! `format=auto` tells it from the content.
+
+use std::io::Read;
 
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, header};
 use axum::routing::post;
+use bytes::Bytes;
 use fileintel_core::IngestSummary;
 use fileintel_store::Ingestor;
 use fileintel_store::pipeline::DEFAULT_BATCH;
+use fileintel_telemetry::Format;
 use futures_util::StreamExt;
 
 use crate::AppState;
@@ -19,15 +25,56 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/ingest/observations", post(post_observations))
 }
 
+/// `None` for native NDJSON on the fast path, `Some(None)` to detect, `Some(Some(f))` for a named format.
+fn requested_format(query: Option<&str>) -> Result<Option<Option<Format>>, ApiError> {
+    let mut format = None;
+    for pair in query.unwrap_or_default().split('&').filter(|pair| !pair.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if name.eq_ignore_ascii_case("format") {
+            format = Some(if value.eq_ignore_ascii_case("auto") {
+                None
+            } else {
+                Some(value.parse::<Format>().map_err(|message| ApiError::BadRequest { code: "InvalidInput", message })?)
+            });
+        }
+    }
+    Ok(match format {
+        Some(Some(Format::Ndjson)) => None,
+        other => other,
+    })
+}
+
+/// The body as a blocking reader, for decoders that pull (event logs, CSV).
+struct BodyReader {
+    chunks: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+    current: Bytes,
+}
+
+impl Read for BodyReader {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.chunks.blocking_recv() {
+                Some(chunk) => self.current = chunk?,
+                None => return Ok(0),
+            }
+        }
+        let length = buffer.len().min(self.current.len());
+        buffer[..length].copy_from_slice(&self.current.split_to(length));
+        Ok(length)
+    }
+}
+
 /// Commits in batches as the body streams in and answers, once everything is durable, with the
-/// summary: counts and every rejected line's number and reason.
+/// summary: counts and every rejected record's position and reason.
 async fn post_observations(
     State(state): State<AppState>,
     caller: Authenticated,
     headers: HeaderMap,
+    RawQuery(query): RawQuery,
     body: Body,
 ) -> Result<Json<IngestSummary>, ApiError> {
     caller.require_role(FILE_READ_WRITE_ALL)?;
+    let format = requested_format(query.as_deref())?;
     let limit = state.config.max_ingest_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -37,21 +84,80 @@ async fn post_observations(
         return Err(ApiError::PayloadTooLarge(format!("The body exceeds the ingestion limit of {limit} bytes.")));
     }
     // A tenant's token writes that tenant's observations only.
-    let scope = caller.0.as_ref().map(|caller| caller.tenant.clone());
-    let mut ingestor = Ingestor::scoped(state.store.clone(), DEFAULT_BATCH.min(state.config.ingest_batch), scope);
+    let scope = caller.tenant().map(str::to_owned);
+    let batch_size = DEFAULT_BATCH.min(state.config.ingest_batch);
+    let mut ingestor = Ingestor::scoped(state.store.clone(), batch_size, scope.clone());
+    let too_large = |ingestor: &Ingestor| {
+        let committed = ingestor.progress().accepted;
+        ApiError::PayloadTooLarge(format!(
+            "The body exceeds the ingestion limit of {limit} bytes; {committed} observations before the limit were stored."
+        ))
+    };
     let mut stream = body.into_data_stream();
-    let mut received: u64 = 0;
-    while let Some(chunk) = stream.next().await {
-        let chunk =
-            chunk.map_err(|error| ApiError::bad_request(format!("The request body could not be read: {error}")))?;
-        received += chunk.len() as u64;
-        if received > limit {
-            let committed = ingestor.progress().accepted;
-            return Err(ApiError::PayloadTooLarge(format!(
-                "The body exceeds the ingestion limit of {limit} bytes; {committed} observations before the limit were stored."
-            )));
+    let Some(format) = format else {
+        let mut received: u64 = 0;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk
+                .map_err(|error| ApiError::bad_request(format!("The request body could not be read: {error}")))?;
+            received += chunk.len() as u64;
+            if received > limit {
+                return Err(too_large(&ingestor));
+            }
+            ingestor.push(&chunk).await?;
         }
-        ingestor.push(&chunk).await?;
+        return Ok(Json(ingestor.finish().await?));
+    };
+
+    // Other formats decode on a blocking thread that reads the body as it arrives.
+    let (chunk_sender, chunks) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
+    let pump = tokio::spawn(async move {
+        let mut received: u64 = 0;
+        while let Some(chunk) = stream.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(error) => {
+                    let message = format!("The request body could not be read: {error}");
+                    let _ = chunk_sender.send(Err(std::io::Error::other(message.clone()))).await;
+                    return Err(ApiError::bad_request(message));
+                }
+            };
+            received += chunk.len() as u64;
+            if received > limit {
+                let _ = chunk_sender.send(Err(std::io::Error::other("body over the limit"))).await;
+                return Err(ApiError::PayloadTooLarge(String::new()));
+            }
+            if chunk_sender.send(Ok(chunk)).await.is_err() {
+                break;
+            }
+        }
+        Ok(())
+    });
+    let (batch_sender, mut batches) = tokio::sync::mpsc::channel(2);
+    let decode = tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
+        let reader = BodyReader { chunks, current: Bytes::new() };
+        let mut decoder = fileintel_telemetry::decoder(format, reader, scope)
+            .map_err(|error| ApiError::BadRequest { code: "InvalidRequestBody", message: error.to_string() })?;
+        loop {
+            match decoder.next_batch(batch_size) {
+                Ok(Some(batch)) => {
+                    if batch_sender.blocking_send(batch).is_err() {
+                        return Ok(());
+                    }
+                }
+                Ok(None) => return Ok(()),
+                Err(error) => return Err(ApiError::bad_request(format!("The request body could not be read: {error}"))),
+            }
+        }
+    });
+    while let Some(batch) = batches.recv().await {
+        ingestor.submit(batch).await?;
     }
+    let decoded = decode.await.map_err(|error| ApiError::Internal(format!("decoder task: {error}")))?;
+    match pump.await.map_err(|error| ApiError::Internal(format!("body task: {error}")))? {
+        Err(ApiError::PayloadTooLarge(_)) => return Err(too_large(&ingestor)),
+        Err(error) => return Err(error),
+        Ok(()) => {}
+    }
+    decoded?;
     Ok(Json(ingestor.finish().await?))
 }

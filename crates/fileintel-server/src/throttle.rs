@@ -72,6 +72,8 @@ impl RateLimits {
 fn api_of(route: &str) -> Option<&'static str> {
     match route {
         "/api/files/{id}" | "/api/v1.0/files/{id}" => Some("files"),
+        "/api/files/{id}/stats" | "/api/v1.0/files/{id}/stats" => Some("stats"),
+        "/api/files/{id}/machines" | "/api/v1.0/files/{id}/machines" => Some("machines"),
         "/api/ingest/observations" => Some("ingest"),
         "/{tenant}/oauth2/v2.0/token" | "/{tenant}/oauth2/token" => Some("token"),
         _ => None,

@@ -12,7 +12,7 @@ use fileintel_core::{Application, SigningKey};
 use fileintel_server::{AppState, AuthState, ServerConfig, router};
 use fileintel_store::{FjallStore, Store};
 use http_body_util::BodyExt;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tower::ServiceExt;
 
 const HOST: &str = "fileintel.test:8443";
@@ -518,4 +518,129 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_address_budget
         assert_eq!(sign_in("198.51.100.9", Some("192.0.2.9"), "wrong").await, StatusCode::UNAUTHORIZED);
     }
     assert_eq!(sign_in("198.51.100.9", Some("192.0.2.10"), &secret).await, StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// Two tenants see the same file; each sees only its own devices and counts in `/stats` and
+/// `/machines`, and the window, the 720-hour bound and the permissions hold over HTTP.
+#[tokio::test]
+async fn stats_and_machines_show_only_the_callers_tenant() {
+    let app = spawn_app().await;
+    let sha1 = "2222222222222222222222222222222222222222";
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let ago = |hours: i64| fileintel_core::Timestamp::from_unix_seconds(now - hours * 3600).to_string();
+    let line = |tenant: &str, device: &str, hours: i64, name: &str| {
+        format!(
+            r#"{{"tenantId":"{tenant}","deviceId":"{device}","deviceName":"{device}.{tenant}.local","timestamp":"{}","sha1":"{sha1}","fileName":"{name}","osPlatform":"Windows11"}}"#,
+            ago(hours)
+        )
+    };
+    let body = [
+        line("contoso", "c1", 2, "tool.exe"),
+        line("contoso", "c2", 30, "tool.exe"),
+        line("contoso", "c3", 900, "ancient.exe"),
+        line("contoso", "c2", 50, "renamed.exe"),
+        line("fabrikam", "f1", 1, "theirs.exe"),
+        line("fabrikam", "f2", 1, "theirs.exe"),
+        line("fabrikam", "f3", 1, "theirs.exe"),
+    ]
+    .join("\n");
+    // An unscoped operator import through the store itself, since the files span two tenants.
+    let mut ingestor = fileintel_store::Ingestor::new(app.store.clone(), 100);
+    ingestor.push(body.as_bytes()).await.unwrap();
+    assert_eq!(ingestor.finish().await.unwrap().accepted, 7);
+
+    let (reader, secret) = app.register("contoso", &["File.Read.All", "Machine.Read.All"]).await;
+    let token = app.token("contoso", &reader, &secret).await;
+    let stats = app.get(&format!("/api/files/{sha1}/stats"), Some(&token)).await;
+    assert_eq!(stats.status, StatusCode::OK, "{}", stats.json);
+    let body = &stats.json;
+    assert!(body["@odata.context"].as_str().unwrap().ends_with("/api/$metadata#microsoft.windowsDefenderATP.api.InOrgFileStats"));
+    assert_eq!(body["sha1"], sha1);
+    assert_eq!((body["organizationPrevalence"].clone(), body["orgPrevalence"].clone()), (json!(2), json!("2")));
+    assert_eq!((body["globallyPrevalence"].clone(), body["globalPrevalence"].clone()), (json!(6), json!("6")));
+    assert_eq!(body["orgFirstSeen"], ago(50), "c3's sighting is outside 720 hours");
+    assert_eq!(body["orgLastSeen"], ago(2));
+    assert_eq!(body["topFileNames"], json!(["tool.exe", "ancient.exe", "renamed.exe"]));
+    let day = app.get(&format!("/api/v1.0/files/{}/stats?lookBackHours=24", sha1.to_uppercase()), Some(&token)).await;
+    assert_eq!((day.json["organizationPrevalence"].clone(), day.json["orgFirstSeen"].clone()), (json!(1), json!(ago(2))));
+    for bad in ["0", "721", "x"] {
+        let answer = app.get(&format!("/api/files/{sha1}/stats?lookBackHours={bad}"), Some(&token)).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{bad}: {}", answer.json);
+        assert!(answer.json["error"]["message"].as_str().unwrap().contains("720"));
+    }
+    let unknown = app.get("/api/files/3333333333333333333333333333333333333333/stats", Some(&token)).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+
+    let machines = app.get(&format!("/api/files/{sha1}/machines"), Some(&token)).await;
+    assert_eq!(machines.status, StatusCode::OK, "{}", machines.json);
+    assert!(machines.json["@odata.context"].as_str().unwrap().ends_with("/api/$metadata#Machines"));
+    let value = machines.json["value"].as_array().unwrap();
+    let ids: Vec<&str> = value.iter().map(|machine| machine["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["c1", "c2", "c3"], "contoso's devices, the latest first");
+    assert_eq!(value[1]["computerDnsName"], "c2.contoso.local");
+    assert_eq!((value[1]["firstSeen"].clone(), value[1]["lastSeen"].clone()), (json!(ago(50)), json!(ago(30))));
+    assert_eq!(value[1]["osPlatform"], "Windows11");
+    assert!(value[1]["healthStatus"].is_null() && value[1].as_object().unwrap().contains_key("rbacGroupName"));
+    let by_sha256 = app.get(&format!("/api/files/{}/machines", "ab".repeat(32)), Some(&token)).await;
+    assert_eq!(by_sha256.json["error"]["code"], "InvalidHashValue");
+    let none = app.get("/api/files/3333333333333333333333333333333333333333/machines", Some(&token)).await;
+    assert_eq!((none.status, none.json["value"].clone()), (StatusCode::OK, json!([])));
+
+    let (other, other_secret) = app.register("fabrikam", &["File.Read.All", "Machine.Read.All"]).await;
+    let theirs = app.token("fabrikam", &other, &other_secret).await;
+    let stats = app.get(&format!("/api/files/{sha1}/stats"), Some(&theirs)).await;
+    assert_eq!((stats.json["organizationPrevalence"].clone(), stats.json["topFileNames"].clone()), (json!(3), json!(["theirs.exe"])));
+    let machines = app.get(&format!("/api/files/{sha1}/machines"), Some(&theirs)).await;
+    let ids: Vec<&str> = machines.json["value"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 3);
+    assert!(ids.iter().all(|id| id.starts_with('f')), "{ids:?}");
+
+    let (files_only, files_secret) = app.register("contoso", &["File.Read.All"]).await;
+    let files_token = app.token("contoso", &files_only, &files_secret).await;
+    assert_forbidden(&app.get(&format!("/api/files/{sha1}/machines"), Some(&files_token)).await);
+    let (machines_only, machines_secret) = app.register("contoso", &["Machine.Read.All"]).await;
+    let machines_token = app.token("contoso", &machines_only, &machines_secret).await;
+    assert_forbidden(&app.get(&format!("/api/files/{sha1}/stats"), Some(&machines_token)).await);
+    assert_unauthorized(&app.get(&format!("/api/files/{sha1}/stats"), None).await);
+}
+
+/// Event logs and exports go through the same endpoint, named by `format` or told by content,
+/// and always into the caller's tenant.
+#[tokio::test]
+async fn the_ingestion_endpoint_takes_event_logs_and_exports_into_the_callers_tenant() {
+    let app = spawn_app().await;
+    let (client_id, secret) = app.register("contoso", &["File.ReadWrite.All"]).await;
+    let token = app.token("contoso", &client_id, &secret).await;
+    let log = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/testdata/evtx/Defense_Evasion/DSE_bypass_BYOV_TDL_dummydriver_sysmon_6_7_13.evtx");
+    let bytes = std::fs::read(&log).unwrap();
+    for query in ["?format=evtx", "?format=auto"] {
+        let request = Request::post(format!("/api/ingest/observations{query}"))
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::from(bytes.clone()))
+            .unwrap();
+        let answer = app.send(request).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+        assert!(answer.json["accepted"].as_u64().unwrap() > 0, "{}", answer.json);
+        assert_eq!(answer.json["rejected"], 0);
+    }
+    let driver = fileintel_core::FileHash::parse("7c1b25518dee1e30b5a6eaa1ea8e4a3780c24d0c").unwrap();
+    let devices = app.store.file_devices(driver, "contoso").await.unwrap();
+    assert_eq!(devices.len(), 1);
+    assert_eq!(devices[0].device_id, "MSEDGEWIN10");
+    let record = app.store.get_file(driver).await.unwrap().unwrap();
+    assert_eq!(record.effective_facts().signer.as_deref(), Some("innotek GmbH"), "the endpoint's report fills the signer");
+
+    let request = Request::post("/api/ingest/observations?format=auto")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::from("hello,world\n"))
+        .unwrap();
+    let answer = app.send(request).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert!(answer.json["error"]["message"].as_str().unwrap().contains("mde-csv"), "{}", answer.json);
+    let request = Request::post("/api/ingest/observations?format=pdf")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::from(""))
+        .unwrap();
+    assert_eq!(app.send(request).await.status, StatusCode::BAD_REQUEST);
 }

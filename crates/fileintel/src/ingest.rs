@@ -1,16 +1,20 @@
-//! `fileintel ingest`: NDJSON observations into the data directory, or through a running server.
+//! `fileintel ingest`: observations (native NDJSON, Sysmon event logs or JSON, MDE exports) into
+//! the data directory, or through a running server.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use fileintel_core::IngestSummary;
 use fileintel_store::pipeline::DEFAULT_BATCH;
 use fileintel_store::{FjallStore, Ingestor, Store, StoreError};
+use fileintel_telemetry::Format;
+use futures_util::StreamExt;
 use http_body_util::BodyExt;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -32,10 +36,21 @@ pub struct IngestArgs {
     /// Observations per durable commit.
     #[arg(long, default_value_t = DEFAULT_BATCH)]
     batch: usize,
+    /// The input format: ndjson, evtx, sysmon-json, mde-csv or mde-json; told from each file's
+    /// content when not given.
+    #[arg(long, value_parser = parse_format)]
+    format: Option<Format>,
+    /// The tenant that event logs and exports (which name none) belong to; for NDJSON, lines
+    /// naming another tenant are refused.
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Files read at once (each on its own thread); 0 means one per CPU.
+    #[arg(long, default_value_t = 0)]
+    jobs: usize,
     /// Print the summary as JSON (one object per input) instead of text.
     #[arg(long)]
     json: bool,
-    /// NDJSON files to import; `-` reads standard input.
+    /// Files to import; `-` reads standard input.
     #[arg(required = true)]
     files: Vec<PathBuf>,
 }
@@ -47,6 +62,17 @@ fn open_input(path: &Path) -> anyhow::Result<(Box<dyn Read + Send>, Option<u64>)
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let length = file.metadata().ok().map(|metadata| metadata.len());
     Ok((Box::new(file), length))
+}
+
+fn parse_format(text: &str) -> Result<Format, String> {
+    text.parse()
+}
+
+/// What all inputs have done so far, for the progress line.
+#[derive(Default)]
+struct Progress {
+    records: AtomicU64,
+    observations: AtomicU64,
 }
 
 fn progress_bar(length: Option<u64>, label: &str) -> ProgressBar {
@@ -70,14 +96,50 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
             None => Some(open_store(&args.store)?),
         };
         let store: Option<Arc<dyn Store>> = local.clone().map(|store| Arc::new(store) as Arc<dyn Store>);
-        for path in &args.files {
-            let label = path.display().to_string();
-            let summary = match (&store, &args.server) {
-                (Some(store), _) => ingest_local(store.clone(), path, args.batch).await?,
-                (None, Some(server)) => ingest_remote(server, args.token.as_deref(), path).await?,
-                (None, None) => unreachable!("a store or a server is always chosen"),
-            };
-            summaries.push((label, summary));
+        match &store {
+            Some(store) => {
+                let progress = Arc::new(Progress::default());
+                let bar = ProgressBar::new_spinner();
+                bar.set_style(ProgressStyle::with_template("{spinner} {elapsed} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+                let ticker = {
+                    let (bar, progress) = (bar.clone(), progress.clone());
+                    let started = Instant::now();
+                    tokio::spawn(async move {
+                        loop {
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            let records = progress.records.load(Ordering::Relaxed);
+                            let rate = records as f64 / started.elapsed().as_secs_f64().max(1e-9);
+                            bar.set_message(format!(
+                                "records {records}, observations {}, {rate:.0} records/s",
+                                progress.observations.load(Ordering::Relaxed)
+                            ));
+                            bar.tick();
+                        }
+                    })
+                };
+                let jobs = if args.jobs == 0 { std::thread::available_parallelism().map_or(2, usize::from) } else { args.jobs };
+                let imports = args.files.iter().map(|path| {
+                    let (store, progress) = (store.clone(), progress.clone());
+                    let tenant = args.tenant.clone();
+                    async move {
+                        let summary = ingest_local(store, path, args.format, tenant, args.batch, progress).await;
+                        (path.display().to_string(), summary)
+                    }
+                });
+                let mut results = futures_util::stream::iter(imports).buffered(jobs.max(1));
+                while let Some((label, summary)) = results.next().await {
+                    summaries.push((label.clone(), summary.with_context(|| format!("importing {label}"))?));
+                }
+                ticker.abort();
+                bar.finish_and_clear();
+            }
+            None => {
+                let server = args.server.as_deref().unwrap_or_default();
+                for path in &args.files {
+                    let summary = ingest_remote(server, args.token.as_deref(), path, args.format).await?;
+                    summaries.push((path.display().to_string(), summary));
+                }
+            }
         }
         if let Some(local) = local {
             // Everything is durable already; writing the memtables out now spares the next open
@@ -107,31 +169,50 @@ pub(crate) fn open_store(args: &StoreArgs) -> anyhow::Result<FjallStore> {
     }
 }
 
-async fn ingest_local(store: Arc<dyn Store>, path: &Path, batch: usize) -> anyhow::Result<IngestSummary> {
-    let (mut input, length) = open_input(path)?;
-    let bar = progress_bar(length, &path.display().to_string());
-    let mut ingestor = Ingestor::new(store, batch);
-    let mut buffer = vec![0u8; CHUNK];
-    loop {
-        let read = input.read(&mut buffer).with_context(|| format!("reading {}", path.display()))?;
-        if read == 0 {
-            break;
+/// Imports one input: its decoder runs on a blocking thread, a batch ahead of the store.
+async fn ingest_local(
+    store: Arc<dyn Store>,
+    path: &Path,
+    format: Option<Format>,
+    tenant: Option<String>,
+    batch: usize,
+    progress: Arc<Progress>,
+) -> anyhow::Result<IngestSummary> {
+    let (input, _) = open_input(path)?;
+    let (sender, mut batches) = tokio::sync::mpsc::channel(2);
+    let decode_progress = progress.clone();
+    let decode = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let mut decoder = fileintel_telemetry::decoder(format, input, tenant)?;
+        while let Some(parsed) = decoder.next_batch(batch).context("reading")? {
+            decode_progress.records.fetch_add(parsed.records, Ordering::Relaxed);
+            if sender.blocking_send(parsed).is_err() {
+                break;
+            }
         }
-        ingestor.push(&buffer[..read]).await.context("storing observations")?;
-        bar.inc(read as u64);
-        let progress = ingestor.progress();
-        bar.set_message(format!("{} accepted {} rejected {}", path.display(), progress.accepted, progress.rejected));
+        Ok(())
+    });
+    let mut ingestor = Ingestor::new(store, batch);
+    while let Some(parsed) = batches.recv().await {
+        let observations = parsed.observations.len() as u64;
+        ingestor.submit(parsed).await.context("storing observations")?;
+        progress.observations.fetch_add(observations, Ordering::Relaxed);
     }
-    let summary = ingestor.finish().await.context("storing observations")?;
-    bar.finish_and_clear();
-    Ok(summary)
+    decode.await.context("the decoder stopped")??;
+    ingestor.finish().await.context("storing observations")
 }
 
-async fn ingest_remote(server: &str, token: Option<&str>, path: &Path) -> anyhow::Result<IngestSummary> {
+async fn ingest_remote(
+    server: &str,
+    token: Option<&str>,
+    path: &Path,
+    format: Option<Format>,
+) -> anyhow::Result<IngestSummary> {
     let started = Instant::now();
     let base = server.trim_end_matches('/');
-    let uri: hyper::Uri =
-        format!("{base}/api/ingest/observations").parse().with_context(|| format!("server URL {server}"))?;
+    let format_name = format.map_or("auto", Format::name);
+    let uri: hyper::Uri = format!("{base}/api/ingest/observations?format={format_name}")
+        .parse()
+        .with_context(|| format!("server URL {server}"))?;
     if uri.scheme_str() != Some("http") {
         bail!("--server takes an http:// URL");
     }
@@ -160,7 +241,12 @@ async fn ingest_remote(server: &str, token: Option<&str>, path: &Path) -> anyhow
         }
     });
     let body = http_body_util::StreamBody::new(futures_stream(receiver));
-    let mut request = hyper::Request::post(uri).header(hyper::header::CONTENT_TYPE, "application/x-ndjson");
+    let content_type = match format {
+        Some(Format::Evtx) => "application/octet-stream",
+        Some(Format::MdeCsv) => "text/csv",
+        _ => "application/x-ndjson",
+    };
+    let mut request = hyper::Request::post(uri).header(hyper::header::CONTENT_TYPE, content_type);
     if let Some(token) = token {
         request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
     }
@@ -191,29 +277,7 @@ fn futures_stream<T: Send + 'static>(
 }
 
 fn summary_from_json(answer: &serde_json::Value) -> IngestSummary {
-    let number = |key: &str| answer[key].as_u64().unwrap_or_default();
-    let rejected_lines = answer["rejectedLines"]
-        .as_array()
-        .map(|lines| {
-            lines
-                .iter()
-                .map(|line| fileintel_core::Rejection {
-                    line: line["line"].as_u64().unwrap_or_default(),
-                    reason: line["reason"].as_str().unwrap_or_default().to_owned(),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    IngestSummary {
-        accepted: number("accepted"),
-        rejected: number("rejected"),
-        files_touched: number("filesTouched"),
-        new_files: number("newFiles"),
-        seconds: answer["seconds"].as_f64().unwrap_or_default(),
-        observations_per_second: answer["observationsPerSecond"].as_f64().unwrap_or_default(),
-        rejected_lines,
-        rejected_lines_truncated: answer["rejectedLinesTruncated"].as_bool().unwrap_or_default(),
-    }
+    serde_json::from_value(answer.clone()).unwrap_or_default()
 }
 
 fn report(summaries: &[(String, IngestSummary)], json: bool) -> anyhow::Result<()> {
@@ -231,13 +295,14 @@ fn report(summaries: &[(String, IngestSummary)], json: bool) -> anyhow::Result<(
     }
     for (input, summary) in summaries {
         for rejection in &summary.rejected_lines {
-            eprintln!("{input}:{}: rejected: {}", rejection.line, rejection.reason);
+            eprintln!("{input}: {}: rejected: {}", rejection.at, rejection.reason);
         }
         if summary.rejected_lines_truncated {
-            eprintln!("{input}: more rejected lines than listed");
+            eprintln!("{input}: more rejected records than listed");
         }
         println!(
-            "{input}: accepted {}, rejected {}, files touched {} ({} new), {:.2} s, {:.0} observations/s",
+            "{input}: records {}, accepted {}, rejected {}, files touched {} ({} new), {:.2} s, {:.0} observations/s",
+            summary.records,
             summary.accepted,
             summary.rejected,
             summary.files_touched,
