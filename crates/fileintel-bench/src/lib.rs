@@ -11,6 +11,7 @@
 
 pub mod ceiling;
 pub mod synth;
+pub mod telemetry;
 
 use std::io::{BufWriter, Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -23,6 +24,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 pub use ceiling::{CeilingArgs, run_ceiling};
+pub use telemetry::{TelemetryArgs, run_telemetry};
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
@@ -94,7 +96,7 @@ pub struct Report {
 }
 
 /// Kills a child process when dropped, so a failed benchmark leaves no server behind.
-struct Guard(Child);
+pub(crate) struct Guard(Child);
 
 impl Drop for Guard {
     fn drop(&mut self) {
@@ -103,11 +105,11 @@ impl Drop for Guard {
     }
 }
 
-fn free_port() -> anyhow::Result<SocketAddr> {
+pub(crate) fn free_port() -> anyhow::Result<SocketAddr> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 
-fn dir_size(path: &Path) -> u64 {
+pub(crate) fn dir_size(path: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(path) else {
         return 0;
     };
@@ -122,7 +124,7 @@ fn dir_size(path: &Path) -> u64 {
         .sum()
 }
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|info| {
@@ -142,7 +144,7 @@ fn machine() -> String {
     format!("{cores} cores, {memory} GiB, {cpu}")
 }
 
-fn today() -> String {
+pub(crate) fn today() -> String {
     Command::new("date")
         .arg("-u")
         .arg("+%Y-%m-%d")
@@ -264,11 +266,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     drop(paths);
     let script = args.work_dir.join("random-paths.lua");
     std::fs::write(&script, WRK_SCRIPT)?;
-    report.wrk = format!("wrk -t{} -c{} -d{}s --latency", args.wrk_threads, args.connections, args.seconds);
+    let load = Load { threads: args.wrk_threads, connections: args.connections, seconds: args.seconds };
+    report.wrk = load.describe();
 
     for round in 0..args.rounds {
         for (name, address) in [("fileintel", ours_address), ("ceiling", ceiling_address)] {
-            let figures = wrk(&args, address, &script, &paths_file, token.as_deref())?;
+            let figures = wrk(load, address, &script, &paths_file, token.as_deref())?;
             eprintln!(
                 "round {}: {name:9} {:>10.0} req/s  p50 {:.3} ms  p99 {:.3} ms  errors {}",
                 round + 1,
@@ -294,7 +297,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-const WRK_SCRIPT: &str = r#"-- Picks a random known hash for every request.
+pub(crate) const WRK_SCRIPT: &str = r#"-- Picks a random known hash for every request.
 local paths = {}
 init = function(args)
   for line in io.lines(args[1]) do paths[#paths + 1] = line end
@@ -379,7 +382,7 @@ fn fetch_token(address: SocketAddr, client_id: &str, secret: &str, patience: Dur
     }
 }
 
-fn wait_and_get(address: SocketAddr, path: &str, token: Option<&str>, patience: Duration) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn wait_and_get(address: SocketAddr, path: &str, token: Option<&str>, patience: Duration) -> anyhow::Result<Vec<u8>> {
     let deadline = Instant::now() + patience;
     loop {
         match http_request(address, "GET", path, "", token) {
@@ -418,21 +421,29 @@ fn http_request(
     Ok((status, response[split + 4..].to_vec()))
 }
 
-fn wrk(
-    args: &BenchArgs,
-    address: SocketAddr,
-    script: &Path,
-    paths: &Path,
-    token: Option<&str>,
-) -> anyhow::Result<LoadFigures> {
+/// How wrk loads a server: threads, connections, seconds per round.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Load {
+    threads: u32,
+    connections: u32,
+    seconds: u64,
+}
+
+impl Load {
+    fn describe(&self) -> String {
+        format!("wrk -t{} -c{} -d{}s --latency", self.threads, self.connections, self.seconds)
+    }
+}
+
+fn wrk(load: Load, address: SocketAddr, script: &Path, paths: &Path, token: Option<&str>) -> anyhow::Result<LoadFigures> {
     let mut command = Command::new("wrk");
     if let Some(token) = token {
         command.arg("-H").arg(format!("Authorization: Bearer {token}"));
     }
     let output = command
-        .arg(format!("-t{}", args.wrk_threads))
-        .arg(format!("-c{}", args.connections))
-        .arg(format!("-d{}s", args.seconds))
+        .arg(format!("-t{}", load.threads))
+        .arg(format!("-c{}", load.connections))
+        .arg(format!("-d{}s", load.seconds))
         .arg("--timeout")
         .arg("5s")
         .arg("--latency")
@@ -480,13 +491,13 @@ pub fn parse_wrk(text: &str) -> Option<LoadFigures> {
     (figures.requests_per_second > 0.0).then_some(figures)
 }
 
-fn median(rounds: &[LoadFigures]) -> LoadFigures {
+pub(crate) fn median(rounds: &[LoadFigures]) -> LoadFigures {
     let mut sorted = rounds.to_vec();
     sorted.sort_by(|a, b| a.requests_per_second.total_cmp(&b.requests_per_second));
     sorted.get(sorted.len() / 2).cloned().unwrap_or_default()
 }
 
-fn peak_rss_mb(pid: u32) -> Option<f64> {
+pub(crate) fn peak_rss_mb(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;

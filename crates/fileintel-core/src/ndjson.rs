@@ -112,7 +112,7 @@ impl NdjsonReader {
     }
 
     fn reject(&mut self, line: u64, reason: String) {
-        self.batch.rejections.push(Rejection { at: Position::Line(line), reason });
+        self.batch.rejections.push(Rejection::new(Position::Line(line), reason));
     }
 
     fn append(&mut self, buffer: &mut Vec<u8>, bytes: &[u8]) {
@@ -176,7 +176,7 @@ pub const MAX_REPORTED_REJECTIONS: usize = 10_000;
 impl IngestSummary {
     /// Builds the summary, listing rejections in line order.
     pub fn finish(mut self, mut rejections: Vec<Rejection>, seconds: f64) -> Self {
-        rejections.sort_by_key(|rejection| rejection.at);
+        rejections.sort_by(|a, b| (&a.input, a.at).cmp(&(&b.input, b.at)));
         self.rejected_lines_truncated = rejections.len() > MAX_REPORTED_REJECTIONS;
         rejections.truncate(MAX_REPORTED_REJECTIONS);
         self.rejected_lines = rejections;

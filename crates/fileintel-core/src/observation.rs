@@ -157,6 +157,9 @@ impl std::fmt::Display for Position {
 /// (or `record`, or `offset`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Rejection {
+    /// The input it was in, when an import reads several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
     #[serde(flatten)]
     pub at: Position,
     pub reason: String,
@@ -164,7 +167,7 @@ pub struct Rejection {
 
 impl Rejection {
     pub fn new(at: Position, reason: impl Into<String>) -> Self {
-        Rejection { at, reason: reason.into() }
+        Rejection { input: None, at, reason: reason.into() }
     }
 }
 

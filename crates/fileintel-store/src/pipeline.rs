@@ -12,7 +12,8 @@ use crate::{IngestOutcome, Store, StoreError};
 /// Observations per commit: large enough to amortise the fsync, small enough to bound memory.
 pub const DEFAULT_BATCH: usize = 50_000;
 
-type Commit = JoinHandle<(Vec<Position>, Result<IngestOutcome, StoreError>)>;
+type Labels = Vec<Option<Arc<str>>>;
+type Commit = JoinHandle<(Vec<Position>, Labels, Result<IngestOutcome, StoreError>)>;
 
 /// An import in progress. Push NDJSON bytes or submit batches parsed elsewhere, then
 /// [`Ingestor::finish`] for the summary; nothing is counted as accepted before the store has made
@@ -24,6 +25,9 @@ pub struct Ingestor {
     in_flight: Option<Commit>,
     summary: IngestSummary,
     rejections: Vec<Rejection>,
+    /// Observations gathered from several inputs until a commit's worth, with the input of each.
+    pending: ParsedBatch,
+    pending_labels: Labels,
     started: Instant,
 }
 
@@ -41,6 +45,8 @@ impl Ingestor {
             in_flight: None,
             summary: IngestSummary::default(),
             rejections: Vec::new(),
+            pending: ParsedBatch::default(),
+            pending_labels: Vec::new(),
             started: Instant::now(),
         }
     }
@@ -65,6 +71,7 @@ impl Ingestor {
         self.reader.finish();
         let batch = self.reader.take_batch();
         self.submit(batch).await?;
+        self.commit_pending().await?;
         self.wait().await?;
         let summary = std::mem::take(&mut self.summary);
         let rejections = std::mem::take(&mut self.rejections);
@@ -73,16 +80,37 @@ impl Ingestor {
 
     /// Commits a batch parsed elsewhere (by an importer), after the previous one is durable.
     pub async fn submit(&mut self, batch: ParsedBatch) -> Result<(), StoreError> {
+        self.submit_from(None, batch).await
+    }
+
+    /// Takes a batch read from the input `label`. Batches of small inputs are gathered until a
+    /// commit's worth, so that a thousand small files do not cost a thousand syncs.
+    pub async fn submit_from(&mut self, label: Option<Arc<str>>, batch: ParsedBatch) -> Result<(), StoreError> {
         let ParsedBatch { observations, positions, rejections, records } = batch;
         self.summary.records += records;
         self.summary.rejected += rejections.len() as u64;
-        self.rejections.extend(rejections);
+        self.rejections.extend(rejections.into_iter().map(|mut rejection| {
+            rejection.input = label.as_deref().map(str::to_owned);
+            rejection
+        }));
+        self.pending_labels.extend(std::iter::repeat_n(label, observations.len()));
+        self.pending.observations.extend(observations);
+        self.pending.positions.extend(positions);
+        if self.pending.len() >= self.batch_size {
+            self.commit_pending().await?;
+        }
+        Ok(())
+    }
+
+    async fn commit_pending(&mut self) -> Result<(), StoreError> {
         self.wait().await?;
-        if observations.is_empty() {
+        if self.pending.is_empty() {
             return Ok(());
         }
+        let ParsedBatch { observations, positions, .. } = std::mem::take(&mut self.pending);
+        let labels = std::mem::take(&mut self.pending_labels);
         let store = self.store.clone();
-        self.in_flight = Some(tokio::spawn(async move { (positions, store.ingest(observations).await) }));
+        self.in_flight = Some(tokio::spawn(async move { (positions, labels, store.ingest(observations).await) }));
         Ok(())
     }
 
@@ -90,7 +118,7 @@ impl Ingestor {
         let Some(commit) = self.in_flight.take() else {
             return Ok(());
         };
-        let (positions, outcome) =
+        let (positions, labels, outcome) =
             commit.await.map_err(|error| StoreError::Backend(format!("commit task: {error}")))?;
         let outcome = outcome?;
         self.summary.accepted += outcome.accepted;
@@ -99,7 +127,8 @@ impl Ingestor {
         self.summary.rejected += outcome.rejected.len() as u64;
         for (index, reason) in outcome.rejected {
             let at = positions.get(index).copied().unwrap_or(Position::Line(0));
-            self.rejections.push(Rejection { at, reason });
+            let input = labels.get(index).cloned().flatten().as_deref().map(str::to_owned);
+            self.rejections.push(Rejection { input, at, reason });
         }
         Ok(())
     }

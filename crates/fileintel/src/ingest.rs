@@ -13,8 +13,7 @@ use bytes::Bytes;
 use fileintel_core::IngestSummary;
 use fileintel_store::pipeline::DEFAULT_BATCH;
 use fileintel_store::{FjallStore, Ingestor, Store, StoreError};
-use fileintel_telemetry::Format;
-use futures_util::StreamExt;
+use fileintel_telemetry::{Format, OpenError};
 use http_body_util::BodyExt;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -118,18 +117,14 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
                     })
                 };
                 let jobs = if args.jobs == 0 { std::thread::available_parallelism().map_or(2, usize::from) } else { args.jobs };
-                let imports = args.files.iter().map(|path| {
-                    let (store, progress) = (store.clone(), progress.clone());
-                    let tenant = args.tenant.clone();
-                    async move {
-                        let summary = ingest_local(store, path, args.format, tenant, args.batch, progress).await;
-                        (path.display().to_string(), summary)
-                    }
-                });
-                let mut results = futures_util::stream::iter(imports).buffered(jobs.max(1));
-                while let Some((label, summary)) = results.next().await {
-                    summaries.push((label.clone(), summary.with_context(|| format!("importing {label}"))?));
-                }
+                let inputs = expand_inputs(&args.files)?;
+                let label = match &inputs[..] {
+                    [one] => one.display().to_string(),
+                    many => format!("{} inputs", many.len()),
+                };
+                let summary = ingest_local(store.clone(), inputs, args.format, args.tenant.clone(), args.batch, jobs, progress)
+                    .await?;
+                summaries.push((label, summary));
                 ticker.abort();
                 bar.finish_and_clear();
             }
@@ -169,35 +164,80 @@ pub(crate) fn open_store(args: &StoreArgs) -> anyhow::Result<FjallStore> {
     }
 }
 
-/// Imports one input: its decoder runs on a blocking thread, a batch ahead of the store.
+/// Files named, with directories replaced by the files beneath them (in name order).
+fn expand_inputs(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| format!("reading the directory {}", dir.display()))?
+            .map(|entry| entry.map(|entry| entry.path()))
+            .collect::<Result<_, _>>()?;
+        entries.sort();
+        for path in entries {
+            if path.is_dir() { walk(&path, out)? } else { out.push(path) }
+        }
+        Ok(())
+    }
+    let mut inputs = Vec::new();
+    for path in paths {
+        if path.is_dir() { walk(path, &mut inputs)? } else { inputs.push(path.clone()) }
+    }
+    Ok(inputs)
+}
+
+/// Imports every input: `jobs` threads each decode one input at a time, and one ingestor
+/// gathers their batches into durable commits.
 async fn ingest_local(
     store: Arc<dyn Store>,
-    path: &Path,
+    inputs: Vec<PathBuf>,
     format: Option<Format>,
     tenant: Option<String>,
     batch: usize,
+    jobs: usize,
     progress: Arc<Progress>,
 ) -> anyhow::Result<IngestSummary> {
-    let (input, _) = open_input(path)?;
-    let (sender, mut batches) = tokio::sync::mpsc::channel(2);
-    let decode_progress = progress.clone();
-    let decode = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        let mut decoder = fileintel_telemetry::decoder(format, input, tenant)?;
-        while let Some(parsed) = decoder.next_batch(batch).context("reading")? {
-            decode_progress.records.fetch_add(parsed.records, Ordering::Relaxed);
-            if sender.blocking_send(parsed).is_err() {
-                break;
+    let queue = Arc::new(std::sync::Mutex::new(inputs.into_iter()));
+    let (sender, mut batches) = tokio::sync::mpsc::channel::<(Arc<str>, fileintel_core::ParsedBatch)>(2 * jobs);
+    let mut decoders = Vec::new();
+    for _ in 0..jobs.max(1) {
+        let (queue, sender, progress, tenant) = (queue.clone(), sender.clone(), progress.clone(), tenant.clone());
+        decoders.push(tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            loop {
+                let Some(path) = queue.lock().ok().and_then(|mut queue| queue.next()) else { return Ok(()) };
+                let label: Arc<str> = Arc::from(path.display().to_string());
+                let (input, _) = open_input(&path)?;
+                let mut decoder = match fileintel_telemetry::decoder(format, input, tenant.clone()) {
+                    Ok(decoder) => decoder,
+                    // An input of no known shape is reported like a bad record, and the rest go on.
+                    Err(OpenError::Undetected(reason)) => {
+                        let mut refused = fileintel_core::ParsedBatch::default();
+                        let reason = format!("cannot tell the format: {reason}; name it with --format");
+                        refused.rejections.push(fileintel_core::Rejection::new(fileintel_core::Position::Offset(0), reason));
+                        if sender.blocking_send((label.clone(), refused)).is_err() {
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                    Err(error) => return Err(anyhow::Error::new(error).context(format!("reading {label}"))),
+                };
+                while let Some(parsed) = decoder.next_batch(batch).with_context(|| format!("reading {label}"))? {
+                    progress.records.fetch_add(parsed.records, Ordering::Relaxed);
+                    if sender.blocking_send((label.clone(), parsed)).is_err() {
+                        return Ok(());
+                    }
+                }
             }
-        }
-        Ok(())
-    });
+        }));
+    }
+    drop(sender);
     let mut ingestor = Ingestor::new(store, batch);
-    while let Some(parsed) = batches.recv().await {
+    while let Some((label, parsed)) = batches.recv().await {
         let observations = parsed.observations.len() as u64;
-        ingestor.submit(parsed).await.context("storing observations")?;
+        ingestor.submit_from(Some(label), parsed).await.context("storing observations")?;
         progress.observations.fetch_add(observations, Ordering::Relaxed);
     }
-    decode.await.context("the decoder stopped")??;
+    for decoder in decoders {
+        decoder.await.context("a decoder stopped")??;
+    }
     ingestor.finish().await.context("storing observations")
 }
 
@@ -295,7 +335,8 @@ fn report(summaries: &[(String, IngestSummary)], json: bool) -> anyhow::Result<(
     }
     for (input, summary) in summaries {
         for rejection in &summary.rejected_lines {
-            eprintln!("{input}: {}: rejected: {}", rejection.at, rejection.reason);
+            let source = rejection.input.as_deref().unwrap_or(input);
+            eprintln!("{source}: {}: rejected: {}", rejection.at, rejection.reason);
         }
         if summary.rejected_lines_truncated {
             eprintln!("{input}: more rejected records than listed");

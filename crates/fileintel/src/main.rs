@@ -36,6 +36,8 @@ enum Command {
     DevCert(devcert::DevCertArgs),
     /// Benchmarks: lookups against a ceiling server, ingestion against a parse-only pass.
     Bench(fileintel_bench::BenchArgs),
+    /// Benchmarks: import of real event logs against a parse-only pass, and `/stats` latency.
+    BenchTelemetry(fileintel_bench::TelemetryArgs),
     /// The ceiling server the lookup benchmark compares against (started by `bench`).
     #[command(hide = true)]
     BenchCeiling(fileintel_bench::CeilingArgs),
@@ -74,6 +76,7 @@ fn main() -> std::process::ExitCode {
         Command::Keys(command) => identity::run_keys(command),
         Command::DevCert(args) => devcert::run(args),
         Command::Bench(args) => fileintel_bench::run(args),
+        Command::BenchTelemetry(args) => fileintel_bench::run_telemetry(args),
         Command::BenchCeiling(args) => fileintel_bench::run_ceiling(args),
     };
     match result {
