@@ -382,7 +382,12 @@ fn fetch_token(address: SocketAddr, client_id: &str, secret: &str, patience: Dur
     }
 }
 
-pub(crate) fn wait_and_get(address: SocketAddr, path: &str, token: Option<&str>, patience: Duration) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn wait_and_get(
+    address: SocketAddr,
+    path: &str,
+    token: Option<&str>,
+    patience: Duration,
+) -> anyhow::Result<Vec<u8>> {
     let deadline = Instant::now() + patience;
     loop {
         match http_request(address, "GET", path, "", token) {
@@ -435,7 +440,13 @@ impl Load {
     }
 }
 
-fn wrk(load: Load, address: SocketAddr, script: &Path, paths: &Path, token: Option<&str>) -> anyhow::Result<LoadFigures> {
+fn wrk(
+    load: Load,
+    address: SocketAddr,
+    script: &Path,
+    paths: &Path,
+    token: Option<&str>,
+) -> anyhow::Result<LoadFigures> {
     let mut command = Command::new("wrk");
     if let Some(token) = token {
         command.arg("-H").arg(format!("Authorization: Bearer {token}"));

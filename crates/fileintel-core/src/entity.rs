@@ -122,8 +122,10 @@ mod tests {
     #[test]
     fn an_unobserved_file_has_null_prevalence_and_unknown_determination() {
         let record = FileRecord::default();
-        let json: serde_json::Value =
-            serde_json::from_slice(&FileEntity::new(file_entity_context("http", "h"), &record, &record.facts).to_json()).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(
+            &FileEntity::new(file_entity_context("http", "h"), &record, &record.facts).to_json(),
+        )
+        .unwrap();
         assert_eq!(json["globalPrevalence"], serde_json::Value::Null);
         assert_eq!(json["determinationType"], "Unknown");
         assert_eq!(json.as_object().unwrap().len(), 18);

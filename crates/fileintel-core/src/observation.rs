@@ -9,7 +9,7 @@ use crate::time::{Timestamp, TimestampError};
 pub const DEFAULT_TENANT: &str = "default";
 
 /// One device observing one file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Observation {
     pub tenant_id: String,
     pub device_id: String,
@@ -173,7 +173,7 @@ impl Rejection {
 
 /// What the endpoint itself reported about a file it saw (Sysmon's `Signed`, `Signature`,
 /// `Company`, ...): kept apart from fileintel's own analysis, which wins where it has an answer.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ReportedFacts {
     pub signed: Option<bool>,
     /// The signer's name as the endpoint saw it.

@@ -81,7 +81,9 @@ fn look_back_hours(query: Option<&str>) -> Result<i64, ApiError> {
 fn invalid_look_back(value: &str) -> ApiError {
     ApiError::BadRequest {
         code: "InvalidInput",
-        message: format!("lookBackHours must be a whole number of hours from 1 to {MAX_LOOKBACK_HOURS}, not '{value}'."),
+        message: format!(
+            "lookBackHours must be a whole number of hours from 1 to {MAX_LOOKBACK_HOURS}, not '{value}'."
+        ),
     }
 }
 

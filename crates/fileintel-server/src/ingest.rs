@@ -34,7 +34,11 @@ fn requested_format(query: Option<&str>) -> Result<Option<Option<Format>>, ApiEr
             format = Some(if value.eq_ignore_ascii_case("auto") {
                 None
             } else {
-                Some(value.parse::<Format>().map_err(|message| ApiError::BadRequest { code: "InvalidInput", message })?)
+                Some(
+                    value
+                        .parse::<Format>()
+                        .map_err(|message| ApiError::BadRequest { code: "InvalidInput", message })?,
+                )
             });
         }
     }
@@ -97,8 +101,8 @@ async fn post_observations(
     let Some(format) = format else {
         let mut received: u64 = 0;
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk
-                .map_err(|error| ApiError::bad_request(format!("The request body could not be read: {error}")))?;
+            let chunk =
+                chunk.map_err(|error| ApiError::bad_request(format!("The request body could not be read: {error}")))?;
             received += chunk.len() as u64;
             if received > limit {
                 return Err(too_large(&ingestor));
@@ -145,7 +149,9 @@ async fn post_observations(
                     }
                 }
                 Ok(None) => return Ok(()),
-                Err(error) => return Err(ApiError::bad_request(format!("The request body could not be read: {error}"))),
+                Err(error) => {
+                    return Err(ApiError::bad_request(format!("The request body could not be read: {error}")));
+                }
             }
         }
     });

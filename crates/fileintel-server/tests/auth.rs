@@ -554,7 +554,12 @@ async fn stats_and_machines_show_only_the_callers_tenant() {
     let stats = app.get(&format!("/api/files/{sha1}/stats"), Some(&token)).await;
     assert_eq!(stats.status, StatusCode::OK, "{}", stats.json);
     let body = &stats.json;
-    assert!(body["@odata.context"].as_str().unwrap().ends_with("/api/$metadata#microsoft.windowsDefenderATP.api.InOrgFileStats"));
+    assert!(
+        body["@odata.context"]
+            .as_str()
+            .unwrap()
+            .ends_with("/api/$metadata#microsoft.windowsDefenderATP.api.InOrgFileStats")
+    );
     assert_eq!(body["sha1"], sha1);
     assert_eq!((body["organizationPrevalence"].clone(), body["orgPrevalence"].clone()), (json!(2), json!("2")));
     assert_eq!((body["globallyPrevalence"].clone(), body["globalPrevalence"].clone()), (json!(6), json!("6")));
@@ -562,7 +567,10 @@ async fn stats_and_machines_show_only_the_callers_tenant() {
     assert_eq!(body["orgLastSeen"], ago(2));
     assert_eq!(body["topFileNames"], json!(["tool.exe", "ancient.exe", "renamed.exe"]));
     let day = app.get(&format!("/api/v1.0/files/{}/stats?lookBackHours=24", sha1.to_uppercase()), Some(&token)).await;
-    assert_eq!((day.json["organizationPrevalence"].clone(), day.json["orgFirstSeen"].clone()), (json!(1), json!(ago(2))));
+    assert_eq!(
+        (day.json["organizationPrevalence"].clone(), day.json["orgFirstSeen"].clone()),
+        (json!(1), json!(ago(2)))
+    );
     for bad in ["0", "721", "x"] {
         let answer = app.get(&format!("/api/files/{sha1}/stats?lookBackHours={bad}"), Some(&token)).await;
         assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{bad}: {}", answer.json);
@@ -589,7 +597,10 @@ async fn stats_and_machines_show_only_the_callers_tenant() {
     let (other, other_secret) = app.register("fabrikam", &["File.Read.All", "Machine.Read.All"]).await;
     let theirs = app.token("fabrikam", &other, &other_secret).await;
     let stats = app.get(&format!("/api/files/{sha1}/stats"), Some(&theirs)).await;
-    assert_eq!((stats.json["organizationPrevalence"].clone(), stats.json["topFileNames"].clone()), (json!(3), json!(["theirs.exe"])));
+    assert_eq!(
+        (stats.json["organizationPrevalence"].clone(), stats.json["topFileNames"].clone()),
+        (json!(3), json!(["theirs.exe"]))
+    );
     let machines = app.get(&format!("/api/files/{sha1}/machines"), Some(&theirs)).await;
     let ids: Vec<&str> = machines.json["value"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), 3);
@@ -629,7 +640,11 @@ async fn the_ingestion_endpoint_takes_event_logs_and_exports_into_the_callers_te
     assert_eq!(devices.len(), 1);
     assert_eq!(devices[0].device_id, "MSEDGEWIN10");
     let record = app.store.get_file(driver).await.unwrap().unwrap();
-    assert_eq!(record.effective_facts().signer.as_deref(), Some("innotek GmbH"), "the endpoint's report fills the signer");
+    assert_eq!(
+        record.effective_facts().signer.as_deref(),
+        Some("innotek GmbH"),
+        "the endpoint's report fills the signer"
+    );
 
     let request = Request::post("/api/ingest/observations?format=auto")
         .header("authorization", format!("Bearer {token}"))

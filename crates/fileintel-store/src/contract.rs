@@ -46,11 +46,7 @@ fn now() -> Timestamp {
 
 /// An observation of file `n` by `device` of `tenant` at `time`, under `name`.
 fn seen_at(tenant: &str, device: &str, time: Timestamp, n: u8, name: &str) -> Observation {
-    Observation {
-        timestamp: time,
-        file_name: Some(name.to_owned()),
-        ..seen(tenant, device, 0, all_three(n))
-    }
+    Observation { timestamp: time, file_name: Some(name.to_owned()), ..seen(tenant, device, 0, all_three(n)) }
 }
 
 async fn org(store: &dyn Store, n: u8, tenant: &str, since: Timestamp) -> crate::OrgFileStats {
@@ -419,7 +415,9 @@ pub async fn stats_are_exact_at_the_edge_of_the_window(store: &dyn Store) {
 pub async fn top_file_names_rank_names_by_devices(store: &dyn Store) {
     let time = Timestamp(now().0 - HOUR);
     let mut observations = Vec::new();
-    for (name, devices) in [("one.exe", 1), ("six.exe", 6), ("four.exe", 4), ("two-b.exe", 2), ("two-a.exe", 2), ("three.exe", 3)] {
+    for (name, devices) in
+        [("one.exe", 1), ("six.exe", 6), ("four.exe", 4), ("two-b.exe", 2), ("two-a.exe", 2), ("three.exe", 3)]
+    {
         for device in 0..devices {
             // Each device reports the name twice: names are ranked by devices, not observations.
             for _ in 0..2 {
@@ -465,14 +463,22 @@ pub async fn machines_carry_device_activity_and_platform(store: &dyn Store) {
     let mut windows = seen_at("contoso", "d1", time(9), 6, "a.exe");
     windows.os_platform = Some("Windows10".into());
     store
-        .ingest(vec![windows, seen_at("contoso", "d1", time(20), 7, "other.exe"), seen_at("contoso", "d1", time(1), 7, "other.exe")])
+        .ingest(vec![
+            windows,
+            seen_at("contoso", "d1", time(20), 7, "other.exe"),
+            seen_at("contoso", "d1", time(1), 7, "other.exe"),
+        ])
         .await
         .unwrap();
     let devices = store.file_devices(FileHash::Sha1(sha1(6)), "contoso").await.unwrap();
     assert_eq!(devices.len(), 1);
     let device = &devices[0];
     assert_eq!((device.first_seen, device.last_seen), (time(9), time(9)), "the file's sightings");
-    assert_eq!((device.device_first_seen, device.device_last_seen), (Some(time(20)), Some(time(1))), "the device's activity");
+    assert_eq!(
+        (device.device_first_seen, device.device_last_seen),
+        (Some(time(20)), Some(time(1))),
+        "the device's activity"
+    );
     assert_eq!(device.os_platform.as_deref(), Some("Windows10"));
 }
 

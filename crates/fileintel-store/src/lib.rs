@@ -119,7 +119,12 @@ pub trait Store: Send + Sync + 'static {
     /// The file known by `hash` as `tenant` saw it since `since`, or `None` if the file is unknown.
     /// `since` must lie within [`MAX_LOOKBACK_HOURS`] of now: older observations are not kept
     /// for windows.
-    async fn file_stats(&self, hash: FileHash, tenant: &str, since: Timestamp) -> Result<Option<OrgFileStats>, StoreError>;
+    async fn file_stats(
+        &self,
+        hash: FileHash,
+        tenant: &str,
+        since: Timestamp,
+    ) -> Result<Option<OrgFileStats>, StoreError>;
 
     async fn stats(&self) -> Result<StoreStats, StoreError>;
 

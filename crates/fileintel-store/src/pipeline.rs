@@ -1,6 +1,8 @@
 //! Feeding parsed observations into any [`Store`]: one batch commits while the next is parsed.
 //! `fileintel ingest` and `POST /api/ingest/observations` both go through here, whatever the format.
 
+use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,7 +15,9 @@ use crate::{IngestOutcome, Store, StoreError};
 pub const DEFAULT_BATCH: usize = 50_000;
 
 type Labels = Vec<Option<Arc<str>>>;
-type Commit = JoinHandle<(Vec<Position>, Labels, Result<IngestOutcome, StoreError>)>;
+/// A commit in flight: positions and inputs of its observations, how many exact duplicates of
+/// them were dropped before it, and the store's answer.
+type Commit = JoinHandle<(Vec<Position>, Labels, Vec<u32>, Result<IngestOutcome, StoreError>)>;
 
 /// An import in progress. Push NDJSON bytes or submit batches parsed elsewhere, then
 /// [`Ingestor::finish`] for the summary; nothing is counted as accepted before the store has made
@@ -28,6 +32,13 @@ pub struct Ingestor {
     /// Observations gathered from several inputs until a commit's worth, with the input of each.
     pending: ParsedBatch,
     pending_labels: Labels,
+    /// Hashes of the pending observations, to drop exact repeats (a log imported twice, or
+    /// overlapping exports) before they cost the store anything: an observation changes nothing
+    /// the second time.
+    pending_hashes: HashMap<u64, Vec<usize>>,
+    /// Per pending observation, how many exact repeats of it were dropped.
+    pending_repeats: Vec<u32>,
+    hasher: std::collections::hash_map::RandomState,
     started: Instant,
 }
 
@@ -47,6 +58,9 @@ impl Ingestor {
             rejections: Vec::new(),
             pending: ParsedBatch::default(),
             pending_labels: Vec::new(),
+            pending_hashes: HashMap::new(),
+            pending_repeats: Vec::new(),
+            hasher: Default::default(),
             started: Instant::now(),
         }
     }
@@ -93,9 +107,17 @@ impl Ingestor {
             rejection.input = label.as_deref().map(str::to_owned);
             rejection
         }));
-        self.pending_labels.extend(std::iter::repeat_n(label, observations.len()));
-        self.pending.observations.extend(observations);
-        self.pending.positions.extend(positions);
+        for (observation, position) in observations.into_iter().zip(positions) {
+            let slots = self.pending_hashes.entry(self.hasher.hash_one(&observation)).or_default();
+            if let Some(&slot) = slots.iter().find(|&&slot| self.pending.observations[slot] == observation) {
+                self.pending_repeats[slot] += 1;
+                continue;
+            }
+            slots.push(self.pending.observations.len());
+            self.pending_repeats.push(0);
+            self.pending.push(position, observation);
+            self.pending_labels.push(label.clone());
+        }
         if self.pending.len() >= self.batch_size {
             self.commit_pending().await?;
         }
@@ -109,8 +131,11 @@ impl Ingestor {
         }
         let ParsedBatch { observations, positions, .. } = std::mem::take(&mut self.pending);
         let labels = std::mem::take(&mut self.pending_labels);
+        self.pending_hashes.clear();
+        let repeats = std::mem::take(&mut self.pending_repeats);
         let store = self.store.clone();
-        self.in_flight = Some(tokio::spawn(async move { (positions, labels, store.ingest(observations).await) }));
+        self.in_flight =
+            Some(tokio::spawn(async move { (positions, labels, repeats, store.ingest(observations).await) }));
         Ok(())
     }
 
@@ -118,10 +143,15 @@ impl Ingestor {
         let Some(commit) = self.in_flight.take() else {
             return Ok(());
         };
-        let (positions, labels, outcome) =
+        let (positions, labels, repeats, outcome) =
             commit.await.map_err(|error| StoreError::Backend(format!("commit task: {error}")))?;
         let outcome = outcome?;
-        self.summary.accepted += outcome.accepted;
+        // A dropped repeat shares its first copy's fate: accepted or rejected with it (only the
+        // first copy's position is listed).
+        let repeated_rejections: u64 = outcome.rejected.iter().map(|(index, _)| u64::from(repeats[*index])).sum();
+        let all_repeats: u64 = repeats.iter().map(|&count| u64::from(count)).sum();
+        self.summary.accepted += outcome.accepted + all_repeats - repeated_rejections;
+        self.summary.rejected += repeated_rejections;
         self.summary.files_touched += outcome.files_touched;
         self.summary.new_files += outcome.new_files;
         self.summary.rejected += outcome.rejected.len() as u64;

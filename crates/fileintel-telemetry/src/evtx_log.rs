@@ -10,64 +10,16 @@ use evtx::{EvtxChunkData, ParserSettings};
 use fileintel_core::{ParsedBatch, Position, Rejection};
 
 use crate::Decoder;
-use crate::sysmon::{EventData, EventId, SysmonEvent};
+use crate::sysmon::{EventData, Flag, SysmonEvent};
 
 pub const FILE_MAGIC: &[u8; 8] = b"ElfFile\0";
 const HEADER_SIZE: usize = 4096;
 const CHUNK_SIZE: usize = 65536;
 const SYSMON: &str = "Microsoft-Windows-Sysmon";
 
-#[derive(serde::Deserialize)]
-struct Root<'a> {
-    #[serde(rename = "Event", borrow)]
-    event: Event<'a>,
-}
-
-#[derive(serde::Deserialize)]
-struct Event<'a> {
-    #[serde(rename = "System", borrow)]
-    system: System<'a>,
-    #[serde(rename = "EventData", borrow, default)]
-    data: Option<EventData<'a>>,
-}
-
-#[derive(serde::Deserialize)]
-struct System<'a> {
-    #[serde(rename = "Provider", borrow, default)]
-    provider: Option<Provider<'a>>,
-    #[serde(rename = "EventID", borrow)]
-    event_id: EventId<'a>,
-    #[serde(rename = "Computer", borrow, default)]
-    computer: Option<Cow<'a, str>>,
-    #[serde(rename = "TimeCreated", borrow, default)]
-    time_created: Option<TimeCreated<'a>>,
-    #[serde(rename = "EventRecordID", default)]
-    event_record_id: Option<u64>,
-}
-
-#[derive(serde::Deserialize)]
-struct Provider<'a> {
-    #[serde(rename = "#attributes", borrow)]
-    attributes: ProviderAttributes<'a>,
-}
-
-#[derive(serde::Deserialize)]
-struct ProviderAttributes<'a> {
-    #[serde(rename = "Name", borrow, default)]
-    name: Option<Cow<'a, str>>,
-}
-
-#[derive(serde::Deserialize)]
-struct TimeCreated<'a> {
-    #[serde(rename = "#attributes", borrow)]
-    attributes: TimeAttributes<'a>,
-}
-
-#[derive(serde::Deserialize)]
-struct TimeAttributes<'a> {
-    #[serde(rename = "SystemTime", borrow, default)]
-    system_time: Option<Cow<'a, str>>,
-}
+/// Built once: a finder costs more to build than a record takes to search.
+static HASHES: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"Hashes\""));
 
 pub struct EvtxDecoder<R> {
     input: R,
@@ -94,6 +46,11 @@ impl<R: Read + Send> EvtxDecoder<R> {
     }
 
     /// Fills `buffer` as far as the input goes; returns how much it read.
+    /// Reads up to one chunk into `data` (spare capacity, not zeroed first); returns how much.
+    fn read_chunk_bytes(&mut self, data: &mut Vec<u8>) -> io::Result<usize> {
+        (&mut self.input).take(CHUNK_SIZE as u64).read_to_end(data)
+    }
+
     fn read_full(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
         let mut filled = 0;
         while filled < buffer.len() {
@@ -145,51 +102,219 @@ impl<R: Read + Send> EvtxDecoder<R> {
             match record.into_json_bytes() {
                 Ok(rendered) => self.rendered = rendered.data,
                 Err(error) => {
-                    batch.rejections.push(Rejection::new(Position::Record(header_id), format!("unrenderable record: {error}")));
+                    batch
+                        .rejections
+                        .push(Rejection::new(Position::Record(header_id), format!("unrenderable record: {error}")));
                     continue;
                 }
             }
             // Most records of most logs carry no hashes: skip them before parsing any JSON.
-            if memchr::memmem::find(&self.rendered, b"\"Hashes\"").is_none() {
+            if HASHES.find(&self.rendered).is_none() {
                 continue;
             }
             match observe(&self.rendered, &self.tenant, header_time) {
                 Ok((id, Some(observation))) => batch.push(Position::Record(id.unwrap_or(header_id)), observation),
                 Ok((_, None)) => {}
-                Err((id, reason)) => batch.rejections.push(Rejection::new(Position::Record(id.unwrap_or(header_id)), reason)),
+                Err((id, reason)) => {
+                    batch.rejections.push(Rejection::new(Position::Record(id.unwrap_or(header_id)), reason))
+                }
             }
         }
     }
 }
 
 /// The observation a rendered record makes, with the event's own record id where it has one.
+///
+/// The record is the `evtx` crate's compact JSON rendering, and only a dozen of its fields are
+/// wanted, so they are found by key rather than by parsing the whole record (see [`field`]).
 #[allow(clippy::type_complexity)]
 fn observe(
     rendered: &[u8],
     tenant: &str,
     header_time: evtx::Timestamp,
 ) -> Result<(Option<u64>, Option<fileintel_core::Observation>), (Option<u64>, String)> {
-    let root: Root<'_> =
-        serde_json::from_slice(rendered).map_err(|error| (None, format!("unexpected event shape: {error}")))?;
-    let Event { system, data } = root.event;
-    let id = system.event_record_id;
-    let provider = system.provider.and_then(|provider| provider.attributes.name);
-    if provider.as_deref().is_some_and(|name| name != SYSMON) {
+    let found = Fields::scan(rendered);
+    let field = |key: Key| found.value(rendered, key);
+    let text = |key: Key| match field(key) {
+        Some(Field::Text(text)) => Ok(Some(text)),
+        Some(Field::Number(number)) => Ok(Some(Cow::Owned(number.to_string()))),
+        Some(Field::Other) | None => Ok(None),
+        Some(Field::Invalid) => Err(format!("{key:?} is not valid JSON")),
+    };
+    let id = match field(Key::EventRecordID) {
+        Some(Field::Number(number)) => Some(number),
+        _ => None,
+    };
+    let fail = |reason: String| (id, reason);
+    // The first "Name" of a record is its provider's (System comes before EventData).
+    if let Some(provider) = text(Key::Name).map_err(fail)?
+        && provider != SYSMON
+    {
         return Ok((id, None));
     }
-    let Some(data) = data else { return Ok((id, None)) };
-    let event_id = system.event_id.number().ok_or((id, "EventID is not a number".to_owned()))?;
+    let event_id = match field(Key::EventID) {
+        Some(Field::Number(number)) => number,
+        // `{"#attributes": {"Qualifiers": ...}, "#text": 1}`
+        Some(Field::Other) => match field(Key::Text) {
+            Some(Field::Number(number)) => number,
+            _ => return Err(fail("EventID is not a number".into())),
+        },
+        Some(Field::Text(text)) => text.trim().parse().map_err(|_| fail("EventID is not a number".into()))?,
+        _ => return Err(fail("the record has no EventID".into())),
+    };
+    let event_id = u32::try_from(event_id).map_err(|_| fail("EventID is out of range".into()))?;
+    let signed = match field(Key::Signed) {
+        Some(Field::Text(text)) if text.eq_ignore_ascii_case("true") => Some(Flag::Bool(true)),
+        Some(Field::Text(text)) if text.eq_ignore_ascii_case("false") => Some(Flag::Bool(false)),
+        _ => None,
+    };
+    let data = EventData {
+        hashes: text(Key::Hashes).map_err(fail)?,
+        image: text(Key::Image).map_err(fail)?,
+        image_loaded: text(Key::ImageLoaded).map_err(fail)?,
+        target_filename: text(Key::TargetFilename).map_err(fail)?,
+        utc_time: text(Key::UtcTime).map_err(fail)?,
+        signed,
+        signature: text(Key::Signature).map_err(fail)?,
+        signature_status: text(Key::SignatureStatus).map_err(fail)?,
+        company: text(Key::Company).map_err(fail)?,
+        product: text(Key::Product).map_err(fail)?,
+    };
+    let computer = text(Key::Computer).map_err(fail)?;
     let header_time = header_time.to_string();
-    let system_time = system.time_created.and_then(|time| time.attributes.system_time);
+    let system_time = text(Key::SystemTime).map_err(fail)?;
     let event = SysmonEvent {
         event_id,
-        computer: system.computer.as_deref(),
+        computer: computer.as_deref(),
         system_time: Some(system_time.as_deref().unwrap_or(&header_time)),
         data,
         // Sysmon event logs are written by Windows.
         os_platform: Some("Windows"),
     };
-    event.observation(tenant).map(|observation| (id, observation)).map_err(|reason| (id, reason))
+    event.observation(tenant).map(|observation| (id, observation)).map_err(fail)
+}
+
+enum Field<'a> {
+    Text(Cow<'a, str>),
+    Number(u64),
+    /// An object, array, boolean or null.
+    Other,
+    Invalid,
+}
+
+/// The members an observation is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::upper_case_acronyms)]
+enum Key {
+    Name,
+    EventID,
+    Text,
+    EventRecordID,
+    Computer,
+    SystemTime,
+    Hashes,
+    Image,
+    ImageLoaded,
+    TargetFilename,
+    UtcTime,
+    Signed,
+    Signature,
+    SignatureStatus,
+    Company,
+    Product,
+}
+
+const KEYS: [(&[u8], Key); 16] = [
+    (b"Name", Key::Name),
+    (b"EventID", Key::EventID),
+    (b"#text", Key::Text),
+    (b"EventRecordID", Key::EventRecordID),
+    (b"Computer", Key::Computer),
+    (b"SystemTime", Key::SystemTime),
+    (b"Hashes", Key::Hashes),
+    (b"Image", Key::Image),
+    (b"ImageLoaded", Key::ImageLoaded),
+    (b"TargetFilename", Key::TargetFilename),
+    (b"UtcTime", Key::UtcTime),
+    (b"Signed", Key::Signed),
+    (b"Signature", Key::Signature),
+    (b"SignatureStatus", Key::SignatureStatus),
+    (b"Company", Key::Company),
+    (b"Product", Key::Product),
+];
+
+/// Where each wanted member's value starts in a record's compact JSON (its first occurrence).
+///
+/// One pass over the record's quotes: a member's key always follows `{` or `,`, and inside a
+/// string every `"` is escaped, so `{"key":` or `,"key":` with a bare quote can only be structure.
+struct Fields([Option<usize>; KEYS.len()]);
+
+impl Fields {
+    fn scan(json: &[u8]) -> Self {
+        let mut found = [None; KEYS.len()];
+        let mut quotes = memchr::memchr_iter(b'"', json);
+        while let Some(open) = quotes.next() {
+            if open == 0 || !matches!(json[open - 1], b'{' | b',') {
+                continue;
+            }
+            let Some(close) = quotes.next() else { break };
+            if json.get(close + 1) != Some(&b':') {
+                continue;
+            }
+            let name = &json[open + 1..close];
+            if let Some(index) = KEYS.iter().position(|(key, _)| *key == name)
+                && found[index].is_none()
+            {
+                found[index] = Some(close + 2);
+            }
+        }
+        Fields(found)
+    }
+
+    fn value<'a>(&self, json: &'a [u8], key: Key) -> Option<Field<'a>> {
+        // `KEYS` lists the keys in declaration order.
+        value_at(&json[self.0[key as usize]?..])
+    }
+}
+
+/// The JSON value at the start of `value`.
+fn value_at(value: &[u8]) -> Option<Field<'_>> {
+    match value.first()? {
+        b'"' => {
+            let mut index = 1;
+            let mut escaped = false;
+            while index < value.len() {
+                match value[index] {
+                    b'\\' => {
+                        escaped = true;
+                        index += 2;
+                        continue;
+                    }
+                    b'"' => break,
+                    _ => index += 1,
+                }
+            }
+            if index >= value.len() {
+                return Some(Field::Invalid);
+            }
+            if escaped {
+                match serde_json::from_slice::<String>(&value[..=index]) {
+                    Ok(text) => Some(Field::Text(Cow::Owned(text))),
+                    Err(_) => Some(Field::Invalid),
+                }
+            } else {
+                match std::str::from_utf8(&value[1..index]) {
+                    Ok(text) => Some(Field::Text(Cow::Borrowed(text))),
+                    Err(_) => Some(Field::Invalid),
+                }
+            }
+        }
+        b'0'..=b'9' => {
+            let end = value.iter().position(|byte| !byte.is_ascii_digit()).unwrap_or(value.len());
+            std::str::from_utf8(&value[..end]).ok()?.parse().ok().map(Field::Number)
+        }
+        _ => Some(Field::Other),
+    }
 }
 
 impl<R: Read + Send> Decoder for EvtxDecoder<R> {
@@ -208,14 +333,18 @@ impl<R: Read + Send> Decoder for EvtxDecoder<R> {
                 return Ok(Some(batch));
             }
             if read < HEADER_SIZE {
-                self.stop(&mut batch, read as u64, format!("truncated: the file ends inside its {HEADER_SIZE}-byte header"));
+                self.stop(
+                    &mut batch,
+                    read as u64,
+                    format!("truncated: the file ends inside its {HEADER_SIZE}-byte header"),
+                );
                 return Ok(Some(batch));
             }
         }
         while batch.len() < max && !self.done {
-            let mut data = vec![0u8; CHUNK_SIZE];
+            let mut data = Vec::with_capacity(CHUNK_SIZE);
             let at = self.offset;
-            let read = self.read_full(&mut data)?;
+            let read = self.read_chunk_bytes(&mut data)?;
             self.offset += read as u64;
             if read == 0 {
                 self.done = true;
@@ -232,5 +361,35 @@ impl<R: Read + Send> Decoder for EvtxDecoder<R> {
             }
         }
         Ok(Some(batch))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_listed_in_declaration_order() {
+        for (index, (_, key)) in KEYS.iter().enumerate() {
+            assert_eq!(*key as usize, index, "{key:?}");
+        }
+    }
+
+    #[test]
+    fn fields_are_found_by_key_and_only_as_keys() {
+        let json = br##"{"Event":{"System":{"Provider":{"#attributes":{"Name":"Microsoft-Windows-Sysmon"}},"EventID":1,"Computer":"ws1"},"EventData":{"CommandLine":"x \"Image\":\"fake\"","ParentImage":"C:\\p.exe","Image":"C:\\dir\\a.exe","Signed":"true","Nothing":null}}}"##;
+        let fields = Fields::scan(json);
+        let text = |key| match fields.value(json, key) {
+            Some(Field::Text(text)) => Some(text.into_owned()),
+            _ => None,
+        };
+        assert_eq!(text(Key::Image).as_deref(), Some(r"C:\dir\a.exe"), "not the one inside CommandLine");
+        assert_eq!(text(Key::Computer).as_deref(), Some("ws1"));
+        assert_eq!(text(Key::Name).as_deref(), Some("Microsoft-Windows-Sysmon"));
+        assert_eq!(text(Key::Signed).as_deref(), Some("true"));
+        assert!(matches!(fields.value(json, Key::EventID), Some(Field::Number(1))));
+        assert!(fields.value(json, Key::Hashes).is_none());
+        let broken = br#"{"Image":"unterminated"#;
+        assert!(matches!(Fields::scan(broken).value(broken, Key::Image), Some(Field::Invalid)));
     }
 }

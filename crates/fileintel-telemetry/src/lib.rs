@@ -77,7 +77,9 @@ impl std::str::FromStr for Format {
 /// Why an input could not be read at all.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    #[error("cannot tell the input's format: {0}; name it (--format, or ?format= over HTTP) as one of ndjson, evtx, sysmon-json, mde-csv, mde-json")]
+    #[error(
+        "cannot tell the input's format: {0}; name it (--format, or ?format= over HTTP) as one of ndjson, evtx, sysmon-json, mde-csv, mde-json"
+    )]
     Undetected(String),
     #[error("reading the input: {0}")]
     Io(#[from] io::Error),
@@ -97,8 +99,9 @@ pub fn detect(prefix: &[u8]) -> Result<Format, String> {
         let value: serde_json::Value = match serde_json::from_slice(first_line) {
             Ok(value) => value,
             // A document over many lines: a Streaming API message written out whole.
-            Err(_) if memchr::memmem::find(rest, b"\"records\"").is_some()
-                && memchr::memmem::find(rest, b"AdvancedHunting-").is_some() =>
+            Err(_)
+                if memchr::memmem::find(rest, b"\"records\"").is_some()
+                    && memchr::memmem::find(rest, b"AdvancedHunting-").is_some() =>
             {
                 return Ok(Format::MdeJson);
             }
@@ -203,17 +206,17 @@ pub fn decoder<'a, R: Read + Send + 'a>(
         Some(format) => format,
         None => detect(&prefix).map_err(OpenError::Undetected)?,
     };
-    let input = BufReader::with_capacity(READ_BUFFER, io::Cursor::new(prefix).chain(input));
-    Ok(open(format, input, scope))
-}
-
-fn open<'a, R: BufRead + Send + 'a>(format: Format, input: R, scope: Option<String>) -> Box<dyn Decoder + 'a> {
+    let input = io::Cursor::new(prefix).chain(input);
     let tenant = || scope.clone().unwrap_or_else(|| DEFAULT_TENANT.to_owned());
-    match format {
-        Format::Ndjson => Box::new(NdjsonDecoder { input, reader: NdjsonReader::scoped(scope.clone()), finished: false }),
+    let buffered = |input| BufReader::with_capacity(READ_BUFFER, input);
+    Ok(match format {
+        // Event logs are read a whole 64 KiB chunk at a time: a buffer in between would only copy.
         Format::Evtx => Box::new(evtx_log::EvtxDecoder::new(input, tenant())),
-        Format::SysmonJson => Box::new(sysmon_json::SysmonJsonDecoder::new(input, tenant())),
-        Format::MdeCsv => Box::new(mde::MdeCsvDecoder::new(input, tenant())),
-        Format::MdeJson => Box::new(mde::MdeJsonDecoder::new(input, tenant())),
-    }
+        Format::Ndjson => {
+            Box::new(NdjsonDecoder { input: buffered(input), reader: NdjsonReader::scoped(scope), finished: false })
+        }
+        Format::SysmonJson => Box::new(sysmon_json::SysmonJsonDecoder::new(buffered(input), tenant())),
+        Format::MdeCsv => Box::new(mde::MdeCsvDecoder::new(buffered(input), tenant())),
+        Format::MdeJson => Box::new(mde::MdeJsonDecoder::new(buffered(input), tenant())),
+    })
 }

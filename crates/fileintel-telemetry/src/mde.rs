@@ -20,7 +20,11 @@ fn present(value: Option<&str>) -> Option<&str> {
     value.map(str::trim).filter(|text| !text.is_empty())
 }
 
-fn hash<T>(field: &str, value: Option<&str>, parse: fn(&str) -> Result<T, fileintel_core::HashError>) -> Result<Option<T>, String> {
+fn hash<T>(
+    field: &str,
+    value: Option<&str>,
+    parse: fn(&str) -> Result<T, fileintel_core::HashError>,
+) -> Result<Option<T>, String> {
     present(value).map(|text| parse(text).map_err(|error| format!("{field}: {error}"))).transpose()
 }
 
@@ -264,7 +268,8 @@ impl<R: BufRead + Send> MdeJsonDecoder<R> {
                 _ => None,
             })
             .collect();
-        let get = |name: &str| properties.get(name).and_then(json_text).or_else(|| rendered.get(name).map(String::as_str));
+        let get =
+            |name: &str| properties.get(name).and_then(json_text).or_else(|| rendered.get(name).map(String::as_str));
         let (observations, problems) = row_observations(&get, &self.tenant, record.get("time").and_then(json_text));
         for observation in observations {
             batch.push(at, observation);
@@ -338,7 +343,9 @@ impl<R: BufRead + Send> Decoder for MdeJsonDecoder<R> {
                         Err(error) => {
                             // A document that does not parse leaves no place to resume from.
                             batch.records += 1;
-                            batch.rejections.push(Rejection::new(at, format!("invalid JSON, reading stopped: {error}")));
+                            batch
+                                .rejections
+                                .push(Rejection::new(at, format!("invalid JSON, reading stopped: {error}")));
                             self.input = JsonInput::Undecided(None);
                         }
                     }

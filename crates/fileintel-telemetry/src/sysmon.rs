@@ -140,7 +140,8 @@ impl SysmonEvent<'_> {
             return Ok(None);
         };
         let hashes = parse_hashes(hashes)?;
-        let device = self.computer.map(str::trim).filter(|name| !name.is_empty()).ok_or("the event names no Computer")?;
+        let device =
+            self.computer.map(str::trim).filter(|name| !name.is_empty()).ok_or("the event names no Computer")?;
         let timestamp = match present(&self.data.utc_time).map(Timestamp::parse_utc) {
             Some(Ok(time)) => time,
             _ => {
@@ -200,13 +201,22 @@ mod tests {
 
     #[test]
     fn paths_split_into_name_and_folder() {
-        assert_eq!(split_path(r"C:\Windows\System32\cmd.exe"), (Some("cmd.exe".into()), Some(r"C:\Windows\System32".into())));
+        assert_eq!(
+            split_path(r"C:\Windows\System32\cmd.exe"),
+            (Some("cmd.exe".into()), Some(r"C:\Windows\System32".into()))
+        );
         assert_eq!(split_path("cmd.exe"), (Some("cmd.exe".into()), None));
         assert_eq!(split_path("/usr/bin/ls"), (Some("ls".into()), Some("/usr/bin".into())));
     }
 
     fn event(event_id: u32, data: EventData<'static>) -> SysmonEvent<'static> {
-        SysmonEvent { event_id, computer: Some("ws1"), system_time: Some("2020-02-10T08:28:12.8563634Z"), data, os_platform: None }
+        SysmonEvent {
+            event_id,
+            computer: Some("ws1"),
+            system_time: Some("2020-02-10T08:28:12.8563634Z"),
+            data,
+            os_platform: None,
+        }
     }
 
     #[test]

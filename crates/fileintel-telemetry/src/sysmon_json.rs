@@ -57,13 +57,12 @@ pub fn observe(root: &Value, tenant: &str) -> Result<Option<Observation>, String
         let event_id = winlog
             .get("event_id")
             .or_else(|| path(root, &["event", "code"]))
-            .map(|value| EventId::deserialize_from(value))
+            .map(EventId::deserialize_from)
             .transpose()?
             .and_then(|id| id.number())
             .ok_or("winlog.event_id is missing or not a number")?;
-        let computer = path(root, &["host", "name"])
-            .and_then(Value::as_str)
-            .or_else(|| text(winlog, &["computer_name"]));
+        let computer =
+            path(root, &["host", "name"]).and_then(Value::as_str).or_else(|| text(winlog, &["computer_name"]));
         let event = SysmonEvent {
             event_id,
             computer,

@@ -258,7 +258,10 @@ fn an_input_of_no_known_shape_is_refused_with_the_formats_named() {
         assert!(message.contains("evtx, sysmon-json, mde-csv, mde-json"), "{message}");
     }
     let mut file = tempfile::NamedTempFile::new().unwrap();
-    file.write_all(b"{\"deviceId\":\"d\",\"timestamp\":\"2026-01-01T00:00:00Z\",\"md5\":\"b1b981cd8b111783b80f3c4e10086912\"}\n").unwrap();
+    file.write_all(
+        b"{\"deviceId\":\"d\",\"timestamp\":\"2026-01-01T00:00:00Z\",\"md5\":\"b1b981cd8b111783b80f3c4e10086912\"}\n",
+    )
+    .unwrap();
     let read = read_all(None, std::fs::read(file.path()).unwrap());
     assert_eq!(read.observations.len(), 1, "native NDJSON is told apart too");
 }

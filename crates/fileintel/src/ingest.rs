@@ -99,7 +99,10 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
             Some(store) => {
                 let progress = Arc::new(Progress::default());
                 let bar = ProgressBar::new_spinner();
-                bar.set_style(ProgressStyle::with_template("{spinner} {elapsed} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+                bar.set_style(
+                    ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
                 let ticker = {
                     let (bar, progress) = (bar.clone(), progress.clone());
                     let started = Instant::now();
@@ -116,14 +119,19 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
                         }
                     })
                 };
-                let jobs = if args.jobs == 0 { std::thread::available_parallelism().map_or(2, usize::from) } else { args.jobs };
+                let jobs = if args.jobs == 0 {
+                    std::thread::available_parallelism().map_or(2, usize::from)
+                } else {
+                    args.jobs
+                };
                 let inputs = expand_inputs(&args.files)?;
                 let label = match &inputs[..] {
                     [one] => one.display().to_string(),
                     many => format!("{} inputs", many.len()),
                 };
-                let summary = ingest_local(store.clone(), inputs, args.format, args.tenant.clone(), args.batch, jobs, progress)
-                    .await?;
+                let summary =
+                    ingest_local(store.clone(), inputs, args.format, args.tenant.clone(), args.batch, jobs, progress)
+                        .await?;
                 summaries.push((label, summary));
                 ticker.abort();
                 bar.finish_and_clear();
@@ -196,13 +204,18 @@ async fn ingest_local(
     progress: Arc<Progress>,
 ) -> anyhow::Result<IngestSummary> {
     let queue = Arc::new(std::sync::Mutex::new(inputs.into_iter()));
-    let (sender, mut batches) = tokio::sync::mpsc::channel::<(Arc<str>, fileintel_core::ParsedBatch)>(2 * jobs);
+    // Each decoder hands over what several small inputs yield at once: a hand-over per input
+    // would cost a thread wake-up per file.
+    type Parcel = Vec<(Arc<str>, fileintel_core::ParsedBatch)>;
+    let (sender, mut parcels) = tokio::sync::mpsc::channel::<Parcel>(2 * jobs);
+    let hand_over = (batch / 4).clamp(1, 8192);
     let mut decoders = Vec::new();
     for _ in 0..jobs.max(1) {
         let (queue, sender, progress, tenant) = (queue.clone(), sender.clone(), progress.clone(), tenant.clone());
         decoders.push(tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-            loop {
-                let Some(path) = queue.lock().ok().and_then(|mut queue| queue.next()) else { return Ok(()) };
+            let mut parcel: Parcel = Vec::new();
+            let mut gathered = 0;
+            while let Some(path) = queue.lock().ok().and_then(|mut queue| queue.next()) {
                 let label: Arc<str> = Arc::from(path.display().to_string());
                 let (input, _) = open_input(&path)?;
                 let mut decoder = match fileintel_telemetry::decoder(format, input, tenant.clone()) {
@@ -211,29 +224,40 @@ async fn ingest_local(
                     Err(OpenError::Undetected(reason)) => {
                         let mut refused = fileintel_core::ParsedBatch::default();
                         let reason = format!("cannot tell the format: {reason}; name it with --format");
-                        refused.rejections.push(fileintel_core::Rejection::new(fileintel_core::Position::Offset(0), reason));
-                        if sender.blocking_send((label.clone(), refused)).is_err() {
-                            return Ok(());
-                        }
+                        refused
+                            .rejections
+                            .push(fileintel_core::Rejection::new(fileintel_core::Position::Offset(0), reason));
+                        parcel.push((label.clone(), refused));
                         continue;
                     }
                     Err(error) => return Err(anyhow::Error::new(error).context(format!("reading {label}"))),
                 };
                 while let Some(parsed) = decoder.next_batch(batch).with_context(|| format!("reading {label}"))? {
                     progress.records.fetch_add(parsed.records, Ordering::Relaxed);
-                    if sender.blocking_send((label.clone(), parsed)).is_err() {
-                        return Ok(());
+                    gathered += parsed.observations.len() + 1;
+                    parcel.push((label.clone(), parsed));
+                    if gathered >= hand_over {
+                        gathered = 0;
+                        if sender.blocking_send(std::mem::take(&mut parcel)).is_err() {
+                            return Ok(());
+                        }
                     }
                 }
             }
+            if !parcel.is_empty() {
+                let _ = sender.blocking_send(parcel);
+            }
+            Ok(())
         }));
     }
     drop(sender);
     let mut ingestor = Ingestor::new(store, batch);
-    while let Some((label, parsed)) = batches.recv().await {
-        let observations = parsed.observations.len() as u64;
-        ingestor.submit_from(Some(label), parsed).await.context("storing observations")?;
-        progress.observations.fetch_add(observations, Ordering::Relaxed);
+    while let Some(parcel) = parcels.recv().await {
+        for (label, parsed) in parcel {
+            let observations = parsed.observations.len() as u64;
+            ingestor.submit_from(Some(label), parsed).await.context("storing observations")?;
+            progress.observations.fetch_add(observations, Ordering::Relaxed);
+        }
     }
     for decoder in decoders {
         decoder.await.context("a decoder stopped")??;

@@ -386,7 +386,7 @@ impl FjallStore {
     /// before; this makes lookups cheaper and the directory smaller.
     pub fn flush(&self) -> Result<(), StoreError> {
         let inner = &self.inner;
-        for keyspace in [
+        let keyspaces = [
             &inner.files,
             &inner.by_sha1,
             &inner.by_sha256,
@@ -404,10 +404,16 @@ impl FjallStore {
             &inner.users,
             &inner.users_by_oid,
             &inner.meta,
-        ] {
-            keyspace.rotate_memtable_and_wait()?;
-        }
-        Ok(())
+        ];
+        // Each rotation waits for its table to be written: wait for them all at once.
+        std::thread::scope(|scope| {
+            let flushes: Vec<_> =
+                keyspaces.iter().map(|keyspace| scope.spawn(|| keyspace.rotate_memtable_and_wait())).collect();
+            for flush in flushes {
+                flush.join().map_err(|_| StoreError::Backend("a flush panicked".into()))??;
+            }
+            Ok(())
+        })
     }
 
     /// Records who holds the store (shown to a second process that tries to open it).
@@ -609,7 +615,12 @@ impl Store for FjallStore {
         self.inner.file_devices(&hash, tenant)
     }
 
-    async fn file_stats(&self, hash: FileHash, tenant: &str, since: Timestamp) -> Result<Option<OrgFileStats>, StoreError> {
+    async fn file_stats(
+        &self,
+        hash: FileHash,
+        tenant: &str,
+        since: Timestamp,
+    ) -> Result<Option<OrgFileStats>, StoreError> {
         self.inner.file_stats(&hash, tenant, since)
     }
 

@@ -13,8 +13,8 @@ use fjall::{OwnedWriteBatch as WriteBatch, PersistMode};
 
 use super::{
     DEVICE_CACHE_LIMIT, DeviceInfo, Inner, MAX_LOOKBACK, Sighting, Writer, corrupt, decode_device_info,
-    decode_sighting, device_key, encode, hour_key, hour_of, name_key, recent_device_key,
-    recent_time_key, sighting_key, u32_value,
+    decode_sighting, device_key, encode, hour_key, hour_of, name_key, recent_device_key, recent_time_key, sighting_key,
+    u32_value,
 };
 use crate::{IngestOutcome, StoreError};
 
@@ -416,7 +416,11 @@ impl Inner {
                     *hour_deltas.entry(hour_key(id, tenant, hour_of(old_last))).or_default() -= 1;
                 }
                 if sighting.last >= horizon {
-                    write.insert(&self.recent_devices, recent_device_key(id, tenant, sighting.last, device).to_vec(), []);
+                    write.insert(
+                        &self.recent_devices,
+                        recent_device_key(id, tenant, sighting.last, device).to_vec(),
+                        [],
+                    );
                     *hour_deltas.entry(hour_key(id, tenant, hour_of(sighting.last))).or_default() += 1;
                 }
             }
@@ -429,7 +433,9 @@ impl Inner {
             }
             let current = match overlay.and_then(|overlay| overlay.hours.get(&key)) {
                 Some(&count) => count,
-                None => self.recent_hours.get(key)?.map(|bytes| u32_value("hour count", &bytes)).transpose()?.unwrap_or(0),
+                None => {
+                    self.recent_hours.get(key)?.map(|bytes| u32_value("hour count", &bytes)).transpose()?.unwrap_or(0)
+                }
             };
             let count = u32::try_from((i64::from(current) + delta).max(0)).unwrap_or(u32::MAX);
             if count == 0 {
@@ -442,7 +448,9 @@ impl Inner {
         for (key, delta) in name_deltas {
             let current = match overlay.and_then(|overlay| overlay.names.get(&key)) {
                 Some(&count) => count,
-                None => self.file_names.get(&key)?.map(|bytes| u32_value("name count", &bytes)).transpose()?.unwrap_or(0),
+                None => {
+                    self.file_names.get(&key)?.map(|bytes| u32_value("name count", &bytes)).transpose()?.unwrap_or(0)
+                }
             };
             let count = u32::try_from(i64::from(current) + delta).unwrap_or(u32::MAX);
             write.insert(&self.file_names, key.clone(), count.to_be_bytes().to_vec());
