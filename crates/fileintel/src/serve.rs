@@ -3,9 +3,9 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
-use std::time::Duration;
 
 use fileintel_server::limits::{Limiter, Window};
 use fileintel_server::{AppState, AuthState, RateLimits, RustlsConfig, ServerConfig};
@@ -116,6 +116,29 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     store
         .describe_holder(&format!("fileintel serve (pid {}) listening on http://{address}", std::process::id()))
         .context("recording the lock holder")?;
+    // Window entries that no look-back can reach any more are swept a minute after start, then
+    // every six hours, off the request path.
+    let sweeper = store.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval_at(
+            tokio::time::Instant::now() + Duration::from_secs(60),
+            Duration::from_secs(6 * 3600),
+        );
+        loop {
+            every.tick().await;
+            let store = sweeper.clone();
+            let now = fileintel_core::Timestamp(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |elapsed| (elapsed.as_nanos() / 100) as i64),
+            );
+            match tokio::task::spawn_blocking(move || store.sweep_windows(now)).await {
+                Ok(Ok(removed)) => tracing::debug!(removed, "swept window entries out of reach"),
+                Ok(Err(error)) => tracing::warn!(%error, "sweeping window entries failed"),
+                Err(error) => tracing::warn!(%error, "the sweep task failed"),
+            }
+        }
+    });
     let store: Arc<dyn Store> = Arc::new(store);
     if args.demo {
         let mut ingestor = Ingestor::new(store.clone(), 10_000);

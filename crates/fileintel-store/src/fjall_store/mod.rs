@@ -416,6 +416,47 @@ impl FjallStore {
         })
     }
 
+    /// Removes window entries that no look-back from `now` on can reach: observation times, and
+    /// devices with their hour counts, of whole hours that ended more than [`MAX_LOOKBACK`] (plus an
+    /// hour) before `now`. Queries and the writer only touch later hours, so this runs beside
+    /// them. Returns how many entries went.
+    pub fn sweep_windows(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let inner = &self.inner;
+        let horizon = now.0.saturating_sub(MAX_LOOKBACK + TICKS_PER_HOUR);
+        // The first hour still kept, and the first time in it.
+        let kept_hour = horizon.div_euclid(TICKS_PER_HOUR);
+        let kept_from = Timestamp(kept_hour * TICKS_PER_HOUR);
+        // Keys to remove, committed in bounded batches.
+        let mut removed = 0u64;
+        let mut doomed: Vec<(&Keyspace, Vec<u8>)> = Vec::new();
+        let commit = |doomed: &mut Vec<(&Keyspace, Vec<u8>)>| -> Result<(), StoreError> {
+            let mut write = inner.db.batch().durability(Some(PersistMode::SyncAll));
+            for (keyspace, key) in doomed.drain(..) {
+                write.remove(keyspace, key);
+            }
+            Ok(write.commit()?)
+        };
+        let hour_of_key =
+            |key: &[u8]| (u64::from_be_bytes(key[12..20].try_into().unwrap_or_default()) ^ (1 << 63)) as i64;
+        for (keyspace, length) in [(&inner.recent_times, 20), (&inner.recent_devices, 24), (&inner.recent_hours, 20)] {
+            let hours = std::ptr::eq(keyspace, &inner.recent_hours);
+            for item in keyspace.iter() {
+                let key = item.key()?;
+                let expired = key.len() == length
+                    && if hours { hour_of_key(&key) < kept_hour } else { time_from_bytes(&key[12..20]) < kept_from };
+                if expired {
+                    doomed.push((keyspace, key.to_vec()));
+                    removed += 1;
+                    if doomed.len() >= 65_536 {
+                        commit(&mut doomed)?;
+                    }
+                }
+            }
+        }
+        commit(&mut doomed)?;
+        Ok(removed)
+    }
+
     /// Records who holds the store (shown to a second process that tries to open it).
     pub fn describe_holder(&self, description: &str) -> Result<(), StoreError> {
         let mut lock = self.inner.lock.lock().map_err(|_| StoreError::Backend("lock poisoned".into()))?;
@@ -753,6 +794,47 @@ mod tests {
         std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o755)).unwrap();
         drop(FjallStore::open(&existing).unwrap());
         assert_eq!(mode(&existing), 0o700);
+    }
+
+    #[tokio::test]
+    async fn sweeping_removes_only_what_no_window_can_reach() {
+        let (store, _dir) = fresh().await;
+        let hour = TICKS_PER_HOUR;
+        let now = Timestamp(
+            (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() / 100) as i64,
+        );
+        let hash = fileintel_core::Sha1([7; 20]);
+        let seen = |device: &str, hours_ago: i64| Observation {
+            tenant_id: "t".into(),
+            device_id: device.into(),
+            device_name: None,
+            timestamp: Timestamp(now.0 - hours_ago * hour),
+            hashes: FileHashes { sha1: Some(hash), ..Default::default() },
+            size: None,
+            file_name: Some("x.exe".into()),
+            folder_path: None,
+            os_platform: None,
+            reported: None,
+        };
+        store.ingest(vec![seen("old", 700), seen("new", 10)]).await.unwrap();
+        let count = |keyspace: &Keyspace| keyspace.iter().count();
+        assert_eq!(
+            (count(&store.inner.recent_times), count(&store.inner.recent_devices), count(&store.inner.recent_hours)),
+            (2, 2, 2)
+        );
+        // Nothing is out of reach yet.
+        assert_eq!(store.sweep_windows(now).unwrap(), 0);
+        // A hundred hours on, "old" (800 hours back) is out of every window; "new" is not.
+        let later = Timestamp(now.0 + 100 * hour);
+        assert_eq!(store.sweep_windows(later).unwrap(), 3);
+        assert_eq!(
+            (count(&store.inner.recent_times), count(&store.inner.recent_devices), count(&store.inner.recent_hours)),
+            (1, 1, 1)
+        );
+        let stats =
+            store.file_stats(FileHash::Sha1(hash), "t", Timestamp(later.0 - 720 * hour)).await.unwrap().unwrap();
+        assert_eq!((stats.prevalence, stats.first_seen), (1, Some(Timestamp(now.0 - 10 * hour))));
+        assert_eq!(stats.record.global_prevalence, 2, "sightings themselves stay");
     }
 
     #[test]
