@@ -22,6 +22,7 @@ use std::io::{self, BufRead, BufReader, Read};
 
 use fileintel_core::{DEFAULT_TENANT, NdjsonReader, ParsedBatch};
 
+mod binxml;
 mod evtx_log;
 mod lines;
 pub mod mde;
