@@ -482,6 +482,31 @@ pub async fn machines_carry_device_activity_and_platform(store: &dyn Store) {
     assert_eq!(device.os_platform.as_deref(), Some("Windows10"));
 }
 
+pub async fn window_counts_match_a_count_over_every_device(store: &dyn Store) {
+    // Devices seen at pseudo-random times over 31 days, some several times, in several calls;
+    // then windows starting at pseudo-random instants, each checked against a plain count.
+    let now = now();
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move |bound: i64| {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        ((state >> 1) % bound as u64) as i64
+    };
+    for _ in 0..4 {
+        let mut observations = Vec::new();
+        for _ in 0..300 {
+            let device = format!("d{}", next(400));
+            observations.push(seen_at("contoso", &device, Timestamp(now.0 - next(744 * HOUR)), 9, "w.exe"));
+        }
+        store.ingest(observations).await.unwrap();
+    }
+    let devices = store.file_devices(FileHash::Sha1(sha1(9)), "contoso").await.unwrap();
+    for _ in 0..60 {
+        let since = Timestamp(now.0 - next(720 * HOUR));
+        let expected = devices.iter().filter(|device| device.last_seen >= since).count() as u64;
+        assert_eq!(org(store, 9, "contoso", since).await.prevalence, expected, "since {since}");
+    }
+}
+
 /// Instantiates the whole contract suite as `#[tokio::test]`s for one backend.
 /// `$factory` is an async fn returning `(store, guard)`.
 #[macro_export]
@@ -504,6 +529,7 @@ macro_rules! contract_suite {
             top_file_names_rank_names_by_devices,
             stats_follow_records_when_they_are_linked,
             machines_carry_device_activity_and_platform,
+            window_counts_match_a_count_over_every_device,
         );
     };
     (@tests $factory:ident, $($name:ident),* $(,)?) => {

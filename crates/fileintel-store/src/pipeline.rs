@@ -2,7 +2,6 @@
 //! `fileintel ingest` and `POST /api/ingest/observations` both go through here, whatever the format.
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -38,7 +37,8 @@ pub struct Ingestor {
     pending_hashes: HashMap<u64, Vec<usize>>,
     /// Per pending observation, how many exact repeats of it were dropped.
     pending_repeats: Vec<u32>,
-    hasher: std::collections::hash_map::RandomState,
+    /// Seeded at random per ingestor, so crafted input cannot aim for collisions.
+    hasher: ahash::RandomState,
     started: Instant,
 }
 

@@ -4,7 +4,6 @@
 //! built once per template, and renders nothing. Anything else (records of other shapes, tokens
 //! it does not know, values of unexpected types) is left to the `evtx` crate, record by record.
 
-use std::collections::HashMap;
 use std::sync::Arc as Rc;
 
 /// What an observation reads from an event, in the order of [`MEMBERS`].
@@ -52,8 +51,9 @@ pub(crate) struct TemplateMap {
     nested: Vec<u16>,
 }
 
-/// The templates of one chunk, by their definition's offset; `None` for one not followed.
-pub(crate) type Templates = HashMap<u32, Option<Rc<TemplateMap>>>;
+/// The templates of one chunk, by their definition's offset; `None` for one not followed. A chunk
+/// holds a handful, so a list beats a hash map.
+pub(crate) type Templates = Vec<(u32, Option<Rc<TemplateMap>>)>;
 
 #[derive(Debug, Clone)]
 enum Slot {
@@ -75,17 +75,24 @@ pub(crate) enum Value<'a> {
 impl Value<'_> {
     pub(crate) fn text(&self) -> Option<String> {
         match self {
-            Value::Text(bytes) => {
-                let units = bytes.chunks_exact(2).map(|pair| u16::from_le_bytes([pair[0], pair[1]]));
-                let text: String =
-                    char::decode_utf16(units).map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER)).collect();
-                Some(text.trim_end_matches('\0').to_owned())
-            }
+            Value::Text(bytes) => Some(utf16_text(bytes)),
             Value::Literal(text) => Some(text.clone()),
             Value::Number(number) => Some(number.to_string()),
             Value::FileTime(_) => None,
         }
     }
+}
+
+/// UTF-16LE as a `String`, without trailing NULs; ASCII (nearly every value) is copied as is.
+fn utf16_text(bytes: &[u8]) -> String {
+    let mut units: Vec<u16> = bytes.chunks_exact(2).map(|pair| u16::from_le_bytes([pair[0], pair[1]])).collect();
+    while units.last() == Some(&0) {
+        units.pop();
+    }
+    if units.iter().all(|&unit| unit < 0x80) {
+        return units.iter().map(|&unit| unit as u8 as char).collect();
+    }
+    char::decode_utf16(units).map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER)).collect()
 }
 
 /// One record read directly, or the header's record id of one left to the crate.
@@ -169,7 +176,7 @@ fn template_map(chunk: &[u8], offset: usize) -> Option<TemplateMap> {
                 }
                 let length = usize::from(u16_at(chunk, at + 2)?);
                 let bytes = chunk.get(at + 4..at + 4 + 2 * length)?;
-                let text = Value::Text(bytes).text()?;
+                let text = utf16_text(bytes);
                 at += 4 + 2 * length;
                 let element = elements.last_mut()?;
                 match attribute.as_deref() {
@@ -227,8 +234,14 @@ fn fill<'a>(chunk: &'a [u8], base: usize, templates: &mut Templates, values: &mu
         // Defined here, on first use: skip the definition.
         at += 24 + u32_at(chunk, at + 20)? as usize;
     }
-    let map =
-        templates.entry(definition).or_insert_with(|| template_map(chunk, definition as usize).map(Rc::new)).clone()?;
+    let map = match templates.iter().find(|(offset, _)| *offset == definition) {
+        Some((_, map)) => map.clone()?,
+        None => {
+            let map = template_map(chunk, definition as usize).map(Rc::new);
+            templates.push((definition, map.clone()));
+            map?
+        }
+    };
     let count = u32_at(chunk, at)? as usize;
     at += 4;
     let descriptors = chunk.get(at..at.checked_add(4 * count)?)?;

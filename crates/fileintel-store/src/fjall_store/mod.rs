@@ -14,7 +14,7 @@
 //! | `sightings`   | file id, tenant id, device number     | `Sighting`: first, last, file names    |
 //! | `recent_times`| file id, tenant id, time              | (none): one per distinct observation time |
 //! | `recent_devices`| file id, tenant id, last seen, device | (none): each device at its last sighting |
-//! | `recent_hours`| file id, tenant id, hour of last seen | devices whose last sighting is in that hour (u32) |
+//! | `recent_counts`| file id, tenant id, 0 and hour, or 1 and day, of last seen | devices whose last sighting is in that hour, or day (u32) |
 //! | `file_names`  | file id, tenant id, file name         | devices that saw the file under that name (u32) |
 //! | `applications`| tenant, 0, client id                  | `Application` (secret as argon2id)     |
 //! | `users`       | tenant, 0, lower-cased sign-in name   | `User` (password as argon2id)          |
@@ -28,8 +28,8 @@
 //! The `recent_*` keyspaces answer `/stats` for any look-back window of up to [`MAX_LOOKBACK`]
 //! without visiting every device: they hold only times within that horizon of the moment they
 //! were written (older ones can never fall inside a window again). An entry that has since aged
-//! out may linger until it is overwritten or swept, but always together with its hour count, so
-//! counts taken over a window stay exact.
+//! out may linger until it is swept ([`FjallStore::sweep_windows`]), but always together with its
+//! hour and day counts, so counts taken over a window stay exact.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -246,11 +246,29 @@ fn recent_device_key(file: u64, tenant: u32, last: Timestamp, device: u32) -> [u
     key
 }
 
-fn hour_key(file: u64, tenant: u32, hour: i64) -> [u8; 20] {
-    let mut key = [0u8; 20];
+/// The two levels of `recent_counts`.
+const HOUR_LEVEL: u8 = 0;
+const DAY_LEVEL: u8 = 1;
+
+fn day_of(time: Timestamp) -> i64 {
+    time.0.div_euclid(24 * TICKS_PER_HOUR)
+}
+
+fn count_key(file: u64, tenant: u32, level: u8, bucket: i64) -> [u8; 21] {
+    let mut key = [0u8; 21];
     key[..12].copy_from_slice(&file_tenant(file, tenant));
-    key[12..].copy_from_slice(&((hour as u64) ^ (1 << 63)).to_be_bytes());
+    key[12] = level;
+    key[13..].copy_from_slice(&((bucket as u64) ^ (1 << 63)).to_be_bytes());
     key
+}
+
+/// The hour and the day counters a last sighting at `time` counts in.
+fn count_keys(file: u64, tenant: u32, time: Timestamp) -> [[u8; 21]; 2] {
+    [count_key(file, tenant, HOUR_LEVEL, hour_of(time)), count_key(file, tenant, DAY_LEVEL, day_of(time))]
+}
+
+fn bucket_of_key(key: &[u8]) -> i64 {
+    (u64::from_be_bytes(key[13..21].try_into().unwrap_or_default()) ^ (1 << 63)) as i64
 }
 
 fn name_key(file: u64, tenant: u32, name: &str) -> Vec<u8> {
@@ -305,7 +323,7 @@ struct Inner {
     sightings: Keyspace,
     recent_times: Keyspace,
     recent_devices: Keyspace,
-    recent_hours: Keyspace,
+    recent_counts: Keyspace,
     file_names: Keyspace,
     /// Tenant, a zero byte, client id → `Application`.
     applications: Keyspace,
@@ -359,7 +377,7 @@ impl FjallStore {
             sightings: keyspace("sightings")?,
             recent_times: keyspace("recent_times")?,
             recent_devices: keyspace("recent_devices")?,
-            recent_hours: keyspace("recent_hours")?,
+            recent_counts: keyspace("recent_counts")?,
             file_names: keyspace("file_names")?,
             applications: keyspace("applications")?,
             signing_keys: keyspace("signing_keys")?,
@@ -397,7 +415,7 @@ impl FjallStore {
             &inner.sightings,
             &inner.recent_times,
             &inner.recent_devices,
-            &inner.recent_hours,
+            &inner.recent_counts,
             &inner.file_names,
             &inner.applications,
             &inner.signing_keys,
@@ -436,14 +454,18 @@ impl FjallStore {
             }
             Ok(write.commit()?)
         };
-        let hour_of_key =
-            |key: &[u8]| (u64::from_be_bytes(key[12..20].try_into().unwrap_or_default()) ^ (1 << 63)) as i64;
-        for (keyspace, length) in [(&inner.recent_times, 20), (&inner.recent_devices, 24), (&inner.recent_hours, 20)] {
-            let hours = std::ptr::eq(keyspace, &inner.recent_hours);
+        for (keyspace, length) in [(&inner.recent_times, 20), (&inner.recent_devices, 24), (&inner.recent_counts, 21)] {
+            let counts = std::ptr::eq(keyspace, &inner.recent_counts);
             for item in keyspace.iter() {
                 let key = item.key()?;
                 let expired = key.len() == length
-                    && if hours { hour_of_key(&key) < kept_hour } else { time_from_bytes(&key[12..20]) < kept_from };
+                    && if counts {
+                        // An hour, or a whole day, that ended before the first hour kept.
+                        let bucket = bucket_of_key(&key);
+                        if key[12] == DAY_LEVEL { (bucket + 1) * 24 <= kept_hour } else { bucket < kept_hour }
+                    } else {
+                        time_from_bytes(&key[12..20]) < kept_from
+                    };
                 if expired {
                     doomed.push((keyspace, key.to_vec()));
                     removed += 1;
@@ -586,13 +608,20 @@ impl Inner {
             stats.last_seen = Some(time_from_bytes(&item.key()?[12..20]));
         }
 
-        // Devices whose last sighting is at or after `since`: whole hours after the one `since`
-        // falls in, from their counts; within that hour, from the devices themselves, counting
-        // whichever part of the hour is shorter.
+        // Devices whose last sighting is at or after `since`: whole days after the one `since`
+        // falls in, then the whole hours after its hour in that day, from their counts; within
+        // its hour, from the devices themselves, counting whichever part of the hour is shorter.
         let hour = hour_of(since);
+        let day = day_of(since);
         let mut prevalence: i64 = 0;
-        for item in self.recent_hours.range(hour_key(id, tenant, hour + 1)..=hour_key(id, tenant, i64::MAX)) {
-            prevalence += i64::from(u32_value("hour count", &item.value()?)?);
+        let counts = [
+            count_key(id, tenant, DAY_LEVEL, day + 1)..count_key(id, tenant, DAY_LEVEL + 1, i64::MIN),
+            count_key(id, tenant, HOUR_LEVEL, hour + 1)..count_key(id, tenant, HOUR_LEVEL, (day + 1) * 24),
+        ];
+        for range in counts {
+            for item in self.recent_counts.range(range) {
+                prevalence += i64::from(u32_value("device count", &item.value()?)?);
+            }
         }
         let hour_start = Timestamp(hour * TICKS_PER_HOUR);
         let hour_end = Timestamp((hour + 1) * TICKS_PER_HOUR);
@@ -606,7 +635,7 @@ impl Inner {
             Ok(count)
         };
         if since.0 - hour_start.0 <= hour_end.0 - since.0 {
-            let whole = match self.recent_hours.get(hour_key(id, tenant, hour))? {
+            let whole = match self.recent_counts.get(count_key(id, tenant, HOUR_LEVEL, hour))? {
                 Some(bytes) => i64::from(u32_value("hour count", &bytes)?),
                 None => 0,
             };
@@ -819,17 +848,18 @@ mod tests {
         store.ingest(vec![seen("old", 700), seen("new", 10)]).await.unwrap();
         let count = |keyspace: &Keyspace| keyspace.iter().count();
         assert_eq!(
-            (count(&store.inner.recent_times), count(&store.inner.recent_devices), count(&store.inner.recent_hours)),
-            (2, 2, 2)
+            (count(&store.inner.recent_times), count(&store.inner.recent_devices), count(&store.inner.recent_counts)),
+            (2, 2, 4),
+            "an hour and a day counter each"
         );
         // Nothing is out of reach yet.
         assert_eq!(store.sweep_windows(now).unwrap(), 0);
         // A hundred hours on, "old" (800 hours back) is out of every window; "new" is not.
         let later = Timestamp(now.0 + 100 * hour);
-        assert_eq!(store.sweep_windows(later).unwrap(), 3);
+        assert_eq!(store.sweep_windows(later).unwrap(), 4);
         assert_eq!(
-            (count(&store.inner.recent_times), count(&store.inner.recent_devices), count(&store.inner.recent_hours)),
-            (1, 1, 1)
+            (count(&store.inner.recent_times), count(&store.inner.recent_devices), count(&store.inner.recent_counts)),
+            (1, 1, 2)
         );
         let stats =
             store.file_stats(FileHash::Sha1(hash), "t", Timestamp(later.0 - 720 * hour)).await.unwrap().unwrap();

@@ -12,9 +12,8 @@ use fileintel_core::{FileFacts, FileHash, FileHashes, FileRecord, Observation, T
 use fjall::{OwnedWriteBatch as WriteBatch, PersistMode};
 
 use super::{
-    DEVICE_CACHE_LIMIT, DeviceInfo, Inner, MAX_LOOKBACK, Sighting, Writer, corrupt, decode_device_info,
-    decode_sighting, device_key, encode, hour_key, hour_of, name_key, recent_device_key, recent_time_key, sighting_key,
-    u32_value,
+    DEVICE_CACHE_LIMIT, DeviceInfo, Inner, MAX_LOOKBACK, Sighting, Writer, corrupt, count_keys, decode_device_info,
+    decode_sighting, device_key, encode, name_key, recent_device_key, recent_time_key, sighting_key, u32_value,
 };
 use crate::{IngestOutcome, StoreError};
 
@@ -43,7 +42,7 @@ pub(super) struct Batch {
     /// Per device number: first and last observation in this batch, and the platform named.
     activity: HashMap<u32, (Timestamp, Timestamp, Option<String>)>,
     /// Once prepared: the hour counts, name counts and device infos as this batch writes them.
-    hours: HashMap<[u8; 20], u32>,
+    hours: HashMap<[u8; 21], u32>,
     names: HashMap<Vec<u8>, u32>,
     device_infos: HashMap<u32, DeviceInfo>,
 }
@@ -372,7 +371,7 @@ impl Inner {
         let mut sightings: Vec<([u8; 16], Sighting)> = batch.sightings.drain().collect();
         sightings.sort_unstable_by_key(|(key, _)| *key);
         let horizon = writer.horizon;
-        let mut hour_deltas: HashMap<[u8; 20], i64> = HashMap::new();
+        let mut hour_deltas: HashMap<[u8; 21], i64> = HashMap::new();
         let mut name_deltas: HashMap<Vec<u8>, i64> = HashMap::new();
         for (key, mut sighting) in sightings {
             let id = u64::from_be_bytes(key[..8].try_into().unwrap_or_default());
@@ -413,7 +412,9 @@ impl Inner {
                     && old_last >= horizon
                 {
                     write.remove(&self.recent_devices, recent_device_key(id, tenant, old_last, device).to_vec());
-                    *hour_deltas.entry(hour_key(id, tenant, hour_of(old_last))).or_default() -= 1;
+                    for key in count_keys(id, tenant, old_last) {
+                        *hour_deltas.entry(key).or_default() -= 1;
+                    }
                 }
                 if sighting.last >= horizon {
                     write.insert(
@@ -421,7 +422,9 @@ impl Inner {
                         recent_device_key(id, tenant, sighting.last, device).to_vec(),
                         [],
                     );
-                    *hour_deltas.entry(hour_key(id, tenant, hour_of(sighting.last))).or_default() += 1;
+                    for key in count_keys(id, tenant, sighting.last) {
+                        *hour_deltas.entry(key).or_default() += 1;
+                    }
                 }
             }
             write.insert(&self.sightings, key.to_vec(), encode(&sighting));
@@ -434,14 +437,14 @@ impl Inner {
             let current = match overlay.and_then(|overlay| overlay.hours.get(&key)) {
                 Some(&count) => count,
                 None => {
-                    self.recent_hours.get(key)?.map(|bytes| u32_value("hour count", &bytes)).transpose()?.unwrap_or(0)
+                    self.recent_counts.get(key)?.map(|bytes| u32_value("hour count", &bytes)).transpose()?.unwrap_or(0)
                 }
             };
             let count = u32::try_from((i64::from(current) + delta).max(0)).unwrap_or(u32::MAX);
             if count == 0 {
-                write.remove(&self.recent_hours, key.to_vec());
+                write.remove(&self.recent_counts, key.to_vec());
             } else {
-                write.insert(&self.recent_hours, key.to_vec(), count.to_be_bytes().to_vec());
+                write.insert(&self.recent_counts, key.to_vec(), count.to_be_bytes().to_vec());
             }
             batch.hours.insert(key, count);
         }
@@ -571,13 +574,15 @@ impl Inner {
             let device = u32::from_be_bytes(key[12..].try_into().unwrap_or_default());
             if sighting.last >= writer.horizon {
                 devices.insert(recent_device_key(keep, tenant, sighting.last, device).to_vec());
-                *hours.entry(hour_key(keep, tenant, hour_of(sighting.last)).to_vec()).or_default() += 1;
+                for key in count_keys(keep, tenant, sighting.last) {
+                    *hours.entry(key.to_vec()).or_default() += 1;
+                }
             }
             for name in &sighting.names {
                 *names.entry(name_key(keep, tenant, name)).or_default() += 1;
             }
         }
-        for keyspace in [&self.recent_devices, &self.recent_hours, &self.file_names] {
+        for keyspace in [&self.recent_devices, &self.recent_counts, &self.file_names] {
             for file in [keep, absorb] {
                 for item in keyspace.prefix(file.to_be_bytes()) {
                     let key = item.key()?.to_vec();
@@ -592,7 +597,7 @@ impl Inner {
             write.insert(&self.recent_devices, key, []);
         }
         for (key, count) in hours {
-            write.insert(&self.recent_hours, key, count.to_be_bytes().to_vec());
+            write.insert(&self.recent_counts, key, count.to_be_bytes().to_vec());
         }
         for (key, count) in names {
             write.insert(&self.file_names, key, count.to_be_bytes().to_vec());
