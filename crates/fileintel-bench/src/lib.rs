@@ -105,6 +105,34 @@ impl Drop for Guard {
     }
 }
 
+/// `fileintel ingest` of `input` into a fresh `data_dir`.
+pub(crate) fn ingest_fresh(exe: &Path, data_dir: &Path, input: &Path) -> anyhow::Result<()> {
+    let _ = std::fs::remove_dir_all(data_dir);
+    let status = Command::new(exe)
+        .args(["ingest", "--data-dir"])
+        .arg(data_dir)
+        .arg(input)
+        .stdout(Stdio::null())
+        .status()
+        .context("running fileintel ingest")?;
+    if !status.success() {
+        bail!("fileintel ingest failed: {status}");
+    }
+    Ok(())
+}
+
+/// Starts the ceiling server answering `body_file` on a free port.
+pub(crate) fn start_ceiling(exe: &Path, body_file: &Path, workers: u32) -> anyhow::Result<(SocketAddr, Guard)> {
+    let address = free_port()?;
+    let child = Command::new(exe)
+        .args(["bench-ceiling", "--listen", &address.to_string(), "--workers", &workers.to_string(), "--body-file"])
+        .arg(body_file)
+        .stdout(Stdio::null())
+        .spawn()
+        .context("starting the ceiling server")?;
+    Ok((address, Guard(child)))
+}
+
 pub(crate) fn free_port() -> anyhow::Result<SocketAddr> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
@@ -182,19 +210,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         report.parse_only_observations_per_second = observations as f64 / parse_seconds;
 
         eprintln!("fileintel ingest ...");
-        let _ = std::fs::remove_dir_all(&data_dir);
         let started = Instant::now();
-        let status = Command::new(&exe)
-            .args(["ingest", "--data-dir"])
-            .arg(&data_dir)
-            .arg(&input)
-            .stdout(Stdio::null())
-            .status()
-            .context("running fileintel ingest")?;
+        ingest_fresh(&exe, &data_dir, &input)?;
         let ingest_seconds = started.elapsed().as_secs_f64();
-        if !status.success() {
-            bail!("fileintel ingest failed: {status}");
-        }
         report.ingest_observations_per_second = observations as f64 / ingest_seconds;
         report.ingest_ratio = report.ingest_observations_per_second / report.parse_only_observations_per_second;
     }
@@ -232,22 +250,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let body = wait_and_get(ours_address, &sample_path, token.as_deref(), Duration::from_secs(300))?;
     let body_file = args.work_dir.join("ceiling-body.json");
     std::fs::write(&body_file, &body)?;
-    let ceiling_address = free_port()?;
-    let _ceiling = Guard(
-        Command::new(&exe)
-            .args([
-                "bench-ceiling",
-                "--listen",
-                &ceiling_address.to_string(),
-                "--workers",
-                &args.server_workers.to_string(),
-                "--body-file",
-            ])
-            .arg(&body_file)
-            .stdout(Stdio::null())
-            .spawn()
-            .context("starting the ceiling server")?,
-    );
+    let (ceiling_address, _ceiling) = start_ceiling(&exe, &body_file, args.server_workers)?;
     wait_and_get(ceiling_address, &sample_path, None, Duration::from_secs(30))?;
 
     // Random known hashes, all three kinds, for wrk to pick from.

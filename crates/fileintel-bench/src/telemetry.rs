@@ -259,17 +259,7 @@ fn stats_latency(args: &TelemetryArgs, exe: &Path, report: &mut TelemetryReport)
     let input = args.work_dir.join("stats-fleet.ndjson");
     write_stats_fleet(&input, args.devices)?;
     let data_dir = args.work_dir.join("data-stats");
-    let _ = std::fs::remove_dir_all(&data_dir);
-    let status = Command::new(exe)
-        .args(["ingest", "--data-dir"])
-        .arg(&data_dir)
-        .arg(&input)
-        .stdout(Stdio::null())
-        .status()
-        .context("running fileintel ingest")?;
-    if !status.success() {
-        bail!("fileintel ingest failed: {status}");
-    }
+    crate::ingest_fresh(exe, &data_dir, &input)?;
     let address = free_port()?;
     let log = std::fs::File::create(args.work_dir.join("serve-stats.log"))?;
     let ours = Guard(
@@ -291,15 +281,7 @@ fn stats_latency(args: &TelemetryArgs, exe: &Path, report: &mut TelemetryReport)
     }
     let body_file = args.work_dir.join("ceiling-stats.json");
     std::fs::write(&body_file, &body)?;
-    let ceiling_address = free_port()?;
-    let _ceiling = Guard(
-        Command::new(exe)
-            .args(["bench-ceiling", "--workers", "2", "--listen", &ceiling_address.to_string(), "--body-file"])
-            .arg(&body_file)
-            .stdout(Stdio::null())
-            .spawn()
-            .context("starting the ceiling server")?,
-    );
+    let (ceiling_address, _ceiling) = crate::start_ceiling(exe, &body_file, 2)?;
     wait_and_get(ceiling_address, &sample, None, Duration::from_secs(30))?;
     let paths_file = args.work_dir.join("stats-paths.txt");
     let mut rng = rand::rngs::SmallRng::seed_from_u64(11);

@@ -44,6 +44,13 @@ pub(crate) fn odata_json(body: Vec<u8>) -> Response {
     response
 }
 
+/// The `{id}` of a path as it was given, and the hash it names; 400 `InvalidHashValue` if none.
+fn file_hash(id: Result<Path<String>, PathRejection>) -> Result<(String, FileHash), ApiError> {
+    let Path(id) = id.map_err(|_| ApiError::InvalidHashValue("(undecodable)".into()))?;
+    let hash = FileHash::parse(&id).map_err(|_| ApiError::InvalidHashValue(id.clone()))?;
+    Ok((id, hash))
+}
+
 async fn get_file(
     State(state): State<AppState>,
     caller: Authenticated,
@@ -51,8 +58,7 @@ async fn get_file(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     caller.require_view(&state, FILE_READ_ALL).await?;
-    let Path(id) = id.map_err(|_| ApiError::InvalidHashValue("(undecodable)".into()))?;
-    let hash = FileHash::parse(&id).map_err(|_| ApiError::InvalidHashValue(id.clone()))?;
+    let (id, hash) = file_hash(id)?;
     let record =
         state.store.get_file(hash).await?.ok_or_else(|| ApiError::NotFound(format!("File {id} was not found")))?;
     let context = file_entity_context(&state.config.scheme, request_host(&headers, &state));
@@ -106,8 +112,7 @@ async fn get_stats(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     caller.require_view(&state, FILE_READ_ALL).await?;
-    let Path(id) = id.map_err(|_| ApiError::InvalidHashValue("(undecodable)".into()))?;
-    let hash = FileHash::parse(&id).map_err(|_| ApiError::InvalidHashValue(id.clone()))?;
+    let (id, hash) = file_hash(id)?;
     let hours = look_back_hours(query.as_deref())?;
     let since = Timestamp(now().0 - hours * 3600 * 10_000_000);
     let tenant = caller.tenant().unwrap_or(fileintel_core::DEFAULT_TENANT);
@@ -144,11 +149,10 @@ async fn get_machines(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     caller.require_view_as(&state, MACHINE_READ_ALL, MACHINE_READ).await?;
-    let Path(id) = id.map_err(|_| ApiError::InvalidHashValue("(undecodable)".into()))?;
-    let hash = match FileHash::parse(&id) {
-        Ok(hash @ FileHash::Sha1(_)) => hash,
-        _ => return Err(ApiError::InvalidHashValue(id)),
-    };
+    let (id, hash) = file_hash(id)?;
+    if !matches!(hash, FileHash::Sha1(_)) {
+        return Err(ApiError::InvalidHashValue(id));
+    }
     let tenant = caller.tenant().unwrap_or(fileintel_core::DEFAULT_TENANT);
     let mut devices = state.store.file_devices(hash, tenant).await?;
     devices.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then_with(|| a.device_id.cmp(&b.device_id)));

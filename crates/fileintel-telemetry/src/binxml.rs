@@ -26,10 +26,10 @@ pub(crate) enum Member {
     Product,
 }
 
-const MEMBER_COUNT: usize = 15;
+pub(crate) const MEMBER_COUNT: usize = 15;
 
 /// `EventData/Data[@Name]` members, by name.
-const DATA_MEMBERS: [(&str, Member); 10] = [
+pub(crate) const DATA_MEMBERS: [(&str, Member); 10] = [
     ("Hashes", Member::Hashes),
     ("Image", Member::Image),
     ("ImageLoaded", Member::ImageLoaded),

@@ -175,24 +175,61 @@ impl<R: Read + Send> EvtxDecoder<R> {
     }
 }
 
-/// The observation a record read directly makes, with the event's own record id where it has one.
-#[allow(clippy::type_complexity)]
-fn observe_values(
-    values: &[Option<binxml::Value<'_>>],
+/// Signature, type and error of the two readers below.
+type Observed = Result<(Option<u64>, Option<fileintel_core::Observation>), (Option<u64>, String)>;
+
+/// The observation of a Sysmon event, from its members however they were read.
+fn observe_members<'a>(
+    id: Option<u64>,
+    event_id: u32,
+    text: impl Fn(Member) -> Result<Option<Cow<'a, str>>, String>,
+    system_time: &str,
     tenant: &str,
-    header_time: u64,
-) -> Result<(Option<u64>, Option<fileintel_core::Observation>), (Option<u64>, String)> {
+) -> Observed {
+    let fail = |reason: String| (id, reason);
+    let member = |member: Member| text(member).map_err(fail);
+    let signed = match member(Member::Signed)? {
+        Some(text) if text.eq_ignore_ascii_case("true") => Some(Flag::Bool(true)),
+        Some(text) if text.eq_ignore_ascii_case("false") => Some(Flag::Bool(false)),
+        _ => None,
+    };
+    let data = EventData {
+        hashes: member(Member::Hashes)?,
+        image: member(Member::Image)?,
+        image_loaded: member(Member::ImageLoaded)?,
+        target_filename: member(Member::TargetFilename)?,
+        utc_time: member(Member::UtcTime)?,
+        signed,
+        signature: member(Member::Signature)?,
+        signature_status: member(Member::SignatureStatus)?,
+        company: member(Member::Company)?,
+        product: member(Member::Product)?,
+    };
+    let computer = member(Member::Computer)?;
+    let event = SysmonEvent {
+        event_id,
+        computer: computer.as_deref(),
+        system_time: Some(system_time),
+        data,
+        // Sysmon event logs are written by Windows.
+        os_platform: Some("Windows"),
+    };
+    event.observation(tenant).map(|observation| (id, observation)).map_err(fail)
+}
+
+/// The observation a record read directly makes, with the event's own record id where it has one.
+fn observe_values(values: &[Option<binxml::Value<'_>>], tenant: &str, header_time: u64) -> Observed {
     let value = |member: Member| values[member as usize].as_ref();
-    let text = |member: Member| value(member).and_then(binxml::Value::text).map(Cow::Owned);
+    let text = |member: Member| Ok(value(member).and_then(binxml::Value::text).map(Cow::Owned));
     let id = match value(Member::EventRecordId) {
         Some(binxml::Value::Number(number)) => Some(*number),
         _ => None,
     };
-    if text(Member::Provider).is_some_and(|provider| provider != SYSMON) {
+    if value(Member::Provider).and_then(binxml::Value::text).is_some_and(|provider| provider != SYSMON) {
         return Ok((id, None));
     }
-    let hashes = text(Member::Hashes);
-    if hashes.as_deref().is_none_or(|hashes| hashes.trim().is_empty()) {
+    // Most events carry no hashes: nothing else of theirs is read.
+    if value(Member::Hashes).and_then(binxml::Value::text).is_none_or(|hashes| hashes.trim().is_empty()) {
         return Ok((id, None));
     }
     let event_id = match value(Member::EventId) {
@@ -201,72 +238,41 @@ fn observe_values(
         }
         _ => return Err((id, "the record has no EventID".to_owned())),
     };
-    let signed = match text(Member::Signed) {
-        Some(text) if text.eq_ignore_ascii_case("true") => Some(Flag::Bool(true)),
-        Some(text) if text.eq_ignore_ascii_case("false") => Some(Flag::Bool(false)),
-        _ => None,
-    };
-    let data = EventData {
-        hashes,
-        image: text(Member::Image),
-        image_loaded: text(Member::ImageLoaded),
-        target_filename: text(Member::TargetFilename),
-        utc_time: text(Member::UtcTime),
-        signed,
-        signature: text(Member::Signature),
-        signature_status: text(Member::SignatureStatus),
-        company: text(Member::Company),
-        product: text(Member::Product),
-    };
-    let computer = text(Member::Computer);
     let filetime = match value(Member::SystemTime) {
         Some(binxml::Value::FileTime(filetime)) => *filetime,
         _ => header_time,
     };
     let system_time = fileintel_core::Timestamp(binxml::unix_ticks(filetime)).to_string();
-    let event = SysmonEvent {
-        event_id,
-        computer: computer.as_deref(),
-        system_time: Some(&system_time),
-        data,
-        os_platform: Some("Windows"),
-    };
-    event.observation(tenant).map(|observation| (id, observation)).map_err(|reason| (id, reason))
+    observe_members(id, event_id, text, &system_time, tenant)
 }
 
 /// The observation a rendered record makes, with the event's own record id where it has one.
 ///
-/// The record is the `evtx` crate's compact JSON rendering, and only a dozen of its fields are
-/// wanted, so they are found by key rather than by parsing the whole record (see [`field`]).
-#[allow(clippy::type_complexity)]
-fn observe(
-    rendered: &[u8],
-    tenant: &str,
-    header_time: evtx::Timestamp,
-) -> Result<(Option<u64>, Option<fileintel_core::Observation>), (Option<u64>, String)> {
+/// The record is the `evtx` crate's compact JSON rendering, and only a dozen of its members are
+/// wanted, so they are found by key rather than by parsing the whole record (see [`Fields`]).
+fn observe(rendered: &[u8], tenant: &str, header_time: evtx::Timestamp) -> Observed {
     let found = Fields::scan(rendered);
-    let field = |key: Key| found.value(rendered, key);
-    let text = |key: Key| match field(key) {
+    let field = |member: Member| found.value(rendered, member);
+    let text = |member: Member| match field(member) {
         Some(Field::Text(text)) => Ok(Some(text)),
         Some(Field::Number(number)) => Ok(Some(Cow::Owned(number.to_string()))),
         Some(Field::Other) | None => Ok(None),
-        Some(Field::Invalid) => Err(format!("{key:?} is not valid JSON")),
+        Some(Field::Invalid) => Err(format!("{member:?} is not valid JSON")),
     };
-    let id = match field(Key::EventRecordID) {
+    let id = match field(Member::EventRecordId) {
         Some(Field::Number(number)) => Some(number),
         _ => None,
     };
     let fail = |reason: String| (id, reason);
-    // The first "Name" of a record is its provider's (System comes before EventData).
-    if let Some(provider) = text(Key::Name).map_err(fail)?
+    if let Some(provider) = text(Member::Provider).map_err(fail)?
         && provider != SYSMON
     {
         return Ok((id, None));
     }
-    let event_id = match field(Key::EventID) {
+    let event_id = match field(Member::EventId) {
         Some(Field::Number(number)) => number,
         // `{"#attributes": {"Qualifiers": ...}, "#text": 1}`
-        Some(Field::Other) => match field(Key::Text) {
+        Some(Field::Other) => match found.event_id_text(rendered) {
             Some(Field::Number(number)) => number,
             _ => return Err(fail("EventID is not a number".into())),
         },
@@ -274,35 +280,11 @@ fn observe(
         _ => return Err(fail("the record has no EventID".into())),
     };
     let event_id = u32::try_from(event_id).map_err(|_| fail("EventID is out of range".into()))?;
-    let signed = match field(Key::Signed) {
-        Some(Field::Text(text)) if text.eq_ignore_ascii_case("true") => Some(Flag::Bool(true)),
-        Some(Field::Text(text)) if text.eq_ignore_ascii_case("false") => Some(Flag::Bool(false)),
-        _ => None,
+    let system_time = match text(Member::SystemTime).map_err(fail)? {
+        Some(time) => time.into_owned(),
+        None => header_time.to_string(),
     };
-    let data = EventData {
-        hashes: text(Key::Hashes).map_err(fail)?,
-        image: text(Key::Image).map_err(fail)?,
-        image_loaded: text(Key::ImageLoaded).map_err(fail)?,
-        target_filename: text(Key::TargetFilename).map_err(fail)?,
-        utc_time: text(Key::UtcTime).map_err(fail)?,
-        signed,
-        signature: text(Key::Signature).map_err(fail)?,
-        signature_status: text(Key::SignatureStatus).map_err(fail)?,
-        company: text(Key::Company).map_err(fail)?,
-        product: text(Key::Product).map_err(fail)?,
-    };
-    let computer = text(Key::Computer).map_err(fail)?;
-    let header_time = header_time.to_string();
-    let system_time = text(Key::SystemTime).map_err(fail)?;
-    let event = SysmonEvent {
-        event_id,
-        computer: computer.as_deref(),
-        system_time: Some(system_time.as_deref().unwrap_or(&header_time)),
-        data,
-        // Sysmon event logs are written by Windows.
-        os_platform: Some("Windows"),
-    };
-    event.observation(tenant).map(|observation| (id, observation)).map_err(fail)
+    observe_members(id, event_id, text, &system_time, tenant)
 }
 
 enum Field<'a> {
@@ -313,56 +295,37 @@ enum Field<'a> {
     Invalid,
 }
 
-/// The members an observation is made of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(clippy::upper_case_acronyms)]
-enum Key {
-    Name,
-    EventID,
-    Text,
-    EventRecordID,
-    Computer,
-    SystemTime,
-    Hashes,
-    Image,
-    ImageLoaded,
-    TargetFilename,
-    UtcTime,
-    Signed,
-    Signature,
-    SignatureStatus,
-    Company,
-    Product,
-}
-
-const KEYS: [(&[u8], Key); 16] = [
-    (b"Name", Key::Name),
-    (b"EventID", Key::EventID),
-    (b"#text", Key::Text),
-    (b"EventRecordID", Key::EventRecordID),
-    (b"Computer", Key::Computer),
-    (b"SystemTime", Key::SystemTime),
-    (b"Hashes", Key::Hashes),
-    (b"Image", Key::Image),
-    (b"ImageLoaded", Key::ImageLoaded),
-    (b"TargetFilename", Key::TargetFilename),
-    (b"UtcTime", Key::UtcTime),
-    (b"Signed", Key::Signed),
-    (b"Signature", Key::Signature),
-    (b"SignatureStatus", Key::SignatureStatus),
-    (b"Company", Key::Company),
-    (b"Product", Key::Product),
+/// The member names of the crate's JSON rendering, in the order of [`Member`] (the first
+/// `Name` of a record is its provider's: `System` comes before `EventData`), and then the
+/// `#text` of an `EventID` written with attributes.
+const JSON_NAMES: [&[u8]; binxml::MEMBER_COUNT + 1] = [
+    b"Name",
+    b"EventID",
+    b"EventRecordID",
+    b"Computer",
+    b"SystemTime",
+    b"Hashes",
+    b"Image",
+    b"ImageLoaded",
+    b"TargetFilename",
+    b"UtcTime",
+    b"Signed",
+    b"Signature",
+    b"SignatureStatus",
+    b"Company",
+    b"Product",
+    b"#text",
 ];
 
 /// Where each wanted member's value starts in a record's compact JSON (its first occurrence).
 ///
 /// One pass over the record's quotes: a member's key always follows `{` or `,`, and inside a
 /// string every `"` is escaped, so `{"key":` or `,"key":` with a bare quote can only be structure.
-struct Fields([Option<usize>; KEYS.len()]);
+struct Fields([Option<usize>; JSON_NAMES.len()]);
 
 impl Fields {
     fn scan(json: &[u8]) -> Self {
-        let mut found = [None; KEYS.len()];
+        let mut found = [None; JSON_NAMES.len()];
         let mut quotes = memchr::memchr_iter(b'"', json);
         while let Some(open) = quotes.next() {
             if open == 0 || !matches!(json[open - 1], b'{' | b',') {
@@ -373,7 +336,7 @@ impl Fields {
                 continue;
             }
             let name = &json[open + 1..close];
-            if let Some(index) = KEYS.iter().position(|(key, _)| *key == name)
+            if let Some(index) = JSON_NAMES.iter().position(|key| *key == name)
                 && found[index].is_none()
             {
                 found[index] = Some(close + 2);
@@ -382,9 +345,12 @@ impl Fields {
         Fields(found)
     }
 
-    fn value<'a>(&self, json: &'a [u8], key: Key) -> Option<Field<'a>> {
-        // `KEYS` lists the keys in declaration order.
-        value_at(&json[self.0[key as usize]?..])
+    fn value<'a>(&self, json: &'a [u8], member: Member) -> Option<Field<'a>> {
+        value_at(&json[self.0[member as usize]?..])
+    }
+
+    fn event_id_text<'a>(&self, json: &'a [u8]) -> Option<Field<'a>> {
+        value_at(&json[self.0[binxml::MEMBER_COUNT]?..])
     }
 }
 
@@ -525,9 +491,11 @@ mod tests {
     }
 
     #[test]
-    fn keys_are_listed_in_declaration_order() {
-        for (index, (_, key)) in KEYS.iter().enumerate() {
-            assert_eq!(*key as usize, index, "{key:?}");
+    fn json_names_follow_the_members() {
+        assert_eq!(JSON_NAMES[Member::EventRecordId as usize], b"EventRecordID");
+        assert_eq!(JSON_NAMES[Member::Product as usize], b"Product");
+        for (index, (name, member)) in binxml::DATA_MEMBERS.iter().enumerate() {
+            assert_eq!(JSON_NAMES[*member as usize], name.as_bytes(), "{index}");
         }
     }
 
@@ -539,13 +507,13 @@ mod tests {
             Some(Field::Text(text)) => Some(text.into_owned()),
             _ => None,
         };
-        assert_eq!(text(Key::Image).as_deref(), Some(r"C:\dir\a.exe"), "not the one inside CommandLine");
-        assert_eq!(text(Key::Computer).as_deref(), Some("ws1"));
-        assert_eq!(text(Key::Name).as_deref(), Some("Microsoft-Windows-Sysmon"));
-        assert_eq!(text(Key::Signed).as_deref(), Some("true"));
-        assert!(matches!(fields.value(json, Key::EventID), Some(Field::Number(1))));
-        assert!(fields.value(json, Key::Hashes).is_none());
+        assert_eq!(text(Member::Image).as_deref(), Some(r"C:\dir\a.exe"), "not the one inside CommandLine");
+        assert_eq!(text(Member::Computer).as_deref(), Some("ws1"));
+        assert_eq!(text(Member::Provider).as_deref(), Some("Microsoft-Windows-Sysmon"));
+        assert_eq!(text(Member::Signed).as_deref(), Some("true"));
+        assert!(matches!(fields.value(json, Member::EventId), Some(Field::Number(1))));
+        assert!(fields.value(json, Member::Hashes).is_none());
         let broken = br#"{"Image":"unterminated"#;
-        assert!(matches!(Fields::scan(broken).value(broken, Key::Image), Some(Field::Invalid)));
+        assert!(matches!(Fields::scan(broken).value(broken, Member::Image), Some(Field::Invalid)));
     }
 }

@@ -62,10 +62,32 @@ impl<R: BufRead> Lines<R> {
     }
 }
 
-pub fn overlong_reason() -> String {
+/// A line's number, and its text or why it cannot be read.
+pub type NumberedLine<'a> = (u64, Result<&'a [u8], String>);
+
+impl<R: BufRead> Lines<R> {
+    /// The next line that is not blank, with its number, or why it cannot be read (it is too
+    /// long); `None` at the end of the input.
+    pub fn next_record(&mut self) -> io::Result<Option<NumberedLine<'_>>> {
+        loop {
+            // Reborrowed per turn: a blank line's borrow ends before the next read.
+            let (number, line) = match self.next_line()? {
+                None => return Ok(None),
+                Some((number, Line::Overlong)) => return Ok(Some((number, Err(overlong_reason())))),
+                Some((number, Line::Text(line))) => (number, is_blank(line)),
+            };
+            if !line {
+                let text = self.buffer.strip_suffix(b"\r").unwrap_or(&self.buffer);
+                return Ok(Some((number, Ok(text))));
+            }
+        }
+    }
+}
+
+fn overlong_reason() -> String {
     format!("line longer than {MAX_LINE_BYTES} bytes")
 }
 
-pub fn is_blank(line: &[u8]) -> bool {
+fn is_blank(line: &[u8]) -> bool {
     line.iter().all(u8::is_ascii_whitespace)
 }

@@ -11,7 +11,7 @@ use fileintel_core::{FileHashes, Md5, Observation, ParsedBatch, Position, Reject
 use serde_json::Value;
 
 use crate::Decoder;
-use crate::lines::{Line, Lines, is_blank, overlong_reason};
+use crate::lines::Lines;
 
 /// The columns a row must have for fileintel to read it.
 pub const REQUIRED_COLUMNS: [&str; 2] = ["Timestamp", "DeviceId"];
@@ -313,17 +313,16 @@ impl<R: BufRead + Send> Decoder for MdeJsonDecoder<R> {
             match &mut self.input {
                 JsonInput::Undecided(_) => break,
                 JsonInput::Lines(lines) => {
-                    let Some((number, line)) = lines.next_line()? else { break };
+                    let Some((number, line)) = lines.next_record()? else { break };
                     any = true;
                     let at = Position::Line(number);
                     let line = match line {
-                        Line::Overlong => {
+                        Ok(line) => line,
+                        Err(reason) => {
                             batch.records += 1;
-                            batch.rejections.push(Rejection::new(at, overlong_reason()));
+                            batch.rejections.push(Rejection::new(at, reason));
                             continue;
                         }
-                        Line::Text(line) if is_blank(line) => continue,
-                        Line::Text(line) => line,
                     };
                     match serde_json::from_slice::<Value>(line) {
                         Ok(value) => self.message(&value, at, &mut batch),

@@ -10,7 +10,7 @@ use fileintel_core::{Observation, ParsedBatch, Position, Rejection};
 use serde_json::{Map, Value};
 
 use crate::Decoder;
-use crate::lines::{Line, Lines, is_blank, overlong_reason};
+use crate::lines::Lines;
 use crate::sysmon::{EventData, EventId, SysmonEvent};
 
 const SYSMON: &str = "Microsoft-Windows-Sysmon";
@@ -111,19 +111,17 @@ impl<R: BufRead + Send> Decoder for SysmonJsonDecoder<R> {
         let mut batch = ParsedBatch::default();
         let mut any = false;
         while batch.len() < max {
-            let Some((number, line)) = self.lines.next_line()? else { break };
+            let Some((number, line)) = self.lines.next_record()? else { break };
             any = true;
             let at = Position::Line(number);
+            batch.records += 1;
             let line = match line {
-                Line::Overlong => {
-                    batch.records += 1;
-                    batch.rejections.push(Rejection::new(at, overlong_reason()));
+                Ok(line) => line,
+                Err(reason) => {
+                    batch.rejections.push(Rejection::new(at, reason));
                     continue;
                 }
-                Line::Text(line) if is_blank(line) => continue,
-                Line::Text(line) => line,
             };
-            batch.records += 1;
             let root = match serde_json::from_slice::<Value>(line) {
                 Ok(root) => root,
                 Err(error) => {
