@@ -622,8 +622,8 @@ async fn the_ingestion_endpoint_takes_event_logs_and_exports_into_the_callers_te
     let app = spawn_app().await;
     let (client_id, secret) = app.register("contoso", &["File.ReadWrite.All"]).await;
     let token = app.token("contoso", &client_id, &secret).await;
-    let log = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/testdata/evtx/Defense_Evasion/DSE_bypass_BYOV_TDL_dummydriver_sysmon_6_7_13.evtx");
+    let log = fileintel_telemetry::shared_evtx_dir()
+        .join("Defense_Evasion/DSE_bypass_BYOV_TDL_dummydriver_sysmon_6_7_13.evtx");
     let bytes = std::fs::read(&log).unwrap();
     for query in ["?format=evtx", "?format=auto"] {
         let request = Request::post(format!("/api/ingest/observations{query}"))

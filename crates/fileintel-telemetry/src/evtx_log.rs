@@ -450,8 +450,7 @@ mod tests {
     #[test]
     fn the_direct_path_reads_what_the_crate_reads() {
         let mut files = Vec::new();
-        let mut pending =
-            vec![std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/testdata/evtx"))];
+        let mut pending = vec![crate::shared_evtx_dir()];
         while let Some(dir) = pending.pop() {
             for entry in std::fs::read_dir(dir).unwrap() {
                 let path = entry.unwrap().path();

@@ -29,6 +29,22 @@ pub mod mde;
 pub mod sysmon;
 pub mod sysmon_json;
 
+/// The shared Sysmon logs the tests read in place: `FILEINTEL_TESTDATA` (a folder holding
+/// `evtx/`), or `shared/testdata` beside the checkout (`../shared/testdata`, found by walking up
+/// from this crate).
+#[doc(hidden)]
+pub fn shared_evtx_dir() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("FILEINTEL_TESTDATA") {
+        return std::path::PathBuf::from(dir).join("evtx");
+    }
+    let crate_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    crate_dir
+        .ancestors()
+        .map(|dir| dir.join("shared/testdata/evtx"))
+        .find(|dir| dir.is_dir())
+        .unwrap_or_else(|| crate_dir.join("../../../shared/testdata/evtx"))
+}
+
 /// Bytes of the input looked at to tell its format.
 const DETECT_BYTES: usize = 1 << 20;
 const READ_BUFFER: usize = 256 << 10;

@@ -17,7 +17,7 @@ use fileintel_telemetry::{Format, decoder};
 use serde_json::{Value, json};
 
 fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/evtx")
+    fileintel_telemetry::shared_evtx_dir()
 }
 
 fn evtx_files() -> Vec<PathBuf> {

@@ -21,7 +21,7 @@ struct Cli {
 enum Command {
     /// Serve the API.
     Serve(serve::ServeArgs),
-    /// Import NDJSON observations into a data directory, or through a running server.
+    /// Import observations (NDJSON, Sysmon event logs or JSON, MDE exports) into the store or through a server.
     Ingest(ingest::IngestArgs),
     /// Applications that may obtain tokens (client credentials).
     #[command(subcommand)]
