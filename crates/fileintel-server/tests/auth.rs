@@ -659,3 +659,27 @@ async fn the_ingestion_endpoint_takes_event_logs_and_exports_into_the_callers_te
         .unwrap();
     assert_eq!(app.send(request).await.status, StatusCode::BAD_REQUEST);
 }
+
+/// A delegated token reads machines with the `Machine.Read` scope (not `Machine.Read.All`, an
+/// application permission) and a user who holds a View Data role.
+#[tokio::test]
+async fn delegated_tokens_read_machines_with_the_machine_read_scope() {
+    let app = spawn_app().await;
+    let user = fileintel_auth::new_user("contoso", "alice@contoso.com", vec!["Security Reader".into()], "pw", 0);
+    app.store.put_user(user).await.unwrap();
+    let path = format!("/api/files/{SHA1}/machines");
+    for (scopes, allowed) in [(&["Machine.Read"][..], true), (&["Machine.Read.All", "File.Read.All"][..], false)] {
+        let (client_id, _) = app.register("contoso", scopes).await;
+        let form = format!(
+            "grant_type=password&client_id={client_id}&username=alice@contoso.com&password=pw&scope={MDE}/.default"
+        );
+        let answer = app.token_request("/contoso/oauth2/v2.0/token", &form, None).await;
+        let token = answer.json["access_token"].as_str().unwrap().to_owned();
+        let machines = app.get(&path, Some(&token)).await;
+        if allowed {
+            assert_eq!(machines.status, StatusCode::OK, "{scopes:?}: {}", machines.json);
+        } else {
+            assert_forbidden(&machines);
+        }
+    }
+}
