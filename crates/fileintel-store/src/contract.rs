@@ -507,6 +507,36 @@ pub async fn window_counts_match_a_count_over_every_device(store: &dyn Store) {
     }
 }
 
+pub async fn a_device_named_later_in_a_call_is_one_device(store: &dyn Store) {
+    let time = Timestamp(now().0 - HOUR);
+    let unnamed = Observation { device_name: None, ..seen_at("contoso", "d1", time, 10, "a.exe") };
+    let named = Observation { device_name: Some("ws1.contoso".into()), ..seen_at("contoso", "d1", time, 11, "b.exe") };
+    let renamed =
+        Observation { device_name: Some("ws1-new.contoso".into()), ..seen_at("contoso", "d1", time, 10, "a.exe") };
+    store.ingest(vec![unnamed.clone(), named, renamed, unnamed]).await.unwrap();
+    for n in [10, 11] {
+        let record = store.get_file(FileHash::Sha1(sha1(n))).await.unwrap().unwrap();
+        assert_eq!(record.global_prevalence, 1, "file {n}");
+        let devices = store.file_devices(FileHash::Sha1(sha1(n)), "contoso").await.unwrap();
+        assert_eq!(devices.len(), 1);
+        assert_eq!(devices[0].device_name.as_deref(), Some("ws1-new.contoso"));
+    }
+}
+
+pub async fn identifiers_too_long_to_keep_are_rejected(store: &dyn Store) {
+    let time = Timestamp(now().0 - HOUR);
+    let long_name = seen_at("contoso", "d1", time, 12, &"n".repeat(70_000));
+    let long_device = seen_at("contoso", &"d".repeat(5_000), time, 12, "a.exe");
+    let fine = seen_at("contoso", "d2", time, 12, "a.exe");
+    let outcome = store.ingest(vec![long_name, long_device, fine]).await.unwrap();
+    assert_eq!(outcome.accepted, 1);
+    let reasons: Vec<&str> = outcome.rejected.iter().map(|(_, reason)| reason.as_str()).collect();
+    assert!(reasons[0].contains("fileName") && reasons[1].contains("deviceId"), "{reasons:?}");
+    // The store goes on working.
+    store.ingest(vec![seen_at("contoso", "d3", time, 12, "a.exe")]).await.unwrap();
+    assert_eq!(store.get_file(FileHash::Sha1(sha1(12))).await.unwrap().unwrap().global_prevalence, 2);
+}
+
 /// Instantiates the whole contract suite as `#[tokio::test]`s for one backend.
 /// `$factory` is an async fn returning `(store, guard)`.
 #[macro_export]
@@ -530,6 +560,8 @@ macro_rules! contract_suite {
             stats_follow_records_when_they_are_linked,
             machines_carry_device_activity_and_platform,
             window_counts_match_a_count_over_every_device,
+            a_device_named_later_in_a_call_is_one_device,
+            identifiers_too_long_to_keep_are_rejected,
         );
     };
     (@tests $factory:ident, $($name:ident),* $(,)?) => {

@@ -223,7 +223,17 @@ fn template_map(chunk: &[u8], offset: usize) -> Option<TemplateMap> {
 
 /// Fills `values` from the template instance at chunk offset `base` (a fragment header and one
 /// TemplateInstance), following nested fragments; `None` to leave the record to the crate.
-fn fill<'a>(chunk: &'a [u8], base: usize, templates: &mut Templates, values: &mut [Option<Value<'a>>]) -> Option<()> {
+fn fill<'a>(
+    chunk: &'a [u8],
+    base: usize,
+    templates: &mut Templates,
+    values: &mut [Option<Value<'a>>],
+    depth: usize,
+) -> Option<()> {
+    // Sysmon nests once; a log nesting deeper than this is left to the crate (which caps it too).
+    if depth > MAX_NESTING {
+        return None;
+    }
     // Fragment header, then one TemplateInstance: a byte, the template id, its definition's offset.
     if chunk.get(base..base + 5)? != [0x0f, 0x01, 0x01, 0x00, 0x0c] {
         return None;
@@ -284,7 +294,7 @@ fn fill<'a>(chunk: &'a [u8], base: usize, templates: &mut Templates, values: &mu
         match kind {
             0x00 => {}
             // A nested BinXML fragment.
-            0x21 if size > 0 => fill(chunk, start, templates, values)?,
+            0x21 if size > 0 => fill(chunk, start, templates, values, depth + 1)?,
             _ => return None,
         }
     }
@@ -310,7 +320,7 @@ pub(crate) fn read_chunk<'a>(chunk: &'a [u8], templates: &mut Templates) -> Opti
         let header_id = u64_at(chunk, at + 8)?;
         let header_time = u64_at(chunk, at + 16)?;
         let mut values: Box<[Option<Value<'a>>; MEMBER_COUNT]> = Box::default();
-        records.push(match fill(chunk, at + 24, templates, &mut values[..]) {
+        records.push(match fill(chunk, at + 24, templates, &mut values[..], 0) {
             Some(()) => Record::Read { header_id, header_time, values },
             None => Record::ForTheCrate { header_id },
         });
@@ -319,7 +329,10 @@ pub(crate) fn read_chunk<'a>(chunk: &'a [u8], templates: &mut Templates) -> Opti
     Some(records)
 }
 
-/// FILETIME ticks (since 1601) as Unix ticks.
-pub(crate) fn unix_ticks(filetime: u64) -> i64 {
-    filetime as i64 - 116_444_736_000_000_000
+/// FILETIME ticks (since 1601) as Unix ticks, if they fit.
+pub(crate) fn unix_ticks(filetime: u64) -> Option<i64> {
+    i64::try_from(filetime).ok()?.checked_sub(116_444_736_000_000_000)
 }
+
+/// How deep nested fragments are followed.
+const MAX_NESTING: usize = 8;

@@ -111,7 +111,24 @@ impl<R: Read + Send> EvtxDecoder<R> {
         if leftover.as_ref().is_some_and(HashSet::is_empty) {
             return;
         }
-        self.read_chunk_with_crate(data, at, leftover.as_ref(), batch);
+        // The crate is the last resort for what the direct reader does not follow: should it fail
+        // on a hostile chunk, that chunk is reported and the rest of the log still read.
+        let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut part = ParsedBatch::default();
+            self.read_chunk_with_crate(data, at, leftover.as_ref(), &mut part);
+            part
+        }));
+        match read {
+            Ok(part) => {
+                batch.records += part.records;
+                batch.observations.extend(part.observations);
+                batch.positions.extend(part.positions);
+                batch.rejections.extend(part.rejections);
+            }
+            Err(_) => {
+                batch.rejections.push(Rejection::new(Position::Offset(at), "the event log parser failed on this chunk"))
+            }
+        }
     }
 
     /// Reads a chunk's records with the `evtx` crate: all of them (`only` is `None`), or those
@@ -242,8 +259,10 @@ fn observe_values(values: &[Option<binxml::Value<'_>>], tenant: &str, header_tim
         Some(binxml::Value::FileTime(filetime)) => *filetime,
         _ => header_time,
     };
-    let system_time = fileintel_core::Timestamp(binxml::unix_ticks(filetime)).to_string();
-    observe_members(id, event_id, text, &system_time, tenant)
+    // Only read when the event has no UtcTime; a time out of range reads as none.
+    let system_time = binxml::unix_ticks(filetime).map(|ticks| fileintel_core::Timestamp(ticks).to_string());
+    let system_time = system_time.as_deref().unwrap_or("(no time)");
+    observe_members(id, event_id, text, system_time, tenant)
 }
 
 /// The observation a rendered record makes, with the event's own record id where it has one.
@@ -326,20 +345,29 @@ struct Fields([Option<usize>; JSON_NAMES.len()]);
 impl Fields {
     fn scan(json: &[u8]) -> Self {
         let mut found = [None; JSON_NAMES.len()];
-        let mut quotes = memchr::memchr_iter(b'"', json);
-        while let Some(open) = quotes.next() {
-            if open == 0 || !matches!(json[open - 1], b'{' | b',') {
+        // Walk the strings (a `\\` escapes the next byte inside one); a string right after `{` or
+        // `,` and followed by `:` is a key.
+        let mut at = 0;
+        let mut opened: Option<usize> = None;
+        while let Some(offset) = memchr::memchr2(b'"', b'\\', &json[at..]) {
+            let position = at + offset;
+            if json[position] == b'\\' {
+                at = position + 2;
                 continue;
             }
-            let Some(close) = quotes.next() else { break };
-            if json.get(close + 1) != Some(&b':') {
+            at = position + 1;
+            let Some(open) = opened.take() else {
+                opened = Some(position);
+                continue;
+            };
+            if open == 0 || !matches!(json[open - 1], b'{' | b',') || json.get(position + 1) != Some(&b':') {
                 continue;
             }
-            let name = &json[open + 1..close];
+            let name = &json[open + 1..position];
             if let Some(index) = JSON_NAMES.iter().position(|key| *key == name)
                 && found[index].is_none()
             {
-                found[index] = Some(close + 2);
+                found[index] = Some(position + 2);
             }
         }
         Fields(found)
@@ -512,6 +540,11 @@ mod tests {
         assert_eq!(text(Member::Signed).as_deref(), Some("true"));
         assert!(matches!(fields.value(json, Member::EventId), Some(Field::Number(1))));
         assert!(fields.value(json, Member::Hashes).is_none());
+        // A value ending in `,` (a file named so) does not hide the key after it.
+        let comma = br#"{"TargetFilename":"C:\\x,","Hashes":"MD5=00","Name":"{","Image":"i"}"#;
+        let fields = Fields::scan(comma);
+        assert!(matches!(fields.value(comma, Member::Hashes), Some(Field::Text(text)) if text == "MD5=00"));
+        assert!(matches!(fields.value(comma, Member::Image), Some(Field::Text(text)) if text == "i"));
         let broken = br#"{"Image":"unterminated"#;
         assert!(matches!(Fields::scan(broken).value(broken, Member::Image), Some(Field::Invalid)));
     }

@@ -5,7 +5,7 @@
 //! that acted (`InitiatingProcessSHA1`, ...).
 
 use std::collections::HashMap;
-use std::io::{self, BufRead};
+use std::io::{self, BufRead, Read};
 
 use fileintel_core::{FileHashes, Md5, Observation, ParsedBatch, Position, Rejection, Sha1, Sha256, Timestamp};
 use serde_json::Value;
@@ -93,14 +93,13 @@ fn row_observations<'r>(
 /// MDE's `FolderPath` usually ends with the file's own name; the folder is what precedes it.
 fn strip_file_name(folder: &str, name: Option<&str>) -> String {
     if let Some(name) = name
-        && folder.len() > name.len()
-        && folder[folder.len() - name.len()..].eq_ignore_ascii_case(name)
-        && folder.is_char_boundary(folder.len() - name.len())
+        && let Some(head_length) = folder.len().checked_sub(name.len())
+        && head_length > 0
+        && folder.as_bytes()[head_length..].eq_ignore_ascii_case(name.as_bytes())
+        && let Some(head) = folder.get(..head_length)
+        && let Some(stripped) = head.strip_suffix(['\\', '/'])
     {
-        let head = &folder[..folder.len() - name.len()];
-        if let Some(stripped) = head.strip_suffix(['\\', '/']) {
-            return stripped.to_owned();
-        }
+        return stripped.to_owned();
     }
     folder.to_owned()
 }
@@ -221,8 +220,39 @@ impl<R: BufRead + Send> Decoder for MdeCsvDecoder<R> {
 /// messages written out over many lines; the first line tells which.
 enum JsonInput<R: BufRead> {
     Undecided(Option<R>),
-    Lines(Lines<R>),
-    Documents(serde_json::StreamDeserializer<'static, serde_json::de::IoRead<R>, Value>),
+    Lines(Lines<Replayed<R>>),
+    Documents(serde_json::StreamDeserializer<'static, serde_json::de::IoRead<Replayed<R>>, Value>),
+}
+
+/// The input with the bytes read to decide its shape put back in front.
+type Replayed<R> = io::Chain<io::Cursor<Vec<u8>>, R>;
+
+/// Reads up to the end of the first line that is not blank (at most a line's limit), for the
+/// caller to look at and then read again.
+fn first_line<R: BufRead>(input: &mut R) -> io::Result<(Vec<u8>, usize)> {
+    let mut prefix = Vec::new();
+    let mut line_start = 0;
+    loop {
+        let available = input.fill_buf()?;
+        if available.is_empty() {
+            return Ok((prefix, line_start));
+        }
+        let (take, ends) = match memchr::memchr(b'\n', available) {
+            Some(at) => (at + 1, true),
+            None => (available.len(), false),
+        };
+        prefix.extend_from_slice(&available[..take]);
+        input.consume(take);
+        if ends {
+            if !prefix[line_start..].iter().all(u8::is_ascii_whitespace) {
+                return Ok((prefix, line_start));
+            }
+            line_start = prefix.len();
+        }
+        if prefix.len() - line_start > fileintel_core::ndjson::MAX_LINE_BYTES {
+            return Ok((prefix, line_start));
+        }
+    }
 }
 
 pub struct MdeJsonDecoder<R: BufRead> {
@@ -296,12 +326,12 @@ impl<R: BufRead + Send> Decoder for MdeJsonDecoder<R> {
     fn next_batch(&mut self, max: usize) -> io::Result<Option<ParsedBatch>> {
         if let JsonInput::Undecided(input) = &mut self.input {
             let Some(mut input) = input.take() else { return Ok(None) };
-            let buffered = input.fill_buf()?;
-            let start = buffered.iter().position(|byte| !byte.is_ascii_whitespace()).unwrap_or(buffered.len());
-            let rest = &buffered[start..];
-            let first_line = rest.split(|&byte| byte == b'\n').next().unwrap_or(rest);
-            let whole_line = serde_json::from_slice::<serde::de::IgnoredAny>(first_line).is_ok();
-            self.input = if whole_line || rest.is_empty() {
+            let (prefix, line_start) = first_line(&mut input)?;
+            let line = &prefix[line_start..];
+            let whole_line = line.iter().all(u8::is_ascii_whitespace)
+                || serde_json::from_slice::<serde::de::IgnoredAny>(line.trim_ascii()).is_ok();
+            let input = io::Cursor::new(prefix).chain(input);
+            self.input = if whole_line {
                 JsonInput::Lines(Lines::new(input))
             } else {
                 JsonInput::Documents(serde_json::Deserializer::from_reader(input).into_iter())
@@ -360,11 +390,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn json_lines_are_told_from_documents_however_the_bytes_arrive() {
+        let record = r#"{"time":"2024-03-01T10:00:00Z","category":"AdvancedHunting-DeviceFileEvents","properties":{"DeviceId":"d","SHA1":"68b26c16080d71013123c6dee7b1aabc3d2857d0"}}"#;
+        let lines = format!("\n{record}\nnot json\n{record}\n");
+        let document = format!("{{\n  \"records\": [\n    {record},\n    {record}\n  ]\n}}\n");
+        for (input, observations, rejections) in [(lines, 2, 1), (document, 2, 0)] {
+            // One byte at a time, as a slow body would come.
+            let reader = std::io::BufReader::with_capacity(1, std::io::Cursor::new(input.into_bytes()));
+            let mut decoder = MdeJsonDecoder::new(reader, "t".into());
+            let mut all = ParsedBatch::default();
+            while let Some(batch) = decoder.next_batch(100).unwrap() {
+                all.observations.extend(batch.observations);
+                all.rejections.extend(batch.rejections);
+            }
+            assert_eq!((all.observations.len(), all.rejections.len()), (observations, rejections));
+            if rejections > 0 {
+                assert_eq!(all.rejections[0].at, Position::Line(3), "line mode: the bad line is named and skipped");
+            }
+        }
+    }
+
+    #[test]
     fn folder_paths_lose_the_trailing_file_name() {
         assert_eq!(strip_file_name(r"C:\Windows\System32\cmd.exe", Some("cmd.exe")), r"C:\Windows\System32");
         assert_eq!(strip_file_name(r"C:\Windows\System32\CMD.EXE", Some("cmd.exe")), r"C:\Windows\System32");
         assert_eq!(strip_file_name(r"C:\Windows\System32", Some("cmd.exe")), r"C:\Windows\System32");
         assert_eq!(strip_file_name(r"C:\Windows\notcmd.exe", Some("cmd.exe")), r"C:\Windows\notcmd.exe");
+        // A cut inside a character is no match, and no panic.
+        assert_eq!(strip_file_name("C:\\用户", Some("a.exe")), "C:\\用户");
+        assert_eq!(strip_file_name("a.exe", Some("a.exe")), "a.exe");
     }
 
     #[test]

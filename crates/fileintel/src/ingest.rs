@@ -215,24 +215,42 @@ async fn ingest_local(
         decoders.push(tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             let mut parcel: Parcel = Vec::new();
             let mut gathered = 0;
+            // An input that cannot be opened, read or told apart is reported like a bad record
+            // (at the byte offset where it failed, when known), and the others go on.
+            let refuse = |parcel: &mut Parcel, label: &Arc<str>, reason: String| {
+                let mut refused = fileintel_core::ParsedBatch::default();
+                refused.rejections.push(fileintel_core::Rejection::new(fileintel_core::Position::Offset(0), reason));
+                parcel.push((label.clone(), refused));
+            };
             while let Some(path) = queue.lock().ok().and_then(|mut queue| queue.next()) {
                 let label: Arc<str> = Arc::from(path.display().to_string());
-                let (input, _) = open_input(&path)?;
-                let mut decoder = match fileintel_telemetry::decoder(format, input, tenant.clone()) {
-                    Ok(decoder) => decoder,
-                    // An input of no known shape is reported like a bad record, and the rest go on.
-                    Err(OpenError::Undetected(reason)) => {
-                        let mut refused = fileintel_core::ParsedBatch::default();
-                        let reason = format!("cannot tell the format: {reason}; name it with --format");
-                        refused
-                            .rejections
-                            .push(fileintel_core::Rejection::new(fileintel_core::Position::Offset(0), reason));
-                        parcel.push((label.clone(), refused));
+                let input = match open_input(&path) {
+                    Ok((input, _)) => input,
+                    Err(error) => {
+                        refuse(&mut parcel, &label, format!("{error:#}"));
                         continue;
                     }
-                    Err(error) => return Err(anyhow::Error::new(error).context(format!("reading {label}"))),
                 };
-                while let Some(parsed) = decoder.next_batch(batch).with_context(|| format!("reading {label}"))? {
+                let mut decoder = match fileintel_telemetry::decoder(format, input, tenant.clone()) {
+                    Ok(decoder) => decoder,
+                    Err(OpenError::Undetected(reason)) => {
+                        refuse(&mut parcel, &label, format!("cannot tell the format: {reason}; name it with --format"));
+                        continue;
+                    }
+                    Err(error) => {
+                        refuse(&mut parcel, &label, error.to_string());
+                        continue;
+                    }
+                };
+                loop {
+                    let parsed = match decoder.next_batch(batch) {
+                        Ok(Some(parsed)) => parsed,
+                        Ok(None) => break,
+                        Err(error) => {
+                            refuse(&mut parcel, &label, format!("reading stopped: {error}"));
+                            break;
+                        }
+                    };
                     progress.records.fetch_add(parsed.records, Ordering::Relaxed);
                     gathered += parsed.observations.len() + 1;
                     parcel.push((label.clone(), parsed));

@@ -41,7 +41,7 @@ use async_trait::async_trait;
 use fileintel_core::{
     Application, FileFacts, FileHash, FileHashes, FileRecord, Observation, SigningKey, Timestamp, User,
 };
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
 use serde::{Deserialize, Serialize};
 
 use crate::{DeviceSighting, IngestOutcome, OrgFileStats, Store, StoreError, StoreStats, TOP_FILE_NAMES};
@@ -362,7 +362,10 @@ impl FjallStore {
         let always_hit =
             |name: &str| db.keyspace(name, || KeyspaceCreateOptions::default().expect_point_read_hits(true));
         let meta = keyspace("meta")?;
-        let counters = match meta.get("counters")? {
+        let stored = meta.get("counters")?;
+        // A store written by schema version 1 has sightings but no window entries yet.
+        let from_version_1 = stored.as_ref().is_some_and(|bytes| bytes.first() == Some(&1));
+        let counters = match stored {
             Some(bytes) => decode("counters", &bytes)?,
             None => Counters { next_file: 1, next_device: 1, next_tenant: 1, files: 0, partial: 0 },
         };
@@ -394,6 +397,10 @@ impl FjallStore {
             lock: Mutex::new(lock),
         };
         let store = FjallStore { inner: Arc::new(inner) };
+        if from_version_1 {
+            let mut writer = store.inner.writer.lock().map_err(|_| StoreError::Backend("writer poisoned".into()))?;
+            store.inner.rebuild_windows(&mut writer)?;
+        }
         // What the journal replayed sits in memtables, whose skiplist lookups cost several times
         // a lookup in a table on disk: write it out before serving.
         store.flush()?;
@@ -595,16 +602,19 @@ impl Inner {
         let mut stats =
             OrgFileStats { record, prevalence: 0, first_seen: None, last_seen: None, top_file_names: Vec::new() };
         let Some(tenant) = self.tenants.get(tenant)? else { return Ok(Some(stats)) };
+        // Every window read from one snapshot: a commit landing between two of them could
+        // otherwise move a device from one count to another unseen.
+        let snapshot = self.db.snapshot();
         let tenant = u32_value("tenant", &tenant)?;
         let prefix = file_tenant(id, tenant);
         let end = recent_time_key(id, tenant, Timestamp(i64::MAX));
 
         // The first and last observation times at or after `since`.
         let window = recent_time_key(id, tenant, since)..=end;
-        if let Some(item) = self.recent_times.range(window.clone()).next() {
+        if let Some(item) = snapshot.range(&self.recent_times, window.clone()).next() {
             stats.first_seen = Some(time_from_bytes(&item.key()?[12..20]));
         }
-        if let Some(item) = self.recent_times.range(window).next_back() {
+        if let Some(item) = snapshot.range(&self.recent_times, window).next_back() {
             stats.last_seen = Some(time_from_bytes(&item.key()?[12..20]));
         }
 
@@ -619,7 +629,7 @@ impl Inner {
             count_key(id, tenant, HOUR_LEVEL, hour + 1)..count_key(id, tenant, HOUR_LEVEL, (day + 1) * 24),
         ];
         for range in counts {
-            for item in self.recent_counts.range(range) {
+            for item in snapshot.range(&self.recent_counts, range) {
                 prevalence += i64::from(u32_value("device count", &item.value()?)?);
             }
         }
@@ -628,14 +638,14 @@ impl Inner {
         let count_devices = |from: Timestamp, to: Timestamp| -> Result<i64, StoreError> {
             let range = recent_device_key(id, tenant, from, 0)..recent_device_key(id, tenant, to, 0);
             let mut count = 0;
-            for item in self.recent_devices.range(range) {
+            for item in snapshot.range(&self.recent_devices, range) {
                 item.key()?;
                 count += 1;
             }
             Ok(count)
         };
         if since.0 - hour_start.0 <= hour_end.0 - since.0 {
-            let whole = match self.recent_counts.get(count_key(id, tenant, HOUR_LEVEL, hour))? {
+            let whole = match snapshot.get(&self.recent_counts, count_key(id, tenant, HOUR_LEVEL, hour))? {
                 Some(bytes) => i64::from(u32_value("hour count", &bytes)?),
                 None => 0,
             };
@@ -643,10 +653,10 @@ impl Inner {
         } else {
             prevalence += count_devices(since, hour_end)?;
         }
-        stats.prevalence = u64::try_from(prevalence).map_err(|_| corrupt("hour counts", "negative device count"))?;
+        stats.prevalence = u64::try_from(prevalence.max(0)).unwrap_or_default();
 
         let mut names: Vec<(u32, String)> = Vec::new();
-        for item in self.file_names.prefix(prefix) {
+        for item in snapshot.prefix(&self.file_names, prefix) {
             let (key, value) = item.into_inner()?;
             names.push((u32_value("name count", &value)?, String::from_utf8_lossy(&key[12..]).into_owned()));
         }
@@ -865,6 +875,64 @@ mod tests {
             store.file_stats(FileHash::Sha1(hash), "t", Timestamp(later.0 - 720 * hour)).await.unwrap().unwrap();
         assert_eq!((stats.prevalence, stats.first_seen), (1, Some(Timestamp(now.0 - 10 * hour))));
         assert_eq!(stats.record.global_prevalence, 2, "sightings themselves stay");
+    }
+
+    #[tokio::test]
+    async fn a_store_written_by_version_1_gets_its_windows_when_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FjallStore::open(dir.path()).unwrap();
+        let hour = TICKS_PER_HOUR;
+        let now = Timestamp(
+            (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() / 100) as i64,
+        );
+        let hash = fileintel_core::Sha1([8; 20]);
+        let seen = |device: &str, hours_ago: i64, name: &str| Observation {
+            tenant_id: "t".into(),
+            device_id: device.into(),
+            device_name: None,
+            timestamp: Timestamp(now.0 - hours_ago * hour),
+            hashes: FileHashes { sha1: Some(hash), ..Default::default() },
+            size: None,
+            file_name: Some(name.into()),
+            folder_path: None,
+            os_platform: None,
+            reported: None,
+        };
+        store.ingest(vec![seen("a", 10, "x.exe"), seen("b", 30, "x.exe"), seen("c", 900, "y.exe")]).await.unwrap();
+        let since = Timestamp(now.0 - 720 * hour);
+        let expected = store.file_stats(FileHash::Sha1(hash), "t", since).await.unwrap().unwrap();
+        assert_eq!(expected.prevalence, 2);
+
+        // Turn the store back into what version 1 wrote: no window entries, version 1 values.
+        let inner = &store.inner;
+        let mut write = inner.db.batch();
+        for keyspace in [&inner.recent_times, &inner.recent_devices, &inner.recent_counts, &inner.file_names] {
+            for item in keyspace.iter() {
+                write.remove(keyspace, item.key().unwrap().to_vec());
+            }
+        }
+        for item in inner.sightings.iter() {
+            let (key, value) = item.into_inner().unwrap();
+            let sighting = decode_sighting(&value).unwrap();
+            let mut old = vec![1u8];
+            old.extend(postcard::to_stdvec(&(sighting.first, sighting.last, sighting.file_name)).unwrap());
+            write.insert(&inner.sightings, key.to_vec(), old);
+        }
+        let counters = inner.writer.lock().unwrap().counters;
+        let mut old = vec![1u8];
+        old.extend(postcard::to_stdvec(&counters).unwrap());
+        write.insert(&inner.meta, b"counters".to_vec(), old);
+        write.commit().unwrap();
+        drop(store);
+
+        let store = FjallStore::open(dir.path()).unwrap();
+        let rebuilt = store.file_stats(FileHash::Sha1(hash), "t", since).await.unwrap().unwrap();
+        assert_eq!(rebuilt, expected);
+        assert_eq!(store.inner.meta.get("counters").unwrap().unwrap()[0], SCHEMA_VERSION, "done once");
+        // And it counts on from there.
+        store.ingest(vec![seen("b", 1, "x.exe")]).await.unwrap();
+        let later = store.file_stats(FileHash::Sha1(hash), "t", Timestamp(now.0 - 5 * hour)).await.unwrap().unwrap();
+        assert_eq!(later.prevalence, 1);
     }
 
     #[test]

@@ -95,9 +95,12 @@ impl Inner {
         observation: &Observation,
     ) -> Result<u32, StoreError> {
         let cache_key = (tenant, observation.device_id.clone());
-        if let Some((number, name)) = writer.devices.get(&cache_key)
-            && (observation.device_name.is_none() || *name == observation.device_name)
-        {
+        if let Some((number, name)) = writer.devices.get_mut(&cache_key) {
+            // Known already (perhaps only to a write still in flight): a new name renames it.
+            if observation.device_name.is_some() && *name != observation.device_name {
+                name.clone_from(&observation.device_name);
+                batch.devices.push((tenant, observation.device_id.clone(), *number, observation.device_name.clone()));
+            }
             return Ok(*number);
         }
         let key = device_key(tenant, &observation.device_id);
@@ -312,6 +315,11 @@ impl Inner {
             let mut index = 0;
             while index < observations.len() {
                 let observation = &observations[index];
+                if let Some(reason) = oversized(observation) {
+                    outcome.rejected.push((index, reason));
+                    index += 1;
+                    continue;
+                }
                 match self.resolve_file(writer, &mut batch, overlay.as_ref(), &observation.hashes)? {
                     Resolution::File(id) => {
                         touched.insert(id);
@@ -483,8 +491,12 @@ impl Inner {
             }
             self.device_info.get(number.to_be_bytes())?.map(|bytes| decode_device_info(&bytes)).transpose()
         };
+        let mut numbered = HashSet::new();
         for (tenant, device_id, number, device_name) in batch.devices.drain(..) {
-            write.insert(&self.devices, device_key(tenant, &device_id), number.to_be_bytes().to_vec());
+            // A device renamed within the batch comes twice: one insert per key.
+            if numbered.insert(number) {
+                write.insert(&self.devices, device_key(tenant, &device_id), number.to_be_bytes().to_vec());
+            }
             let entry = match infos.entry(number) {
                 Entry::Occupied(entry) => entry.into_mut(),
                 Entry::Vacant(entry) => {
@@ -621,6 +633,56 @@ impl Inner {
         Ok(())
     }
 
+    /// Builds the window entries of a store that schema version 1 wrote, from its sightings:
+    /// each device at its last sighting, the hour and day counts, the names, and, for
+    /// observation times, each sighting's first and last (version 1 kept no others). Absolute
+    /// values, so running it again after a crash changes nothing. Ends by writing the counters
+    /// in version 2, which marks the store as done.
+    pub(super) fn rebuild_windows(&self, writer: &mut Writer) -> Result<(), StoreError> {
+        refresh_horizon(writer);
+        let mut counts: HashMap<[u8; 21], u32> = HashMap::new();
+        let mut names: HashMap<Vec<u8>, u32> = HashMap::new();
+        let mut write = self.db.batch().durability(Some(PersistMode::SyncAll));
+        let mut pending = 0;
+        for item in self.sightings.iter() {
+            let (key, value) = item.into_inner()?;
+            let sighting = decode_sighting(&value)?;
+            let (Ok(file), Ok(tenant), Ok(device)) =
+                (key[..8].try_into(), key[8..12].try_into(), key[12..16].try_into())
+            else {
+                return Err(corrupt("sighting key", "not 16 bytes"));
+            };
+            let (file, tenant, device) =
+                (u64::from_be_bytes(file), u32::from_be_bytes(tenant), u32::from_be_bytes(device));
+            if sighting.last >= writer.horizon {
+                write.insert(&self.recent_devices, recent_device_key(file, tenant, sighting.last, device).to_vec(), []);
+                for key in count_keys(file, tenant, sighting.last) {
+                    *counts.entry(key).or_default() += 1;
+                }
+                for time in [sighting.first, sighting.last].into_iter().filter(|time| *time >= writer.horizon) {
+                    write.insert(&self.recent_times, recent_time_key(file, tenant, time).to_vec(), []);
+                }
+                pending += 3;
+            }
+            for name in &sighting.names {
+                *names.entry(name_key(file, tenant, name)).or_default() += 1;
+            }
+            if pending >= 60_000 {
+                std::mem::replace(&mut write, self.db.batch().durability(Some(PersistMode::SyncAll))).commit()?;
+                pending = 0;
+            }
+        }
+        for (key, count) in counts {
+            write.insert(&self.recent_counts, key.to_vec(), count.to_be_bytes().to_vec());
+        }
+        for (key, count) in names {
+            write.insert(&self.file_names, key, count.to_be_bytes().to_vec());
+        }
+        write.insert(&self.meta, b"counters".to_vec(), encode(&writer.counters));
+        write.commit()?;
+        Ok(())
+    }
+
     pub(super) fn put_facts(
         &self,
         writer: &mut Writer,
@@ -652,10 +714,31 @@ impl Inner {
     }
 }
 
-/// Observations older than the longest look-back window, counted from now, are not kept for windows.
+/// Observations older than the longest look-back window, counted from now, are not kept for
+/// windows. The horizon never moves back, even if the clock does: an entry written above it must
+/// stay above it, or its removal would be skipped while its counts were decremented.
 fn refresh_horizon(writer: &mut Writer) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| i64::try_from(elapsed.as_nanos() / 100).unwrap_or(i64::MAX));
-    writer.horizon = Timestamp(now.saturating_sub(MAX_LOOKBACK));
+    writer.horizon = writer.horizon.max(Timestamp(now.saturating_sub(MAX_LOOKBACK)));
+}
+
+/// The longest tenant id, device id and name, and file name, kept (keys are built from them).
+pub(crate) const MAX_ID_BYTES: usize = 1024;
+
+/// Why an observation's identifiers are too long to keep, if they are.
+fn oversized(observation: &Observation) -> Option<String> {
+    let fields = [
+        ("tenantId", Some(&observation.tenant_id)),
+        ("deviceId", Some(&observation.device_id)),
+        ("deviceName", observation.device_name.as_ref()),
+        ("fileName", observation.file_name.as_ref()),
+        ("osPlatform", observation.os_platform.as_ref()),
+    ];
+    fields.into_iter().find_map(|(field, value)| {
+        value
+            .filter(|value| value.len() > MAX_ID_BYTES)
+            .map(|_| format!("field '{field}' is longer than {MAX_ID_BYTES} bytes"))
+    })
 }
