@@ -85,13 +85,15 @@ impl Value<'_> {
 
 /// UTF-16LE as a `String`, without trailing NULs; ASCII (nearly every value) is copied as is.
 fn utf16_text(bytes: &[u8]) -> String {
-    let mut units: Vec<u16> = bytes.chunks_exact(2).map(|pair| u16::from_le_bytes([pair[0], pair[1]])).collect();
-    while units.last() == Some(&0) {
-        units.pop();
+    let mut end = bytes.len() & !1;
+    while end >= 2 && bytes[end - 2] == 0 && bytes[end - 1] == 0 {
+        end -= 2;
     }
-    if units.iter().all(|&unit| unit < 0x80) {
-        return units.iter().map(|&unit| unit as u8 as char).collect();
+    let bytes = &bytes[..end];
+    if bytes.chunks_exact(2).all(|pair| pair[1] == 0 && pair[0] < 0x80) {
+        return bytes.iter().step_by(2).map(|&byte| char::from(byte)).collect();
     }
+    let units = bytes.chunks_exact(2).map(|pair| u16::from_le_bytes([pair[0], pair[1]]));
     char::decode_utf16(units).map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER)).collect()
 }
 
@@ -336,3 +338,20 @@ pub(crate) fn unix_ticks(filetime: u64) -> Option<i64> {
 
 /// How deep nested fragments are followed.
 const MAX_NESTING: usize = 8;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utf16(text: &str) -> Vec<u8> {
+        text.encode_utf16().flat_map(u16::to_le_bytes).collect()
+    }
+
+    #[test]
+    fn utf16_values_decode_with_their_trailing_nuls_dropped() {
+        assert_eq!(utf16_text(&utf16("C:\\Windows\\cmd.exe\0")), "C:\\Windows\\cmd.exe");
+        assert_eq!(utf16_text(&utf16("Überwachung 用户\0\0")), "Überwachung 用户");
+        assert_eq!(utf16_text(&[0x41, 0x00, 0x42]), "A", "an odd byte is dropped");
+        assert_eq!(utf16_text(&[]), "");
+    }
+}
