@@ -112,19 +112,28 @@ struct DeviceInfoV1 {
     device_name: Option<String>,
 }
 
-fn decode_device_info(bytes: &[u8]) -> Result<DeviceInfo, StoreError> {
-    if bytes.first() == Some(&1) {
-        let old: DeviceInfoV1 = postcard::from_bytes(&bytes[1..]).map_err(|error| corrupt("device info", error))?;
-        return Ok(DeviceInfo {
-            tenant: old.tenant,
-            device_id: old.device_id,
-            device_name: old.device_name,
-            first_seen: None,
-            last_seen: None,
-            os_platform: None,
-        });
+/// Decodes a value whose layout changed in schema version 2: version 1 bytes are read as `Old`
+/// and brought up to date by `upgrade`.
+fn decode_upgraded<Old: for<'de> Deserialize<'de>, New: for<'de> Deserialize<'de>>(
+    what: &str,
+    bytes: &[u8],
+    upgrade: impl FnOnce(Old) -> New,
+) -> Result<New, StoreError> {
+    match bytes.split_first() {
+        Some((1, rest)) => postcard::from_bytes(rest).map(upgrade).map_err(|error| corrupt(what, error)),
+        _ => decode(what, bytes),
     }
-    decode("device info", bytes)
+}
+
+fn decode_device_info(bytes: &[u8]) -> Result<DeviceInfo, StoreError> {
+    decode_upgraded("device info", bytes, |old: DeviceInfoV1| DeviceInfo {
+        tenant: old.tenant,
+        device_id: old.device_id,
+        device_name: old.device_name,
+        first_seen: None,
+        last_seen: None,
+        os_platform: None,
+    })
 }
 
 /// `FileRecord` as schema version 1 wrote it.
@@ -139,19 +148,15 @@ struct FileRecordV1 {
 }
 
 fn decode_record(bytes: &[u8]) -> Result<FileRecord, StoreError> {
-    if bytes.first() == Some(&1) {
-        let old: FileRecordV1 = postcard::from_bytes(&bytes[1..]).map_err(|error| corrupt("file record", error))?;
-        return Ok(FileRecord {
-            hashes: old.hashes,
-            global_prevalence: old.global_prevalence,
-            global_first_observed: old.global_first_observed,
-            global_last_observed: old.global_last_observed,
-            size: old.size,
-            facts: old.facts,
-            reported: Default::default(),
-        });
-    }
-    decode("file record", bytes)
+    decode_upgraded("file record", bytes, |old: FileRecordV1| FileRecord {
+        hashes: old.hashes,
+        global_prevalence: old.global_prevalence,
+        global_first_observed: old.global_first_observed,
+        global_last_observed: old.global_last_observed,
+        size: old.size,
+        facts: old.facts,
+        reported: Default::default(),
+    })
 }
 
 /// The most names kept per device and file: a file renamed on every run must not grow without end.
@@ -177,12 +182,12 @@ struct SightingV1 {
 }
 
 fn decode_sighting(bytes: &[u8]) -> Result<Sighting, StoreError> {
-    if bytes.first() == Some(&1) {
-        let old: SightingV1 = postcard::from_bytes(&bytes[1..]).map_err(|error| corrupt("sighting", error))?;
-        let names = old.file_name.iter().cloned().collect();
-        return Ok(Sighting { first: old.first, last: old.last, file_name: old.file_name, names });
-    }
-    decode("sighting", bytes)
+    decode_upgraded("sighting", bytes, |old: SightingV1| Sighting {
+        first: old.first,
+        last: old.last,
+        names: old.file_name.iter().cloned().collect(),
+        file_name: old.file_name,
+    })
 }
 
 impl Sighting {
