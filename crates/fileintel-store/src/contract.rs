@@ -122,6 +122,7 @@ pub async fn records_first_known_by_different_hashes_are_linked(store: &dyn Stor
     store
         .put_facts(
             only(FileHash::Sha256(sha256(4))),
+            None,
             FileFacts { file_publisher: Some("Contoso".into()), ..Default::default() },
         )
         .await
@@ -212,9 +213,10 @@ pub async fn static_facts_are_kept_beside_observations(store: &dyn Store) {
         determination_value: Some("PUA:Win32/Example".into()),
         ..Default::default()
     };
-    store.put_facts(only(FileHash::Sha256(sha256(10))), facts.clone()).await.unwrap();
+    store.put_facts(only(FileHash::Sha256(sha256(10))), Some(77), facts.clone()).await.unwrap();
     let record = store.get_file(FileHash::Sha256(sha256(10))).await.unwrap().unwrap();
     assert_eq!(record.facts, facts);
+    assert_eq!(record.size, Some(77), "the measured size");
     assert_eq!(record.global_prevalence, 0);
     assert_eq!(record.global_first_observed, None);
     store.ingest(vec![seen("t", "a", 0, all_three(10))]).await.unwrap();

@@ -111,7 +111,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records static facts about a file (from analysis or feeds), creating the record if needed.
     /// Known facts win over new ones only where the new ones are missing.
-    async fn put_facts(&self, hashes: FileHashes, facts: FileFacts) -> Result<(), StoreError>;
+    /// `size`, when given, is the file's size as measured from its bytes, and replaces any other.
+    async fn put_facts(&self, hashes: FileHashes, size: Option<u64>, facts: FileFacts) -> Result<(), StoreError>;
 
     /// The devices of `tenant` that observed the file, in no particular order.
     async fn file_devices(&self, hash: FileHash, tenant: &str) -> Result<Vec<DeviceSighting>, StoreError>;

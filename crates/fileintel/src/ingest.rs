@@ -173,7 +173,7 @@ pub(crate) fn open_store(args: &StoreArgs) -> anyhow::Result<FjallStore> {
 }
 
 /// Files named, with directories replaced by the files beneath them (in name order).
-fn expand_inputs(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+pub(crate) fn expand_inputs(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
             .with_context(|| format!("reading the directory {}", dir.display()))?

@@ -1,5 +1,6 @@
 //! The `fileintel` binary: thin glue over the library crates.
 
+mod analyze;
 mod devcert;
 mod identity;
 mod ingest;
@@ -23,6 +24,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Import observations (NDJSON, Sysmon event logs or JSON, MDE exports) into the store or through a server.
     Ingest(ingest::IngestArgs),
+    /// Analyse files and folders: hashes, type, PE facts and version information, as JSON lines;
+    /// with --data-dir, recorded in the store.
+    Analyze(analyze::AnalyzeArgs),
     /// Applications that may obtain tokens (client credentials).
     #[command(subcommand)]
     Apps(identity::AppsCommand),
@@ -71,6 +75,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Ingest(args) => ingest::run(args),
+        Command::Analyze(args) => analyze::run(args),
         Command::Apps(command) => identity::run_apps(command),
         Command::Users(command) => identity::run_users(command),
         Command::Keys(command) => identity::run_keys(command),

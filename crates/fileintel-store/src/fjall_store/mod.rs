@@ -686,11 +686,11 @@ impl Store for FjallStore {
             .map_err(|error| StoreError::Backend(format!("ingest task: {error}")))?
     }
 
-    async fn put_facts(&self, hashes: FileHashes, facts: FileFacts) -> Result<(), StoreError> {
+    async fn put_facts(&self, hashes: FileHashes, size: Option<u64>, facts: FileFacts) -> Result<(), StoreError> {
         let store = self.clone();
         tokio::task::spawn_blocking(move || {
             let mut writer = store.inner.writer.lock().map_err(|_| StoreError::Backend("writer poisoned".into()))?;
-            store.inner.put_facts(&mut writer, &hashes, facts)
+            store.inner.put_facts(&mut writer, &hashes, size, facts)
         })
         .await
         .map_err(|error| StoreError::Backend(format!("facts task: {error}")))?

@@ -687,6 +687,7 @@ impl Inner {
         &self,
         writer: &mut Writer,
         hashes: &FileHashes,
+        size: Option<u64>,
         facts: FileFacts,
     ) -> Result<(), StoreError> {
         refresh_horizon(writer);
@@ -695,6 +696,9 @@ impl Inner {
             match self.resolve_file(writer, &mut batch, None, hashes)? {
                 Resolution::File(id) => {
                     let record = self.batch_record(&mut batch, None, id)?;
+                    if size.is_some() {
+                        record.size = size;
+                    }
                     let mut merged = facts;
                     merged.fill_from(std::mem::take(&mut record.facts));
                     record.facts = merged;

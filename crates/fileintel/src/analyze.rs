@@ -1,0 +1,125 @@
+//! `fileintel analyze`: static analysis of files and folders, one JSON profile per file, and with
+//! `--data-dir` the results recorded in the store.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Context;
+use fileintel_analysis::Analysis;
+use fileintel_store::Store;
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(clap::Args)]
+pub struct AnalyzeArgs {
+    /// Record the results in this data directory (no server may hold it), so that
+    /// `GET /api/files/{id}` returns them.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Files analysed at once; 0 means one per CPU.
+    #[arg(long, default_value_t = 0)]
+    jobs: usize,
+    /// Files and folders to analyse (folders are walked).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+}
+
+/// One file's analysis as printed: its path, the profile's fields, and the details.
+fn profile(path: &Path, analysis: &Analysis) -> serde_json::Value {
+    let facts = analysis.facts();
+    serde_json::json!({
+        "path": path.display().to_string(),
+        "sha1": analysis.hashes.sha1.map(|hash| hash.to_string()),
+        "sha256": analysis.hashes.sha256.map(|hash| hash.to_string()),
+        "md5": analysis.hashes.md5.map(|hash| hash.to_string()),
+        "size": analysis.size,
+        "fileType": facts.file_type,
+        "isPeFile": facts.is_pe_file,
+        "filePublisher": facts.file_publisher,
+        "fileProductName": facts.file_product_name,
+        "pe": analysis.pe,
+        "problems": analysis.problems,
+    })
+}
+
+/// Maps a file for analysis: its pages are read as they are touched and can be dropped again,
+/// so memory stays bounded however large the file.
+fn analyze_file(path: &Path) -> anyhow::Result<Analysis> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let length = file.metadata().map(|metadata| metadata.len()).unwrap_or(0);
+    if length == 0 {
+        return Ok(fileintel_analysis::analyze(&[]));
+    }
+    // Safety: the mapping is read-only and private to this process; a file truncated by another
+    // process while mapped would fault, which is the accepted trade of mapping (as in ripgrep).
+    let map = unsafe { memmap2::Mmap::map(&file) }.with_context(|| format!("mapping {}", path.display()))?;
+    Ok(fileintel_analysis::analyze(&map))
+}
+
+pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
+    let paths = crate::ingest::expand_inputs(&args.paths)?;
+    let started = Instant::now();
+    let store = match &args.data_dir {
+        Some(data_dir) => Some(
+            fileintel_store::FjallStore::open(data_dir)
+                .with_context(|| format!("opening the store in {}", data_dir.display()))?,
+        ),
+        None => None,
+    };
+    let jobs = if args.jobs == 0 { std::thread::available_parallelism().map_or(2, usize::from) } else { args.jobs };
+    let bar = ProgressBar::new(paths.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} files {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let queue = Mutex::new(paths.iter());
+    let (sender, results) = std::sync::mpsc::sync_channel::<(PathBuf, anyhow::Result<Analysis>)>(2 * jobs);
+    let runtime = tokio::runtime::Builder::new_current_thread().build().context("starting the runtime")?;
+    let store: Option<Arc<dyn Store>> = store.map(|store| Arc::new(store) as Arc<dyn Store>);
+    let (mut files, mut bytes, mut pe_files, mut failed, mut with_problems) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        for _ in 0..jobs.max(1) {
+            let (queue, sender) = (&queue, sender.clone());
+            scope.spawn(move || {
+                while let Some(path) = queue.lock().ok().and_then(|mut queue| queue.next().cloned()) {
+                    let analysis = analyze_file(&path);
+                    if sender.send((path, analysis)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(sender);
+        for (path, analysis) in results {
+            bar.inc(1);
+            let analysis = match analysis {
+                Ok(analysis) => analysis,
+                Err(error) => {
+                    failed += 1;
+                    bar.suspend(|| eprintln!("{}: {error:#}", path.display()));
+                    continue;
+                }
+            };
+            files += 1;
+            bytes += analysis.size;
+            pe_files += u64::from(analysis.is_pe_file == Some(true));
+            with_problems += u64::from(!analysis.problems.is_empty());
+            bar.suspend(|| println!("{}", profile(&path, &analysis)));
+            if let Some(store) = &store {
+                runtime
+                    .block_on(store.put_facts(analysis.hashes, Some(analysis.size), analysis.facts()))
+                    .with_context(|| format!("recording {}", path.display()))?;
+            }
+        }
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "analysed {files} files ({pe_files} PE, {with_problems} with problems, {failed} unreadable), {:.1} MB in {seconds:.2} s{}",
+        bytes as f64 / 1e6,
+        if store.is_some() { ", recorded" } else { "" }
+    );
+    Ok(if failed > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
