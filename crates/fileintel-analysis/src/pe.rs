@@ -83,6 +83,50 @@ fn preferred(strings: &HashMap<Language, HashMap<String, String>>, translation: 
         .or_else(|| strings.keys().copied().min_by_key(|language| (language.lang_id, language.charset_id)))
 }
 
+/// The version strings of an image's resources. A file can carry its version resource in several
+/// languages (Wine's DLLs carry 36), each with its own string tables: the resource is chosen by
+/// language first, with the same preference as the string table inside it.
+fn version_from(resources: pelite::resources::Resources<'_>) -> Result<Option<VersionStrings>, String> {
+    use pelite::resources::{FindError, Name};
+    let root = match resources.root() {
+        Ok(root) => root,
+        Err(pelite::Error::Null) => return Ok(None),
+        Err(error) => return Err(format!("resources: {error}")),
+    };
+    let versions = match root.get_dir(Name::VERSION) {
+        Ok(versions) => versions,
+        Err(FindError::NotFound) => return Ok(None),
+        Err(error) => return Err(format!("version information: {error}")),
+    };
+    let names = versions.first_dir().map_err(|error| format!("version information: {error}"))?;
+    // Per language of the resource: its id, and its bytes.
+    let mut entries: Vec<(u16, &[u8])> = Vec::new();
+    for entry in names.entries() {
+        let Ok(Name::Id(id)) = entry.name() else { continue };
+        let Some(data) = entry.entry().ok().and_then(|entry| entry.data()) else { continue };
+        if let Ok(bytes) = data.bytes() {
+            entries.push((u16::try_from(id).unwrap_or(u16::MAX), bytes));
+        }
+    }
+    let chosen = entries
+        .iter()
+        .find(|(id, _)| *id == US_ENGLISH)
+        .or_else(|| entries.iter().find(|(id, _)| *id == NEUTRAL))
+        .or_else(|| entries.first());
+    let Some((_, bytes)) = chosen else { return Ok(None) };
+    let info = pelite::resources::version_info::VersionInfo::try_from(*bytes)
+        .map_err(|error| format!("version information: {error}"))?;
+    let mut strings = version_strings(info);
+    if let Some(strings) = &mut strings {
+        let mut languages: Vec<u16> =
+            entries.iter().map(|(id, _)| *id).chain(strings.languages.iter().copied()).collect();
+        languages.sort_unstable();
+        languages.dedup();
+        strings.languages = languages;
+    }
+    Ok(strings)
+}
+
 fn version_strings(info: pelite::resources::version_info::VersionInfo<'_>) -> Option<VersionStrings> {
     let file_info = info.file_info();
     let language = preferred(&file_info.strings, file_info.langs)?;
@@ -110,14 +154,10 @@ macro_rules! facts_of {
         let present =
             |index: usize| directories.get(index).is_some_and(|entry| entry.VirtualAddress != 0 && entry.Size != 0);
         let version = match pe.resources() {
-            Ok(resources) => match resources.version_info() {
-                Ok(info) => version_strings(info),
-                Err(pelite::resources::FindError::NotFound) => None,
-                Err(error) => {
-                    $problems.push(format!("version information: {error}"));
-                    None
-                }
-            },
+            Ok(resources) => version_from(resources).unwrap_or_else(|problem| {
+                $problems.push(problem);
+                None
+            }),
             Err(pelite::Error::Null) => None,
             Err(error) => {
                 $problems.push(format!("resources: {error}"));
