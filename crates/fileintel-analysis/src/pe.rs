@@ -114,7 +114,7 @@ fn version_from(resources: pelite::resources::Resources<'_>) -> Result<Option<Ve
         .or_else(|| entries.iter().find(|(id, _)| *id == NEUTRAL))
         .or_else(|| entries.first());
     let Some((_, bytes)) = chosen else { return Ok(None) };
-    let info = pelite::resources::version_info::VersionInfo::try_from(*bytes)
+    let info = pelite::resources::version_info::VersionInfo::try_from(bytes)
         .map_err(|error| format!("version information: {error}"))?;
     let mut strings = version_strings(info);
     if let Some(strings) = &mut strings {
