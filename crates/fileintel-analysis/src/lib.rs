@@ -13,10 +13,12 @@
 //! assert_eq!(analysis.hashes.sha1.unwrap().to_string(), "b2b62c101a156f5f12dd7197cf7ae9424164b115");
 //! ```
 
+mod authenticode;
 mod digest;
 mod kind;
 mod pe;
 
+pub use authenticode::SignatureFacts;
 pub use digest::{Digests, digest};
 pub use kind::{FileKind, kind_of};
 pub use pe::{PeFacts, VersionStrings};
@@ -34,6 +36,8 @@ pub struct Analysis {
     pub is_pe_file: Option<bool>,
     /// For a Portable Executable: what its headers and resources say.
     pub pe: Option<PeFacts>,
+    /// Its Authenticode signatures, the primary (first) one first, nested ones after their parent.
+    pub signatures: Vec<SignatureFacts>,
     /// What could not be read, and why.
     pub problems: Vec<String>,
 }
@@ -42,14 +46,32 @@ impl Analysis {
     /// The profile fields the analysis answers.
     pub fn facts(&self) -> FileFacts {
         let version = self.pe.as_ref().and_then(|pe| pe.version.as_ref());
+        let primary = self.signatures.first();
         FileFacts {
             file_type: self.file_type.clone(),
             is_pe_file: self.is_pe_file,
             file_publisher: version.and_then(|version| version.company.clone()),
             file_product_name: version.and_then(|version| version.product.clone()),
+            signer: primary.and_then(|signature| signature.signer.clone()),
+            issuer: primary.and_then(|signature| signature.issuer.clone()),
+            signer_hash: primary
+                .and_then(|signature| signature.signer_hash.as_deref())
+                .and_then(|hash| fileintel_core::Sha1::parse(hash).ok()),
+            // A digest that is not the image's makes the signature invalid for certain; one that
+            // is proves nothing until the signature and its chain are verified.
+            is_valid_certificate: primary.and_then(|signature| match signature.digest_matches {
+                Some(false) => Some(false),
+                _ => signature.verified,
+            }),
             ..FileFacts::default()
         }
     }
+}
+
+/// Runs a reader of hostile input so that, should it panic, the file gets a problem instead.
+fn guarded<T: Default>(read: impl FnOnce() -> (T, Vec<String>)) -> (T, Vec<String>) {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(read))
+        .unwrap_or_else(|_| (T::default(), vec!["a parser failed on this file".to_owned()]))
 }
 
 /// Analyses a whole file held in memory (or mapped).
@@ -67,6 +89,11 @@ pub fn analyze(bytes: &[u8]) -> Analysis {
         let (facts, problems) = pe::read(bytes);
         analysis.pe = facts;
         analysis.problems.extend(problems);
+        if analysis.pe.as_ref().is_some_and(|pe| pe.has_certificate_table) {
+            let (signatures, problems) = guarded(|| authenticode::signatures(bytes));
+            analysis.signatures = signatures;
+            analysis.problems.extend(problems);
+        }
         if analysis.pe.is_none() {
             // "MZ" and a PE signature, but headers that do not hold together.
             analysis.is_pe_file = Some(false);

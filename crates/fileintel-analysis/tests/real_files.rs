@@ -28,6 +28,11 @@ fn testdata() -> Option<PathBuf> {
     None
 }
 
+/// The common name of an RFC 4514 name as signify prints it (`CN=Microsoft Corporation, O=...`).
+fn common_name(name: &str) -> String {
+    name.split(", ").find_map(|part| part.strip_prefix("CN=")).unwrap_or_default().to_owned()
+}
+
 fn subsystem_number(name: &str) -> Option<u64> {
     let names = [
         (1, "Native"),
@@ -103,6 +108,45 @@ fn real_files_read_as_pefile_reads_them() {
         assert_eq!(ours, expected_version(pe), "{path}: version strings");
         let facts = analysis.facts();
         assert_eq!(facts.file_publisher, ours.as_ref().and_then(|(company, _)| company.clone()));
+
+        // Every signature, nested ones included, as signify lists them: signer and issuer common
+        // names, the signing certificate's SHA-1 thumbprint, and the digest algorithm.
+        let theirs: Vec<(String, String, String, String)> = reference["signify"]["signatures"]
+            .as_array()
+            .map(|signatures| {
+                signatures
+                    .iter()
+                    .map(|signature| {
+                        let field = |key: &str| signature[key].as_str().unwrap_or_default().to_owned();
+                        (
+                            field("thumbprint_sha1"),
+                            common_name(&field("subject")),
+                            common_name(&field("issuer")),
+                            field("digest"),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let ours: Vec<(String, String, String, String)> = analysis
+            .signatures
+            .iter()
+            .map(|signature| {
+                (
+                    signature.signer_hash.clone().unwrap_or_default(),
+                    signature.signer.clone().unwrap_or_default(),
+                    signature.issuer.clone().unwrap_or_default(),
+                    signature.digest_algorithm.to_lowercase(),
+                )
+            })
+            .collect();
+        assert_eq!(ours, theirs, "{path}: signatures");
+        assert!(analysis.signatures.iter().all(|signature| signature.digest_matches == Some(true)), "{path}");
+        if let Some(primary) = analysis.signatures.first() {
+            assert_eq!(facts.signer, primary.signer);
+            assert_eq!(facts.signer_hash.map(|hash| hash.to_string()), primary.signer_hash);
+        }
+        *checked.entry(format!("{} signatures", theirs.len())).or_default() += usize::from(!theirs.is_empty());
     }
     // Every kind the issue names is among them.
     for category in
@@ -110,6 +154,24 @@ fn real_files_read_as_pefile_reads_them() {
     {
         assert!(checked.get(category).is_some_and(|count| *count > 0), "no {category} file in {checked:?}");
     }
+}
+
+#[test]
+fn a_signed_file_with_one_byte_changed_is_not_valid() {
+    let Some(dir) = testdata() else { return };
+    let file = dir.join("files/nested-sha1-sha256/msvc_runtime-14.23.27820/vcruntime140.dll");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let signed = fileintel_analysis::analyze(&bytes);
+    assert_eq!(signed.signatures.len(), 2);
+    assert!(signed.signatures.iter().all(|signature| signature.digest_matches == Some(true)));
+    // A byte of code, inside the hashed part of the image.
+    let middle = bytes.len() / 4;
+    bytes[middle] ^= 0x5a;
+    let tampered = fileintel_analysis::analyze(&bytes);
+    assert_eq!(tampered.signatures.len(), 2, "the signatures still read");
+    assert!(tampered.signatures.iter().all(|signature| signature.digest_matches == Some(false)));
+    assert_eq!(tampered.facts().is_valid_certificate, Some(false));
+    assert_eq!(tampered.facts().signer, signed.facts().signer, "the claimed signer is still reported");
 }
 
 #[test]
@@ -125,9 +187,13 @@ fn one_changed_byte_changes_every_digest_and_nothing_panics_on_cut_files() {
     assert_ne!(other.hashes.sha1, whole.hashes.sha1);
     assert_ne!(other.hashes.sha256, whole.hashes.sha256);
     assert_ne!(other.hashes.md5, whole.hashes.md5);
-    // Cut anywhere, the file still yields a profile (and problems), never a panic.
-    for cut in [2, 64, 0x40, 0x100, 0x400, 0x1000, bytes.len() / 3, bytes.len() - 1] {
-        let analysis = fileintel_analysis::analyze(&bytes[..cut]);
-        assert_eq!(analysis.size, cut as u64);
+    // Cut anywhere, a file (signed or not) still yields a profile (and problems), never a panic.
+    let signed = std::fs::read(dir.join("files/nested-sha1-sha256/msvc_runtime-14.23.27820/vcruntime140.dll")).unwrap();
+    for bytes in [&bytes, &signed] {
+        let length = bytes.len();
+        for cut in [2, 64, 0x40, 0x100, 0x400, 0x1000, length / 3, length - 2000, length - 10, length - 1] {
+            let analysis = fileintel_analysis::analyze(&bytes[..cut]);
+            assert_eq!(analysis.size, cut as u64);
+        }
     }
 }

@@ -38,7 +38,12 @@ fn profile(path: &Path, analysis: &Analysis) -> serde_json::Value {
         "isPeFile": facts.is_pe_file,
         "filePublisher": facts.file_publisher,
         "fileProductName": facts.file_product_name,
+        "signer": facts.signer,
+        "issuer": facts.issuer,
+        "signerHash": facts.signer_hash.map(|hash| hash.to_string()),
+        "isValidCertificate": facts.is_valid_certificate,
         "pe": analysis.pe,
+        "signatures": analysis.signatures,
         "problems": analysis.problems,
     })
 }
