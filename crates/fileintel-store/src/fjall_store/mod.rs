@@ -840,26 +840,33 @@ mod tests {
         assert_eq!(mode(&existing), 0o700);
     }
 
+    fn now() -> Timestamp {
+        Timestamp((std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() / 100) as i64)
+    }
+
+    /// Device `device` of tenant `t` saw file `n` (by SHA-1) `hours_ago` before `now`, as `name`.
+    fn seen_ago(now: Timestamp, device: &str, hours_ago: i64, n: u8, name: &str) -> Observation {
+        Observation {
+            tenant_id: "t".into(),
+            device_id: device.into(),
+            device_name: None,
+            timestamp: Timestamp(now.0 - hours_ago * TICKS_PER_HOUR),
+            hashes: FileHashes { sha1: Some(fileintel_core::Sha1([n; 20])), ..Default::default() },
+            size: None,
+            file_name: Some(name.into()),
+            folder_path: None,
+            os_platform: None,
+            reported: None,
+        }
+    }
+
     #[tokio::test]
     async fn sweeping_removes_only_what_no_window_can_reach() {
         let (store, _dir) = fresh().await;
         let hour = TICKS_PER_HOUR;
-        let now = Timestamp(
-            (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() / 100) as i64,
-        );
+        let now = now();
         let hash = fileintel_core::Sha1([7; 20]);
-        let seen = |device: &str, hours_ago: i64| Observation {
-            tenant_id: "t".into(),
-            device_id: device.into(),
-            device_name: None,
-            timestamp: Timestamp(now.0 - hours_ago * hour),
-            hashes: FileHashes { sha1: Some(hash), ..Default::default() },
-            size: None,
-            file_name: Some("x.exe".into()),
-            folder_path: None,
-            os_platform: None,
-            reported: None,
-        };
+        let seen = |device: &str, hours_ago: i64| seen_ago(now, device, hours_ago, 7, "x.exe");
         store.ingest(vec![seen("old", 700), seen("new", 10)]).await.unwrap();
         let count = |keyspace: &Keyspace| keyspace.iter().count();
         assert_eq!(
@@ -887,22 +894,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FjallStore::open(dir.path()).unwrap();
         let hour = TICKS_PER_HOUR;
-        let now = Timestamp(
-            (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() / 100) as i64,
-        );
+        let now = now();
         let hash = fileintel_core::Sha1([8; 20]);
-        let seen = |device: &str, hours_ago: i64, name: &str| Observation {
-            tenant_id: "t".into(),
-            device_id: device.into(),
-            device_name: None,
-            timestamp: Timestamp(now.0 - hours_ago * hour),
-            hashes: FileHashes { sha1: Some(hash), ..Default::default() },
-            size: None,
-            file_name: Some(name.into()),
-            folder_path: None,
-            os_platform: None,
-            reported: None,
-        };
+        let seen = |device: &str, hours_ago: i64, name: &str| seen_ago(now, device, hours_ago, 8, name);
         store.ingest(vec![seen("a", 10, "x.exe"), seen("b", 30, "x.exe"), seen("c", 900, "y.exe")]).await.unwrap();
         let since = Timestamp(now.0 - 720 * hour);
         let expected = store.file_stats(FileHash::Sha1(hash), "t", since).await.unwrap().unwrap();
