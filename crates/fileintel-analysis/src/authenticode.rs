@@ -29,6 +29,10 @@ pub struct SignatureFacts {
     pub digest_algorithm: String,
     /// Whether the digest the signature holds is the image's Authenticode digest.
     pub digest_matches: Option<bool>,
+    /// Whether the signer's signature holds: the signed attributes' message digest is the
+    /// signed content's, and the signing certificate's key verifies the signature over them.
+    /// `None` when the algorithm is not one fileintel checks.
+    pub signer_signature_valid: Option<bool>,
     /// Whether the signature, chain and timestamp hold; not decided yet.
     pub verified: Option<bool>,
 }
@@ -124,6 +128,13 @@ fn describe(
         signer_hash: signer.and_then(thumbprint),
         digest_algorithm: algorithm_name(algorithm),
         digest_matches,
+        signer_signature_valid: signer.and_then(|certificate| match signer_signature_holds(signature, certificate) {
+            Ok(valid) => valid,
+            Err(problem) => {
+                problems.push(format!("signature {}: {problem}", out.len() + 1));
+                Some(false)
+            }
+        }),
         verified: None,
     });
     if depth >= MAX_DEPTH {
@@ -142,6 +153,59 @@ fn describe(
             }
         }
     }
+}
+
+const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+const MESSAGE_DIGEST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.4");
+
+fn hash(algorithm: ObjectIdentifier, bytes: &[u8]) -> Option<Vec<u8>> {
+    use digest::Digest;
+    Some(match algorithm {
+        SHA1 => sha1::Sha1::digest(bytes).to_vec(),
+        SHA256 => sha2::Sha256::digest(bytes).to_vec(),
+        SHA384 => sha2::Sha384::digest(bytes).to_vec(),
+        SHA512 => sha2::Sha512::digest(bytes).to_vec(),
+        MD5 => md5::Md5::digest(bytes).to_vec(),
+        _ => return None,
+    })
+}
+
+/// Checks the signer's signature: `Ok(None)` for algorithms not checked, `Err` for structures
+/// that cannot be read.
+fn signer_signature_holds(signature: &AuthenticodeSignature, signer: &Certificate) -> Result<Option<bool>, String> {
+    use ring::signature as verify;
+    let info = signature.signer_info();
+    let attributes = info.signed_attrs.as_ref().ok_or("no signed attributes")?;
+    let content = signature.encapsulated_content().ok_or("no signed content")?;
+    let Some(computed) = hash(info.digest_alg.oid, content) else { return Ok(None) };
+    let claimed = attributes
+        .iter()
+        .find(|attribute| attribute.oid == MESSAGE_DIGEST)
+        .and_then(|attribute| attribute.values.get(0))
+        .and_then(|value| der::asn1::OctetStringRef::try_from(value).ok())
+        .ok_or("no message digest attribute")?;
+    if claimed.as_bytes() != computed.as_slice() {
+        return Ok(Some(false));
+    }
+    // The signature covers the attributes encoded as a SET OF, not as the [0] they are stored in.
+    let signed = attributes.to_der().map_err(|error| format!("signed attributes: {error}"))?;
+    let key = &signer.tbs_certificate.subject_public_key_info;
+    let curve =
+        key.algorithm.parameters.as_ref().and_then(|parameters| parameters.decode_as::<ObjectIdentifier>().ok());
+    let algorithm: &'static dyn verify::VerificationAlgorithm = match (key.algorithm.oid, curve, info.digest_alg.oid) {
+        (RSA_ENCRYPTION, _, SHA1) => &verify::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY,
+        (RSA_ENCRYPTION, _, SHA256) => &verify::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY,
+        (RSA_ENCRYPTION, _, SHA384) => &verify::RSA_PKCS1_2048_8192_SHA384,
+        (RSA_ENCRYPTION, _, SHA512) => &verify::RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY,
+        (EC_PUBLIC_KEY, Some(P256), SHA256) => &verify::ECDSA_P256_SHA256_ASN1,
+        (EC_PUBLIC_KEY, Some(P384), SHA384) => &verify::ECDSA_P384_SHA384_ASN1,
+        _ => return Ok(None),
+    };
+    let public_key = verify::UnparsedPublicKey::new(algorithm, key.subject_public_key.raw_bytes());
+    Ok(Some(public_key.verify(&signed, info.signature.as_bytes()).is_ok()))
 }
 
 fn thumbprint(certificate: &Certificate) -> Option<String> {

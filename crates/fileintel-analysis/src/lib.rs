@@ -57,11 +57,14 @@ impl Analysis {
             signer_hash: primary
                 .and_then(|signature| signature.signer_hash.as_deref())
                 .and_then(|hash| fileintel_core::Sha1::parse(hash).ok()),
-            // A digest that is not the image's makes the signature invalid for certain; one that
-            // is proves nothing until the signature and its chain are verified.
-            is_valid_certificate: primary.and_then(|signature| match signature.digest_matches {
-                Some(false) => Some(false),
-                _ => signature.verified,
+            // A digest that is not the image's, or a signer signature that does not hold, makes
+            // the signature invalid for certain; the rest proves nothing until the chain and the
+            // timestamp are verified too.
+            is_valid_certificate: primary.and_then(|signature| {
+                match (signature.digest_matches, signature.signer_signature_valid) {
+                    (Some(false), _) | (_, Some(false)) => Some(false),
+                    _ => signature.verified,
+                }
             }),
             ..FileFacts::default()
         }

@@ -142,6 +142,11 @@ fn real_files_read_as_pefile_reads_them() {
             .collect();
         assert_eq!(ours, theirs, "{path}: signatures");
         assert!(analysis.signatures.iter().all(|signature| signature.digest_matches == Some(true)), "{path}");
+        // signify's "verify" includes the signer's signature (with the chain and the timestamp).
+        assert!(
+            analysis.signatures.iter().all(|signature| signature.signer_signature_valid == Some(true)),
+            "{path}: every real signature's signer signature holds"
+        );
         if let Some(primary) = analysis.signatures.first() {
             assert_eq!(facts.signer, primary.signer);
             assert_eq!(facts.signer_hash.map(|hash| hash.to_string()), primary.signer_hash);
@@ -172,6 +177,25 @@ fn a_signed_file_with_one_byte_changed_is_not_valid() {
     assert!(tampered.signatures.iter().all(|signature| signature.digest_matches == Some(false)));
     assert_eq!(tampered.facts().is_valid_certificate, Some(false));
     assert_eq!(tampered.facts().signer, signed.facts().signer, "the claimed signer is still reported");
+}
+
+#[test]
+fn a_changed_byte_in_the_signer_signature_breaks_only_that() {
+    let Some(dir) = testdata() else { return };
+    let file = dir.join("files/thirdparty-signed-valid/tbb-2023.2.0/tbb12.dll");
+    let mut bytes = std::fs::read(&file).unwrap();
+    // The signer's signature (its encryptedDigest), found in the file by its bytes.
+    let pe = object::read::pe::PeFile64::parse(&bytes[..]).unwrap();
+    let certificate = authenticode::AttributeCertificateIterator::new(&pe).unwrap().unwrap().next().unwrap().unwrap();
+    let signature = certificate.get_authenticode_signature().unwrap().signature().to_vec();
+    let at = bytes.windows(signature.len()).position(|window| window == signature).unwrap();
+    bytes[at + signature.len() / 2] ^= 1;
+    let analysis = fileintel_analysis::analyze(&bytes);
+    let primary = &analysis.signatures[0];
+    assert_eq!(primary.digest_matches, Some(true), "the image itself is unchanged");
+    assert_eq!(primary.signer_signature_valid, Some(false));
+    assert_eq!(primary.signer.as_deref(), Some("Intel Corporation"));
+    assert_eq!(analysis.facts().is_valid_certificate, Some(false));
 }
 
 #[test]
