@@ -79,10 +79,14 @@ fn guarded<T: Default>(read: impl FnOnce() -> (T, Vec<String>)) -> (T, Vec<Strin
 
 /// Analyses a whole file held in memory (or mapped).
 pub fn analyze(bytes: &[u8]) -> Analysis {
-    let digests = digest(bytes);
+    analyze_hashed(bytes, digest(bytes).hashes())
+}
+
+/// Analyses a file whose hashes were computed already (as its bytes streamed in).
+pub fn analyze_hashed(bytes: &[u8], hashes: FileHashes) -> Analysis {
     let kind = kind_of(bytes);
     let mut analysis = Analysis {
-        hashes: digests.hashes(),
+        hashes,
         size: bytes.len() as u64,
         file_type: kind.map(|kind| kind.name().to_owned()),
         is_pe_file: Some(kind == Some(FileKind::PortableExecutable)),

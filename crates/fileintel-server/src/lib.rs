@@ -17,6 +17,7 @@
 //! ```
 
 pub mod admin;
+pub mod analyze;
 pub mod auth;
 pub mod error;
 mod files;
@@ -53,6 +54,8 @@ pub struct ServerConfig {
     pub max_ingest_bytes: u64,
     /// Observations per commit during HTTP ingestion.
     pub ingest_batch: usize,
+    /// Largest file `POST /api/files/analyze` takes.
+    pub max_analyze_bytes: u64,
     /// Proxies (load balancers) whose `X-Forwarded-For` names the real client address.
     pub trusted_proxies: Vec<std::net::IpAddr>,
 }
@@ -64,6 +67,7 @@ impl ServerConfig {
             public_host: address.to_string(),
             max_ingest_bytes: 4 << 30,
             ingest_batch: fileintel_store::pipeline::DEFAULT_BATCH,
+            max_analyze_bytes: 256 << 20,
             trusted_proxies: Vec::new(),
         }
     }
@@ -105,6 +109,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(files::router())
         .merge(ingest::router())
+        .merge(analyze::router())
         .merge(metadata::router())
         .merge(tokens::router())
         .route("/health", axum::routing::get(health))

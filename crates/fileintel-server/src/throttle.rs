@@ -75,6 +75,7 @@ fn api_of(route: &str) -> Option<&'static str> {
         "/api/files/{id}/stats" | "/api/v1.0/files/{id}/stats" => Some("stats"),
         "/api/files/{id}/machines" | "/api/v1.0/files/{id}/machines" => Some("machines"),
         "/api/ingest/observations" => Some("ingest"),
+        "/api/files/analyze" => Some("analyze"),
         "/{tenant}/oauth2/v2.0/token" | "/{tenant}/oauth2/token" => Some("token"),
         _ => None,
     }

@@ -683,3 +683,57 @@ async fn delegated_tokens_read_machines_with_the_machine_read_scope() {
         }
     }
 }
+
+/// `POST /api/files/analyze`: the body is the file; the answer is its entity, recorded.
+#[tokio::test]
+async fn analyzing_a_posted_file_records_and_answers_its_profile() {
+    let app = spawn_app().await;
+    let (client_id, secret) = app.register("contoso", &["File.ReadWrite.All", "File.Read.All"]).await;
+    let token = app.token("contoso", &client_id, &secret).await;
+    let post = |body: Vec<u8>, token: &str| {
+        Request::post("/api/files/analyze")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let script = b"#!/bin/sh\necho hello\n".to_vec();
+    let answer = app.send(post(script.clone(), &token)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    let sha256 = fileintel_analysis::digest(&script).hashes().sha256.unwrap().to_string();
+    assert_eq!(answer.json["sha256"], sha256);
+    assert_eq!((answer.json["fileType"].clone(), answer.json["isPeFile"].clone()), (json!("Script"), json!(false)));
+    assert_eq!(answer.json["size"], script.len());
+    assert_eq!(answer.json["signer"], Value::Null);
+    let read = app.get(&format!("/api/files/{sha256}"), Some(&token)).await;
+    assert_eq!(read.json["fileType"], "Script", "recorded");
+
+    // A real signed PE, when the fetched test files are there.
+    let testdata = std::env::var_os("FILEINTEL_ANALYSIS_TESTDATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/analysis-testdata"));
+    let signed = testdata.join("files/nested-sha1-sha256/msvc_runtime-14.23.27820/vcruntime140.dll");
+    if let Ok(bytes) = std::fs::read(&signed) {
+        let answer = app.send(post(bytes.clone(), &token)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+        assert_eq!(answer.json["isPeFile"], true);
+        assert_eq!(answer.json["filePublisher"], "Microsoft Corporation");
+        assert_eq!(answer.json["signer"], "Microsoft Corporation");
+        assert_eq!(answer.json["issuer"], "Microsoft Code Signing PCA 2011");
+        assert_eq!(answer.json["signerHash"], "62009aaabdae749fd47d19150958329bf6ff4b34");
+        let mut tampered = bytes;
+        let middle = tampered.len() / 4;
+        tampered[middle] ^= 0x5a;
+        let answer = app.send(post(tampered, &token)).await;
+        assert_eq!(answer.json["isValidCertificate"], false);
+    } else {
+        eprintln!("the signed-file part is skipped: run scripts/fetch-analysis-testdata.sh");
+    }
+
+    // Reading is not enough to analyse; and nothing over the limit is taken.
+    let (reader, reader_secret) = app.register("contoso", &["File.Read.All"]).await;
+    let reader_token = app.token("contoso", &reader, &reader_secret).await;
+    assert_forbidden(&app.send(post(script, &reader_token)).await);
+    let huge = vec![0u8; (256 << 20) + 1];
+    let answer = app.send(post(huge, &token)).await;
+    assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", answer.json);
+}

@@ -30,6 +30,9 @@ pub struct ServeArgs {
     /// Largest body `POST /api/ingest/observations` takes, in bytes.
     #[arg(long, env = "FILEINTEL_MAX_INGEST_BYTES", default_value_t = 4 << 30)]
     max_ingest_bytes: u64,
+    /// Largest file `POST /api/files/analyze` takes, in bytes.
+    #[arg(long, env = "FILEINTEL_MAX_ANALYZE_BYTES", default_value_t = 256 << 20)]
+    max_analyze_bytes: u64,
     /// Worker threads for the HTTP runtime (default: one per core).
     #[arg(long, env = "FILEINTEL_WORKERS")]
     workers: Option<usize>,
@@ -148,6 +151,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let mut config = ServerConfig::for_address(address);
     config.max_ingest_bytes = args.max_ingest_bytes;
+    config.max_analyze_bytes = args.max_analyze_bytes;
     config.trusted_proxies = args.trusted_proxies.clone();
     let tls =
         match (&args.tls_cert, &args.tls_key) {

@@ -1,0 +1,83 @@
+//! `POST /api/files/analyze`: a file's bytes in the body, hashed as they stream in and spooled to
+//! an anonymous temporary file (gone when the request ends); the file is then analysed, the
+//! results recorded, and the File entity answered.
+
+use std::io::Write;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
+use axum::routing::post;
+use fileintel_analysis::Digests;
+use fileintel_core::{FileEntity, FileHash, file_entity_context};
+use futures_util::StreamExt;
+
+use crate::AppState;
+use crate::auth::{Authenticated, FILE_READ_WRITE_ALL};
+use crate::error::ApiError;
+use crate::files::{odata_json, request_host};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/files/analyze", post(post_analyze))
+}
+
+fn too_large(limit: u64) -> ApiError {
+    ApiError::PayloadTooLarge(format!("The file exceeds the analysis limit of {limit} bytes."))
+}
+
+async fn post_analyze(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    caller.require_role(FILE_READ_WRITE_ALL)?;
+    let limit = state.config.max_analyze_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(too_large(limit));
+    }
+    let internal = |what: &str, error: std::io::Error| ApiError::Internal(format!("{what}: {error}"));
+    let mut spool = tempfile::tempfile().map_err(|error| internal("creating the spool file", error))?;
+    let mut digests = Digests::new();
+    let mut received: u64 = 0;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|error| ApiError::bad_request(format!("The request body could not be read: {error}")))?;
+        received += chunk.len() as u64;
+        if received > limit {
+            return Err(too_large(limit));
+        }
+        digests.update(&chunk);
+        spool.write_all(&chunk).map_err(|error| internal("spooling the body", error))?;
+    }
+    let hashes = digests.hashes();
+    let analysis = tokio::task::spawn_blocking(move || -> std::io::Result<fileintel_analysis::Analysis> {
+        if received == 0 {
+            return Ok(fileintel_analysis::analyze_hashed(&[], hashes));
+        }
+        // Safety: the spool file is private to this request (unnamed, never shared), so nothing
+        // else can change it while it is mapped.
+        let map = unsafe { memmap2::Mmap::map(&spool) }?;
+        Ok(fileintel_analysis::analyze_hashed(&map, hashes))
+    })
+    .await
+    .map_err(|error| ApiError::Internal(format!("analysis task: {error}")))?
+    .map_err(|error| internal("mapping the spool file", error))?;
+    state.store.put_facts(analysis.hashes, Some(analysis.size), analysis.facts()).await?;
+    let sha256 = analysis.hashes.sha256.ok_or_else(|| ApiError::Internal("no SHA-256".into()))?;
+    let record = state
+        .store
+        .get_file(FileHash::Sha256(sha256))
+        .await?
+        .ok_or_else(|| ApiError::Internal("the analysed file was not recorded".into()))?;
+    let facts = record.effective_facts();
+    let context = file_entity_context(&state.config.scheme, request_host(&headers, &state));
+    Ok(odata_json(FileEntity::new(context, &record, &facts).to_json()))
+}
