@@ -17,6 +17,13 @@ pub struct AnalyzeArgs {
     /// `GET /api/files/{id}` returns them.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Send the files to a running fileintel (e.g. http://127.0.0.1:8080), which analyses and
+    /// records them (`POST /api/files/analyze`), instead of analysing here.
+    #[arg(long, env = "FILEINTEL_SERVER", conflicts_with = "data_dir")]
+    server: Option<String>,
+    /// Bearer token for --server (an application token with File.ReadWrite.All).
+    #[arg(long, env = "FILEINTEL_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Files analysed at once; 0 means one per CPU.
     #[arg(long, default_value_t = 0)]
     jobs: usize,
@@ -62,8 +69,38 @@ fn analyze_file(path: &Path) -> anyhow::Result<Analysis> {
     Ok(fileintel_analysis::analyze(&map))
 }
 
+/// Sends each file to the server, which analyses and records it; prints what it answers.
+fn run_remote(server: &str, token: Option<&str>, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
+    let mut failed = 0;
+    for path in paths {
+        let answer = runtime.block_on(crate::ingest::post_file(
+            server,
+            "/api/files/analyze",
+            token,
+            path,
+            "application/octet-stream",
+        ));
+        match answer {
+            Ok(mut entity) => {
+                entity["path"] = serde_json::Value::String(path.display().to_string());
+                println!("{entity}");
+            }
+            Err(error) => {
+                failed += 1;
+                eprintln!("{}: {error:#}", path.display());
+            }
+        }
+    }
+    eprintln!("sent {} files to {server}, {failed} refused", paths.len());
+    Ok(if failed > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
 pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let paths = crate::ingest::expand_inputs(&args.paths)?;
+    if let Some(server) = &args.server {
+        return run_remote(server, args.token.as_deref(), &paths);
+    }
     let started = Instant::now();
     let store = match &args.data_dir {
         Some(data_dir) => Some(

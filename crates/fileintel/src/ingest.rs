@@ -290,11 +290,32 @@ async fn ingest_remote(
     format: Option<Format>,
 ) -> anyhow::Result<IngestSummary> {
     let started = Instant::now();
-    let base = server.trim_end_matches('/');
     let format_name = format.map_or("auto", Format::name);
-    let uri: hyper::Uri = format!("{base}/api/ingest/observations?format={format_name}")
-        .parse()
-        .with_context(|| format!("server URL {server}"))?;
+    let content_type = match format {
+        Some(Format::Evtx) => "application/octet-stream",
+        Some(Format::MdeCsv) => "text/csv",
+        _ => "application/x-ndjson",
+    };
+    let target = format!("/api/ingest/observations?format={format_name}");
+    let answer = post_file(server, &target, token, path, content_type)
+        .await
+        .map_err(|error| error.context("the server refused the import"))?;
+    let mut summary = summary_from_json(&answer);
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// Streams a file (or stdin) to `target` on a running server, with a progress bar, and returns
+/// its JSON answer; an error answer becomes an error carrying the envelope's message.
+pub(crate) async fn post_file(
+    server: &str,
+    target: &str,
+    token: Option<&str>,
+    path: &Path,
+    content_type: &str,
+) -> anyhow::Result<serde_json::Value> {
+    let base = server.trim_end_matches('/');
+    let uri: hyper::Uri = format!("{base}{target}").parse().with_context(|| format!("server URL {server}"))?;
     if uri.scheme_str() != Some("http") {
         bail!("--server takes an http:// URL");
     }
@@ -323,11 +344,6 @@ async fn ingest_remote(
         }
     });
     let body = http_body_util::StreamBody::new(futures_stream(receiver));
-    let content_type = match format {
-        Some(Format::Evtx) => "application/octet-stream",
-        Some(Format::MdeCsv) => "text/csv",
-        _ => "application/x-ndjson",
-    };
     let mut request = hyper::Request::post(uri).header(hyper::header::CONTENT_TYPE, content_type);
     if let Some(token) = token {
         request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
@@ -344,12 +360,9 @@ async fn ingest_remote(
             .ok()
             .and_then(|body| body["error"]["message"].as_str().map(str::to_owned))
             .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-        bail!("the server refused the import ({status}): {message}");
+        bail!("{status}: {message}");
     }
-    let answer: serde_json::Value = serde_json::from_slice(&bytes).context("decoding the server's summary")?;
-    let mut summary = summary_from_json(&answer);
-    summary.seconds = started.elapsed().as_secs_f64();
-    Ok(summary)
+    serde_json::from_slice(&bytes).context("decoding the server's answer")
 }
 
 fn futures_stream<T: Send + 'static>(

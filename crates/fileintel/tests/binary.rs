@@ -534,3 +534,40 @@ fn tokens_from_a_listed_external_issuer_are_accepted_and_its_new_keys_fetched() 
         request_with(stranger.address, "GET", &unknown_file, "", "text/plain", Some(&token_from_issuer())).unwrap();
     assert_eq!(status, 401);
 }
+
+#[test]
+fn analyze_reads_files_here_or_sends_them_to_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("files");
+    std::fs::create_dir(&files).unwrap();
+    std::fs::write(files.join("run.sh"), "#!/bin/sh\necho run\n").unwrap();
+    std::fs::write(files.join("notes.txt"), "plain text").unwrap();
+    let data = dir.path().join("data");
+
+    // Here, recorded in a data directory no server holds.
+    let here = Command::new(BIN).args(["analyze", "--data-dir"]).arg(&data).arg(&files).output().unwrap();
+    assert!(here.status.success(), "{}", String::from_utf8_lossy(&here.stderr));
+    let profiles: Vec<Value> =
+        String::from_utf8_lossy(&here.stdout).lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert_eq!(profiles.len(), 2);
+    let script = profiles.iter().find(|profile| profile["path"].as_str().unwrap().ends_with("run.sh")).unwrap();
+    assert_eq!(script["fileType"], "Script");
+    assert_eq!(script["isPeFile"], false);
+
+    // Through a server that holds the store: it analyses, records and answers the entity.
+    let server = start_server(&data);
+    let (status, recorded) = get_json(server.address, &format!("/api/files/{}", script["sha256"].as_str().unwrap()));
+    assert_eq!((status, recorded["fileType"].clone()), (200, Value::from("Script")), "recorded here before");
+    std::fs::write(files.join("other.sh"), "#!/bin/sh\necho other\n").unwrap();
+    let through = Command::new(BIN)
+        .args(["analyze", "--server", &format!("http://{}", server.address)])
+        .arg(files.join("other.sh"))
+        .output()
+        .unwrap();
+    assert!(through.status.success(), "{}", String::from_utf8_lossy(&through.stderr));
+    let entity: Value = serde_json::from_slice(&through.stdout).unwrap();
+    assert_eq!(entity["fileType"], "Script");
+    assert!(entity["@odata.context"].as_str().unwrap().ends_with("#Files/$entity"));
+    let (status, recorded) = get_json(server.address, &format!("/api/files/{}", entity["sha1"].as_str().unwrap()));
+    assert_eq!((status, recorded["size"].clone()), (200, Value::from(21)));
+}
