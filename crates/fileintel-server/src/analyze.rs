@@ -7,7 +7,7 @@ use std::io::Write;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::post;
 use fileintel_analysis::Digests;
@@ -35,11 +35,7 @@ async fn post_analyze(
 ) -> Result<Response, ApiError> {
     caller.require_role(FILE_READ_WRITE_ALL)?;
     let limit = state.config.max_analyze_bytes;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit) {
+    if crate::ingest::declared_over(&headers, limit) {
         return Err(too_large(limit));
     }
     let internal = |what: &str, error: std::io::Error| ApiError::Internal(format!("{what}: {error}"));

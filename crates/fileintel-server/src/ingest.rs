@@ -48,6 +48,16 @@ fn requested_format(query: Option<&str>) -> Result<Option<Option<Format>>, ApiEr
     })
 }
 
+/// Whether the request's `Content-Length` already says its body is over `limit`, so that it can
+/// be refused before a byte is read.
+pub(crate) fn declared_over(headers: &HeaderMap, limit: u64) -> bool {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok())
+        .is_some_and(|length| length > limit)
+}
+
 /// The body as a blocking reader, for decoders that pull (event logs, CSV).
 struct BodyReader {
     chunks: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
@@ -80,11 +90,7 @@ async fn post_observations(
     caller.require_role(FILE_READ_WRITE_ALL)?;
     let format = requested_format(query.as_deref())?;
     let limit = state.config.max_ingest_bytes;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit) {
+    if declared_over(&headers, limit) {
         return Err(ApiError::PayloadTooLarge(format!("The body exceeds the ingestion limit of {limit} bytes.")));
     }
     // A tenant's token writes that tenant's observations only.
