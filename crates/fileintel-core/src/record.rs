@@ -118,27 +118,108 @@ impl FileRecord {
     /// The facts the profile shows: fileintel's own where it has them, the endpoints' report
     /// filling the signer and publisher fields it does not.
     pub fn effective_facts(&self) -> FileFacts {
+        self.sourced_facts().0
+    }
+
+    /// The facts the profile shows, and where each of its static fields came from.
+    pub fn sourced_facts(&self) -> (FileFacts, FactSources) {
         let mut facts = self.facts.clone();
+        let own = |known: bool| known.then_some(FactSource::FileAnalysis);
+        let mut sources = FactSources {
+            file_type: own(facts.file_type.is_some()),
+            is_pe_file: own(facts.is_pe_file.is_some()),
+            file_publisher: own(facts.file_publisher.is_some()),
+            file_product_name: own(facts.file_product_name.is_some()),
+            signer: own(facts.signer.is_some()),
+            issuer: own(facts.issuer.is_some()),
+            signer_hash: own(facts.signer_hash.is_some()),
+            is_valid_certificate: own(facts.is_valid_certificate.is_some()),
+        };
         let reported = &self.reported;
+        let from_endpoint = |field: &mut Option<String>, source: &mut Option<FactSource>, value: &Option<String>| {
+            if field.is_none() && value.is_some() {
+                *field = value.clone();
+                *source = Some(FactSource::EndpointReport);
+            }
+        };
+        // The signer comes from the endpoint only when the file carries no signature of its own
+        // (Windows also signs files through catalogs, which endpoints see and the bytes do not).
         if facts.signer.is_none() && reported.signed == Some(true) {
-            facts.signer = reported.signature.clone();
-            if facts.is_valid_certificate.is_none() {
-                facts.is_valid_certificate = reported.signature_status.as_deref().map(|status| status == "Valid");
+            from_endpoint(&mut facts.signer, &mut sources.signer, &reported.signature);
+            if let (None, Some(status)) = (facts.is_valid_certificate, reported.signature_status.as_deref()) {
+                facts.is_valid_certificate = Some(status == "Valid");
+                sources.is_valid_certificate = Some(FactSource::EndpointReport);
             }
         }
-        if facts.file_publisher.is_none() {
-            facts.file_publisher = reported.company.clone();
-        }
-        if facts.file_product_name.is_none() {
-            facts.file_product_name = reported.product.clone();
-        }
-        facts
+        from_endpoint(&mut facts.file_publisher, &mut sources.file_publisher, &reported.company);
+        from_endpoint(&mut facts.file_product_name, &mut sources.file_product_name, &reported.product);
+        (facts, sources)
     }
+}
+
+/// Where a field of the profile came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum FactSource {
+    /// fileintel's static analysis of the file's own bytes.
+    FileAnalysis,
+    /// What an endpoint reported about the file (Sysmon's `Company`, `Signature`, ...).
+    EndpointReport,
+}
+
+/// The source of each static field of a profile; `None` where the field is unknown.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FactSources {
+    pub file_type: Option<FactSource>,
+    pub is_pe_file: Option<FactSource>,
+    pub file_publisher: Option<FactSource>,
+    pub file_product_name: Option<FactSource>,
+    pub signer: Option<FactSource>,
+    pub issuer: Option<FactSource>,
+    pub signer_hash: Option<FactSource>,
+    pub is_valid_certificate: Option<FactSource>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_files_own_answers_win_and_each_field_names_its_source() {
+        let record = FileRecord {
+            facts: FileFacts {
+                file_publisher: Some("Microsoft Corporation".into()),
+                is_pe_file: Some(true),
+                ..Default::default()
+            },
+            reported: ReportedFacts {
+                signed: Some(true),
+                signature: Some("Contoso Ltd".into()),
+                signature_status: Some("Expired".into()),
+                company: Some("Contoso".into()),
+                product: Some("Contoso Tools".into()),
+            },
+            ..Default::default()
+        };
+        let (facts, sources) = record.sourced_facts();
+        assert_eq!(facts.file_publisher.as_deref(), Some("Microsoft Corporation"), "the file's own answer wins");
+        assert_eq!(sources.file_publisher, Some(FactSource::FileAnalysis));
+        assert_eq!(facts.file_product_name.as_deref(), Some("Contoso Tools"), "the report fills a gap");
+        assert_eq!(sources.file_product_name, Some(FactSource::EndpointReport));
+        assert_eq!((facts.signer.as_deref(), sources.signer), (Some("Contoso Ltd"), Some(FactSource::EndpointReport)));
+        assert_eq!(facts.is_valid_certificate, Some(false));
+        assert_eq!(sources.is_valid_certificate, Some(FactSource::EndpointReport));
+        assert_eq!((facts.file_type.as_deref(), sources.file_type), (None, None));
+        assert_eq!(record.effective_facts(), facts);
+
+        // Once the file's own signature is read, the report no longer speaks for it.
+        let mut signed = record.clone();
+        signed.facts.signer = Some("Microsoft Windows".into());
+        signed.facts.is_valid_certificate = Some(true);
+        let (facts, sources) = signed.sourced_facts();
+        assert_eq!((facts.signer.as_deref(), facts.is_valid_certificate), (Some("Microsoft Windows"), Some(true)));
+        assert_eq!(sources.signer, Some(FactSource::FileAnalysis));
+    }
     use crate::hash::Sha256;
 
     #[test]

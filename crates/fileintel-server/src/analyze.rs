@@ -54,14 +54,15 @@ async fn post_analyze(
         spool.write_all(&chunk).map_err(|error| internal("spooling the body", error))?;
     }
     let hashes = digests.hashes();
+    let analyzer = state.config.analyzer.clone();
     let analysis = tokio::task::spawn_blocking(move || -> std::io::Result<fileintel_analysis::Analysis> {
         if received == 0 {
-            return Ok(fileintel_analysis::analyze_hashed(&[], hashes));
+            return Ok(analyzer.analyze_hashed(&[], hashes));
         }
         // Safety: the spool file is private to this request (unnamed, never shared), so nothing
         // else can change it while it is mapped.
         let map = unsafe { memmap2::Mmap::map(&spool) }?;
-        Ok(fileintel_analysis::analyze_hashed(&map, hashes))
+        Ok(analyzer.analyze_hashed(&map, hashes))
     })
     .await
     .map_err(|error| ApiError::Internal(format!("analysis task: {error}")))?

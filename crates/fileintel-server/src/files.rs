@@ -25,6 +25,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1.0/files/{id}/stats", get(get_stats))
         .route("/api/files/{id}/machines", get(get_machines))
         .route("/api/v1.0/files/{id}/machines", get(get_machines))
+        .route("/api/files/{id}/sources", get(get_sources))
+        .route("/api/v1.0/files/{id}/sources", get(get_sources))
 }
 
 /// The host the client called, for `@odata.context`; falls back to the address we listen on.
@@ -64,6 +66,35 @@ async fn get_file(
     let context = file_entity_context(&state.config.scheme, request_host(&headers, &state));
     let facts = record.effective_facts();
     Ok(odata_json(FileEntity::new(context, &record, &facts).to_json()))
+}
+
+/// `GET /api/files/{id}/sources` (a fileintel extension): where each static field of the profile
+/// came from (`FileAnalysis` or `EndpointReport`, null where it is unknown), and what endpoints
+/// last reported about the file, including what the file's own analysis overrode.
+async fn get_sources(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    caller.require_view(&state, FILE_READ_ALL).await?;
+    let (id, hash) = file_hash(id)?;
+    let record =
+        state.store.get_file(hash).await?.ok_or_else(|| ApiError::NotFound(format!("File {id} was not found")))?;
+    let (_, sources) = record.sourced_facts();
+    let reported = &record.reported;
+    let body = json!({
+        "sha1": record.hashes.sha1.map(|hash| hash.to_string()),
+        "sha256": record.hashes.sha256.map(|hash| hash.to_string()),
+        "sources": sources,
+        "endpointReport": (!reported.is_empty()).then(|| json!({
+            "signed": reported.signed,
+            "signature": reported.signature,
+            "signatureStatus": reported.signature_status,
+            "company": reported.company,
+            "product": reported.product,
+        })),
+    });
+    Ok(odata_json(serde_json::to_vec(&body).map_err(|error| ApiError::Internal(error.to_string()))?))
 }
 
 /// `lookBackHours` from the query (the name compared without regard to case, as OData does):

@@ -56,6 +56,8 @@ pub struct ServerConfig {
     pub ingest_batch: usize,
     /// Largest file `POST /api/files/analyze` takes.
     pub max_analyze_bytes: u64,
+    /// What `POST /api/files/analyze` verifies signatures with: the trust roots, loaded once.
+    pub analyzer: fileintel_analysis::Analyzer,
     /// Proxies (load balancers) whose `X-Forwarded-For` names the real client address.
     pub trusted_proxies: Vec<std::net::IpAddr>,
 }
@@ -68,6 +70,7 @@ impl ServerConfig {
             max_ingest_bytes: 4 << 30,
             ingest_batch: fileintel_store::pipeline::DEFAULT_BATCH,
             max_analyze_bytes: 256 << 20,
+            analyzer: fileintel_analysis::Analyzer::default(),
             trusted_proxies: Vec::new(),
         }
     }

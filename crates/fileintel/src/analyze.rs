@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::Context;
-use fileintel_analysis::Analysis;
+use fileintel_analysis::{Analysis, Analyzer};
 use fileintel_store::Store;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -27,6 +27,8 @@ pub struct AnalyzeArgs {
     /// Files analysed at once; 0 means one per CPU.
     #[arg(long, default_value_t = 0)]
     jobs: usize,
+    #[command(flatten)]
+    trust: crate::roots::TrustArgs,
     /// Files and folders to analyse (folders are walked).
     #[arg(required = true)]
     paths: Vec<PathBuf>,
@@ -57,16 +59,16 @@ fn profile(path: &Path, analysis: &Analysis) -> serde_json::Value {
 
 /// Maps a file for analysis: its pages are read as they are touched and can be dropped again,
 /// so memory stays bounded however large the file.
-fn analyze_file(path: &Path) -> anyhow::Result<Analysis> {
+fn analyze_file(analyzer: &Analyzer, path: &Path) -> anyhow::Result<Analysis> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let length = file.metadata().map(|metadata| metadata.len()).unwrap_or(0);
     if length == 0 {
-        return Ok(fileintel_analysis::analyze(&[]));
+        return Ok(analyzer.analyze(&[]));
     }
     // Safety: the mapping is read-only and private to this process; a file truncated by another
     // process while mapped would fault, which is the accepted trade of mapping (as in ripgrep).
     let map = unsafe { memmap2::Mmap::map(&file) }.with_context(|| format!("mapping {}", path.display()))?;
-    Ok(fileintel_analysis::analyze(&map))
+    Ok(analyzer.analyze(&map))
 }
 
 /// Sends each file to the server, which analyses and records it; prints what it answers.
@@ -101,6 +103,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     if let Some(server) = &args.server {
         return run_remote(server, args.token.as_deref(), &paths);
     }
+    let analyzer = args.trust.analyzer()?;
     let started = Instant::now();
     let store = match &args.data_dir {
         Some(data_dir) => Some(
@@ -120,12 +123,13 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread().build().context("starting the runtime")?;
     let store: Option<Arc<dyn Store>> = store.map(|store| Arc::new(store) as Arc<dyn Store>);
     let (mut files, mut bytes, mut pe_files, mut failed, mut with_problems) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut signed, mut valid, mut invalid) = (0u64, 0u64, 0u64);
     std::thread::scope(|scope| -> anyhow::Result<()> {
         for _ in 0..jobs.max(1) {
-            let (queue, sender) = (&queue, sender.clone());
+            let (queue, sender, analyzer) = (&queue, sender.clone(), &analyzer);
             scope.spawn(move || {
                 while let Some(path) = queue.lock().ok().and_then(|mut queue| queue.next().cloned()) {
-                    let analysis = analyze_file(&path);
+                    let analysis = analyze_file(analyzer, &path);
                     if sender.send((path, analysis)).is_err() {
                         return;
                     }
@@ -146,7 +150,16 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
             files += 1;
             bytes += analysis.size;
             pe_files += u64::from(analysis.is_pe_file == Some(true));
-            with_problems += u64::from(!analysis.problems.is_empty());
+            with_problems += u64::from(
+                !analysis.problems.is_empty()
+                    || analysis.signatures.iter().any(|signature| !signature.problems.is_empty()),
+            );
+            signed += u64::from(!analysis.signatures.is_empty());
+            match analysis.facts().is_valid_certificate {
+                Some(true) => valid += 1,
+                Some(false) => invalid += 1,
+                None => {}
+            }
             bar.suspend(|| println!("{}", profile(&path, &analysis)));
             if let Some(store) = &store {
                 runtime
@@ -159,7 +172,8 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     eprintln!(
-        "analysed {files} files ({pe_files} PE, {with_problems} with problems, {failed} unreadable), {:.1} MB in {seconds:.2} s{}",
+        "analysed {files} files ({pe_files} PE, {signed} signed: {valid} valid, {invalid} not; {with_problems} with \
+         problems, {failed} unreadable), {:.1} MB in {seconds:.2} s{}",
         bytes as f64 / 1e6,
         if store.is_some() { ", recorded" } else { "" }
     );

@@ -4,6 +4,7 @@ mod analyze;
 mod devcert;
 mod identity;
 mod ingest;
+mod roots;
 mod serve;
 
 use std::path::PathBuf;

