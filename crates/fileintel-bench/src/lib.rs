@@ -9,6 +9,7 @@
 //!
 //! Figures go to stdout and, as JSON, to `--out`.
 
+pub mod analysis;
 pub mod ceiling;
 pub mod synth;
 pub mod telemetry;
@@ -23,6 +24,7 @@ use anyhow::{Context, bail};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
+pub use analysis::{AnalysisArgs, run_analysis};
 pub use ceiling::{CeilingArgs, run_ceiling};
 pub use telemetry::{TelemetryArgs, run_telemetry};
 

@@ -43,6 +43,8 @@ enum Command {
     Bench(fileintel_bench::BenchArgs),
     /// Benchmarks: import of real event logs against a parse-only pass, and `/stats` latency.
     BenchTelemetry(fileintel_bench::TelemetryArgs),
+    /// Benchmarks: static analysis of real files against sha256sum and osslsigncode.
+    BenchAnalysis(fileintel_bench::AnalysisArgs),
     /// The ceiling server the lookup benchmark compares against (started by `bench`).
     #[command(hide = true)]
     BenchCeiling(fileintel_bench::CeilingArgs),
@@ -83,6 +85,7 @@ fn main() -> std::process::ExitCode {
         Command::DevCert(args) => devcert::run(args),
         Command::Bench(args) => fileintel_bench::run(args),
         Command::BenchTelemetry(args) => fileintel_bench::run_telemetry(args),
+        Command::BenchAnalysis(args) => fileintel_bench::run_analysis(args),
         Command::BenchCeiling(args) => fileintel_bench::run_ceiling(args),
     };
     match result {
