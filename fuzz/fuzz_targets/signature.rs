@@ -15,29 +15,8 @@ fn template() -> &'static [u8] {
     })
 }
 
-/// The image with `entry` appended as its certificate table, the security directory pointing
-/// at it.
-fn with_signature(image: &[u8], entry: &[u8]) -> Vec<u8> {
-    let mut out = image.to_vec();
-    out.resize(out.len().next_multiple_of(8), 0);
-    let table = out.len();
-    out.extend_from_slice(&(8 + entry.len() as u32).to_le_bytes());
-    out.extend_from_slice(&0x0200u16.to_le_bytes()); // WIN_CERT_REVISION_2_0
-    out.extend_from_slice(&2u16.to_le_bytes()); // WIN_CERT_TYPE_PKCS_SIGNED_DATA
-    out.extend_from_slice(entry);
-    out.resize(out.len().next_multiple_of(8), 0);
-    let header = u32::from_le_bytes(image[0x3c..0x40].try_into().unwrap()) as usize;
-    let optional = header + 24;
-    let pe32_plus = u16::from_le_bytes([image[optional], image[optional + 1]]) == 0x20b;
-    let security = optional + if pe32_plus { 112 } else { 96 } + 4 * 8;
-    let size = (out.len() - table) as u32;
-    out[security..security + 4].copy_from_slice(&(table as u32).to_le_bytes());
-    out[security + 4..security + 8].copy_from_slice(&size.to_le_bytes());
-    out
-}
-
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let image = with_signature(template(), data);
+    let image = fileintel_analysis::testing::with_certificate_table(template(), &[data]).expect("the template is a PE");
     let analysis = common::analyzer().analyze(&image);
     assert_eq!(analysis.is_pe_file, Some(true), "the template stays a PE: {:?}", analysis.problems);
 });

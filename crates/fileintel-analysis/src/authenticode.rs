@@ -87,6 +87,9 @@ const TST_INFO: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.
 const LIFETIME_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.10.3.13");
 /// How deep nested signatures are followed.
 const MAX_DEPTH: u8 = 4;
+/// How many signatures of one file are read: real files carry one to three; a hostile one could
+/// carry thousands, each costing signature checks.
+const MAX_SIGNATURES: usize = 16;
 
 /// What signatures are verified against.
 pub(crate) struct Verification<'a> {
@@ -340,6 +343,12 @@ fn describe(
     out: &mut Vec<SignatureFacts>,
     problems: &mut Vec<String>,
 ) {
+    if out.len() >= MAX_SIGNATURES {
+        if !problems.iter().any(|problem| problem.starts_with("more than")) {
+            problems.push(format!("more than {MAX_SIGNATURES} signatures: the rest are not read"));
+        }
+        return;
+    }
     let signed = match signed_data(der) {
         Ok(signed) => signed,
         Err(error) => return problems.push(format!("signature {}: {error}", out.len() + 1)),

@@ -30,6 +30,9 @@ const EXTENDED_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.2
 const SUBJECT_KEY_IDENTIFIER: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.14");
 /// How many certificates a path may hold below its root.
 const MAX_PATH: usize = 8;
+/// How many issuer signatures one path search may verify: a hostile signature can carry many
+/// certificates of the same name, and the search must stay short whatever it holds.
+const MAX_ATTEMPTS: u32 = 64;
 
 /// A certificate a signature carries, with what path building asks of it often.
 #[derive(Clone)]
@@ -164,6 +167,19 @@ pub(crate) struct Request<'a> {
     pub time: i64,
 }
 
+/// The signature checks a path search has left.
+struct Budget(std::cell::Cell<u32>);
+
+impl Budget {
+    fn spend(&self) -> Result<(), String> {
+        let left = self.0.get().checked_sub(1).ok_or_else(|| {
+            format!("no path found within {MAX_ATTEMPTS} signature checks (too many candidate issuers)")
+        })?;
+        self.0.set(left);
+        Ok(())
+    }
+}
+
 impl Request<'_> {
     /// The path from `leaf` to a trusted root, as the certificates' names, or why there is none.
     /// The leaf itself must be valid at the time and allowed for the purpose.
@@ -175,7 +191,7 @@ impl Request<'_> {
         let issued = unix(&leaf.tbs_certificate.validity.not_before);
         let der = leaf.to_der().map_err(|error| error.to_string())?;
         let mut visited = vec![sha1_of(&der)];
-        self.extend(leaf, issued, &mut visited)
+        self.extend(leaf, issued, &mut visited, &Budget(std::cell::Cell::new(MAX_ATTEMPTS)))
     }
 
     fn extend(
@@ -183,6 +199,7 @@ impl Request<'_> {
         certificate: &Certificate,
         issued: i64,
         visited: &mut Vec<[u8; 20]>,
+        budget: &Budget,
     ) -> Result<Vec<String>, String> {
         let name = display_name(certificate);
         if let Some(anchor) = self.trust.by_thumbprint(visited.last().expect("the certificate itself")) {
@@ -199,6 +216,7 @@ impl Request<'_> {
             .unwrap_or_else(|| certificate.tbs_certificate.issuer.to_string());
         let mut why = format!("'{name}' was issued by '{issuer_name}', which is not a trusted root");
         for anchor in self.trust.by_subject(&issuer) {
+            budget.spend()?;
             match signed_by(certificate, &anchor.certificate) {
                 Ok(true) => match anchor.policy.refuses(self.purpose, self.time, issued) {
                     Some(reason) => why = format!("'{issuer_name}': {reason}"),
@@ -212,6 +230,7 @@ impl Request<'_> {
             if visited.contains(&candidate.thumbprint) {
                 continue;
             }
+            budget.spend()?;
             match signed_by(certificate, &candidate.certificate) {
                 Ok(true) => {}
                 Ok(false) => {
@@ -228,7 +247,7 @@ impl Request<'_> {
                 continue;
             }
             visited.push(candidate.thumbprint);
-            match self.extend(&candidate.certificate, issued, visited) {
+            match self.extend(&candidate.certificate, issued, visited, budget) {
                 Ok(mut names) => {
                     names.insert(0, name);
                     return Ok(names);

@@ -19,7 +19,10 @@ mod chain;
 mod digest;
 mod kind;
 mod pe;
+#[doc(hidden)]
+pub mod testing;
 mod trust;
+mod version;
 
 pub use authenticode::{SignatureFacts, TimestampFacts};
 pub use digest::{Digests, digest};

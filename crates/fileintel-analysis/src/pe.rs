@@ -1,9 +1,15 @@
-//! Portable Executable facts through `pelite`, which reads 32- and 64-bit images from a byte
-//! slice without trusting any offset in them.
+//! Portable Executable facts through `object`, which reads 32- and 64-bit images from a byte
+//! slice through unaligned little-endian types, checking every offset it follows, and the
+//! version resource through fileintel's own reader (`version.rs`).
+//!
+//! pelite did this before; the fuzzer found it misaligning section headers (undefined behaviour)
+//! and panicking on version resources, so it went.
 
-use std::collections::HashMap;
+use object::LittleEndian as LE;
+use object::pe;
+use object::read::pe::{ImageNtHeaders, ImageOptionalHeader, PeFile, ResourceDirectoryEntryData, ResourceNameOrId};
 
-use pelite::resources::version_info::Language;
+use crate::version;
 
 /// What a PE's headers and version resource say.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -36,9 +42,6 @@ pub struct VersionStrings {
 
 const US_ENGLISH: u16 = 0x0409;
 const NEUTRAL: u16 = 0x0000;
-const IMAGE_FILE_DLL: u16 = 0x2000;
-const CLR_DIRECTORY: usize = 14;
-const SECURITY_DIRECTORY: usize = 4;
 
 fn machine_name(machine: u16) -> String {
     match machine {
@@ -69,145 +72,95 @@ fn subsystem_name(subsystem: u16) -> String {
     }
 }
 
-/// The language to read: US English, then language-neutral, then the first the resource's
-/// translation table lists, then the lowest id; never whichever a hash map yields first.
-fn preferred(strings: &HashMap<Language, HashMap<String, String>>, translation: &[Language]) -> Option<Language> {
-    let with = |id: u16| {
-        let mut found: Vec<Language> = strings.keys().copied().filter(|language| language.lang_id == id).collect();
-        found.sort_by_key(|language| language.charset_id);
-        found.first().copied()
-    };
-    with(US_ENGLISH)
-        .or_else(|| with(NEUTRAL))
-        .or_else(|| translation.iter().copied().find(|language| strings.contains_key(language)))
-        .or_else(|| strings.keys().copied().min_by_key(|language| (language.lang_id, language.charset_id)))
-}
-
 /// The version strings of an image's resources. A file can carry its version resource in several
 /// languages (Wine's DLLs carry 36), each with its own string tables: the resource is chosen by
-/// language first, with the same preference as the string table inside it.
-fn version_from(resources: pelite::resources::Resources<'_>) -> Result<Option<VersionStrings>, String> {
-    use pelite::resources::{FindError, Name};
-    let root = match resources.root() {
-        Ok(root) => root,
-        Err(pelite::Error::Null) => return Ok(None),
-        Err(error) => return Err(format!("resources: {error}")),
+/// language first (US English, then language-neutral, then the first listed), with the same
+/// preference as the string table inside it.
+fn version_of<Pe: ImageNtHeaders>(file: &PeFile<'_, Pe>, bytes: &[u8]) -> Result<Option<VersionStrings>, String> {
+    let sections = file.section_table();
+    let Some(directory) =
+        file.data_directories().resource_directory(bytes, &sections).map_err(|error| format!("resources: {error}"))?
+    else {
+        return Ok(None);
     };
-    let versions = match root.get_dir(Name::VERSION) {
-        Ok(versions) => versions,
-        Err(FindError::NotFound) => return Ok(None),
-        Err(error) => return Err(format!("version information: {error}")),
+    let root = directory.root().map_err(|error| format!("resources: {error}"))?;
+    let Some(versions) =
+        root.entries.iter().find(|entry| matches!(entry.name_or_id(), ResourceNameOrId::Id(pe::RT_VERSION)))
+    else {
+        return Ok(None);
     };
-    let names = versions.first_dir().map_err(|error| format!("version information: {error}"))?;
+    let table = |entry: &pe::ImageResourceDirectoryEntry| match entry.data(directory) {
+        Ok(ResourceDirectoryEntryData::Table(table)) => Ok(table),
+        Ok(ResourceDirectoryEntryData::Data(_)) => {
+            Err("version information: a data entry where a table belongs".to_owned())
+        }
+        Err(error) => Err(format!("version information: {error}")),
+    };
+    let names = table(versions)?;
+    let Some(first) = names.entries.first() else { return Ok(None) };
+    let languages = table(first)?;
     // Per language of the resource: its id, and its bytes.
     let mut entries: Vec<(u16, &[u8])> = Vec::new();
-    for entry in names.entries() {
-        let Ok(Name::Id(id)) = entry.name() else { continue };
-        let Some(data) = entry.entry().ok().and_then(|entry| entry.data()) else { continue };
-        if let Ok(bytes) = data.bytes() {
-            entries.push((u16::try_from(id).unwrap_or(u16::MAX), bytes));
-        }
+    for entry in languages.entries {
+        let ResourceNameOrId::Id(id) = entry.name_or_id() else { continue };
+        let Ok(ResourceDirectoryEntryData::Data(data)) = entry.data(directory) else { continue };
+        let size = data.size.get(LE) as usize;
+        let Some(bytes) = sections.pe_data_at(bytes, data.offset_to_data.get(LE)) else { continue };
+        entries.push((id, &bytes[..size.min(bytes.len())]));
     }
     let chosen = entries
         .iter()
         .find(|(id, _)| *id == US_ENGLISH)
         .or_else(|| entries.iter().find(|(id, _)| *id == NEUTRAL))
         .or_else(|| entries.first());
-    let Some((_, bytes)) = chosen else { return Ok(None) };
-    let info = pelite::resources::version_info::VersionInfo::try_from(bytes)
-        .map_err(|error| format!("version information: {error}"))?;
-    let mut strings = version_strings(info);
-    if let Some(strings) = &mut strings {
-        let mut languages: Vec<u16> =
-            entries.iter().map(|(id, _)| *id).chain(strings.languages.iter().copied()).collect();
-        languages.sort_unstable();
-        languages.dedup();
-        strings.languages = languages;
-    }
-    Ok(strings)
-}
-
-fn version_strings(info: pelite::resources::version_info::VersionInfo<'_>) -> Option<VersionStrings> {
-    let file_info = info.file_info();
-    let language = preferred(&file_info.strings, file_info.langs)?;
-    let table = file_info.strings.get(&language)?;
-    let value = |key: &str| {
-        table.get(key).map(|value| value.trim_end_matches('\0').trim().to_owned()).filter(|value| !value.is_empty())
-    };
-    let mut languages: Vec<u16> = file_info.strings.keys().map(|language| language.lang_id).collect();
+    let Some((_, resource)) = chosen else { return Ok(None) };
+    let info = version::read(resource);
+    let Some(table) = info.preferred(&[US_ENGLISH, NEUTRAL]) else { return Ok(None) };
+    let mut languages: Vec<u16> =
+        entries.iter().map(|(id, _)| *id).chain(info.tables.iter().map(|table| table.language)).collect();
     languages.sort_unstable();
     languages.dedup();
-    Some(VersionStrings {
-        language: language.lang_id,
-        company: value("CompanyName"),
-        product: value("ProductName"),
+    Ok(Some(VersionStrings {
+        language: table.language,
+        company: table.value("CompanyName"),
+        product: table.value("ProductName"),
         languages,
-    })
+    }))
 }
 
-macro_rules! facts_of {
-    ($pe:expr, $bits:expr, $problems:expr) => {{
-        let pe = $pe;
-        let file_header = pe.file_header();
-        let optional = pe.optional_header();
-        let directories = pe.data_directory();
-        let present =
-            |index: usize| directories.get(index).is_some_and(|entry| entry.VirtualAddress != 0 && entry.Size != 0);
-        let version = match pe.resources() {
-            Ok(resources) => version_from(resources).unwrap_or_else(|problem| {
-                $problems.push(problem);
-                None
-            }),
-            Err(pelite::Error::Null) => None,
-            Err(error) => {
-                $problems.push(format!("resources: {error}"));
-                None
-            }
-        };
-        PeFacts {
-            machine: machine_name(file_header.Machine),
-            bits: $bits,
-            subsystem: subsystem_name(optional.Subsystem),
-            is_dll: file_header.Characteristics & IMAGE_FILE_DLL != 0,
-            is_dotnet: present(CLR_DIRECTORY),
-            has_certificate_table: present(SECURITY_DIRECTORY),
-            version,
-        }
-    }};
+fn facts_of<Pe: ImageNtHeaders>(bytes: &[u8]) -> (Option<PeFacts>, Vec<String>) {
+    let file = match PeFile::<Pe>::parse(bytes) {
+        Ok(file) => file,
+        Err(error) => return (None, vec![format!("PE headers: {error}")]),
+    };
+    let headers = file.nt_headers();
+    let present = |index: usize| {
+        file.data_directory(index).is_some_and(|entry| entry.virtual_address.get(LE) != 0 && entry.size.get(LE) != 0)
+    };
+    let mut problems = Vec::new();
+    let version = version_of(&file, bytes).unwrap_or_else(|problem| {
+        problems.push(problem);
+        None
+    });
+    let facts = PeFacts {
+        machine: machine_name(headers.file_header().machine.get(LE)),
+        bits: if headers.is_type_64() { 64 } else { 32 },
+        subsystem: subsystem_name(headers.optional_header().subsystem()),
+        is_dll: headers.file_header().characteristics.get(LE) & pe::IMAGE_FILE_DLL != 0,
+        is_dotnet: present(pe::IMAGE_DIRECTORY_ENTRY_COM_DESCRIPTOR),
+        has_certificate_table: present(pe::IMAGE_DIRECTORY_ENTRY_SECURITY),
+        version,
+    };
+    (Some(facts), problems)
 }
 
 /// The PE facts of an image, with what could not be read; `None` when the headers themselves
 /// do not parse.
 pub(crate) fn read(bytes: &[u8]) -> (Option<PeFacts>, Vec<String>) {
-    let mut problems = Vec::new();
-    // pelite checks every offset it follows; should it still fail on a hostile image, the file
-    // is reported as unreadable rather than taking the caller down.
-    let parsed = std::panic::catch_unwind(|| {
-        let mut problems = Vec::new();
-        let facts = match pelite::PeFile::from_bytes(bytes) {
-            Ok(pelite::Wrap::T32(pe)) => {
-                use pelite::pe32::Pe;
-                Some(facts_of!(pe, 32, problems))
-            }
-            Ok(pelite::Wrap::T64(pe)) => {
-                use pelite::pe64::Pe;
-                Some(facts_of!(pe, 64, problems))
-            }
-            Err(error) => {
-                problems.push(format!("PE headers: {error}"));
-                None
-            }
-        };
-        (facts, problems)
-    });
-    match parsed {
-        Ok((facts, found)) => {
-            problems.extend(found);
-            (facts, problems)
-        }
-        Err(_) => {
-            problems.push("the PE parser failed on this file".into());
-            (None, problems)
-        }
+    match object::FileKind::parse(bytes) {
+        Ok(object::FileKind::Pe32) => facts_of::<pe::ImageNtHeaders32>(bytes),
+        Ok(object::FileKind::Pe64) => facts_of::<pe::ImageNtHeaders64>(bytes),
+        Ok(other) => (None, vec![format!("PE headers: read as {other:?}")]),
+        Err(error) => (None, vec![format!("PE headers: {error}")]),
     }
 }

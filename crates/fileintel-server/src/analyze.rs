@@ -27,6 +27,22 @@ fn too_large(limit: u64) -> ApiError {
     ApiError::PayloadTooLarge(format!("The file exceeds the analysis limit of {limit} bytes."))
 }
 
+/// Copies the spooled body into `dir/{sha256}`, durably, unless a file of that name is there.
+fn keep_file(spool: &mut std::fs::File, dir: &std::path::Path, sha256: &str) -> std::io::Result<()> {
+    use std::io::Seek;
+    let target = dir.join(sha256);
+    if target.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    spool.rewind()?;
+    let mut kept = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::copy(spool, kept.as_file_mut())?;
+    kept.as_file().sync_all()?;
+    kept.persist(&target).map_err(|error| error.error)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
 async fn post_analyze(
     State(state): State<AppState>,
     caller: Authenticated,
@@ -55,18 +71,24 @@ async fn post_analyze(
     }
     let hashes = digests.hashes();
     let analyzer = state.config.analyzer.clone();
+    let keep = state.config.keep_analyzed.clone();
     let analysis = tokio::task::spawn_blocking(move || -> std::io::Result<fileintel_analysis::Analysis> {
-        if received == 0 {
-            return Ok(analyzer.analyze_hashed(&[], hashes));
+        let analysis = if received == 0 {
+            analyzer.analyze_hashed(&[], hashes)
+        } else {
+            // Safety: the spool file is private to this request (unnamed, never shared), so
+            // nothing else can change it while it is mapped.
+            let map = unsafe { memmap2::Mmap::map(&spool) }?;
+            analyzer.analyze_hashed(&map, hashes)
+        };
+        if let (Some(dir), Some(sha256)) = (keep, analysis.hashes.sha256) {
+            keep_file(&mut spool, &dir, &sha256.to_string())?;
         }
-        // Safety: the spool file is private to this request (unnamed, never shared), so nothing
-        // else can change it while it is mapped.
-        let map = unsafe { memmap2::Mmap::map(&spool) }?;
-        Ok(analyzer.analyze_hashed(&map, hashes))
+        Ok(analysis)
     })
     .await
     .map_err(|error| ApiError::Internal(format!("analysis task: {error}")))?
-    .map_err(|error| internal("mapping the spool file", error))?;
+    .map_err(|error| internal("analysing the spooled file", error))?;
     state.store.put_facts(analysis.hashes, Some(analysis.size), analysis.facts()).await?;
     let sha256 = analysis.hashes.sha256.ok_or_else(|| ApiError::Internal("no SHA-256".into()))?;
     let record = state

@@ -58,6 +58,9 @@ pub struct ServerConfig {
     pub max_analyze_bytes: u64,
     /// What `POST /api/files/analyze` verifies signatures with: the trust roots, loaded once.
     pub analyzer: fileintel_analysis::Analyzer,
+    /// Where `POST /api/files/analyze` keeps the bytes it analysed, named by SHA-256; `None`
+    /// drops them.
+    pub keep_analyzed: Option<std::path::PathBuf>,
     /// Proxies (load balancers) whose `X-Forwarded-For` names the real client address.
     pub trusted_proxies: Vec<std::net::IpAddr>,
 }
@@ -71,6 +74,7 @@ impl ServerConfig {
             ingest_batch: fileintel_store::pipeline::DEFAULT_BATCH,
             max_analyze_bytes: 256 << 20,
             analyzer: fileintel_analysis::Analyzer::default(),
+            keep_analyzed: None,
             trusted_proxies: Vec::new(),
         }
     }

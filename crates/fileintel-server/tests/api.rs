@@ -44,11 +44,15 @@ impl Answer {
 
 /// The API in open mode (`--insecure-no-auth`), for the tests that are about files, not tokens.
 fn spawn_app(batch: usize) -> TestApp {
+    spawn_app_with(|config| config.ingest_batch = batch)
+}
+
+fn spawn_app_with(configure: impl FnOnce(&mut ServerConfig)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let store = FjallStore::open(dir.path()).unwrap();
     let mut config = ServerConfig::for_address("127.0.0.1:8080".parse().unwrap());
     config.max_ingest_bytes = 64 * 1024;
-    config.ingest_batch = batch;
+    configure(&mut config);
     let auth = AuthState::new(false, vec!["http://127.0.0.1:8080".into()], vec![], vec![]).unwrap();
     TestApp { app: router(AppState::new(Arc::new(store), config, auth)), _dir: dir }
 }
@@ -220,5 +224,35 @@ async fn metadata_declares_the_file_properties_in_the_order_the_entity_carries_t
     assert_eq!(declared, keys);
     for name in ["DeterminationType", "InOrgFileStats", "EntitySet Name=\"Files\""] {
         assert!(answer.text.contains(name), "{name} is not declared");
+    }
+}
+
+#[tokio::test]
+async fn analysed_bytes_are_kept_only_where_configuration_says() {
+    let post = |body: &[u8]| Request::post("/api/files/analyze").body(Body::from(body.to_vec())).unwrap();
+    let files: [&[u8]; 2] = [b"#!/bin/sh\necho one\n", b"#!/bin/sh\necho two\n"];
+
+    let dropped = spawn_app(1000);
+    let answer = dropped.send(post(files[0])).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+
+    let keep = tempfile::tempdir().unwrap();
+    let kept = spawn_app_with(|config| config.keep_analyzed = Some(keep.path().join("samples")));
+    for body in files.iter().chain(files.iter()) {
+        let answer = kept.send(post(body)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    }
+    let mut names: Vec<String> = std::fs::read_dir(keep.path().join("samples"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    let mut expected: Vec<String> =
+        files.iter().map(|body| fileintel_analysis::digest(body).hashes().sha256.unwrap().to_string()).collect();
+    expected.sort();
+    assert_eq!(names, expected, "each file once, by SHA-256, and no temporary file left");
+    for body in files {
+        let name = fileintel_analysis::digest(body).hashes().sha256.unwrap().to_string();
+        assert_eq!(std::fs::read(keep.path().join("samples").join(name)).unwrap(), body);
     }
 }

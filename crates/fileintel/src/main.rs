@@ -22,7 +22,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the API.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Import observations (NDJSON, Sysmon event logs or JSON, MDE exports) into the store or through a server.
     Ingest(ingest::IngestArgs),
     /// Analyse files and folders: hashes, type, PE facts and version information, as JSON lines;
@@ -76,7 +76,7 @@ fn main() -> std::process::ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Ingest(args) => ingest::run(args),
         Command::Analyze(args) => analyze::run(args),
         Command::Apps(command) => identity::run_apps(command),

@@ -35,6 +35,10 @@ pub struct ServeArgs {
     /// Largest file `POST /api/files/analyze` takes, in bytes.
     #[arg(long, env = "FILEINTEL_MAX_ANALYZE_BYTES", default_value_t = 256 << 20)]
     max_analyze_bytes: u64,
+    /// Keep the bytes of files sent to `POST /api/files/analyze` in this folder, named by their
+    /// SHA-256 (by default they are dropped once analysed).
+    #[arg(long, env = "FILEINTEL_KEEP_ANALYZED")]
+    keep_analyzed: Option<std::path::PathBuf>,
     /// Worker threads for the HTTP runtime (default: one per core).
     #[arg(long, env = "FILEINTEL_WORKERS")]
     workers: Option<usize>,
@@ -155,6 +159,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.max_ingest_bytes = args.max_ingest_bytes;
     config.max_analyze_bytes = args.max_analyze_bytes;
     config.analyzer = args.trust.analyzer()?;
+    config.keep_analyzed = args.keep_analyzed.clone();
     config.trusted_proxies = args.trusted_proxies.clone();
     let tls =
         match (&args.tls_cert, &args.tls_key) {
