@@ -6,7 +6,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use fileintel_core::{FileEntity, FileHash, Timestamp, file_entity_context};
+use fileintel_core::{FileEntity, FileHash, FileRecord, Timestamp, file_entity_context};
 use fileintel_store::MAX_LOOKBACK_HOURS;
 use serde_json::{Value, json};
 
@@ -53,16 +53,24 @@ fn file_hash(id: Result<Path<String>, PathRejection>) -> Result<(String, FileHas
     Ok((id, hash))
 }
 
+/// The record of the file a caller who may read files names; 404 when it is unknown.
+async fn readable_file(
+    state: &AppState,
+    caller: &Authenticated,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<FileRecord, ApiError> {
+    caller.require_view(state, FILE_READ_ALL).await?;
+    let (id, hash) = file_hash(id)?;
+    state.store.get_file(hash).await?.ok_or_else(|| ApiError::NotFound(format!("File {id} was not found")))
+}
+
 async fn get_file(
     State(state): State<AppState>,
     caller: Authenticated,
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    caller.require_view(&state, FILE_READ_ALL).await?;
-    let (id, hash) = file_hash(id)?;
-    let record =
-        state.store.get_file(hash).await?.ok_or_else(|| ApiError::NotFound(format!("File {id} was not found")))?;
+    let record = readable_file(&state, &caller, id).await?;
     let context = file_entity_context(&state.config.scheme, request_host(&headers, &state));
     let facts = record.effective_facts();
     Ok(odata_json(FileEntity::new(context, &record, &facts).to_json()))
@@ -76,10 +84,7 @@ async fn get_sources(
     caller: Authenticated,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    caller.require_view(&state, FILE_READ_ALL).await?;
-    let (id, hash) = file_hash(id)?;
-    let record =
-        state.store.get_file(hash).await?.ok_or_else(|| ApiError::NotFound(format!("File {id} was not found")))?;
+    let record = readable_file(&state, &caller, id).await?;
     let (_, sources) = record.sourced_facts();
     let reported = &record.reported;
     let body = json!({
