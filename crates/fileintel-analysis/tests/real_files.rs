@@ -78,6 +78,12 @@ fn real_files_read_as_pefile_reads_them() {
     let mut checked = std::collections::BTreeMap::<String, usize>::new();
     for line in output.stdout.split(|&byte| byte == b'\n').filter(|line| !line.is_empty()) {
         let reference: Value = serde_json::from_slice(line).unwrap();
+        if let Some(tools) = reference.get("tools") {
+            // The verdicts are compared only if both tools answered; where the test data is
+            // required (CI), so are they.
+            let present = tools["osslsigncode"].is_string() && tools["signify"].is_string();
+            assert!(present || std::env::var_os("FILEINTEL_ANALYSIS_TESTDATA").is_none(), "reference tools: {tools}");
+        }
         let Some(path) = reference["path"].as_str() else { continue };
         let bytes = std::fs::read(dir.join("files").join(path)).unwrap();
         let analysis = analyzer.analyze(&bytes);
