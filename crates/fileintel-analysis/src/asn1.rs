@@ -112,6 +112,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ber_becomes_der() {
+        // SEQUENCE (indefinite) { INTEGER 5, OCTET STRING constructed (indefinite) { "ab", "c" } }
+        let ber = [0x30, 0x80, 0x02, 0x01, 0x05, 0x24, 0x80, 0x04, 0x02, b'a', b'b', 0x04, 0x01, b'c', 0, 0, 0, 0];
+        let der = ber_to_der(&ber).unwrap();
+        assert_eq!(der, [0x30, 0x08, 0x02, 0x01, 0x05, 0x04, 0x03, b'a', b'b', b'c']);
+        // DER stays as it is, and a long length is written in its shortest form.
+        let long: Vec<u8> = [&[0x04, 0x81, 0x80][..], &[7; 128]].concat();
+        assert_eq!(ber_to_der(&long).unwrap(), long);
+        assert_eq!(ber_to_der(&[0x04, 0x82, 0x00, 0x02, 1, 2]).unwrap(), [0x04, 0x02, 1, 2]);
+        // Cut, unterminated or too deep: refused, not a panic.
+        assert_eq!(ber_to_der(&ber[..10]), None);
+        assert_eq!(ber_to_der(&[0x30, 0x80, 0x02, 0x01, 0x05]), None);
+        let deep: Vec<u8> = std::iter::repeat_n([0x30, 0x80], 100).flatten().collect();
+        assert_eq!(ber_to_der(&deep), None);
+    }
+
+    #[test]
     fn times_read_leniently_and_print_back() {
         let generalized = Any::new(der::Tag::GeneralizedTime, b"20210315101112.345Z".to_vec()).unwrap();
         let seconds = lenient_time(&generalized).unwrap();
@@ -123,4 +140,101 @@ mod tests {
         let bad = Any::new(der::Tag::GeneralizedTime, b"20211315101112Z".to_vec()).unwrap();
         assert_eq!(lenient_time(&bad), None);
     }
+}
+
+/// How deep BER re-encoding follows constructed values.
+const MAX_BER_DEPTH: usize = 64;
+
+/// One BER element at the start of `input` re-encoded as DER lengths and primitive strings,
+/// appended to `out`; returns the bytes it took. Indefinite lengths become definite, and
+/// constructed OCTET STRINGs (as BER allows and DER forbids) become primitive ones. What it
+/// cannot read is `None`.
+fn ber_element(input: &[u8], depth: usize, out: &mut Vec<u8>) -> Option<usize> {
+    if depth > MAX_BER_DEPTH {
+        return None;
+    }
+    // The tag: one byte, or more for numbers from 31 on.
+    let mut at = 1;
+    if input.first()? & 0x1f == 0x1f {
+        while input.get(at)? & 0x80 != 0 {
+            at += 1;
+        }
+        at += 1;
+    }
+    let tag = &input[..at];
+    let constructed = tag[0] & 0x20 != 0;
+    let first = *input.get(at)?;
+    at += 1;
+    let length = match first {
+        0x80 => None,
+        short if short < 0x80 => Some(usize::from(short)),
+        long => {
+            let count = usize::from(long & 0x7f);
+            if count > 4 {
+                return None;
+            }
+            let mut length = 0usize;
+            for _ in 0..count {
+                length = length << 8 | usize::from(*input.get(at)?);
+                at += 1;
+            }
+            Some(length)
+        }
+    };
+    let mut content = Vec::new();
+    let end = match length {
+        Some(length) if !constructed => {
+            content.extend_from_slice(input.get(at..at.checked_add(length)?)?);
+            at + length
+        }
+        Some(length) => {
+            let inner = input.get(at..at.checked_add(length)?)?;
+            let mut offset = 0;
+            while offset < inner.len() {
+                offset += ber_element(&inner[offset..], depth + 1, &mut content)?;
+            }
+            at + length
+        }
+        None if constructed => {
+            let mut offset = at;
+            while input.get(offset..offset + 2)? != [0, 0] {
+                offset += ber_element(&input[offset..], depth + 1, &mut content)?;
+            }
+            offset + 2
+        }
+        None => return None,
+    };
+    let tag: Vec<u8> = if tag == [0x24] {
+        // A constructed OCTET STRING: its pieces, re-encoded, are primitive OCTET STRINGs whose
+        // contents join into one.
+        let mut joined = Vec::new();
+        let mut reader = der::SliceReader::new(&content).ok()?;
+        while !reader.is_finished() {
+            joined.extend_from_slice(Any::decode(&mut reader).ok()?.value());
+        }
+        content = joined;
+        vec![0x04]
+    } else {
+        tag.to_vec()
+    };
+    out.extend_from_slice(&tag);
+    let length = content.len();
+    if length < 0x80 {
+        out.push(length as u8);
+    } else {
+        let bytes = length.to_be_bytes();
+        let skip = bytes.iter().take_while(|&&byte| byte == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+    out.extend_from_slice(&content);
+    Some(end)
+}
+
+/// The first BER element of `input` re-encoded with DER's lengths and primitive strings, for
+/// signatures written in BER, which Windows reads; `None` when it is not BER either.
+pub fn ber_to_der(input: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(input.len());
+    ber_element(input, 0, &mut out)?;
+    Some(out)
 }

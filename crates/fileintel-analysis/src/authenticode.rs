@@ -138,8 +138,15 @@ struct Signed {
 }
 
 /// Reads a ContentInfo holding a SignedData (trailing bytes, such as a certificate entry's
-/// padding, ignored).
-fn signed_data(der: &[u8]) -> Result<Signed, String> {
+/// padding, ignored), in DER or, as Windows also reads it, BER.
+fn signed_data(bytes: &[u8]) -> Result<Signed, String> {
+    signed_data_der(bytes).or_else(|error| match asn1::ber_to_der(bytes) {
+        Some(der) => signed_data_der(&der).map_err(|_| error),
+        None => Err(error),
+    })
+}
+
+fn signed_data_der(der: &[u8]) -> Result<Signed, String> {
     let mut reader = der::SliceReader::new(der).map_err(|error| error.to_string())?;
     let content = ContentInfo::decode(&mut reader).map_err(|error| format!("content info: {error}"))?;
     if content.content_type != const_oid::db::rfc5911::ID_SIGNED_DATA {

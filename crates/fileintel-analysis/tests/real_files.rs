@@ -538,3 +538,33 @@ fn hostile_signatures_cost_a_bounded_amount_of_work() {
     );
     eprintln!("hostile chain search gave up in {:?}", started.elapsed());
 }
+
+#[test]
+fn a_signature_written_in_ber_verifies_as_its_der_does() {
+    use der::{Decode, Encode, Reader};
+    let Some(dir) = testdata() else { return };
+    let analyzer = fileintel_analysis::Analyzer::new(trust_store(&dir));
+    let bytes = std::fs::read(dir.join("files/thirdparty-signed-valid/tbb-2023.2.0/tbb12.dll")).unwrap();
+    let signature = first_signature(&bytes);
+    // The elements inside a constructed value, each as DER.
+    let children = |value: &der::asn1::Any| {
+        let mut reader = der::SliceReader::new(value.value()).unwrap();
+        let mut out = Vec::new();
+        while !reader.is_finished() {
+            out.push(der::asn1::Any::decode(&mut reader).unwrap().to_der().unwrap());
+        }
+        out
+    };
+    let indefinite = |tag: u8, parts: &[Vec<u8>]| [&[tag, 0x80][..], &parts.concat(), &[0, 0]].concat();
+    // ContentInfo, its [0] and the SignedData in it, all with indefinite lengths, as BER
+    // encoders write them.
+    let content_info = der::asn1::Any::from_der(&signature).unwrap();
+    let [content_type, explicit] = children(&content_info).try_into().unwrap();
+    let signed_data = children(&der::asn1::Any::from_der(&explicit).unwrap()).remove(0);
+    let signed_parts = children(&der::asn1::Any::from_der(&signed_data).unwrap());
+    let ber = indefinite(0x30, &[content_type, indefinite(0xa0, &[indefinite(0x30, &signed_parts)])]);
+    assert_ne!(ber, signature);
+    let analysis = analyzer.analyze(&with_certificate_table(&bytes, &[ber]));
+    assert_eq!(analysis.facts().is_valid_certificate, Some(true), "{:?} {:?}", analysis.problems, analysis.signatures);
+    assert_eq!(analysis.signatures[0].signer.as_deref(), Some("Intel Corporation"));
+}
