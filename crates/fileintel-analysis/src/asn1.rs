@@ -107,41 +107,6 @@ pub fn unix_to_rfc3339(seconds: i64) -> String {
     fileintel_core::Timestamp::from_unix_seconds(seconds).to_string()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ber_becomes_der() {
-        // SEQUENCE (indefinite) { INTEGER 5, OCTET STRING constructed (indefinite) { "ab", "c" } }
-        let ber = [0x30, 0x80, 0x02, 0x01, 0x05, 0x24, 0x80, 0x04, 0x02, b'a', b'b', 0x04, 0x01, b'c', 0, 0, 0, 0];
-        let der = ber_to_der(&ber).unwrap();
-        assert_eq!(der, [0x30, 0x08, 0x02, 0x01, 0x05, 0x04, 0x03, b'a', b'b', b'c']);
-        // DER stays as it is, and a long length is written in its shortest form.
-        let long: Vec<u8> = [&[0x04, 0x81, 0x80][..], &[7; 128]].concat();
-        assert_eq!(ber_to_der(&long).unwrap(), long);
-        assert_eq!(ber_to_der(&[0x04, 0x82, 0x00, 0x02, 1, 2]).unwrap(), [0x04, 0x02, 1, 2]);
-        // Cut, unterminated or too deep: refused, not a panic.
-        assert_eq!(ber_to_der(&ber[..10]), None);
-        assert_eq!(ber_to_der(&[0x30, 0x80, 0x02, 0x01, 0x05]), None);
-        let deep: Vec<u8> = std::iter::repeat_n([0x30, 0x80], 100).flatten().collect();
-        assert_eq!(ber_to_der(&deep), None);
-    }
-
-    #[test]
-    fn times_read_leniently_and_print_back() {
-        let generalized = Any::new(der::Tag::GeneralizedTime, b"20210315101112.345Z".to_vec()).unwrap();
-        let seconds = lenient_time(&generalized).unwrap();
-        assert_eq!(unix_to_rfc3339(seconds), "2021-03-15T10:11:12Z");
-        let utc = Any::new(der::Tag::UtcTime, b"991231235959Z".to_vec()).unwrap();
-        assert_eq!(unix_to_rfc3339(lenient_time(&utc).unwrap()), "1999-12-31T23:59:59Z");
-        assert_eq!(unix_to_rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(unix_to_rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        let bad = Any::new(der::Tag::GeneralizedTime, b"20211315101112Z".to_vec()).unwrap();
-        assert_eq!(lenient_time(&bad), None);
-    }
-}
-
 /// How deep BER re-encoding follows constructed values.
 const MAX_BER_DEPTH: usize = 64;
 
@@ -237,4 +202,39 @@ pub fn ber_to_der(input: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(input.len());
     ber_element(input, 0, &mut out)?;
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ber_becomes_der() {
+        // SEQUENCE (indefinite) { INTEGER 5, OCTET STRING constructed (indefinite) { "ab", "c" } }
+        let ber = [0x30, 0x80, 0x02, 0x01, 0x05, 0x24, 0x80, 0x04, 0x02, b'a', b'b', 0x04, 0x01, b'c', 0, 0, 0, 0];
+        let der = ber_to_der(&ber).unwrap();
+        assert_eq!(der, [0x30, 0x08, 0x02, 0x01, 0x05, 0x04, 0x03, b'a', b'b', b'c']);
+        // DER stays as it is, and a long length is written in its shortest form.
+        let long: Vec<u8> = [&[0x04, 0x81, 0x80][..], &[7; 128]].concat();
+        assert_eq!(ber_to_der(&long).unwrap(), long);
+        assert_eq!(ber_to_der(&[0x04, 0x82, 0x00, 0x02, 1, 2]).unwrap(), [0x04, 0x02, 1, 2]);
+        // Cut, unterminated or too deep: refused, not a panic.
+        assert_eq!(ber_to_der(&ber[..10]), None);
+        assert_eq!(ber_to_der(&[0x30, 0x80, 0x02, 0x01, 0x05]), None);
+        let deep: Vec<u8> = std::iter::repeat_n([0x30, 0x80], 100).flatten().collect();
+        assert_eq!(ber_to_der(&deep), None);
+    }
+
+    #[test]
+    fn times_read_leniently_and_print_back() {
+        let generalized = Any::new(der::Tag::GeneralizedTime, b"20210315101112.345Z".to_vec()).unwrap();
+        let seconds = lenient_time(&generalized).unwrap();
+        assert_eq!(unix_to_rfc3339(seconds), "2021-03-15T10:11:12Z");
+        let utc = Any::new(der::Tag::UtcTime, b"991231235959Z".to_vec()).unwrap();
+        assert_eq!(unix_to_rfc3339(lenient_time(&utc).unwrap()), "1999-12-31T23:59:59Z");
+        assert_eq!(unix_to_rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(unix_to_rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        let bad = Any::new(der::Tag::GeneralizedTime, b"20211315101112Z".to_vec()).unwrap();
+        assert_eq!(lenient_time(&bad), None);
+    }
 }
