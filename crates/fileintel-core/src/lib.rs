@@ -14,6 +14,7 @@
 //! assert_eq!(observation.tenant_id, "default");
 //! ```
 
+pub mod determination;
 pub mod entity;
 pub mod hash;
 pub mod identity;
@@ -22,6 +23,7 @@ pub mod observation;
 pub mod record;
 pub mod time;
 
+pub use determination::{Decision, Verdict, VerdictSource, decide};
 pub use entity::{FileEntity, file_entity_context};
 pub use hash::{FileHash, FileHashes, HashError, Md5, PairingConflict, Sha1, Sha256};
 pub use identity::{Application, SigningKey, User};

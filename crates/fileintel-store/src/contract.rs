@@ -4,7 +4,10 @@
 //! giving it an async factory that returns a fresh, empty store (and a guard that keeps its
 //! resources alive for the test).
 
-use fileintel_core::{DeterminationType, FileFacts, FileHash, FileHashes, Md5, Observation, Sha1, Sha256, Timestamp};
+use fileintel_core::{
+    DeterminationType, FileFacts, FileHash, FileHashes, Md5, Observation, Sha1, Sha256, Timestamp, Verdict,
+    VerdictSource,
+};
 
 use crate::Store;
 
@@ -539,6 +542,55 @@ pub async fn identifiers_too_long_to_keep_are_rejected(store: &dyn Store) {
     assert_eq!(store.get_file(FileHash::Sha1(sha1(12))).await.unwrap().unwrap().global_prevalence, 2);
 }
 
+fn verdict(source: VerdictSource, kind: DeterminationType, value: &str, said_at: i64) -> Verdict {
+    Verdict {
+        source,
+        determination_type: kind,
+        determination_value: Some(value.into()),
+        rank: 10,
+        said_at: at(said_at),
+        valid_from: None,
+        valid_until: None,
+        revoked: false,
+        reference: None,
+    }
+}
+
+fn feed(name: &str) -> VerdictSource {
+    VerdictSource::Feed { name: name.into() }
+}
+
+pub async fn verdicts_are_kept_per_source_and_the_newest_statement_wins(store: &dyn Store) {
+    use DeterminationType::{Clean, Malware, Pua};
+    let emotet = verdict(feed("bazaar"), Malware, "Emotet", 10);
+    // Said under all three hashes, found under any one of them, once.
+    assert_eq!(store.put_verdicts(vec![(all_three(1), emotet.clone())]).await.unwrap(), 1);
+    for hashes in [only(FileHash::Sha1(sha1(1))), only(FileHash::Md5(md5(1))), all_three(1)] {
+        assert_eq!(store.verdicts(&hashes).await.unwrap(), vec![emotet.clone()]);
+    }
+    assert!(store.verdicts(&all_three(2)).await.unwrap().is_empty());
+    // The same statement again changes nothing; an older one cannot undo it; a newer replaces it.
+    assert_eq!(store.put_verdicts(vec![(all_three(1), emotet.clone())]).await.unwrap(), 0);
+    let older = verdict(feed("bazaar"), Clean, "old", 5);
+    assert_eq!(store.put_verdicts(vec![(only(FileHash::Sha256(sha256(1))), older)]).await.unwrap(), 0);
+    let newer = verdict(feed("bazaar"), Pua, "Adware", 20);
+    assert_eq!(store.put_verdicts(vec![(only(FileHash::Sha256(sha256(1))), newer.clone())]).await.unwrap(), 1);
+    assert_eq!(store.verdicts(&all_three(1)).await.unwrap(), vec![newer.clone()], "the newest, once");
+    // Another source speaks beside it; an indicator can be taken back.
+    let indicator = VerdictSource::Indicator { tenant: "contoso".into(), id: "7".into() };
+    let allowed = verdict(indicator.clone(), Clean, "allowed", 30);
+    store.put_verdicts(vec![(only(FileHash::Sha1(sha1(1))), allowed.clone())]).await.unwrap();
+    assert_eq!(store.verdicts(&all_three(1)).await.unwrap(), vec![newer.clone(), allowed]);
+    assert!(store.delete_verdict(&only(FileHash::Sha1(sha1(1))), &indicator).await.unwrap());
+    assert!(!store.delete_verdict(&only(FileHash::Sha1(sha1(1))), &indicator).await.unwrap());
+    assert_eq!(store.verdicts(&all_three(1)).await.unwrap(), vec![newer]);
+    // Within one call, the later statement about the same file competes like a stored one.
+    let first = verdict(feed("vendor"), Malware, "A", 40);
+    let second = verdict(feed("vendor"), Malware, "B", 41);
+    assert_eq!(store.put_verdicts(vec![(all_three(3), second.clone()), (all_three(3), first)]).await.unwrap(), 1);
+    assert_eq!(store.verdicts(&all_three(3)).await.unwrap(), vec![second]);
+}
+
 /// Instantiates the whole contract suite as `#[tokio::test]`s for one backend.
 /// `$factory` is an async fn returning `(store, guard)`.
 #[macro_export]
@@ -564,6 +616,7 @@ macro_rules! contract_suite {
             window_counts_match_a_count_over_every_device,
             a_device_named_later_in_a_call_is_one_device,
             identifiers_too_long_to_keep_are_rejected,
+            verdicts_are_kept_per_source_and_the_newest_statement_wins,
         );
     };
     (@tests $factory:ident, $($name:ident),* $(,)?) => {

@@ -19,7 +19,8 @@ pub mod pipeline;
 
 use async_trait::async_trait;
 use fileintel_core::{
-    Application, FileFacts, FileHash, FileHashes, FileRecord, Observation, SigningKey, Timestamp, User,
+    Application, FileFacts, FileHash, FileHashes, FileRecord, Observation, SigningKey, Timestamp, User, Verdict,
+    VerdictSource,
 };
 
 pub use fjall_store::{DEFAULT_CACHE_BYTES, FjallStore};
@@ -113,6 +114,19 @@ pub trait Store: Send + Sync + 'static {
     /// Known facts win over new ones only where the new ones are missing.
     /// `size`, when given, is the file's size as measured from its bytes, and replaces any other.
     async fn put_facts(&self, hashes: FileHashes, size: Option<u64>, facts: FileFacts) -> Result<(), StoreError>;
+
+    /// Records what sources say about files, under each hash given. For each (source, hash), a
+    /// verdict replaces the stored one only if it supersedes it ([`Verdict::supersedes`]), so
+    /// importing the same statements again changes nothing. Returns how many (source, file)
+    /// verdicts were new or replaced one; durable when it returns.
+    async fn put_verdicts(&self, verdicts: Vec<(FileHashes, Verdict)>) -> Result<u64, StoreError>;
+
+    /// Every source's verdict about the file with these hashes, one per source (the newest
+    /// when a source spoke under several of them), in source-key order.
+    async fn verdicts(&self, hashes: &FileHashes) -> Result<Vec<Verdict>, StoreError>;
+
+    /// Forgets what `source` said about the file with these hashes; whether it had said anything.
+    async fn delete_verdict(&self, hashes: &FileHashes, source: &VerdictSource) -> Result<bool, StoreError>;
 
     /// The devices of `tenant` that observed the file, in no particular order.
     async fn file_devices(&self, hash: FileHash, tenant: &str) -> Result<Vec<DeviceSighting>, StoreError>;

@@ -202,6 +202,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "AUTHENTICATION IS OFF (--insecure-no-auth): anyone who can reach {address} can read and write everything"
         );
     }
+    // Bound before the address is announced, so that whoever reads it can use the socket at once.
+    let admin = bind_admin_socket(&args.store.data_dir)?;
     tracing::info!(%address, data_dir = %args.store.data_dir.display(), "fileintel is serving");
     // On stdout as well, for scripts and tests that asked for port 0.
     say(&format!("fileintel listening on {scheme}://{address}"));
@@ -226,7 +228,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let _ = stopped.wait_for(|stop| *stop).await;
         }
     };
-    let admin = bind_admin_socket(&args.store.data_dir)?;
     tokio::spawn(fileintel_server::admin::serve(admin, state.clone(), until_stopped()));
     match tls {
         Some(tls) => fileintel_server::serve_tls(listener, tls, state, until_stopped()).await.context("serving")?,

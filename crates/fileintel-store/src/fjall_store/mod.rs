@@ -39,7 +39,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use fileintel_core::{
-    Application, FileFacts, FileHash, FileHashes, FileRecord, Observation, SigningKey, Timestamp, User,
+    Application, FileFacts, FileHash, FileHashes, FileRecord, Observation, SigningKey, Timestamp, User, Verdict,
+    VerdictSource,
 };
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
 use serde::{Deserialize, Serialize};
@@ -338,6 +339,10 @@ struct Inner {
     users: Keyspace,
     /// Tenant, a zero byte, object id → lower-cased sign-in name.
     users_by_oid: Keyspace,
+    /// Hash kind (0 MD5, 1 SHA-1, 2 SHA-256), the hash, the source key → `Verdict`.
+    verdicts: Keyspace,
+    /// Held while verdicts are compared and written, so two imports cannot interleave there.
+    verdict_writes: Mutex<()>,
     meta: Keyspace,
     writer: Mutex<Writer>,
     lock: Mutex<File>,
@@ -391,6 +396,8 @@ impl FjallStore {
             signing_keys: keyspace("signing_keys")?,
             users: keyspace("users")?,
             users_by_oid: keyspace("users_by_oid")?,
+            verdicts: keyspace("verdicts")?,
+            verdict_writes: Mutex::new(()),
             meta,
             db,
             writer: Mutex::new(Writer {
@@ -709,6 +716,31 @@ impl Store for FjallStore {
         self.inner.file_stats(&hash, tenant, since)
     }
 
+    async fn put_verdicts(&self, verdicts: Vec<(FileHashes, Verdict)>) -> Result<u64, StoreError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.inner.put_verdicts(verdicts))
+            .await
+            .map_err(|error| StoreError::Backend(format!("verdict task: {error}")))?
+    }
+
+    async fn verdicts(&self, hashes: &FileHashes) -> Result<Vec<Verdict>, StoreError> {
+        self.inner.verdicts(hashes)
+    }
+
+    async fn delete_verdict(&self, hashes: &FileHashes, source: &VerdictSource) -> Result<bool, StoreError> {
+        let _guard = self.inner.verdict_writes.lock().map_err(|_| StoreError::Backend("verdicts poisoned".into()))?;
+        let mut write = self.inner.db.batch().durability(Some(PersistMode::SyncAll));
+        let mut found = false;
+        for key in verdict_keys(hashes, source) {
+            if self.inner.verdicts.get(&key)?.is_some() {
+                found = true;
+                write.remove(&self.inner.verdicts, key);
+            }
+        }
+        write.commit()?;
+        Ok(found)
+    }
+
     async fn stats(&self) -> Result<StoreStats, StoreError> {
         let files = self.inner.writer.lock().map_err(|_| StoreError::Backend("writer poisoned".into()))?.counters.files;
         Ok(StoreStats { files, disk_bytes: self.inner.db.disk_space()? })
@@ -810,6 +842,68 @@ impl Store for FjallStore {
         let mut write = self.inner.db.batch().durability(Some(PersistMode::SyncAll));
         write.insert(&self.inner.signing_keys, id, encode(&key));
         Ok(write.commit()?)
+    }
+}
+
+/// The prefixes under which verdicts about a file with these hashes are kept.
+fn verdict_prefixes(hashes: &FileHashes) -> Vec<Vec<u8>> {
+    let mut prefixes = Vec::new();
+    if let Some(md5) = hashes.md5 {
+        prefixes.push([&[0u8][..], &md5.0].concat());
+    }
+    if let Some(sha1) = hashes.sha1 {
+        prefixes.push([&[1u8][..], &sha1.0].concat());
+    }
+    if let Some(sha256) = hashes.sha256 {
+        prefixes.push([&[2u8][..], &sha256.0].concat());
+    }
+    prefixes
+}
+
+fn verdict_keys(hashes: &FileHashes, source: &VerdictSource) -> Vec<Vec<u8>> {
+    let source = source.key();
+    verdict_prefixes(hashes).into_iter().map(|prefix| [prefix, source.as_bytes().to_vec()].concat()).collect()
+}
+
+impl Inner {
+    fn put_verdicts(&self, verdicts: Vec<(FileHashes, Verdict)>) -> Result<u64, StoreError> {
+        let _guard = self.verdict_writes.lock().map_err(|_| StoreError::Backend("verdicts poisoned".into()))?;
+        let mut write = self.db.batch().durability(Some(PersistMode::SyncAll));
+        // Later statements in the same call compete with earlier ones as with stored ones.
+        let mut pending: HashMap<Vec<u8>, Verdict> = HashMap::new();
+        let mut changed = 0;
+        for (hashes, verdict) in verdicts {
+            let mut wrote = false;
+            for key in verdict_keys(&hashes, &verdict.source) {
+                let stored = match pending.get(&key) {
+                    Some(verdict) => Some(verdict.clone()),
+                    None => self.verdicts.get(&key)?.map(|bytes| decode::<Verdict>("verdict", &bytes)).transpose()?,
+                };
+                if stored.as_ref().is_some_and(|stored| !verdict.supersedes(stored) || *stored == verdict) {
+                    continue;
+                }
+                write.insert(&self.verdicts, key.clone(), encode(&verdict));
+                pending.insert(key, verdict.clone());
+                wrote = true;
+            }
+            changed += u64::from(wrote);
+        }
+        write.commit()?;
+        Ok(changed)
+    }
+
+    fn verdicts(&self, hashes: &FileHashes) -> Result<Vec<Verdict>, StoreError> {
+        let mut by_source: std::collections::BTreeMap<String, Verdict> = std::collections::BTreeMap::new();
+        for prefix in verdict_prefixes(hashes) {
+            for item in self.verdicts.prefix(&prefix) {
+                let verdict: Verdict = decode("verdict", &item.value()?)?;
+                let key = verdict.source.key();
+                if by_source.get(&key).is_none_or(|known| verdict.said_at > known.said_at) {
+                    by_source.insert(key, verdict);
+                }
+            }
+        }
+        Ok(by_source.into_values().collect())
     }
 }
 
