@@ -40,8 +40,9 @@ pub struct Verdict {
     pub determination_value: Option<String>,
     /// The source's trust rank (higher is trusted more); indicators do not use it.
     pub rank: i32,
-    /// When the source said it (a feed record's modification time, an indicator's creation).
-    pub said_at: Timestamp,
+    /// When the source said it (a feed record's modification time, an indicator's creation);
+    /// `None` for sources that do not say (a plain CSV), which count as older than any that do.
+    pub said_at: Option<Timestamp>,
     pub valid_from: Option<Timestamp>,
     pub valid_until: Option<Timestamp>,
     /// Withdrawn by its source: kept so that an older copy cannot bring it back, never speaks.
@@ -107,7 +108,7 @@ mod tests {
             determination_type: kind,
             determination_value: Some(value.into()),
             rank,
-            said_at: Timestamp::from_unix_seconds(said_at),
+            said_at: Some(Timestamp::from_unix_seconds(said_at)),
             valid_from: None,
             valid_until: None,
             revoked: false,

@@ -19,6 +19,8 @@ pub const FILE_READ_ALL: &str = "File.Read.All";
 pub const FILE_READ_WRITE_ALL: &str = "File.ReadWrite.All";
 /// Application permission to read machines (`roles`).
 pub const MACHINE_READ_ALL: &str = "Machine.Read.All";
+/// Threat-intelligence write access: importing feeds and managing indicators.
+pub const TI_READ_WRITE_ALL: &str = "Ti.ReadWrite.All";
 /// The delegated scope to read machines (`scp`).
 pub const MACHINE_READ: &str = "Machine.Read";
 

@@ -6,7 +6,9 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use fileintel_core::{FileEntity, FileHash, FileRecord, Timestamp, file_entity_context};
+use fileintel_core::{
+    FileEntity, FileHash, FileRecord, Timestamp, Verdict, VerdictSource, decide, file_entity_context,
+};
 use fileintel_store::MAX_LOOKBACK_HOURS;
 use serde_json::{Value, json};
 
@@ -27,6 +29,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1.0/files/{id}/machines", get(get_machines))
         .route("/api/files/{id}/sources", get(get_sources))
         .route("/api/v1.0/files/{id}/sources", get(get_sources))
+        .route("/api/files/{id}/determinations", get(get_determinations))
+        .route("/api/v1.0/files/{id}/determinations", get(get_determinations))
 }
 
 /// The host the client called, for `@odata.context`; falls back to the address we listen on.
@@ -72,7 +76,13 @@ async fn get_file(
 ) -> Result<Response, ApiError> {
     let record = readable_file(&state, &caller, id).await?;
     let context = file_entity_context(&state.config.scheme, request_host(&headers, &state));
-    let facts = record.effective_facts();
+    let mut facts = record.effective_facts();
+    let verdicts = state.store.verdicts(&record.hashes).await?;
+    let decision = decide(&verdicts, caller_tenant(&caller), now());
+    if decision.winner.is_some() {
+        facts.determination_type = decision.determination_type;
+        facts.determination_value = decision.determination_value;
+    }
     Ok(odata_json(FileEntity::new(context, &record, &facts).to_json()))
 }
 
@@ -98,6 +108,66 @@ async fn get_sources(
             "company": reported.company,
             "product": reported.product,
         })),
+    });
+    Ok(odata_json(serde_json::to_vec(&body).map_err(|error| ApiError::Internal(error.to_string()))?))
+}
+
+/// The tenant a caller speaks for; in open mode (`--insecure-no-auth`), the default tenant.
+fn caller_tenant(caller: &Authenticated) -> &str {
+    caller.tenant().unwrap_or(fileintel_core::DEFAULT_TENANT)
+}
+
+/// `GET /api/files/{id}/determinations` (a fileintel extension): every source that spoke about
+/// the file (the caller's own tenant's indicators and every feed), what it said and when,
+/// whether it speaks now, and which one decided the answer.
+async fn get_determinations(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let record = readable_file(&state, &caller, id).await?;
+    let tenant = caller_tenant(&caller);
+    let verdicts: Vec<Verdict> = state
+        .store
+        .verdicts(&record.hashes)
+        .await?
+        .into_iter()
+        .filter(|verdict| match &verdict.source {
+            VerdictSource::Indicator { tenant: own, .. } => own == tenant,
+            VerdictSource::Feed { .. } => true,
+        })
+        .collect();
+    let now = now();
+    let decision = decide(&verdicts, tenant, now);
+    let value: Vec<Value> = verdicts
+        .iter()
+        .enumerate()
+        .map(|(index, verdict)| {
+            let (kind, name) = match &verdict.source {
+                VerdictSource::Indicator { id, .. } => ("Indicator", id),
+                VerdictSource::Feed { name } => ("Feed", name),
+            };
+            json!({
+                "sourceType": kind,
+                "source": name,
+                "determinationType": verdict.determination_type.as_str(),
+                "determinationValue": verdict.determination_value,
+                "rank": matches!(verdict.source, VerdictSource::Feed { .. }).then_some(verdict.rank),
+                "saidAt": time_value(verdict.said_at),
+                "validFrom": time_value(verdict.valid_from),
+                "validUntil": time_value(verdict.valid_until),
+                "revoked": verdict.revoked,
+                "speaks": verdict.speaks_at(now),
+                "won": decision.winner == Some(index),
+                "reference": verdict.reference,
+            })
+        })
+        .collect();
+    let body = json!({
+        "sha1": record.hashes.sha1.map(|hash| hash.to_string()),
+        "determinationType": decision.determination_type.as_str(),
+        "determinationValue": decision.determination_value,
+        "value": value,
     });
     Ok(odata_json(serde_json::to_vec(&body).map_err(|error| ApiError::Internal(error.to_string()))?))
 }

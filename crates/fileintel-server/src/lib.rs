@@ -20,6 +20,7 @@ pub mod admin;
 pub mod analyze;
 pub mod auth;
 pub mod error;
+mod feeds;
 mod files;
 mod ingest;
 pub mod issuers;
@@ -61,6 +62,8 @@ pub struct ServerConfig {
     /// Where `POST /api/files/analyze` keeps the bytes it analysed, named by SHA-256; `None`
     /// drops them.
     pub keep_analyzed: Option<std::path::PathBuf>,
+    /// The threat-intelligence feeds `POST /api/feeds/import` takes, with their ranks and labels.
+    pub feed_sources: Vec<fileintel_feeds::Source>,
     /// Proxies (load balancers) whose `X-Forwarded-For` names the real client address.
     pub trusted_proxies: Vec<std::net::IpAddr>,
 }
@@ -75,6 +78,7 @@ impl ServerConfig {
             max_analyze_bytes: 256 << 20,
             analyzer: fileintel_analysis::Analyzer::default(),
             keep_analyzed: None,
+            feed_sources: Vec::new(),
             trusted_proxies: Vec::new(),
         }
     }
@@ -117,6 +121,7 @@ pub fn router(state: AppState) -> Router {
         .merge(files::router())
         .merge(ingest::router())
         .merge(analyze::router())
+        .merge(feeds::router())
         .merge(metadata::router())
         .merge(tokens::router())
         .route("/health", axum::routing::get(health))

@@ -74,6 +74,11 @@ fn api_of(route: &str) -> Option<&'static str> {
         "/api/files/{id}" | "/api/v1.0/files/{id}" => Some("files"),
         "/api/files/{id}/stats" | "/api/v1.0/files/{id}/stats" => Some("stats"),
         "/api/files/{id}/machines" | "/api/v1.0/files/{id}/machines" => Some("machines"),
+        "/api/files/{id}/sources"
+        | "/api/v1.0/files/{id}/sources"
+        | "/api/files/{id}/determinations"
+        | "/api/v1.0/files/{id}/determinations" => Some("files"),
+        "/api/feeds/import" => Some("feeds"),
         "/api/ingest/observations" => Some("ingest"),
         "/api/files/analyze" => Some("analyze"),
         "/{tenant}/oauth2/v2.0/token" | "/{tenant}/oauth2/token" => Some("token"),

@@ -7,7 +7,7 @@ use axum::http::{Request, StatusCode};
 use fileintel_server::{AppState, AuthState, ServerConfig, router};
 use fileintel_store::FjallStore;
 use http_body_util::BodyExt;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tower::ServiceExt;
 
 const SHA1: &str = "4388963aaa83afe2042a46a3c017ad50bdcdafb3";
@@ -255,4 +255,78 @@ async fn analysed_bytes_are_kept_only_where_configuration_says() {
         let name = fileintel_analysis::digest(body).hashes().sha256.unwrap().to_string();
         assert_eq!(std::fs::read(keep.path().join("samples").join(name)).unwrap(), body);
     }
+}
+
+#[tokio::test]
+async fn feeds_decide_the_determination_and_every_source_is_listed() {
+    let sources = fileintel_feeds::sources_from_json(
+        br#"[{"name":"bazaar","rank":40},{"name":"vendor","rank":80,"labels":{"grayware":"Unwanted"}}]"#,
+    )
+    .unwrap();
+    let app = spawn_app_with(|config| config.feed_sources = sources);
+    let import = |source: &str, format: &str, body: String| {
+        Request::post(format!("/api/feeds/import?format={format}&source={source}")).body(Body::from(body)).unwrap()
+    };
+    // Not yet spoken of: Unknown, null.
+    let app = {
+        let hashes = format!(r#""sha1":"{SHA1}","sha256":"{SHA256}","md5":"{MD5}""#);
+        let answer = app.ingest(observation("d-1", "2026-11-20T08:15:30Z", &hashes)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+        app
+    };
+    let file = app.get(&format!("/api/files/{SHA1}")).await.json();
+    assert_eq!(
+        (file["determinationType"].clone(), file["determinationValue"].clone()),
+        (json!("Unknown"), Value::Null)
+    );
+
+    // MalwareBazaar says Malware, with the family; a row it cannot read is named by its line.
+    let bazaar = format!(
+        "# \"first_seen_utc\",\"sha256_hash\",\"md5_hash\",\"sha1_hash\",\"reporter\",\"file_name\",\"file_type_guess\",\"mime_type\",\"signature\"\n\
+         \"2024-03-01 10:11:12\", \"{SHA256}\", \"{MD5}\", \"{SHA1}\", \"abuse_ch\", \"setup.exe\", \"exe\", \"application/x-dosexec\", \"AgentTesla\"\n\
+         \"2024-03-01 10:11:13\", \"nothex\", \"\", \"\", \"abuse_ch\", \"x.exe\", \"exe\", \"\", \"n/a\"\n"
+    );
+    let answer = app.send(import("bazaar", "bazaar-csv", bazaar.clone())).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    let body = answer.json();
+    assert_eq!((body["taken"].clone(), body["changed"].clone()), (json!(1), json!(1)));
+    assert_eq!(body["rejected"][0]["line"], 3, "{body}");
+    let file = app.get(&format!("/api/files/{SHA1}")).await.json();
+    assert_eq!(
+        (file["determinationType"].clone(), file["determinationValue"].clone()),
+        (json!("Malware"), json!("AgentTesla"))
+    );
+    // The same feed again changes nothing.
+    assert_eq!(app.send(import("bazaar", "bazaar-csv", bazaar)).await.json()["changed"], 0);
+
+    // A more trusted source says otherwise, by its own label: it wins; both are listed.
+    let answer = app.send(import("vendor", "csv", format!("{SHA256},grayware,Toolbar\n"))).await;
+    assert_eq!(answer.json()["changed"], 1, "{}", answer.text);
+    let file = app.get(&format!("/api/files/{SHA1}")).await.json();
+    assert_eq!(
+        (file["determinationType"].clone(), file["determinationValue"].clone()),
+        (json!("Unwanted"), json!("Toolbar"))
+    );
+    let determinations = app.get(&format!("/api/files/{SHA1}/determinations")).await.json();
+    assert_eq!(determinations["determinationType"], "Unwanted");
+    let listed: Vec<(String, bool, i64)> = determinations["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| {
+            (
+                entry["source"].as_str().unwrap().to_owned(),
+                entry["won"].as_bool().unwrap(),
+                entry["rank"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(listed, [("bazaar".to_owned(), false, 40), ("vendor".to_owned(), true, 80)]);
+    assert_eq!(determinations["value"][0]["saidAt"], "2024-03-01T10:11:12Z");
+    assert_eq!(determinations["value"][0]["reference"], "line 2");
+
+    // A source nobody configured, or no format: refused in the envelope.
+    app.send(import("stranger", "csv", String::new())).await.assert_envelope(StatusCode::BAD_REQUEST, "BadRequest");
+    let request = Request::post("/api/feeds/import?source=vendor").body(Body::empty()).unwrap();
+    app.send(request).await.assert_envelope(StatusCode::BAD_REQUEST, "BadRequest");
 }

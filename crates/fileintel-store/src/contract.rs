@@ -548,7 +548,7 @@ fn verdict(source: VerdictSource, kind: DeterminationType, value: &str, said_at:
         determination_type: kind,
         determination_value: Some(value.into()),
         rank: 10,
-        said_at: at(said_at),
+        said_at: Some(at(said_at)),
         valid_from: None,
         valid_until: None,
         revoked: false,

@@ -2,6 +2,7 @@
 
 mod analyze;
 mod devcert;
+mod feeds;
 mod identity;
 mod ingest;
 mod roots;
@@ -28,6 +29,9 @@ enum Command {
     /// Analyse files and folders: hashes, type, PE facts and version information, as JSON lines;
     /// with --data-dir, recorded in the store.
     Analyze(analyze::AnalyzeArgs),
+    /// Threat-intelligence feeds: what they say about files decides their determinations.
+    #[command(subcommand)]
+    Feeds(feeds::FeedsCommand),
     /// Applications that may obtain tokens (client credentials).
     #[command(subcommand)]
     Apps(identity::AppsCommand),
@@ -79,6 +83,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::run(*args),
         Command::Ingest(args) => ingest::run(args),
         Command::Analyze(args) => analyze::run(args),
+        Command::Feeds(command) => feeds::run(command),
         Command::Apps(command) => identity::run_apps(command),
         Command::Users(command) => identity::run_users(command),
         Command::Keys(command) => identity::run_keys(command),

@@ -39,6 +39,9 @@ pub struct ServeArgs {
     /// SHA-256 (by default they are dropped once analysed).
     #[arg(long, env = "FILEINTEL_KEEP_ANALYZED")]
     keep_analyzed: Option<std::path::PathBuf>,
+    /// Feed sources `POST /api/feeds/import` takes: a JSON array of {"name", "rank", "labels"}.
+    #[arg(long, env = "FILEINTEL_FEED_SOURCES")]
+    feed_sources: Option<std::path::PathBuf>,
     /// Worker threads for the HTTP runtime (default: one per core).
     #[arg(long, env = "FILEINTEL_WORKERS")]
     workers: Option<usize>,
@@ -160,6 +163,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.max_analyze_bytes = args.max_analyze_bytes;
     config.analyzer = args.trust.analyzer()?;
     config.keep_analyzed = args.keep_analyzed.clone();
+    config.feed_sources = crate::feeds::load_sources(args.feed_sources.as_ref())?;
     config.trusted_proxies = args.trusted_proxies.clone();
     let tls =
         match (&args.tls_cert, &args.tls_key) {

@@ -1,0 +1,104 @@
+//! `fileintel feeds import`: threat-intelligence feeds into the store (`--data-dir`) or through
+//! a running server (`--server`, `POST /api/feeds/import`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use fileintel_feeds::{Format, Source};
+use fileintel_store::Store;
+
+#[derive(clap::Subcommand)]
+pub enum FeedsCommand {
+    /// Import feed files: what each says about files becomes a verdict of the named source.
+    Import(ImportArgs),
+}
+
+#[derive(clap::Args)]
+pub struct ImportArgs {
+    /// The feed's format: csv (hash,determinationType,determinationValue) or bazaar-csv
+    /// (abuse.ch MalwareBazaar's exports).
+    #[arg(long)]
+    format: Format,
+    /// The feed source the verdicts belong to (its trust rank and labels come from
+    /// --feed-sources when it is configured there).
+    #[arg(long)]
+    source: String,
+    /// The source's trust rank when --feed-sources does not configure it (higher wins).
+    #[arg(long, default_value_t = 0)]
+    rank: i32,
+    /// Feed sources: a JSON array of {"name", "rank", "labels": {label: determinationType}}.
+    #[arg(long, env = "FILEINTEL_FEED_SOURCES")]
+    feed_sources: Option<PathBuf>,
+    /// Record in this data directory (no server may hold it).
+    #[arg(long, env = "FILEINTEL_DATA_DIR", default_value = "fileintel-data")]
+    data_dir: PathBuf,
+    /// Send the feeds to a running fileintel instead, which applies its own source configuration.
+    #[arg(long, env = "FILEINTEL_SERVER")]
+    server: Option<String>,
+    /// Bearer token for --server (an application token with Ti.ReadWrite.All).
+    #[arg(long, env = "FILEINTEL_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Feed files.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+/// The configured sources of a `--feed-sources` file, or none.
+pub fn load_sources(path: Option<&PathBuf>) -> anyhow::Result<Vec<Source>> {
+    let Some(path) = path else { return Ok(Vec::new()) };
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    fileintel_feeds::sources_from_json(&bytes).map_err(anyhow::Error::msg)
+}
+
+pub fn run(command: FeedsCommand) -> anyhow::Result<ExitCode> {
+    let FeedsCommand::Import(args) = command;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
+    let mut rejected = 0;
+    if let Some(server) = &args.server {
+        let target = format!("/api/feeds/import?format={}&source={}", format_name(args.format), args.source);
+        for file in &args.files {
+            let answer = runtime
+                .block_on(crate::ingest::post_file(
+                    server,
+                    &target,
+                    args.token.as_deref(),
+                    file,
+                    "application/octet-stream",
+                ))
+                .with_context(|| format!("sending {}", file.display()))?;
+            rejected += answer["rejected"].as_array().map_or(0, Vec::len);
+            println!("{}", serde_json::json!({"file": file.display().to_string(), "answer": answer}));
+        }
+        return Ok(if rejected > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS });
+    }
+    let source = load_sources(args.feed_sources.as_ref())?
+        .into_iter()
+        .find(|source| source.name == args.source)
+        .unwrap_or_else(|| Source::new(args.source.clone(), args.rank));
+    let store = fileintel_store::FjallStore::open(&args.data_dir)
+        .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
+    for file in &args.files {
+        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let (verdicts, rejections) = fileintel_feeds::verdicts(&source, fileintel_feeds::read(args.format, &bytes));
+        let taken = verdicts.len();
+        let changed = runtime.block_on(store.put_verdicts(verdicts))?;
+        for rejection in &rejections {
+            eprintln!("{}: {}: {}", file.display(), rejection.at, rejection.reason);
+        }
+        rejected += rejections.len();
+        println!(
+            "{}",
+            serde_json::json!({"file": file.display().to_string(), "source": source.name, "taken": taken,
+                "changed": changed, "rejected": rejections.len()})
+        );
+    }
+    Ok(if rejected > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+fn format_name(format: Format) -> &'static str {
+    match format {
+        Format::Csv => "csv",
+        Format::BazaarCsv => "bazaar-csv",
+    }
+}
