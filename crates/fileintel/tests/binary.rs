@@ -668,3 +668,39 @@ fn signatures_verify_against_the_roots_given_and_the_files_own_answers_override_
     assert_eq!(sources["endpointReport"]["company"], "Contoso", "what the endpoint said is kept beside");
     assert_eq!(sources["endpointReport"]["signatureStatus"], "Expired");
 }
+
+#[test]
+fn feeds_imported_here_decide_what_the_server_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let sha1 = sha1_for(7, 7);
+    let feed = dir.path().join("team.csv");
+    std::fs::write(
+        &feed,
+        format!("hash,determinationType,determinationValue\n{sha1},Pua,PUA:Win32/Toolbar\nzzz,Malware,x\n"),
+    )
+    .unwrap();
+    let output = Command::new(BIN)
+        .args(["feeds", "import", "--format", "csv", "--source", "team", "--rank", "5", "--data-dir"])
+        .arg(&data)
+        .arg(&feed)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "a rejected line makes the exit status 2");
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!((summary["taken"].clone(), summary["rejected"].clone()), (Value::from(1), Value::from(1)));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("line 3"), "the rejection names its line");
+
+    let server = start_server(&data);
+    let (status, body) =
+        request(server.address, "POST", "/api/ingest/observations", &observation("d-1", &sha1)).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let (_, file) = get_json(server.address, &format!("/api/files/{sha1}"));
+    assert_eq!(
+        (file["determinationType"].clone(), file["determinationValue"].clone()),
+        ("Pua".into(), "PUA:Win32/Toolbar".into())
+    );
+    let (_, determinations) = get_json(server.address, &format!("/api/files/{sha1}/determinations"));
+    assert_eq!(determinations["value"][0]["source"], "team");
+    assert_eq!(determinations["value"][0]["won"], true);
+}
