@@ -343,6 +343,8 @@ struct Inner {
     verdicts: Keyspace,
     /// Held while verdicts are compared and written, so two imports cannot interleave there.
     verdict_writes: Mutex<()>,
+    /// Whether any verdict was ever stored: until one is, lookups skip the verdict scans.
+    has_verdicts: std::sync::atomic::AtomicBool,
     meta: Keyspace,
     writer: Mutex<Writer>,
     lock: Mutex<File>,
@@ -398,6 +400,7 @@ impl FjallStore {
             users_by_oid: keyspace("users_by_oid")?,
             verdicts: keyspace("verdicts")?,
             verdict_writes: Mutex::new(()),
+            has_verdicts: std::sync::atomic::AtomicBool::new(false),
             meta,
             db,
             writer: Mutex::new(Writer {
@@ -408,6 +411,8 @@ impl FjallStore {
             }),
             lock: Mutex::new(lock),
         };
+        let stored_verdicts = inner.verdicts.first_key_value().is_some();
+        inner.has_verdicts.store(stored_verdicts, std::sync::atomic::Ordering::Release);
         let store = FjallStore { inner: Arc::new(inner) };
         if from_version_1 {
             let mut writer = store.inner.writer.lock().map_err(|_| StoreError::Backend("writer poisoned".into()))?;
@@ -889,10 +894,16 @@ impl Inner {
             changed += u64::from(wrote);
         }
         write.commit()?;
+        if changed > 0 {
+            self.has_verdicts.store(true, std::sync::atomic::Ordering::Release);
+        }
         Ok(changed)
     }
 
     fn verdicts(&self, hashes: &FileHashes) -> Result<Vec<Verdict>, StoreError> {
+        if !self.has_verdicts.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(Vec::new());
+        }
         let mut by_source: std::collections::BTreeMap<String, Verdict> = std::collections::BTreeMap::new();
         for prefix in verdict_prefixes(hashes) {
             for item in self.verdicts.prefix(&prefix) {
@@ -952,6 +963,31 @@ mod tests {
             os_platform: None,
             reported: None,
         }
+    }
+
+    #[tokio::test]
+    async fn verdicts_are_found_after_reopening() {
+        use fileintel_core::{DeterminationType, Verdict, VerdictSource};
+        let dir = tempfile::tempdir().unwrap();
+        let hashes = FileHashes { sha1: Some(fileintel_core::Sha1([9; 20])), ..FileHashes::default() };
+        let verdict = Verdict {
+            source: VerdictSource::Feed { name: "bazaar".into() },
+            determination_type: DeterminationType::Malware,
+            determination_value: Some("Emotet".into()),
+            rank: 1,
+            said_at: None,
+            valid_from: None,
+            valid_until: None,
+            revoked: false,
+            reference: None,
+        };
+        {
+            let store = FjallStore::open(dir.path()).unwrap();
+            assert!(store.verdicts(&hashes).await.unwrap().is_empty());
+            store.put_verdicts(vec![(hashes, verdict.clone())]).await.unwrap();
+        }
+        let store = FjallStore::open(dir.path()).unwrap();
+        assert_eq!(store.verdicts(&hashes).await.unwrap(), vec![verdict], "a reopened store knows it has verdicts");
     }
 
     #[tokio::test]
