@@ -7,7 +7,10 @@
 //!   is an MD5, SHA-1 or SHA-256);
 //! - `bazaar-csv`: abuse.ch MalwareBazaar's CSV exports (`first_seen_utc`, `sha256_hash`,
 //!   `md5_hash`, `sha1_hash`, `reporter`, `file_name`, `file_type_guess`, `mime_type`,
-//!   `signature`, ...; `#` comment lines), every row a malware sample named by its `signature`.
+//!   `signature`, ...; `#` comment lines), every row a malware sample named by its `signature`;
+//! - `stix`: STIX 2.1 bundles (see [`stix`](crate::stix) for what a pattern may say).
+
+pub mod stix;
 
 use std::collections::HashMap;
 
@@ -36,6 +39,7 @@ pub struct Statement {
 pub enum Format {
     Csv,
     BazaarCsv,
+    Stix,
 }
 
 impl std::str::FromStr for Format {
@@ -44,7 +48,8 @@ impl std::str::FromStr for Format {
         match text {
             "csv" => Ok(Self::Csv),
             "bazaar-csv" => Ok(Self::BazaarCsv),
-            other => Err(format!("'{other}' is not a feed format: csv, bazaar-csv")),
+            "stix" => Ok(Self::Stix),
+            other => Err(format!("'{other}' is not a feed format: csv, bazaar-csv, stix")),
         }
     }
 }
@@ -61,6 +66,7 @@ pub fn read(format: Format, bytes: &[u8]) -> Read {
     match format {
         Format::Csv => read_plain_csv(bytes),
         Format::BazaarCsv => read_bazaar_csv(bytes),
+        Format::Stix => stix::read(bytes),
     }
 }
 
@@ -135,7 +141,7 @@ fn read_plain_csv(bytes: &[u8]) -> Read {
     read
 }
 
-fn only(hash: FileHash) -> FileHashes {
+pub(crate) fn only(hash: FileHash) -> FileHashes {
     let mut hashes = FileHashes::default();
     match hash {
         FileHash::Md5(md5) => hashes.md5 = Some(md5),
@@ -285,9 +291,13 @@ impl Source {
         Self { name: name.into(), rank, labels: HashMap::new() }
     }
 
-    /// What a label means for this source: its own mapping first, then the default.
+    /// What a label means for this source: its own mapping first, then the default. A
+    /// comma-separated list of labels (STIX's `indicator_types` and `labels`) means what its
+    /// first label that maps means.
     pub fn determination(&self, label: &str) -> Option<DeterminationType> {
-        self.labels.get(&label.trim().to_ascii_lowercase()).copied().or_else(|| default_mapping(label))
+        label.split(',').find_map(|label| {
+            self.labels.get(&label.trim().to_ascii_lowercase()).copied().or_else(|| default_mapping(label))
+        })
     }
 
     /// The verdict a statement makes for this source; `Err` when its label means nothing known.
