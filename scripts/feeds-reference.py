@@ -9,8 +9,13 @@ Writes, with OASIS's `stix2` library (PyPI):
                                it: {"statements": [{hash, label, value, valid_until, revoked,
                                reference}], "rejected": [indicator ids that must be reported]}.
 
+and with CIRCL's `pymisp`:
+  OUT_DIR/misp-event.json      a MISP event as MISP exports it ({"Event": {...}});
+  OUT_DIR/misp-expected.json   {"statements": [{reference, hashes, value, determination}],
+                               "rejected": [attribute uuids that must be reported]}.
+
 The expectations come from the objects this script created, never from fileintel.
-Installs stix2 with pip when it is missing.
+Installs stix2 and pymisp with pip when they are missing.
 """
 
 from __future__ import annotations
@@ -102,11 +107,64 @@ def stix(out: str) -> None:
         json.dump({"statements": statements, "rejected": rejected}, file, indent=1)
 
 
+def misp(out: str) -> None:
+    from pymisp import MISPEvent, MISPObject
+
+    event = MISPEvent()
+    event.info = "Emotet wave"
+    event.add_tag('misp-galaxy:malpedia="Emotet"')
+    statements, rejected = [], []
+
+    # A detection (to_ids) with its own tag: Malware, named by the event's galaxy cluster.
+    a = digests("misp-a")
+    one = event.add_attribute("sha256", a["SHA-256"], to_ids=True)
+    one.add_tag('ms-caro-malware:malware-type="Trojan"')
+    statements.append({"reference": one.uuid, "hashes": [a["SHA-256"]], "value": "Emotet",
+                       "determination": "Malware"})
+    # Context only (not to_ids, no tag of its own): not a verdict.
+    b = digests("misp-b")
+    event.add_attribute("md5", b["MD5"], to_ids=False)
+    # A file name with its SHA-1, for detection.
+    c = digests("misp-c")
+    three = event.add_attribute("filename|sha1", f"invoice.exe|{c['SHA-1']}", to_ids=True)
+    statements.append({"reference": three.uuid, "hashes": [c["SHA-1"]], "value": "Emotet",
+                       "determination": "Malware"})
+    # Deleted: skipped.
+    d = digests("misp-d")
+    gone = event.add_attribute("sha1", d["SHA-1"], to_ids=True)
+    gone.delete()
+    # An allow-listed file: its tag says benign, though not for detection.
+    e = digests("misp-e")
+    five = event.add_attribute("sha256", e["SHA-256"], to_ids=False)
+    five.add_tag("benign")
+    statements.append({"reference": five.uuid, "hashes": [e["SHA-256"]], "value": "Emotet",
+                       "determination": "Clean"})
+    # A file object: one file by two hashes.
+    f = digests("misp-f")
+    obj = MISPObject("file")
+    obj.add_attribute("sha256", value=f["SHA-256"], to_ids=True)
+    obj.add_attribute("md5", value=f["MD5"], to_ids=True)
+    obj.add_attribute("filename", value="loader.dll")
+    event.add_object(obj)
+    statements.append({"reference": obj.uuid, "hashes": sorted([f["SHA-256"], f["MD5"]]), "value": "Emotet",
+                       "determination": "Malware"})
+    # A hash attribute whose value is not a hash of its kind: reported.
+    wrong = event.add_attribute("sha256", b["MD5"], to_ids=True)
+    rejected.append(wrong.uuid)
+
+    with open(os.path.join(out, "misp-event.json"), "w") as file:
+        json.dump({"Event": json.loads(event.to_json())}, file, indent=1)
+    with open(os.path.join(out, "misp-expected.json"), "w") as file:
+        json.dump({"statements": statements, "rejected": rejected}, file, indent=1)
+
+
 def main() -> None:
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
     ensure("stix2", "stix2")
+    ensure("pymisp", "pymisp")
     stix(out)
+    misp(out)
 
 
 if __name__ == "__main__":

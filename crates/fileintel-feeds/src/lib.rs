@@ -8,8 +8,10 @@
 //! - `bazaar-csv`: abuse.ch MalwareBazaar's CSV exports (`first_seen_utc`, `sha256_hash`,
 //!   `md5_hash`, `sha1_hash`, `reporter`, `file_name`, `file_type_guess`, `mime_type`,
 //!   `signature`, ...; `#` comment lines), every row a malware sample named by its `signature`;
-//! - `stix`: STIX 2.1 bundles (see [`stix`](crate::stix) for what a pattern may say).
+//! - `stix`: STIX 2.1 bundles (see [`stix`](crate::stix) for what a pattern may say);
+//! - `misp`: MISP events as MISP exports them (see [`misp`](crate::misp)).
 
+pub mod misp;
 pub mod stix;
 
 use std::collections::HashMap;
@@ -40,6 +42,7 @@ pub enum Format {
     Csv,
     BazaarCsv,
     Stix,
+    Misp,
 }
 
 impl std::str::FromStr for Format {
@@ -49,7 +52,8 @@ impl std::str::FromStr for Format {
             "csv" => Ok(Self::Csv),
             "bazaar-csv" => Ok(Self::BazaarCsv),
             "stix" => Ok(Self::Stix),
-            other => Err(format!("'{other}' is not a feed format: csv, bazaar-csv, stix")),
+            "misp" => Ok(Self::Misp),
+            other => Err(format!("'{other}' is not a feed format: csv, bazaar-csv, stix, misp")),
         }
     }
 }
@@ -67,6 +71,7 @@ pub fn read(format: Format, bytes: &[u8]) -> Read {
         Format::Csv => read_plain_csv(bytes),
         Format::BazaarCsv => read_bazaar_csv(bytes),
         Format::Stix => stix::read(bytes),
+        Format::Misp => misp::read(bytes),
     }
 }
 

@@ -96,3 +96,57 @@ fn stix_bundles_made_by_the_stix2_library_read_as_they_were_made() {
     assert!(kinds.contains(&("known good installer".to_owned(), DeterminationType::Clean.as_str())));
     assert!(kinds.contains(&("campaign files".to_owned(), DeterminationType::Unwanted.as_str())));
 }
+
+#[test]
+fn misp_events_made_by_pymisp_read_as_they_were_made() {
+    let Some(dir) = generated() else { return };
+    let event = std::fs::read(dir.path().join("misp-event.json")).unwrap();
+    let expected: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("misp-expected.json")).unwrap()).unwrap();
+    let read = fileintel_feeds::read(Format::Misp, &event);
+    let reported: BTreeSet<String> = read
+        .rejections
+        .iter()
+        .map(|rejection| rejection.reason.trim_start_matches("attribute ").split(':').next().unwrap().to_owned())
+        .collect();
+    let must: BTreeSet<String> =
+        expected["rejected"].as_array().unwrap().iter().map(|id| id.as_str().unwrap().to_owned()).collect();
+    assert_eq!(reported, must, "{:?}", read.rejections);
+
+    let (verdicts, rejections) = fileintel_feeds::verdicts(&Source::new("misp", 10), read);
+    assert_eq!(rejections.len(), must.len(), "every statement maps by the default labels: {rejections:?}");
+    let ours: BTreeSet<String> = verdicts
+        .iter()
+        .map(|(hashes, verdict)| {
+            let mut hashes: Vec<String> = [
+                hashes.md5.map(|hash| hash.to_string()),
+                hashes.sha1.map(|hash| hash.to_string()),
+                hashes.sha256.map(|hash| hash.to_string()),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            hashes.sort();
+            serde_json::json!({
+                "reference": verdict.reference,
+                "hashes": hashes,
+                "value": verdict.determination_value,
+                "determination": verdict.determination_type.as_str(),
+            })
+            .to_string()
+        })
+        .collect();
+    let theirs: BTreeSet<String> = expected["statements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|statement| {
+            serde_json::json!({
+                "reference": statement["reference"], "hashes": statement["hashes"],
+                "value": statement["value"], "determination": statement["determination"],
+            })
+            .to_string()
+        })
+        .collect();
+    assert_eq!(ours, theirs);
+}

@@ -42,7 +42,7 @@ async fn post_import(
     caller.require_role(TI_READ_WRITE_ALL)?;
     let query = query.as_deref();
     let format: fileintel_feeds::Format = query_value(query, "format")
-        .ok_or_else(|| ApiError::bad_request("Name the feed's format: ?format=csv or bazaar-csv."))?
+        .ok_or_else(|| ApiError::bad_request("Name the feed's format: ?format=csv, bazaar-csv, stix or misp."))?
         .parse()
         .map_err(ApiError::bad_request)?;
     let name = query_value(query, "source").ok_or_else(|| ApiError::bad_request("Name the feed: ?source=NAME."))?;

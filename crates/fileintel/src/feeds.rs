@@ -16,8 +16,8 @@ pub enum FeedsCommand {
 
 #[derive(clap::Args)]
 pub struct ImportArgs {
-    /// The feed's format: csv (hash,determinationType,determinationValue) or bazaar-csv
-    /// (abuse.ch MalwareBazaar's exports).
+    /// The feed's format: csv (hash,determinationType,determinationValue), bazaar-csv
+    /// (abuse.ch MalwareBazaar's exports), stix (STIX 2.1 bundles) or misp (MISP event JSON).
     #[arg(long)]
     format: Format,
     /// The feed source the verdicts belong to (its trust rank and labels come from
@@ -100,5 +100,7 @@ fn format_name(format: Format) -> &'static str {
     match format {
         Format::Csv => "csv",
         Format::BazaarCsv => "bazaar-csv",
+        Format::Stix => "stix",
+        Format::Misp => "misp",
     }
 }
