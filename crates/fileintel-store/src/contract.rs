@@ -5,7 +5,7 @@
 //! resources alive for the test).
 
 use fileintel_core::{
-    DeterminationType, FileFacts, FileHash, FileHashes, Md5, Observation, Sha1, Sha256, Timestamp, Verdict,
+    DeterminationType, FileFacts, FileHash, FileHashes, Indicator, Md5, Observation, Sha1, Sha256, Timestamp, Verdict,
     VerdictSource,
 };
 
@@ -591,6 +591,68 @@ pub async fn verdicts_are_kept_per_source_and_the_newest_statement_wins(store: &
     assert_eq!(store.verdicts(&all_three(3)).await.unwrap(), vec![second]);
 }
 
+fn indicator(tenant: &str, value: String, action: &str, at_seconds: i64) -> Indicator {
+    Indicator {
+        tenant: tenant.into(),
+        id: String::new(),
+        indicator_value: value,
+        indicator_type: "FileSha1".into(),
+        action: action.into(),
+        title: "analyst said".into(),
+        description: "why".into(),
+        severity: None,
+        application: None,
+        recommended_actions: None,
+        rbac_group_names: Vec::new(),
+        generate_alert: None,
+        external_id: None,
+        expiration_time: None,
+        created_by: "app-1".into(),
+        creation_time: at(at_seconds),
+        last_update_time: at(at_seconds),
+        last_updated_by: None,
+    }
+}
+
+pub async fn indicators_are_kept_per_tenant_and_speak_through_verdicts(store: &dyn Store) {
+    let value = sha1(5).to_string();
+    let file = only(FileHash::Sha1(sha1(5)));
+    let first = store.put_indicator(indicator("contoso", value.clone(), "Block", 1)).await.unwrap();
+    assert!(!first.id.is_empty());
+    let other = store.put_indicator(indicator("fabrikam", value.clone(), "Allowed", 2)).await.unwrap();
+    assert_ne!(other.id, first.id, "ids are the store's, whatever the tenant");
+    // The same value again in the same tenant updates it: same id, creation kept.
+    let mut again = indicator("contoso", value.to_uppercase(), "Warn", 3);
+    again.created_by = "app-2".into();
+    let updated = store.put_indicator(again).await.unwrap();
+    assert_eq!(
+        (updated.id.clone(), updated.creation_time, updated.created_by.clone()),
+        (first.id.clone(), at(1), "app-1".into())
+    );
+    assert_eq!(store.list_indicators("contoso").await.unwrap(), vec![updated.clone()]);
+    assert_eq!(store.list_indicators("fabrikam").await.unwrap().len(), 1);
+    assert!(store.list_indicators("northwind").await.unwrap().is_empty());
+    // Each speaks through a verdict of its tenant.
+    let verdicts = store.verdicts(&file).await.unwrap();
+    let said: Vec<(VerdictSource, DeterminationType)> =
+        verdicts.iter().map(|verdict| (verdict.source.clone(), verdict.determination_type)).collect();
+    assert_eq!(
+        said,
+        [
+            (VerdictSource::Indicator { tenant: "contoso".into(), id: first.id.clone() }, DeterminationType::Pua),
+            (VerdictSource::Indicator { tenant: "fabrikam".into(), id: other.id.clone() }, DeterminationType::Clean),
+        ]
+    );
+    // An audit indicator judges nothing; deleting one takes its verdict away.
+    store.put_indicator(indicator("contoso", value.clone(), "Audit", 4)).await.unwrap();
+    assert_eq!(store.verdicts(&file).await.unwrap().len(), 1);
+    assert!(store.delete_indicator("fabrikam", &other.id).await.unwrap());
+    assert!(!store.delete_indicator("fabrikam", &other.id).await.unwrap());
+    assert!(!store.delete_indicator("contoso", "no-such-id").await.unwrap());
+    assert!(!store.delete_indicator("fabrikam", &first.id).await.unwrap(), "another tenant's id is not found");
+    assert!(store.verdicts(&file).await.unwrap().is_empty());
+}
+
 /// Instantiates the whole contract suite as `#[tokio::test]`s for one backend.
 /// `$factory` is an async fn returning `(store, guard)`.
 #[macro_export]
@@ -617,6 +679,7 @@ macro_rules! contract_suite {
             a_device_named_later_in_a_call_is_one_device,
             identifiers_too_long_to_keep_are_rejected,
             verdicts_are_kept_per_source_and_the_newest_statement_wins,
+            indicators_are_kept_per_tenant_and_speak_through_verdicts,
         );
     };
     (@tests $factory:ident, $($name:ident),* $(,)?) => {

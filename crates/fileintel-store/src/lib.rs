@@ -19,8 +19,8 @@ pub mod pipeline;
 
 use async_trait::async_trait;
 use fileintel_core::{
-    Application, FileFacts, FileHash, FileHashes, FileRecord, Observation, SigningKey, Timestamp, User, Verdict,
-    VerdictSource,
+    Application, FileFacts, FileHash, FileHashes, FileRecord, Indicator, Observation, SigningKey, Timestamp, User,
+    Verdict, VerdictSource,
 };
 
 pub use fjall_store::{DEFAULT_CACHE_BYTES, FjallStore};
@@ -127,6 +127,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// Forgets what `source` said about the file with these hashes; whether it had said anything.
     async fn delete_verdict(&self, hashes: &FileHashes, source: &VerdictSource) -> Result<bool, StoreError>;
+
+    /// Submits or updates an analyst's indicator: one of the same tenant, type and value is
+    /// updated in place (keeping its id and creation time), otherwise it gets a new id. What
+    /// it says about its file ([`Indicator::verdict`]) is written with it, in the same commit.
+    /// Returns the indicator as stored.
+    async fn put_indicator(&self, indicator: Indicator) -> Result<Indicator, StoreError>;
+
+    /// The tenant's indicators, oldest first.
+    async fn list_indicators(&self, tenant: &str) -> Result<Vec<Indicator>, StoreError>;
+
+    /// Deletes a tenant's indicator and its verdict; whether there was one.
+    async fn delete_indicator(&self, tenant: &str, id: &str) -> Result<bool, StoreError>;
 
     /// The devices of `tenant` that observed the file, in no particular order.
     async fn file_devices(&self, hash: FileHash, tenant: &str) -> Result<Vec<DeviceSighting>, StoreError>;

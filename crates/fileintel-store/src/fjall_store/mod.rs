@@ -39,8 +39,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use fileintel_core::{
-    Application, FileFacts, FileHash, FileHashes, FileRecord, Observation, SigningKey, Timestamp, User, Verdict,
-    VerdictSource,
+    Application, FileFacts, FileHash, FileHashes, FileRecord, Indicator, Observation, SigningKey, Timestamp, User,
+    Verdict, VerdictSource,
 };
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
 use serde::{Deserialize, Serialize};
@@ -343,6 +343,10 @@ struct Inner {
     verdicts: Keyspace,
     /// Held while verdicts are compared and written, so two imports cannot interleave there.
     verdict_writes: Mutex<()>,
+    /// Tenant, a zero byte, the id as 20 decimal digits → `Indicator`.
+    indicators: Keyspace,
+    /// Tenant, a zero byte, indicator type, a zero byte, lower-cased value → id.
+    indicators_by_value: Keyspace,
     /// Whether any verdict was ever stored: until one is, lookups skip the verdict scans.
     has_verdicts: std::sync::atomic::AtomicBool,
     meta: Keyspace,
@@ -399,6 +403,8 @@ impl FjallStore {
             users: keyspace("users")?,
             users_by_oid: keyspace("users_by_oid")?,
             verdicts: keyspace("verdicts")?,
+            indicators: keyspace("indicators")?,
+            indicators_by_value: keyspace("indicators_by_value")?,
             verdict_writes: Mutex::new(()),
             has_verdicts: std::sync::atomic::AtomicBool::new(false),
             meta,
@@ -746,6 +752,40 @@ impl Store for FjallStore {
         Ok(found)
     }
 
+    async fn put_indicator(&self, indicator: Indicator) -> Result<Indicator, StoreError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.inner.put_indicator(indicator))
+            .await
+            .map_err(|error| StoreError::Backend(format!("indicator task: {error}")))?
+    }
+
+    async fn list_indicators(&self, tenant: &str) -> Result<Vec<Indicator>, StoreError> {
+        let mut indicators = Vec::new();
+        for item in self.inner.indicators.prefix(tenant_prefix(tenant)) {
+            indicators.push(decode("indicator", &item.value()?)?);
+        }
+        Ok(indicators)
+    }
+
+    async fn delete_indicator(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
+        let _guard = self.inner.verdict_writes.lock().map_err(|_| StoreError::Backend("verdicts poisoned".into()))?;
+        let Ok(number) = id.parse::<u64>() else { return Ok(false) };
+        let key = indicator_key(tenant, number);
+        let Some(bytes) = self.inner.indicators.get(&key)? else { return Ok(false) };
+        let indicator: Indicator = decode("indicator", &bytes)?;
+        let mut write = self.inner.db.batch().durability(Some(PersistMode::SyncAll));
+        write.remove(&self.inner.indicators, key);
+        write.remove(&self.inner.indicators_by_value, indicator_value_key(&indicator));
+        if let Ok(hash) = indicator.hash() {
+            let source = VerdictSource::Indicator { tenant: tenant.to_owned(), id: indicator.id.clone() };
+            for key in verdict_keys(&only_hash(hash), &source) {
+                write.remove(&self.inner.verdicts, key);
+            }
+        }
+        write.commit()?;
+        Ok(true)
+    }
+
     async fn stats(&self) -> Result<StoreStats, StoreError> {
         let files = self.inner.writer.lock().map_err(|_| StoreError::Backend("writer poisoned".into()))?.counters.files;
         Ok(StoreStats { files, disk_bytes: self.inner.db.disk_space()? })
@@ -850,6 +890,34 @@ impl Store for FjallStore {
     }
 }
 
+fn tenant_prefix(tenant: &str) -> Vec<u8> {
+    [tenant.as_bytes(), &[0]].concat()
+}
+
+fn indicator_key(tenant: &str, number: u64) -> Vec<u8> {
+    [tenant_prefix(tenant), format!("{number:020}").into_bytes()].concat()
+}
+
+fn indicator_value_key(indicator: &Indicator) -> Vec<u8> {
+    [
+        tenant_prefix(&indicator.tenant),
+        indicator.indicator_type.as_bytes().to_vec(),
+        vec![0],
+        indicator.indicator_value.to_ascii_lowercase().into_bytes(),
+    ]
+    .concat()
+}
+
+fn only_hash(hash: FileHash) -> FileHashes {
+    let mut hashes = FileHashes::default();
+    match hash {
+        FileHash::Md5(md5) => hashes.md5 = Some(md5),
+        FileHash::Sha1(sha1) => hashes.sha1 = Some(sha1),
+        FileHash::Sha256(sha256) => hashes.sha256 = Some(sha256),
+    }
+    hashes
+}
+
 /// The prefixes under which verdicts about a file with these hashes are kept.
 fn verdict_prefixes(hashes: &FileHashes) -> Vec<Vec<u8>> {
     let mut prefixes = Vec::new();
@@ -871,6 +939,53 @@ fn verdict_keys(hashes: &FileHashes, source: &VerdictSource) -> Vec<Vec<u8>> {
 }
 
 impl Inner {
+    fn put_indicator(&self, mut indicator: Indicator) -> Result<Indicator, StoreError> {
+        let _guard = self.verdict_writes.lock().map_err(|_| StoreError::Backend("verdicts poisoned".into()))?;
+        let value_key = indicator_value_key(&indicator);
+        let mut write = self.db.batch().durability(Some(PersistMode::SyncAll));
+        match self.indicators_by_value.get(&value_key)? {
+            Some(id) => {
+                let id = String::from_utf8_lossy(&id).into_owned();
+                let number: u64 = id.parse().map_err(|_| StoreError::Corrupt(format!("indicator id {id}")))?;
+                if let Some(bytes) = self.indicators.get(indicator_key(&indicator.tenant, number))? {
+                    let previous: Indicator = decode("indicator", &bytes)?;
+                    indicator.creation_time = previous.creation_time;
+                    indicator.created_by = previous.created_by;
+                }
+                indicator.id = id;
+            }
+            None => {
+                let next = match self.meta.get("indicator_seq")? {
+                    Some(bytes) => decode::<u64>("indicator sequence", &bytes)? + 1,
+                    None => 1,
+                };
+                write.insert(&self.meta, "indicator_seq", encode(&next));
+                indicator.id = next.to_string();
+                write.insert(&self.indicators_by_value, value_key, indicator.id.clone().into_bytes());
+            }
+        }
+        let number: u64 = indicator.id.parse().unwrap_or_default();
+        write.insert(&self.indicators, indicator_key(&indicator.tenant, number), encode(&indicator));
+        let source = VerdictSource::Indicator { tenant: indicator.tenant.clone(), id: indicator.id.clone() };
+        match indicator.verdict() {
+            Some((hashes, verdict)) => {
+                for key in verdict_keys(&hashes, &source) {
+                    write.insert(&self.verdicts, key, encode(&verdict));
+                }
+                self.has_verdicts.store(true, std::sync::atomic::Ordering::Release);
+            }
+            None => {
+                if let Ok(hash) = indicator.hash() {
+                    for key in verdict_keys(&only_hash(hash), &source) {
+                        write.remove(&self.verdicts, key);
+                    }
+                }
+            }
+        }
+        write.commit()?;
+        Ok(indicator)
+    }
+
     fn put_verdicts(&self, verdicts: Vec<(FileHashes, Verdict)>) -> Result<u64, StoreError> {
         let _guard = self.verdict_writes.lock().map_err(|_| StoreError::Backend("verdicts poisoned".into()))?;
         let mut write = self.db.batch().durability(Some(PersistMode::SyncAll));
