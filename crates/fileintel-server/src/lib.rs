@@ -22,6 +22,7 @@ pub mod auth;
 pub mod error;
 mod feeds;
 mod files;
+mod indicators;
 mod ingest;
 pub mod issuers;
 pub mod limits;
@@ -122,6 +123,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ingest::router())
         .merge(analyze::router())
         .merge(feeds::router())
+        .merge(indicators::router())
         .merge(metadata::router())
         .merge(tokens::router())
         .route("/health", axum::routing::get(health))

@@ -79,6 +79,7 @@ fn api_of(route: &str) -> Option<&'static str> {
         | "/api/files/{id}/determinations"
         | "/api/v1.0/files/{id}/determinations" => Some("files"),
         "/api/feeds/import" => Some("feeds"),
+        "/api/indicators" | "/api/indicators/{id}" | "/api/indicators/import" => Some("indicators"),
         "/api/ingest/observations" => Some("ingest"),
         "/api/files/analyze" => Some("analyze"),
         "/{tenant}/oauth2/v2.0/token" | "/{tenant}/oauth2/token" => Some("token"),

@@ -69,8 +69,12 @@ impl TestApp {
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let json =
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)));
+        // Every answer is JSON, but for 204 No Content, which has no body at all.
+        let json = if status == StatusCode::NO_CONTENT && bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
+        };
         Answer { status, headers, json }
     }
 
@@ -736,4 +740,104 @@ async fn analyzing_a_posted_file_records_and_answers_its_profile() {
     let huge = vec![0u8; (256 << 20) + 1];
     let answer = app.send(post(huge, &token)).await;
     assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", answer.json);
+}
+
+/// MDE's indicator API: each tenant's indicators decide that tenant's determinations only.
+#[tokio::test]
+async fn indicators_decide_their_own_tenants_determinations() {
+    let app = spawn_app().await;
+    let roles = ["Ti.ReadWrite.All", "File.Read.All", "File.ReadWrite.All"];
+    let (contoso_app, contoso_secret) = app.register("contoso", &roles).await;
+    let contoso = app.token("contoso", &contoso_app, &contoso_secret).await;
+    let (fabrikam_app, fabrikam_secret) = app.register("fabrikam", &roles).await;
+    let fabrikam = app.token("fabrikam", &fabrikam_app, &fabrikam_secret).await;
+    let post = |path: &str, body: Value, token: &str| {
+        Request::post(path)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    // A file both tenants can look up.
+    let script = b"#!/bin/sh\necho indicator\n".to_vec();
+    let analyze = Request::post("/api/files/analyze")
+        .header("authorization", format!("Bearer {contoso}"))
+        .body(Body::from(script.clone()))
+        .unwrap();
+    assert_eq!(app.send(analyze).await.status, StatusCode::OK);
+    let sha256 = fileintel_analysis::digest(&script).hashes().sha256.unwrap().to_string();
+    let determination = |token: String| {
+        let app = &app;
+        let path = format!("/api/files/{sha256}");
+        async move {
+            let file = app.get(&path, Some(&token)).await.json;
+            (file["determinationType"].as_str().unwrap().to_owned(), file["determinationValue"].clone())
+        }
+    };
+    assert_eq!(determination(contoso.clone()).await.0, "Unknown");
+
+    let indicator = |action: &str, title: &str| {
+        json!({"indicatorValue": sha256.to_uppercase(), "indicatorType": "FileSha256", "action": action,
+               "title": title, "description": "from the SOC", "severity": "High"})
+    };
+    let answer = app.send(post("/api/indicators", indicator("Block", "Dropper"), &contoso)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    assert!(answer.json["@odata.context"].as_str().unwrap().ends_with("$metadata#Indicators/$entity"));
+    assert_eq!(answer.json["indicatorValue"], sha256, "kept in lower case");
+    let contoso_id = answer.json["id"].as_str().unwrap().to_owned();
+    assert_eq!(determination(contoso.clone()).await, ("Malware".to_owned(), json!("Dropper")));
+    assert_eq!(determination(fabrikam.clone()).await.0, "Unknown", "another tenant's indicator does not speak");
+
+    let answer = app.send(post("/api/indicators", indicator("Allowed", "Our build tool"), &fabrikam)).await;
+    let fabrikam_id = answer.json["id"].as_str().unwrap().to_owned();
+    assert_eq!(determination(fabrikam.clone()).await, ("Clean".to_owned(), json!("Our build tool")));
+    assert_eq!(determination(contoso.clone()).await.0, "Malware");
+
+    // Submitting the same value again updates the indicator: same id.
+    let answer = app.send(post("/api/indicators", indicator("Warn", "Bundler"), &contoso)).await;
+    assert_eq!(answer.json["id"], contoso_id.as_str());
+    assert_eq!(determination(contoso.clone()).await, ("Pua".to_owned(), json!("Bundler")));
+
+    // Listing and deleting see only the caller's tenant.
+    let listed = app.get("/api/indicators", Some(&contoso)).await.json;
+    let ids: Vec<&str> =
+        listed["value"].as_array().unwrap().iter().map(|entry| entry["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [contoso_id.as_str()]);
+    let delete = |id: &str, token: &str| {
+        Request::delete(format!("/api/indicators/{id}"))
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(app.send(delete(&fabrikam_id, &contoso)).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.send(delete(&fabrikam_id, &fabrikam)).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(determination(fabrikam.clone()).await.0, "Unknown");
+
+    // An expired indicator no longer speaks and is no longer listed.
+    let mut expired = indicator("Block", "Old");
+    expired["expirationTime"] = json!("2020-01-01T00:00:00Z");
+    app.send(post("/api/indicators", expired, &contoso)).await;
+    assert_eq!(determination(contoso.clone()).await.0, "Unknown");
+    assert!(app.get("/api/indicators", Some(&contoso)).await.json["value"].as_array().unwrap().is_empty());
+
+    // Import: each indicator answered on its own; over 500 refused whole.
+    let good = json!({"indicatorValue": "4388963aaa83afe2042a46a3c017ad50bdcdafb3", "indicatorType": "FileSha1",
+                      "action": "Alert", "title": "t", "description": "d"});
+    let bad = json!({"indicatorValue": "10.0.0.1", "indicatorType": "IpAddress", "action": "Block", "title": "t", "description": "d"});
+    let answer = app.send(post("/api/indicators/import", json!({"Indicators": [good.clone(), bad]}), &contoso)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    let results = answer.json["value"].as_array().unwrap();
+    assert_eq!((results[0]["isFailed"].clone(), results[1]["isFailed"].clone()), (json!(false), json!(true)));
+    assert!(results[1]["failureReason"].as_str().unwrap().contains("file indicators"));
+    let too_many = json!({"Indicators": vec![good; 501]});
+    let answer = app.send(post("/api/indicators/import", too_many, &contoso)).await;
+    assert_eq!(
+        (answer.status, answer.json["error"]["code"].clone()),
+        (StatusCode::BAD_REQUEST, json!("MaximumBatchSizeExceeded"))
+    );
+
+    // Reading files is not enough to manage indicators.
+    let (reader, reader_secret) = app.register("contoso", &["File.Read.All"]).await;
+    let reader = app.token("contoso", &reader, &reader_secret).await;
+    assert_forbidden(&app.send(post("/api/indicators", indicator("Block", "x"), &reader)).await);
 }

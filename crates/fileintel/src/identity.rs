@@ -127,7 +127,12 @@ pub async fn refresh_demo_application(store: &dyn Store, tenant: &str, client_id
         client_id: client_id.into(),
         object_id: "00000000-0000-0000-0000-0000000000de".into(),
         name: "fileintel demo".into(),
-        roles: vec!["File.Read.All".into(), "File.ReadWrite.All".into(), "Machine.Read.All".into()],
+        roles: vec![
+            "File.Read.All".into(),
+            "File.ReadWrite.All".into(),
+            "Machine.Read.All".into(),
+            "Ti.ReadWrite.All".into(),
+        ],
         secret_hash: secrets::hash(&secret),
         created: now(),
     };
