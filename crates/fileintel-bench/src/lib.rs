@@ -11,6 +11,7 @@
 
 pub mod analysis;
 pub mod ceiling;
+pub mod feeds;
 pub mod synth;
 pub mod telemetry;
 
@@ -26,6 +27,7 @@ use serde::Serialize;
 
 pub use analysis::{AnalysisArgs, run_analysis};
 pub use ceiling::{CeilingArgs, run_ceiling};
+pub use feeds::{FeedsArgs, run_feeds};
 pub use telemetry::{TelemetryArgs, run_telemetry};
 
 #[derive(clap::Args, Debug)]

@@ -82,7 +82,12 @@ pub fn run(command: FeedsCommand) -> anyhow::Result<ExitCode> {
         let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
         let (verdicts, rejections) = fileintel_feeds::verdicts(&source, fileintel_feeds::read(args.format, &bytes));
         let taken = verdicts.len();
-        let changed = runtime.block_on(store.put_verdicts(verdicts))?;
+        // In commits of 50,000, so that a feed of millions never sits in one batch.
+        let mut changed = 0;
+        let mut verdicts = verdicts.into_iter().peekable();
+        while verdicts.peek().is_some() {
+            changed += runtime.block_on(store.put_verdicts(verdicts.by_ref().take(50_000).collect()))?;
+        }
         for rejection in &rejections {
             eprintln!("{}: {}: {}", file.display(), rejection.at, rejection.reason);
         }

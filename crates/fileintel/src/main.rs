@@ -49,6 +49,8 @@ enum Command {
     BenchTelemetry(fileintel_bench::TelemetryArgs),
     /// Benchmarks: static analysis of real files against sha256sum and osslsigncode.
     BenchAnalysis(fileintel_bench::AnalysisArgs),
+    /// Benchmarks: import of a generated STIX bundle against a parse-only pass.
+    BenchFeeds(fileintel_bench::FeedsArgs),
     /// The ceiling server the lookup benchmark compares against (started by `bench`).
     #[command(hide = true)]
     BenchCeiling(fileintel_bench::CeilingArgs),
@@ -91,6 +93,7 @@ fn main() -> std::process::ExitCode {
         Command::Bench(args) => fileintel_bench::run(args),
         Command::BenchTelemetry(args) => fileintel_bench::run_telemetry(args),
         Command::BenchAnalysis(args) => fileintel_bench::run_analysis(args),
+        Command::BenchFeeds(args) => fileintel_bench::run_feeds(args),
         Command::BenchCeiling(args) => fileintel_bench::run_ceiling(args),
     };
     match result {
