@@ -13,7 +13,6 @@
 //! are kept.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use fileintel_core::{FileHash, Position, Rejection, Timestamp};
 use serde::Deserialize;
@@ -70,38 +69,30 @@ enum Comparison {
 
 /// Splits `text` at top-level occurrences of ` KEYWORD ` outside quotes and brackets.
 fn split_outside(text: &str, keywords: &[&str]) -> Vec<(String, Option<String>)> {
-    let (mut parts, mut current, mut depth, mut quoted) = (Vec::new(), String::new(), 0i32, false);
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' if quoted => {
-                current.push(c);
-                if let Some(next) = chars.next() {
-                    current.push(next);
+    let bytes = text.as_bytes();
+    let (mut parts, mut start, mut depth, mut quoted, mut at) = (Vec::new(), 0, 0i32, false, 0);
+    while at < bytes.len() {
+        match bytes[at] {
+            b'\\' if quoted => at += 1,
+            b'\'' => quoted = !quoted,
+            b'[' | b'(' if !quoted => depth += 1,
+            b']' | b')' if !quoted => depth -= 1,
+            byte if !quoted && depth == 0 && byte.is_ascii_whitespace() => {
+                let rest = &text[at + 1..];
+                if let Some(keyword) = keywords.iter().find(|keyword| {
+                    rest.starts_with(**keyword) && rest[keyword.len()..].starts_with(|c: char| c.is_whitespace())
+                }) {
+                    parts.push((text[start..at].trim().to_owned(), Some((*keyword).to_owned())));
+                    at += 1 + keyword.len();
+                    start = at;
+                    continue;
                 }
-                continue;
             }
-            '\'' => quoted = !quoted,
-            '[' | '(' if !quoted => depth += 1,
-            ']' | ')' if !quoted => depth -= 1,
             _ => {}
         }
-        current.push(c);
-        if !quoted && depth == 0 && c.is_whitespace() {
-            let rest: String = chars.clone().collect();
-            if let Some(keyword) = keywords
-                .iter()
-                .find(|keyword| rest.starts_with(*keyword) && rest[keyword.len()..].starts_with(char::is_whitespace))
-            {
-                parts.push((current.trim().to_owned(), Some((*keyword).to_owned())));
-                current.clear();
-                for _ in 0..keyword.len() {
-                    chars.next();
-                }
-            }
-        }
+        at += 1;
     }
-    parts.push((current.trim().to_owned(), None));
+    parts.push((text[start.min(text.len())..].trim().to_owned(), None));
     parts
 }
 
@@ -175,12 +166,12 @@ pub(crate) fn read(bytes: &[u8]) -> Read {
             Err(error) => read.rejections.push(Rejection::new(at, format!("not a STIX object: {error}"))),
         }
     }
-    let malware: HashMap<&str, &str> = objects
+    let malware: ahash::AHashMap<&str, &str> = objects
         .iter()
         .filter(|(_, object)| object.kind == "malware")
         .filter_map(|(_, object)| Some((object.id.as_ref(), object.name.as_deref()?)))
         .collect();
-    let indicates: HashMap<&str, &str> = objects
+    let indicates: ahash::AHashMap<&str, &str> = objects
         .iter()
         .filter(|(_, object)| object.kind == "relationship" && object.relationship_type.as_deref() == Some("indicates"))
         .filter_map(|(_, object)| {

@@ -990,7 +990,7 @@ impl Inner {
         let _guard = self.verdict_writes.lock().map_err(|_| StoreError::Backend("verdicts poisoned".into()))?;
         let mut write = self.db.batch().durability(Some(PersistMode::SyncAll));
         // Later statements in the same call compete with earlier ones as with stored ones.
-        let mut pending: HashMap<Vec<u8>, Verdict> = HashMap::new();
+        let mut pending: ahash::AHashMap<Vec<u8>, Verdict> = ahash::AHashMap::new();
         let mut changed = 0;
         for (hashes, verdict) in verdicts {
             let mut wrote = false;
