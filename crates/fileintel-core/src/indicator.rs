@@ -82,12 +82,7 @@ impl Indicator {
     /// What it says about its file, as a verdict of its tenant; `None` when it judges nothing.
     pub fn verdict(&self) -> Option<(FileHashes, Verdict)> {
         let determination_type = self.determination()?;
-        let mut hashes = FileHashes::default();
-        match self.hash().ok()? {
-            FileHash::Md5(md5) => hashes.md5 = Some(md5),
-            FileHash::Sha1(sha1) => hashes.sha1 = Some(sha1),
-            FileHash::Sha256(sha256) => hashes.sha256 = Some(sha256),
-        }
+        let hashes = FileHashes::from(self.hash().ok()?);
         Some((
             hashes,
             Verdict {

@@ -104,18 +104,27 @@ fn unquoted(field: &str) -> &str {
     field.strip_prefix('"').and_then(|field| field.strip_suffix('"')).unwrap_or(field)
 }
 
+/// The records of a CSV feed with the lines they start on, or the rejection of what is not CSV.
+fn records(bytes: &[u8]) -> impl Iterator<Item = Result<(u64, csv::StringRecord), Rejection>> + '_ {
+    csv_reader(bytes).into_records().map(move |record| match record {
+        Ok(record) => Ok((line_of(bytes, record.position()), record)),
+        Err(error) => {
+            let line = line_of(bytes, error.position());
+            Err(Rejection::new(Position::Line(line), format!("not CSV: {error}")))
+        }
+    })
+}
+
 fn read_plain_csv(bytes: &[u8]) -> Read {
     let mut read = Read::default();
-    for (index, record) in csv_reader(bytes).records().enumerate() {
-        let record = match record {
+    for (index, record) in records(bytes).enumerate() {
+        let (line, record) = match record {
             Ok(record) => record,
-            Err(error) => {
-                let line = line_of(bytes, error.position());
-                read.rejections.push(Rejection::new(Position::Line(line), format!("not CSV: {error}")));
+            Err(rejection) => {
+                read.rejections.push(rejection);
                 continue;
             }
         };
-        let line = line_of(bytes, record.position());
         let field = |at: usize| unquoted(record.get(at).unwrap_or_default());
         if index == 0 && field(0).eq_ignore_ascii_case("hash") {
             continue;
@@ -132,7 +141,7 @@ fn read_plain_csv(bytes: &[u8]) -> Read {
             continue;
         }
         read.statements.push(Statement {
-            hashes: only(hash),
+            hashes: FileHashes::from(hash),
             label: field(1).to_owned(),
             value: Some(field(2).to_owned()).filter(|value| !value.is_empty()),
             said_at: None,
@@ -144,16 +153,6 @@ fn read_plain_csv(bytes: &[u8]) -> Read {
         });
     }
     read
-}
-
-pub(crate) fn only(hash: FileHash) -> FileHashes {
-    let mut hashes = FileHashes::default();
-    match hash {
-        FileHash::Md5(md5) => hashes.md5 = Some(md5),
-        FileHash::Sha1(sha1) => hashes.sha1 = Some(sha1),
-        FileHash::Sha256(sha256) => hashes.sha256 = Some(sha256),
-    }
-    hashes
 }
 
 /// MalwareBazaar's columns, by the names its header comment gives them.
@@ -171,16 +170,14 @@ const BAZAAR_COLUMNS: [&str; 9] = [
 
 fn read_bazaar_csv(bytes: &[u8]) -> Read {
     let mut read = Read::default();
-    for record in csv_reader(bytes).records() {
-        let record = match record {
+    for record in records(bytes) {
+        let (line, record) = match record {
             Ok(record) => record,
-            Err(error) => {
-                let line = line_of(bytes, error.position());
-                read.rejections.push(Rejection::new(Position::Line(line), format!("not CSV: {error}")));
+            Err(rejection) => {
+                read.rejections.push(rejection);
                 continue;
             }
         };
-        let line = line_of(bytes, record.position());
         let field = |name: &str| {
             BAZAAR_COLUMNS
                 .iter()

@@ -17,7 +17,9 @@ use std::borrow::Cow;
 use fileintel_core::{FileHash, Position, Rejection, Timestamp};
 use serde::Deserialize;
 
-use crate::{Read, Statement, only};
+use fileintel_core::FileHashes;
+
+use crate::{Read, Statement};
 
 #[derive(Deserialize)]
 struct Bundle<'a> {
@@ -227,7 +229,7 @@ pub(crate) fn read(bytes: &[u8]) -> Read {
             .or_else(|| object.name.as_deref().map(str::to_owned));
         for hash in hashes {
             read.statements.push(Statement {
-                hashes: only(hash),
+                hashes: FileHashes::from(hash),
                 label: labels.join(","),
                 value: value.clone(),
                 said_at,

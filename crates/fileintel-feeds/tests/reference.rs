@@ -23,6 +23,20 @@ fn generated() -> Option<tempfile::TempDir> {
     Some(dir)
 }
 
+/// A file's hashes as text, sorted.
+fn hash_texts(hashes: &fileintel_core::FileHashes) -> Vec<String> {
+    let mut texts: Vec<String> = [
+        hashes.md5.map(|hash| hash.to_string()),
+        hashes.sha1.map(|hash| hash.to_string()),
+        hashes.sha256.map(|hash| hash.to_string()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    texts.sort();
+    texts
+}
+
 #[test]
 fn stix_bundles_made_by_the_stix2_library_read_as_they_were_made() {
     let Some(dir) = generated() else { return };
@@ -35,16 +49,7 @@ fn stix_bundles_made_by_the_stix2_library_read_as_they_were_made() {
         .statements
         .iter()
         .map(|statement| {
-            let hashes = statement.hashes;
-            let hash = [
-                hashes.md5.map(|hash| hash.to_string()),
-                hashes.sha1.map(|hash| hash.to_string()),
-                hashes.sha256.map(|hash| hash.to_string()),
-            ]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join("+");
+            let hash = hash_texts(&statement.hashes).join("+");
             serde_json::json!({
                 "hash": hash,
                 "label": statement.label,
@@ -118,15 +123,7 @@ fn misp_events_made_by_pymisp_read_as_they_were_made() {
     let ours: BTreeSet<String> = verdicts
         .iter()
         .map(|(hashes, verdict)| {
-            let mut hashes: Vec<String> = [
-                hashes.md5.map(|hash| hash.to_string()),
-                hashes.sha1.map(|hash| hash.to_string()),
-                hashes.sha256.map(|hash| hash.to_string()),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
-            hashes.sort();
+            let hashes = hash_texts(hashes);
             serde_json::json!({
                 "reference": verdict.reference,
                 "hashes": hashes,

@@ -778,7 +778,7 @@ impl Store for FjallStore {
         write.remove(&self.inner.indicators_by_value, indicator_value_key(&indicator));
         if let Ok(hash) = indicator.hash() {
             let source = VerdictSource::Indicator { tenant: tenant.to_owned(), id: indicator.id.clone() };
-            for key in verdict_keys(&only_hash(hash), &source) {
+            for key in verdict_keys(&FileHashes::from(hash), &source) {
                 write.remove(&self.inner.verdicts, key);
             }
         }
@@ -908,16 +908,6 @@ fn indicator_value_key(indicator: &Indicator) -> Vec<u8> {
     .concat()
 }
 
-fn only_hash(hash: FileHash) -> FileHashes {
-    let mut hashes = FileHashes::default();
-    match hash {
-        FileHash::Md5(md5) => hashes.md5 = Some(md5),
-        FileHash::Sha1(sha1) => hashes.sha1 = Some(sha1),
-        FileHash::Sha256(sha256) => hashes.sha256 = Some(sha256),
-    }
-    hashes
-}
-
 /// The prefixes under which verdicts about a file with these hashes are kept.
 fn verdict_prefixes(hashes: &FileHashes) -> Vec<Vec<u8>> {
     let mut prefixes = Vec::new();
@@ -976,7 +966,7 @@ impl Inner {
             }
             None => {
                 if let Ok(hash) = indicator.hash() {
-                    for key in verdict_keys(&only_hash(hash), &source) {
+                    for key in verdict_keys(&FileHashes::from(hash), &source) {
                         write.remove(&self.verdicts, key);
                     }
                 }
