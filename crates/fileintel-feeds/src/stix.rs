@@ -146,107 +146,174 @@ fn time(text: Option<&Cow<'_, str>>) -> Result<Option<Timestamp>, String> {
     text.map(|text| Timestamp::parse(text).map_err(|error| error.to_string())).transpose()
 }
 
-/// Reads a bundle; every object gets a record position (its place in `objects`, from 1).
-pub(crate) fn read(bytes: &[u8]) -> Read {
+/// The type of a raw object when its first key is `type` (as STIX writers put it), found
+/// without parsing the rest; `None` when it is not first, and the object must be parsed to tell.
+fn leading_type(raw: &str) -> Option<&str> {
+    let rest = raw.trim_start().strip_prefix('{')?.trim_start().strip_prefix("\"type\"")?;
+    let rest = rest.trim_start().strip_prefix(':')?.trim_start().strip_prefix('"')?;
+    let end = rest.find(['"', '\\'])?;
+    (rest.as_bytes()[end] == b'"').then(|| &rest[..end])
+}
+
+/// The statements an indicator makes, or why it makes none, into `read`.
+fn indicator(at: Position, object: &Object<'_>, indicates: &ahash::AHashMap<String, String>, read: &mut Read) {
+    let reject = |reason: String| Rejection::new(at, format!("{}: {reason}", object.id));
+    if object.pattern_type.as_deref().is_some_and(|kind| kind != "stix") {
+        let kind = object.pattern_type.as_deref().unwrap_or_default();
+        return read.rejections.push(reject(format!("pattern type {kind} is not stix")));
+    }
+    let Some(pattern) = object.pattern.as_deref() else { return read.rejections.push(reject("no pattern".into())) };
+    let (hashes, skipped) = match pattern_hashes(pattern) {
+        Ok(found) => found,
+        Err(reason) => return read.rejections.push(reject(format!("pattern skipped: {reason}"))),
+    };
+    if !skipped.is_empty() {
+        read.rejections.push(reject(format!("skipped in the pattern: {}", skipped.join("; "))));
+    }
+    if hashes.is_empty() {
+        return;
+    }
+    let times = (|| {
+        Ok::<_, String>((
+            time(object.modified.as_ref().or(object.created.as_ref()))?,
+            time(object.valid_from.as_ref())?,
+            time(object.valid_until.as_ref())?,
+        ))
+    })();
+    let (said_at, valid_from, valid_until) = match times {
+        Ok(times) => times,
+        Err(reason) => return read.rejections.push(reject(reason)),
+    };
+    let label =
+        object.indicator_types.iter().chain(object.labels.iter()).map(AsRef::as_ref).collect::<Vec<&str>>().join(",");
+    let value = indicates.get(object.id.as_ref()).cloned().or_else(|| object.name.as_deref().map(str::to_owned));
+    for hash in hashes {
+        read.statements.push(Statement {
+            hashes: FileHashes::from(hash),
+            label: label.clone(),
+            value: value.clone(),
+            said_at,
+            valid_from,
+            valid_until,
+            revoked: object.revoked,
+            reference: object.id.to_string(),
+            at,
+        });
+    }
+}
+
+/// Reads a bundle, handing `sink` what it reads in pieces of at most `chunk` indicators, so that
+/// a caller can store one piece while the next is read. Every object gets a record position (its
+/// place in `objects`, from 1).
+///
+/// Two passes: the first parses malware and relationships (for the names) and only notes where
+/// the indicators are, by their leading `type` key where they have one; the second parses the
+/// indicators.
+pub(crate) fn read_chunked(bytes: &[u8], chunk: usize, sink: &mut dyn FnMut(Read)) {
     let mut read = Read::default();
     let bundle: Bundle<'_> = match serde_json::from_slice(bytes) {
         Ok(bundle) => bundle,
         Err(error) => {
             read.rejections.push(Rejection::new(Position::Offset(0), format!("not a STIX bundle: {error}")));
-            return read;
+            return sink(read);
         }
     };
     if bundle.kind.as_deref() != Some("bundle") {
         read.rejections.push(Rejection::new(Position::Offset(0), "not a STIX bundle: its type is not \"bundle\""));
-        return read;
+        return sink(read);
     }
-    let mut objects = Vec::with_capacity(bundle.objects.len());
+    let mut malware: ahash::AHashMap<String, String> = ahash::AHashMap::new();
+    let mut relationships: Vec<(String, String)> = Vec::new();
+    let mut indicators: Vec<(usize, Option<Object<'_>>)> = Vec::new();
     for (index, raw) in bundle.objects.iter().enumerate() {
         let at = Position::Record(index as u64 + 1);
-        match serde_json::from_str::<Object<'_>>(raw.get()) {
-            Ok(object) => objects.push((at, object)),
-            Err(error) => read.rejections.push(Rejection::new(at, format!("not a STIX object: {error}"))),
-        }
-    }
-    let malware: ahash::AHashMap<&str, &str> = objects
-        .iter()
-        .filter(|(_, object)| object.kind == "malware")
-        .filter_map(|(_, object)| Some((object.id.as_ref(), object.name.as_deref()?)))
-        .collect();
-    let indicates: ahash::AHashMap<&str, &str> = objects
-        .iter()
-        .filter(|(_, object)| object.kind == "relationship" && object.relationship_type.as_deref() == Some("indicates"))
-        .filter_map(|(_, object)| {
-            let target = object.target_ref.as_deref()?;
-            Some((object.source_ref.as_deref()?, *malware.get(target)?))
-        })
-        .collect();
-    for (at, object) in objects.iter().filter(|(_, object)| object.kind == "indicator") {
-        let reject = |reason: String| Rejection::new(*at, format!("{}: {reason}", object.id));
-        if object.pattern_type.as_deref().is_some_and(|kind| kind != "stix") {
-            read.rejections.push(reject(format!(
-                "pattern type {} is not stix",
-                object.pattern_type.as_deref().unwrap_or_default()
-            )));
+        let kind = leading_type(raw.get());
+        if kind == Some("indicator") {
+            indicators.push((index, None));
             continue;
         }
-        let Some(pattern) = object.pattern.as_deref() else {
-            read.rejections.push(reject("no pattern".into()));
+        if kind.is_some_and(|kind| kind != "malware" && kind != "relationship") {
             continue;
-        };
-        let (hashes, skipped) = match pattern_hashes(pattern) {
-            Ok(found) => found,
-            Err(reason) => {
-                read.rejections.push(reject(format!("pattern skipped: {reason}")));
+        }
+        let object = match serde_json::from_str::<Object<'_>>(raw.get()) {
+            Ok(object) => object,
+            Err(error) => {
+                read.rejections.push(Rejection::new(at, format!("not a STIX object: {error}")));
                 continue;
             }
         };
-        if !skipped.is_empty() {
-            read.rejections.push(reject(format!("skipped in the pattern: {}", skipped.join("; "))));
-        }
-        if hashes.is_empty() {
-            continue;
-        }
-        let times = (|| {
-            Ok::<_, String>((
-                time(object.modified.as_ref().or(object.created.as_ref()))?,
-                time(object.valid_from.as_ref())?,
-                time(object.valid_until.as_ref())?,
-            ))
-        })();
-        let (said_at, valid_from, valid_until) = match times {
-            Ok(times) => times,
-            Err(reason) => {
-                read.rejections.push(reject(reason));
-                continue;
+        match object.kind.as_ref() {
+            "malware" => {
+                if let Some(name) = &object.name {
+                    malware.insert(object.id.to_string(), name.to_string());
+                }
             }
-        };
-        let labels: Vec<String> =
-            object.indicator_types.iter().chain(object.labels.iter()).map(|label| label.to_string()).collect();
-        let value = indicates
-            .get(object.id.as_ref())
-            .map(|name| (*name).to_owned())
-            .or_else(|| object.name.as_deref().map(str::to_owned));
-        for hash in hashes {
-            read.statements.push(Statement {
-                hashes: FileHashes::from(hash),
-                label: labels.join(","),
-                value: value.clone(),
-                said_at,
-                valid_from,
-                valid_until,
-                revoked: object.revoked,
-                reference: object.id.to_string(),
-                at: *at,
-            });
+            "relationship" if object.relationship_type.as_deref() == Some("indicates") => {
+                if let (Some(source), Some(target)) = (&object.source_ref, &object.target_ref) {
+                    relationships.push((source.to_string(), target.to_string()));
+                }
+            }
+            "indicator" => indicators.push((index, Some(object))),
+            _ => {}
         }
     }
-    read
+    let indicates: ahash::AHashMap<String, String> = relationships
+        .into_iter()
+        .filter_map(|(source, target)| Some((source, malware.get(&target)?.clone())))
+        .collect();
+    for piece in indicators.chunks(chunk.max(1)) {
+        for (index, parsed) in piece {
+            let at = Position::Record(*index as u64 + 1);
+            match parsed {
+                Some(object) => indicator(at, object, &indicates, &mut read),
+                None => match serde_json::from_str::<Object<'_>>(bundle.objects[*index].get()) {
+                    Ok(object) => indicator(at, &object, &indicates, &mut read),
+                    Err(error) => read.rejections.push(Rejection::new(at, format!("not a STIX object: {error}"))),
+                },
+            }
+        }
+        sink(std::mem::take(&mut read));
+    }
+    if !read.rejections.is_empty() || indicators.is_empty() {
+        sink(read);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn read(bytes: &[u8]) -> Read {
+        crate::read(crate::Format::Stix, bytes)
+    }
+
+    #[test]
+    fn a_leading_type_is_found_without_parsing_and_anything_else_is_left_to_the_parser() {
+        assert_eq!(leading_type(r#" { "type" : "indicator", "id": "x"}"#), Some("indicator"));
+        assert_eq!(leading_type(r#"{"id": "x", "type": "indicator"}"#), None);
+        assert_eq!(leading_type(r#"{"type": "ind\u0069cator"}"#), None, "an escape is the parser's");
+    }
+
+    #[test]
+    fn chunks_hand_over_every_statement_and_rejection_once() {
+        let indicator = |n: u32| {
+            format!(
+                r#"{{"type":"indicator","id":"indicator--{n}","pattern":"[file:hashes.MD5 = '{n:032x}']","pattern_type":"stix","valid_from":"2024-01-01T00:00:00Z","indicator_types":["malicious-activity"]}}"#
+            )
+        };
+        let objects: Vec<String> =
+            (0..5).map(indicator).chain([r#"{"id":"x","type":"indicator"}"#.to_owned()]).collect();
+        let bundle = format!(r#"{{"type":"bundle","id":"bundle--1","objects":[{}]}}"#, objects.join(","));
+        let mut pieces = Vec::new();
+        crate::read_chunked(crate::Format::Stix, bundle.as_bytes(), 2, &mut |piece| pieces.push(piece));
+        let sizes: Vec<(usize, usize)> =
+            pieces.iter().map(|piece| (piece.statements.len(), piece.rejections.len())).collect();
+        assert_eq!(
+            sizes,
+            [(2, 0), (2, 0), (1, 1)],
+            "the last object, type not first and no pattern, is parsed and rejected"
+        );
+    }
 
     const SHA256: &str = "094fd325049b8a9cf6d3e5ef2a6d4cc6a567d7d49c35f8bb8dd9e3c6acf3d78d";
     const SHA1: &str = "4388963aaa83afe2042a46a3c017ad50bdcdafb3";
