@@ -67,22 +67,11 @@ pub struct Read {
 
 /// Reads a whole feed.
 pub fn read(format: Format, bytes: &[u8]) -> Read {
-    let mut all = Read::default();
-    read_chunked(format, bytes, usize::MAX, &mut |piece| {
-        all.statements.extend(piece.statements);
-        all.rejections.extend(piece.rejections);
-    });
-    all
-}
-
-/// Reads a feed, handing `sink` what it reads in pieces (of at most `chunk` STIX indicators;
-/// the other formats in one piece), so that one piece can be stored while the next is read.
-pub fn read_chunked(format: Format, bytes: &[u8], chunk: usize, sink: &mut dyn FnMut(Read)) {
     match format {
-        Format::Csv => sink(read_plain_csv(bytes)),
-        Format::BazaarCsv => sink(read_bazaar_csv(bytes)),
-        Format::Stix => stix::read_chunked(bytes, chunk, sink),
-        Format::Misp => sink(misp::read(bytes)),
+        Format::Csv => read_plain_csv(bytes),
+        Format::BazaarCsv => read_bazaar_csv(bytes),
+        Format::Stix => stix::read(bytes),
+        Format::Misp => misp::read(bytes),
     }
 }
 

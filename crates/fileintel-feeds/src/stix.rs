@@ -202,25 +202,23 @@ fn indicator(at: Position, object: &Object<'_>, indicates: &ahash::AHashMap<Stri
     }
 }
 
-/// Reads a bundle, handing `sink` what it reads in pieces of at most `chunk` indicators, so that
-/// a caller can store one piece while the next is read. Every object gets a record position (its
-/// place in `objects`, from 1).
+/// Reads a bundle; every object gets a record position (its place in `objects`, from 1).
 ///
 /// Two passes: the first parses malware and relationships (for the names) and only notes where
 /// the indicators are, by their leading `type` key where they have one; the second parses the
 /// indicators.
-pub(crate) fn read_chunked(bytes: &[u8], chunk: usize, sink: &mut dyn FnMut(Read)) {
+pub(crate) fn read(bytes: &[u8]) -> Read {
     let mut read = Read::default();
     let bundle: Bundle<'_> = match serde_json::from_slice(bytes) {
         Ok(bundle) => bundle,
         Err(error) => {
             read.rejections.push(Rejection::new(Position::Offset(0), format!("not a STIX bundle: {error}")));
-            return sink(read);
+            return read;
         }
     };
     if bundle.kind.as_deref() != Some("bundle") {
         read.rejections.push(Rejection::new(Position::Offset(0), "not a STIX bundle: its type is not \"bundle\""));
-        return sink(read);
+        return read;
     }
     let mut malware: ahash::AHashMap<String, String> = ahash::AHashMap::new();
     let mut relationships: Vec<(String, String)> = Vec::new();
@@ -261,31 +259,26 @@ pub(crate) fn read_chunked(bytes: &[u8], chunk: usize, sink: &mut dyn FnMut(Read
         .into_iter()
         .filter_map(|(source, target)| Some((source, malware.get(&target)?.clone())))
         .collect();
-    for piece in indicators.chunks(chunk.max(1)) {
-        for (index, parsed) in piece {
-            let at = Position::Record(*index as u64 + 1);
-            match parsed {
-                Some(object) => indicator(at, object, &indicates, &mut read),
-                None => match serde_json::from_str::<Object<'_>>(bundle.objects[*index].get()) {
-                    Ok(object) => indicator(at, &object, &indicates, &mut read),
-                    Err(error) => read.rejections.push(Rejection::new(at, format!("not a STIX object: {error}"))),
-                },
-            }
+    for (index, parsed) in &indicators {
+        let at = Position::Record(*index as u64 + 1);
+        match parsed {
+            Some(object) => indicator(at, object, &indicates, &mut read),
+            None => match serde_json::from_str::<Object<'_>>(bundle.objects[*index].get()) {
+                Ok(object) => indicator(at, &object, &indicates, &mut read),
+                Err(error) => read.rejections.push(Rejection::new(at, format!("not a STIX object: {error}"))),
+            },
         }
-        sink(std::mem::take(&mut read));
     }
-    if !read.rejections.is_empty() || indicators.is_empty() {
-        sink(read);
-    }
+    read
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn read(bytes: &[u8]) -> Read {
-        crate::read(crate::Format::Stix, bytes)
-    }
+    const SHA256: &str = "094fd325049b8a9cf6d3e5ef2a6d4cc6a567d7d49c35f8bb8dd9e3c6acf3d78d";
+    const SHA1: &str = "4388963aaa83afe2042a46a3c017ad50bdcdafb3";
+    const MD5: &str = "f31b4b4d9c4b4a2e8e0f0c6a1b2c3d4e";
 
     #[test]
     fn a_leading_type_is_found_without_parsing_and_anything_else_is_left_to_the_parser() {
@@ -293,31 +286,6 @@ mod tests {
         assert_eq!(leading_type(r#"{"id": "x", "type": "indicator"}"#), None);
         assert_eq!(leading_type(r#"{"type": "ind\u0069cator"}"#), None, "an escape is the parser's");
     }
-
-    #[test]
-    fn chunks_hand_over_every_statement_and_rejection_once() {
-        let indicator = |n: u32| {
-            format!(
-                r#"{{"type":"indicator","id":"indicator--{n}","pattern":"[file:hashes.MD5 = '{n:032x}']","pattern_type":"stix","valid_from":"2024-01-01T00:00:00Z","indicator_types":["malicious-activity"]}}"#
-            )
-        };
-        let objects: Vec<String> =
-            (0..5).map(indicator).chain([r#"{"id":"x","type":"indicator"}"#.to_owned()]).collect();
-        let bundle = format!(r#"{{"type":"bundle","id":"bundle--1","objects":[{}]}}"#, objects.join(","));
-        let mut pieces = Vec::new();
-        crate::read_chunked(crate::Format::Stix, bundle.as_bytes(), 2, &mut |piece| pieces.push(piece));
-        let sizes: Vec<(usize, usize)> =
-            pieces.iter().map(|piece| (piece.statements.len(), piece.rejections.len())).collect();
-        assert_eq!(
-            sizes,
-            [(2, 0), (2, 0), (1, 1)],
-            "the last object, type not first and no pattern, is parsed and rejected"
-        );
-    }
-
-    const SHA256: &str = "094fd325049b8a9cf6d3e5ef2a6d4cc6a567d7d49c35f8bb8dd9e3c6acf3d78d";
-    const SHA1: &str = "4388963aaa83afe2042a46a3c017ad50bdcdafb3";
-    const MD5: &str = "f31b4b4d9c4b4a2e8e0f0c6a1b2c3d4e";
 
     #[test]
     fn patterns_yield_hashes_joined_by_or_and_report_the_rest() {

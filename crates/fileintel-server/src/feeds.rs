@@ -14,22 +14,13 @@ use serde_json::json;
 use crate::AppState;
 use crate::auth::{Authenticated, TI_READ_WRITE_ALL};
 use crate::error::ApiError;
-use crate::files::odata_json;
+use crate::files::{odata_value, query_param};
 
 /// Verdicts recorded per store call.
 const CHUNK: usize = 10_000;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/feeds/import", post(post_import))
-}
-
-fn query_value<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
-    query
-        .unwrap_or_default()
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(key, _)| key.eq_ignore_ascii_case(name))
-        .map(|(_, value)| value)
 }
 
 async fn post_import(
@@ -41,11 +32,11 @@ async fn post_import(
 ) -> Result<Response, ApiError> {
     caller.require_role(TI_READ_WRITE_ALL)?;
     let query = query.as_deref();
-    let format: fileintel_feeds::Format = query_value(query, "format")
+    let format: fileintel_feeds::Format = query_param(query, "format")
         .ok_or_else(|| ApiError::bad_request("Name the feed's format: ?format=csv, bazaar-csv, stix or misp."))?
         .parse()
         .map_err(ApiError::bad_request)?;
-    let name = query_value(query, "source").ok_or_else(|| ApiError::bad_request("Name the feed: ?source=NAME."))?;
+    let name = query_param(query, "source").ok_or_else(|| ApiError::bad_request("Name the feed: ?source=NAME."))?;
     let source = state.config.feed_sources.iter().find(|source| source.name == name).cloned().ok_or_else(|| {
         ApiError::bad_request(format!("The feed source '{name}' is not configured (--feed-sources)."))
     })?;
@@ -74,5 +65,5 @@ async fn post_import(
         changed += state.store.put_verdicts(verdicts.by_ref().take(CHUNK).collect()).await?;
     }
     let body = json!({"source": name, "taken": taken, "changed": changed, "rejected": rejections});
-    Ok(odata_json(serde_json::to_vec(&body).map_err(|error| ApiError::Internal(error.to_string()))?))
+    Ok(odata_value(&body))
 }

@@ -42,6 +42,21 @@ pub(crate) fn request_host<'a>(headers: &'a HeaderMap, state: &'a AppState) -> &
         .unwrap_or(&state.config.public_host)
 }
 
+/// A JSON value as an OData answer.
+pub(crate) fn odata_value(body: &Value) -> Response {
+    odata_json(body.to_string().into_bytes())
+}
+
+/// The value of a query parameter, its name compared without regard to case as OData does.
+pub(crate) fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
+    query
+        .unwrap_or_default()
+        .split('&')
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+        .find(|(key, _)| key.eq_ignore_ascii_case(name))
+        .map(|(_, value)| value)
+}
+
 pub(crate) fn odata_json(body: Vec<u8>) -> Response {
     let mut response = body.into_response();
     let headers = response.headers_mut();
@@ -109,11 +124,11 @@ async fn get_sources(
             "product": reported.product,
         })),
     });
-    Ok(odata_json(serde_json::to_vec(&body).map_err(|error| ApiError::Internal(error.to_string()))?))
+    Ok(odata_value(&body))
 }
 
 /// The tenant a caller speaks for; in open mode (`--insecure-no-auth`), the default tenant.
-fn caller_tenant(caller: &Authenticated) -> &str {
+pub(crate) fn caller_tenant(caller: &Authenticated) -> &str {
     caller.tenant().unwrap_or(fileintel_core::DEFAULT_TENANT)
 }
 
@@ -169,25 +184,18 @@ async fn get_determinations(
         "determinationValue": decision.determination_value,
         "value": value,
     });
-    Ok(odata_json(serde_json::to_vec(&body).map_err(|error| ApiError::Internal(error.to_string()))?))
+    Ok(odata_value(&body))
 }
 
 /// `lookBackHours` from the query (the name compared without regard to case, as OData does):
 /// 1 to 720, 720 when absent.
 fn look_back_hours(query: Option<&str>) -> Result<i64, ApiError> {
-    let mut hours = MAX_LOOKBACK_HOURS;
-    for pair in query.unwrap_or_default().split('&').filter(|pair| !pair.is_empty()) {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if !name.eq_ignore_ascii_case("lookBackHours") {
-            continue;
-        }
-        hours = value
-            .parse::<i64>()
-            .ok()
-            .filter(|hours| (1..=MAX_LOOKBACK_HOURS).contains(hours))
-            .ok_or_else(|| invalid_look_back(value))?;
-    }
-    Ok(hours)
+    let Some(value) = query_param(query, "lookBackHours") else { return Ok(MAX_LOOKBACK_HOURS) };
+    value
+        .parse::<i64>()
+        .ok()
+        .filter(|hours| (1..=MAX_LOOKBACK_HOURS).contains(hours))
+        .ok_or_else(|| invalid_look_back(value))
 }
 
 fn invalid_look_back(value: &str) -> ApiError {
@@ -199,12 +207,12 @@ fn invalid_look_back(value: &str) -> ApiError {
     }
 }
 
-fn now() -> Timestamp {
+pub(crate) fn now() -> Timestamp {
     let elapsed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     Timestamp(i64::try_from(elapsed.as_nanos() / 100).unwrap_or(i64::MAX))
 }
 
-fn time_value(time: Option<Timestamp>) -> Value {
+pub(crate) fn time_value(time: Option<Timestamp>) -> Value {
     time.map_or(Value::Null, |time| Value::String(time.to_string()))
 }
 
@@ -243,7 +251,7 @@ async fn get_stats(
         "globalLastObserved": time_value(record.global_last_observed),
         "topFileNames": stats.top_file_names,
     });
-    Ok(odata_json(serde_json::to_vec(&body).unwrap_or_default()))
+    Ok(odata_value(&body))
 }
 
 /// `GET /api/files/{sha1}/machines`: the caller's tenant's devices that observed the file, as
@@ -295,7 +303,7 @@ async fn get_machines(
         "@odata.context": format!("{}://{host}/api/$metadata#Machines", state.config.scheme),
         "value": machines,
     });
-    Ok(odata_json(serde_json::to_vec(&body).unwrap_or_default()))
+    Ok(odata_value(&body))
 }
 
 #[cfg(test)]

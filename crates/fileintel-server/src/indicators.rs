@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::auth::{Authenticated, TI_READ_WRITE_ALL};
 use crate::error::ApiError;
-use crate::files::{odata_json, request_host};
+use crate::files::{caller_tenant, now, odata_value, request_host, time_value};
 
 /// The most indicators one import takes, as in MDE.
 pub const MAX_IMPORT: usize = 500;
@@ -32,15 +32,6 @@ pub fn router() -> Router<AppState> {
 
 fn require(caller: &Authenticated) -> Result<(), ApiError> {
     caller.require_role(TI_READ_WRITE_ALL).or_else(|_| caller.require_role(TI_READ_WRITE)).map(|_| ())
-}
-
-fn tenant(caller: &Authenticated) -> &str {
-    caller.tenant().unwrap_or(fileintel_core::DEFAULT_TENANT)
-}
-
-fn now() -> Timestamp {
-    let elapsed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    Timestamp(i64::try_from(elapsed.as_nanos() / 100).unwrap_or(i64::MAX))
 }
 
 /// An indicator from a request body, checked field by field; `Err` names what is wrong.
@@ -70,7 +61,7 @@ fn from_request(body: &Value, caller: &Authenticated, at: Timestamp) -> Result<I
         caller.upn.clone().or_else(|| caller.app_id.clone()).unwrap_or_else(|| caller.object_id.clone())
     });
     let indicator = Indicator {
-        tenant: tenant(caller).to_owned(),
+        tenant: caller_tenant(caller).to_owned(),
         id: String::new(),
         indicator_value: required("indicatorValue")?.to_ascii_lowercase(),
         indicator_type,
@@ -97,10 +88,6 @@ fn from_request(body: &Value, caller: &Authenticated, at: Timestamp) -> Result<I
     Ok(indicator)
 }
 
-fn time(time: Option<Timestamp>) -> Value {
-    time.map_or(Value::Null, |time| Value::String(time.to_string()))
-}
-
 /// The Indicator entity as MDE writes it.
 fn entity(indicator: &Indicator) -> Value {
     json!({
@@ -116,9 +103,9 @@ fn entity(indicator: &Indicator) -> Value {
         "title": indicator.title,
         "description": indicator.description,
         "recommendedActions": indicator.recommended_actions,
-        "creationTimeDateTimeUtc": time(Some(indicator.creation_time)),
-        "expirationTime": time(indicator.expiration_time),
-        "lastUpdateTime": time(Some(indicator.last_update_time)),
+        "creationTimeDateTimeUtc": time_value(Some(indicator.creation_time)),
+        "expirationTime": time_value(indicator.expiration_time),
+        "lastUpdateTime": time_value(Some(indicator.last_update_time)),
         "lastUpdatedBy": indicator.last_updated_by,
         "rbacGroupNames": indicator.rbac_group_names,
         "generateAlert": indicator.generate_alert,
@@ -128,10 +115,6 @@ fn entity(indicator: &Indicator) -> Value {
 
 fn json_body(bytes: &Bytes) -> Result<Value, ApiError> {
     serde_json::from_slice(bytes).map_err(|error| ApiError::bad_request(format!("The body is not JSON: {error}")))
-}
-
-fn answer(body: Value) -> Result<Response, ApiError> {
-    Ok(odata_json(serde_json::to_vec(&body).map_err(|error| ApiError::Internal(error.to_string()))?))
 }
 
 async fn submit(
@@ -147,7 +130,7 @@ async fn submit(
     let context =
         format!("{}://{}/api/$metadata#Indicators/$entity", state.config.scheme, request_host(&headers, &state));
     body.as_object_mut().expect("an object").insert("@odata.context".into(), Value::String(context));
-    answer(body)
+    Ok(odata_value(&body))
 }
 
 async fn import(State(state): State<AppState>, caller: Authenticated, body: Bytes) -> Result<Response, ApiError> {
@@ -178,13 +161,13 @@ async fn import(State(state): State<AppState>, caller: Authenticated, body: Byte
             }
         }
     }
-    answer(json!({"value": results}))
+    Ok(odata_value(&json!({"value": results})))
 }
 
 async fn list(State(state): State<AppState>, caller: Authenticated, headers: HeaderMap) -> Result<Response, ApiError> {
     require(&caller)?;
     let now = now();
-    let indicators = state.store.list_indicators(tenant(&caller)).await?;
+    let indicators = state.store.list_indicators(caller_tenant(&caller)).await?;
     // MDE lists the active ones: an expired indicator is kept, but not listed.
     let value: Vec<Value> = indicators
         .iter()
@@ -192,7 +175,7 @@ async fn list(State(state): State<AppState>, caller: Authenticated, headers: Hea
         .map(entity)
         .collect();
     let context = format!("{}://{}/api/$metadata#Indicators", state.config.scheme, request_host(&headers, &state));
-    answer(json!({"@odata.context": context, "value": value}))
+    Ok(odata_value(&json!({"@odata.context": context, "value": value})))
 }
 
 async fn remove(
@@ -201,7 +184,7 @@ async fn remove(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     require(&caller)?;
-    if state.store.delete_indicator(tenant(&caller), &id).await? {
+    if state.store.delete_indicator(caller_tenant(&caller), &id).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(ApiError::NotFound(format!("Indicator {id} was not found")))

@@ -27,21 +27,18 @@ pub fn router() -> Router<AppState> {
 
 /// `None` for native NDJSON on the fast path, `Some(None)` to detect, `Some(Some(f))` for a named format.
 fn requested_format(query: Option<&str>) -> Result<Option<Option<Format>>, ApiError> {
-    let mut format = None;
-    for pair in query.unwrap_or_default().split('&').filter(|pair| !pair.is_empty()) {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if name.eq_ignore_ascii_case("format") {
-            format = Some(if value.eq_ignore_ascii_case("auto") {
-                None
+    let format = crate::files::query_param(query, "format")
+        .map(|value| {
+            if value.eq_ignore_ascii_case("auto") {
+                Ok(None)
             } else {
-                Some(
-                    value
-                        .parse::<Format>()
-                        .map_err(|message| ApiError::BadRequest { code: "InvalidInput", message })?,
-                )
-            });
-        }
-    }
+                value
+                    .parse::<Format>()
+                    .map(Some)
+                    .map_err(|message| ApiError::BadRequest { code: "InvalidInput", message })
+            }
+        })
+        .transpose()?;
     Ok(match format {
         Some(Some(Format::Ndjson)) => None,
         other => other,
