@@ -5,6 +5,5 @@
 mod common;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let analysis = common::analyzer().analyze(data);
-    assert_eq!(analysis.size, data.len() as u64);
+    std::hint::black_box(common::analyzer().analyze(data));
 });

@@ -24,7 +24,7 @@ use crate::asn1::{self, algorithm_name, hash, lenient_time, unix_to_rfc3339};
 use crate::chain::{self, Held, Request};
 use crate::trust::{CODE_SIGNING, TIME_STAMPING, TrustStore};
 
-pub(crate) use crate::asn1::common_name;
+use crate::asn1::common_name;
 
 /// One signature of a file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]

@@ -119,11 +119,17 @@ pub(crate) fn algorithm(
 
 /// The digest a certificate signature algorithm uses, for those fileintel verifies.
 fn certificate_digest(signature_algorithm: ObjectIdentifier) -> Option<ObjectIdentifier> {
-    Some(match signature_algorithm.to_string().as_str() {
-        "1.2.840.113549.1.1.5" | "1.3.14.3.2.29" => SHA1,
-        "1.2.840.113549.1.1.11" | "1.2.840.10045.4.3.2" => SHA256,
-        "1.2.840.113549.1.1.12" | "1.2.840.10045.4.3.3" => SHA384,
-        "1.2.840.113549.1.1.13" => SHA512,
+    use const_oid::db::rfc5912::{
+        ECDSA_WITH_SHA_256, ECDSA_WITH_SHA_384, SHA_1_WITH_RSA_ENCRYPTION, SHA_256_WITH_RSA_ENCRYPTION,
+        SHA_384_WITH_RSA_ENCRYPTION, SHA_512_WITH_RSA_ENCRYPTION,
+    };
+    /// OIW's older name for SHA-1 with RSA, which old Authenticode certificates use.
+    const SHA1_WITH_RSA_OIW: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.29");
+    Some(match signature_algorithm {
+        SHA_1_WITH_RSA_ENCRYPTION | SHA1_WITH_RSA_OIW => SHA1,
+        SHA_256_WITH_RSA_ENCRYPTION | ECDSA_WITH_SHA_256 => SHA256,
+        SHA_384_WITH_RSA_ENCRYPTION | ECDSA_WITH_SHA_384 => SHA384,
+        SHA_512_WITH_RSA_ENCRYPTION => SHA512,
         _ => return None,
     })
 }

@@ -94,10 +94,6 @@ impl Analyzer {
         self
     }
 
-    pub fn trust(&self) -> &TrustStore {
-        &self.trust
-    }
-
     /// Analyses a whole file held in memory (or mapped).
     pub fn analyze(&self, bytes: &[u8]) -> Analysis {
         self.analyze_hashed(bytes, digest(bytes).hashes())

@@ -28,8 +28,6 @@ use der::{Decode, Encode, Tagged};
 use sha1::Digest as _;
 use x509_cert::Certificate;
 
-use crate::authenticode::common_name;
-
 /// The extended key usage of code signing certificates.
 pub const CODE_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3");
 /// The extended key usage of timestamping authorities.
@@ -236,11 +234,6 @@ impl TrustStore {
 
     pub(crate) fn by_subject<'a>(&'a self, subject: &[u8]) -> impl Iterator<Item = &'a Anchor> + 'a {
         self.by_subject.get(subject).into_iter().flatten().map(|&index| &self.anchors[index])
-    }
-
-    /// The roots' common names, for messages and listings.
-    pub fn names(&self) -> impl Iterator<Item = String> + '_ {
-        self.anchors.iter().map(|anchor| common_name(&anchor.certificate.tbs_certificate.subject).unwrap_or_default())
     }
 }
 

@@ -303,7 +303,11 @@ fn one_changed_byte_changes_every_digest_and_nothing_panics_on_cut_files() {
         let length = bytes.len();
         for cut in [2, 64, 0x40, 0x100, 0x400, 0x1000, length / 3, length - 2000, length - 10, length - 1] {
             let analysis = fileintel_analysis::analyze(&bytes[..cut]);
-            assert_eq!(analysis.size, cut as u64);
+            assert!(
+                !analysis.problems.iter().any(|problem| problem.contains("failed on this file")),
+                "{cut}: {:?}",
+                analysis.problems
+            );
         }
     }
 }

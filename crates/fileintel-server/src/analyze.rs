@@ -11,13 +11,12 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::post;
 use fileintel_analysis::Digests;
-use fileintel_core::{FileEntity, FileHash, file_entity_context};
+use fileintel_core::FileHash;
 use futures_util::StreamExt;
 
 use crate::AppState;
 use crate::auth::{Authenticated, FILE_READ_WRITE_ALL};
 use crate::error::ApiError;
-use crate::files::{odata_json, request_host};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/files/analyze", post(post_analyze))
@@ -96,7 +95,5 @@ async fn post_analyze(
         .get_file(FileHash::Sha256(sha256))
         .await?
         .ok_or_else(|| ApiError::Internal("the analysed file was not recorded".into()))?;
-    let facts = record.effective_facts();
-    let context = file_entity_context(&state.config.scheme, request_host(&headers, &state));
-    Ok(odata_json(FileEntity::new(context, &record, &facts).to_json()))
+    crate::files::entity_answer(&state, &caller, &headers, &record).await
 }

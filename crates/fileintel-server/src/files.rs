@@ -90,15 +90,26 @@ async fn get_file(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let record = readable_file(&state, &caller, id).await?;
-    let context = file_entity_context(&state.config.scheme, request_host(&headers, &state));
+    entity_answer(&state, &caller, &headers, &record).await
+}
+
+/// The File entity of a record as the caller sees it: its profile, with the determination the
+/// caller's tenant gets decided.
+pub(crate) async fn entity_answer(
+    state: &AppState,
+    caller: &Authenticated,
+    headers: &HeaderMap,
+    record: &FileRecord,
+) -> Result<Response, ApiError> {
+    let context = file_entity_context(&state.config.scheme, request_host(headers, state));
     let mut facts = record.effective_facts();
     let verdicts = state.store.verdicts(&record.hashes).await?;
-    let decision = decide(&verdicts, caller_tenant(&caller), now());
+    let decision = decide(&verdicts, caller_tenant(caller), now());
     if decision.winner.is_some() {
         facts.determination_type = decision.determination_type;
         facts.determination_value = decision.determination_value;
     }
-    Ok(odata_json(FileEntity::new(context, &record, &facts).to_json()))
+    Ok(odata_json(FileEntity::new(context, record, &facts).to_json()))
 }
 
 /// `GET /api/files/{id}/sources` (a fileintel extension): where each static field of the profile

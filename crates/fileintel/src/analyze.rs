@@ -35,8 +35,7 @@ pub struct AnalyzeArgs {
 }
 
 /// One file's analysis as printed: its path, the profile's fields, and the details.
-fn profile(path: &Path, analysis: &Analysis) -> serde_json::Value {
-    let facts = analysis.facts();
+fn profile(path: &Path, analysis: &Analysis, facts: &fileintel_core::FileFacts) -> serde_json::Value {
     serde_json::json!({
         "path": path.display().to_string(),
         "sha1": analysis.hashes.sha1.map(|hash| hash.to_string()),
@@ -155,15 +154,16 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
                     || analysis.signatures.iter().any(|signature| !signature.problems.is_empty()),
             );
             signed += u64::from(!analysis.signatures.is_empty());
-            match analysis.facts().is_valid_certificate {
+            let facts = analysis.facts();
+            match facts.is_valid_certificate {
                 Some(true) => valid += 1,
                 Some(false) => invalid += 1,
                 None => {}
             }
-            bar.suspend(|| println!("{}", profile(&path, &analysis)));
+            bar.suspend(|| println!("{}", profile(&path, &analysis, &facts)));
             if let Some(store) = &store {
                 runtime
-                    .block_on(store.put_facts(analysis.hashes, Some(analysis.size), analysis.facts()))
+                    .block_on(store.put_facts(analysis.hashes, Some(analysis.size), facts))
                     .with_context(|| format!("recording {}", path.display()))?;
             }
         }
