@@ -474,27 +474,16 @@ fn verify(
     }
 }
 
-/// Every signature of a PE image, primary first, with what could not be read.
-pub(crate) fn signatures(bytes: &[u8], verification: &Verification<'_>) -> (Vec<SignatureFacts>, Vec<String>) {
+/// Every signature of a parsed PE image, primary first, with what could not be read.
+pub(crate) fn signatures(pe: &dyn PeTrait, verification: &Verification<'_>) -> (Vec<SignatureFacts>, Vec<String>) {
     let mut problems = Vec::new();
     let mut out = Vec::new();
-    let pe: Box<dyn PeTrait + '_> = match object::FileKind::parse(bytes) {
-        Ok(object::FileKind::Pe32) => match object::read::pe::PeFile32::parse(bytes) {
-            Ok(pe) => Box::new(pe),
-            Err(error) => return (out, vec![format!("certificate table: {error}")]),
-        },
-        Ok(object::FileKind::Pe64) => match object::read::pe::PeFile64::parse(bytes) {
-            Ok(pe) => Box::new(pe),
-            Err(error) => return (out, vec![format!("certificate table: {error}")]),
-        },
-        _ => return (out, problems),
-    };
-    let certificates = match AttributeCertificateIterator::new(pe.as_ref()) {
+    let certificates = match AttributeCertificateIterator::new(pe) {
         Ok(Some(certificates)) => certificates,
         Ok(None) => return (out, problems),
         Err(error) => return (out, vec![format!("certificate table: {error}")]),
     };
-    let mut digests = ImageDigests { pe: pe.as_ref(), known: Vec::new() };
+    let mut digests = ImageDigests { pe, known: Vec::new() };
     for (index, certificate) in certificates.enumerate() {
         match certificate {
             Ok(certificate) if certificate.certificate_type != authenticode::WIN_CERT_TYPE_PKCS_SIGNED_DATA => problems

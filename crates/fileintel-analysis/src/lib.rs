@@ -110,19 +110,12 @@ impl Analyzer {
             ..Analysis::default()
         };
         if kind == Some(FileKind::PortableExecutable) {
-            let (facts, problems) = pe::read(bytes);
-            analysis.pe = facts;
-            analysis.problems.extend(problems);
-            if analysis.pe.as_ref().is_some_and(|pe| pe.has_certificate_table) {
-                let now = self.at.unwrap_or_else(|| {
-                    std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |elapsed| elapsed.as_secs() as i64)
-                });
-                let verification = authenticode::Verification { trust: &self.trust, now };
-                let (signatures, problems) = guarded(|| authenticode::signatures(bytes, &verification));
-                analysis.signatures = signatures;
-                analysis.problems.extend(problems);
+            // The headers are parsed once, for the PE facts and the signatures alike.
+            match object::FileKind::parse(bytes) {
+                Ok(object::FileKind::Pe32) => self.pe_image::<object::pe::ImageNtHeaders32>(bytes, &mut analysis),
+                Ok(object::FileKind::Pe64) => self.pe_image::<object::pe::ImageNtHeaders64>(bytes, &mut analysis),
+                Ok(other) => analysis.problems.push(format!("PE headers: read as {other:?}")),
+                Err(error) => analysis.problems.push(format!("PE headers: {error}")),
             }
             if analysis.pe.is_none() {
                 // "MZ" and a PE signature, but headers that do not hold together.
@@ -131,6 +124,30 @@ impl Analyzer {
             }
         }
         analysis
+    }
+}
+
+impl Analyzer {
+    /// The PE facts and signatures of an image whose headers say it is `Pe`.
+    fn pe_image<Pe: object::read::pe::ImageNtHeaders>(&self, bytes: &[u8], analysis: &mut Analysis) {
+        let file = match object::read::pe::PeFile::<Pe>::parse(bytes) {
+            Ok(file) => file,
+            Err(error) => return analysis.problems.push(format!("PE headers: {error}")),
+        };
+        let (facts, problems) = pe::facts_of(&file, bytes);
+        analysis.problems.extend(problems);
+        if facts.has_certificate_table {
+            let now = self.at.unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |elapsed| elapsed.as_secs() as i64)
+            });
+            let verification = authenticode::Verification { trust: &self.trust, now };
+            let (signatures, problems) = guarded(|| authenticode::signatures(&file, &verification));
+            analysis.signatures = signatures;
+            analysis.problems.extend(problems);
+        }
+        analysis.pe = Some(facts);
     }
 }
 

@@ -128,17 +128,14 @@ fn version_of<Pe: ImageNtHeaders>(file: &PeFile<'_, Pe>, bytes: &[u8]) -> Result
     }))
 }
 
-fn facts_of<Pe: ImageNtHeaders>(bytes: &[u8]) -> (Option<PeFacts>, Vec<String>) {
-    let file = match PeFile::<Pe>::parse(bytes) {
-        Ok(file) => file,
-        Err(error) => return (None, vec![format!("PE headers: {error}")]),
-    };
+/// The facts of a parsed image (`bytes` is its whole file), with what could not be read.
+pub(crate) fn facts_of<Pe: ImageNtHeaders>(file: &PeFile<'_, Pe>, bytes: &[u8]) -> (PeFacts, Vec<String>) {
     let headers = file.nt_headers();
     let present = |index: usize| {
         file.data_directory(index).is_some_and(|entry| entry.virtual_address.get(LE) != 0 && entry.size.get(LE) != 0)
     };
     let mut problems = Vec::new();
-    let version = version_of(&file, bytes).unwrap_or_else(|problem| {
+    let version = version_of(file, bytes).unwrap_or_else(|problem| {
         problems.push(problem);
         None
     });
@@ -151,16 +148,5 @@ fn facts_of<Pe: ImageNtHeaders>(bytes: &[u8]) -> (Option<PeFacts>, Vec<String>) 
         has_certificate_table: present(pe::IMAGE_DIRECTORY_ENTRY_SECURITY),
         version,
     };
-    (Some(facts), problems)
-}
-
-/// The PE facts of an image, with what could not be read; `None` when the headers themselves
-/// do not parse.
-pub(crate) fn read(bytes: &[u8]) -> (Option<PeFacts>, Vec<String>) {
-    match object::FileKind::parse(bytes) {
-        Ok(object::FileKind::Pe32) => facts_of::<pe::ImageNtHeaders32>(bytes),
-        Ok(object::FileKind::Pe64) => facts_of::<pe::ImageNtHeaders64>(bytes),
-        Ok(other) => (None, vec![format!("PE headers: read as {other:?}")]),
-        Err(error) => (None, vec![format!("PE headers: {error}")]),
-    }
+    (facts, problems)
 }
