@@ -7,8 +7,9 @@
 //! event's, each tag read whole and by its value (`ms-caro-malware:malware-type="Trojan"` also
 //! as `Trojan`), then `malicious` when the attribute is marked `to_ids`; an attribute neither
 //! marked nor tagged is context, not a verdict, and is passed over. The threat name is the
-//! first galaxy cluster tag (`misp-galaxy:malpedia="Emotet"`) of the attribute, then of the
-//! event. The attribute's `timestamp` (else the event's) is when it was said.
+//! first cluster tag of a malware or tool galaxy (`misp-galaxy:malpedia="Emotet"`, see
+//! [`THREAT_GALAXIES`]) of the attribute, then of the event, and else the event's `info`. The
+//! attribute's `timestamp` (else the event's) is when it was said.
 
 use fileintel_core::{FileHash, FileHashes, Position, Rejection, Timestamp};
 use serde_json::Value;
@@ -30,10 +31,34 @@ fn tag_names(holder: &Value) -> Vec<&str> {
     holder["Tag"].as_array().into_iter().flatten().filter_map(|tag| tag["name"].as_str()).collect()
 }
 
-/// A galaxy cluster's name from its tag: `misp-galaxy:malpedia="Emotet"` is `Emotet`.
+/// The galaxies whose clusters name malware or tools, and so can name a file's threat. Others
+/// (attack patterns, threat actors, sectors, countries) say something about the event, not
+/// about what the file is.
+const THREAT_GALAXIES: &[&str] = &[
+    "malpedia",
+    "ransomware",
+    "rat",
+    "tool",
+    "botnet",
+    "banker",
+    "stealer",
+    "backdoor",
+    "android",
+    "exploit-kit",
+    "cryptominers",
+    "mitre-malware",
+    "mitre-tool",
+    "mitre-enterprise-attack-malware",
+    "mitre-enterprise-attack-tool",
+    "mitre-mobile-attack-malware",
+    "mitre-mobile-attack-tool",
+];
+
+/// A threat name from a galaxy cluster's tag: `misp-galaxy:malpedia="Emotet"` is `Emotet`;
+/// `None` for clusters of other galaxies.
 fn galaxy_name(tag: &str) -> Option<&str> {
-    let value = tag.strip_prefix("misp-galaxy:")?.split_once('=')?.1;
-    Some(value.trim_matches('"'))
+    let (galaxy, value) = tag.strip_prefix("misp-galaxy:")?.split_once('=')?;
+    THREAT_GALAXIES.contains(&galaxy).then(|| value.trim_matches('"'))
 }
 
 /// A tag as labels: whole, and its value after `=` (unquoted) or after the last `:`.
@@ -88,6 +113,7 @@ fn add(hashes: &mut FileHashes, hash: FileHash) {
 struct Context<'a> {
     event_tags: Vec<&'a str>,
     event_time: Option<Timestamp>,
+    event_info: Option<&'a str>,
 }
 
 impl Context<'_> {
@@ -105,7 +131,12 @@ impl Context<'_> {
         if !to_ids && own_tags.is_empty() {
             return None;
         }
-        let value = own_tags.iter().chain(self.event_tags.iter()).find_map(|tag| galaxy_name(tag)).map(str::to_owned);
+        let value = own_tags
+            .iter()
+            .chain(self.event_tags.iter())
+            .find_map(|tag| galaxy_name(tag))
+            .or(self.event_info)
+            .map(str::to_owned);
         let said_at = attributes.iter().filter_map(|attribute| timestamp(attribute)).max().or(self.event_time);
         Some(Statement {
             hashes,
@@ -136,7 +167,11 @@ pub(crate) fn read(bytes: &[u8]) -> Read {
     }
     let mut count = 0u64;
     for event in events {
-        let context = Context { event_tags: tag_names(event), event_time: timestamp(event) };
+        let context = Context {
+            event_tags: tag_names(event),
+            event_time: timestamp(event),
+            event_info: event["info"].as_str().filter(|info| !info.trim().is_empty()),
+        };
         for attribute in event["Attribute"].as_array().into_iter().flatten() {
             count += 1;
             let at = Position::Record(count);
@@ -200,7 +235,8 @@ mod tests {
     fn events_attributes_and_file_objects_read_with_their_names() {
         let event = serde_json::json!({"Event": {
             "info": "wave", "timestamp": "1700000000",
-            "Tag": [{"name": "misp-galaxy:malpedia=\"Emotet\""}],
+            "Tag": [{"name": "misp-galaxy:mitre-attack-pattern=\"Phishing - T1566\""},
+                    {"name": "misp-galaxy:malpedia=\"Emotet\""}],
             "Attribute": [
                 {"uuid": "a1", "type": "sha256", "value": "a".repeat(64), "to_ids": true, "timestamp": "1700000100",
                  "Tag": [{"name": "ms-caro-malware:malware-type=\"Trojan\""}]},
@@ -231,5 +267,12 @@ mod tests {
         let answer = serde_json::json!({"response": [event.clone(), event]});
         assert_eq!(super::read(answer.to_string().as_bytes()).statements.len(), 6);
         assert_eq!(super::read(b"{\"hello\": 1}").rejections.len(), 1);
+        // Without a malware or tool cluster, the event's info names the threat.
+        let plain = serde_json::json!({"Event": {"info": "Ransomware - Xorist", "Tag": [{"name": "tlp:white"}],
+            "Attribute": [{"uuid": "p1", "type": "md5", "value": "b".repeat(32), "to_ids": true}]}});
+        assert_eq!(
+            super::read(plain.to_string().as_bytes()).statements[0].value.as_deref(),
+            Some("Ransomware - Xorist")
+        );
     }
 }

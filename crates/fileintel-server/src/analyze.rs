@@ -95,5 +95,5 @@ async fn post_analyze(
         .get_file(FileHash::Sha256(sha256))
         .await?
         .ok_or_else(|| ApiError::Internal("the analysed file was not recorded".into()))?;
-    crate::files::entity_answer(&state, &caller, &headers, &record).await
+    crate::files::entity_answer(&state, &caller, &headers, record).await
 }

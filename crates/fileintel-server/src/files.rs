@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use fileintel_core::{
-    FileEntity, FileHash, FileRecord, Timestamp, Verdict, VerdictSource, decide, file_entity_context,
+    Decision, FileEntity, FileHash, FileRecord, Timestamp, Verdict, VerdictSource, decide, file_entity_context,
 };
 use fileintel_store::MAX_LOOKBACK_HOURS;
 use serde_json::{Value, json};
@@ -80,17 +80,76 @@ async fn readable_file(
 ) -> Result<FileRecord, ApiError> {
     caller.require_view(state, FILE_READ_ALL).await?;
     let (id, hash) = file_hash(id)?;
-    state.store.get_file(hash).await?.ok_or_else(|| ApiError::NotFound(format!("File {id} was not found")))
+    state.store.get_file(hash).await?.ok_or_else(|| not_found(&id))
 }
 
+fn not_found(id: &str) -> ApiError {
+    ApiError::NotFound(format!("File {id} was not found"))
+}
+
+/// The file a caller names as the caller's tenant sees it: its record, known from telemetry or
+/// analysis, or else a record of that hash alone with nothing observed; the verdicts about it
+/// the tenant may see (its own indicators and every feed); and whether the record was known.
+/// 404 when neither the store nor any such verdict knows the hash.
+struct Judged {
+    record: FileRecord,
+    verdicts: Vec<Verdict>,
+    known: bool,
+}
+
+async fn judged_file(
+    state: &AppState,
+    caller: &Authenticated,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<(String, Judged), ApiError> {
+    caller.require_view(state, FILE_READ_ALL).await?;
+    let (id, hash) = file_hash(id)?;
+    let known = state.store.get_file(hash).await?;
+    let judged = judged(
+        state,
+        caller,
+        known.clone().unwrap_or_else(|| FileRecord { hashes: hash.into(), ..FileRecord::default() }),
+        known.is_some(),
+    )
+    .await?;
+    if !judged.known && judged.verdicts.is_empty() {
+        return Err(not_found(&id));
+    }
+    Ok((id, judged))
+}
+
+async fn judged(state: &AppState, caller: &Authenticated, record: FileRecord, known: bool) -> Result<Judged, ApiError> {
+    let tenant = caller_tenant(caller);
+    let verdicts = state
+        .store
+        .verdicts(&record.hashes)
+        .await?
+        .into_iter()
+        .filter(|verdict| match &verdict.source {
+            VerdictSource::Indicator { tenant: own, .. } => own == tenant,
+            VerdictSource::Feed { .. } => true,
+        })
+        .collect();
+    Ok(Judged { record, verdicts, known })
+}
+
+/// `GET /api/files/{id}`: the file's profile with the determination decided for the caller's
+/// tenant. A file no endpoint reported and nobody analysed, but that a feed or one of the
+/// tenant's indicators judges now, answers with that hash, no prevalence, and the
+/// determination: "what is this file?" has an answer for every hash the team's threat
+/// intelligence names.
 async fn get_file(
     State(state): State<AppState>,
     caller: Authenticated,
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let record = readable_file(&state, &caller, id).await?;
-    entity_answer(&state, &caller, &headers, &record).await
+    let (id, judged) = judged_file(&state, &caller, id).await?;
+    let decision = decide(&judged.verdicts, caller_tenant(&caller), now());
+    if !judged.known && decision.winner.is_none() {
+        return Err(not_found(&id));
+    }
+    Ok(entity_with(&state, &headers, &judged.record, &decision))
 }
 
 /// The File entity of a record as the caller sees it: its profile, with the determination the
@@ -99,17 +158,21 @@ pub(crate) async fn entity_answer(
     state: &AppState,
     caller: &Authenticated,
     headers: &HeaderMap,
-    record: &FileRecord,
+    record: FileRecord,
 ) -> Result<Response, ApiError> {
+    let judged = judged(state, caller, record, true).await?;
+    let decision = decide(&judged.verdicts, caller_tenant(caller), now());
+    Ok(entity_with(state, headers, &judged.record, &decision))
+}
+
+fn entity_with(state: &AppState, headers: &HeaderMap, record: &FileRecord, decision: &Decision) -> Response {
     let context = file_entity_context(&state.config.scheme, request_host(headers, state));
     let mut facts = record.effective_facts();
-    let verdicts = state.store.verdicts(&record.hashes).await?;
-    let decision = decide(&verdicts, caller_tenant(caller), now());
     if decision.winner.is_some() {
         facts.determination_type = decision.determination_type;
-        facts.determination_value = decision.determination_value;
+        facts.determination_value = decision.determination_value.clone();
     }
-    Ok(odata_json(FileEntity::new(context, record, &facts).to_json()))
+    odata_json(FileEntity::new(context, record, &facts).to_json())
 }
 
 /// `GET /api/files/{id}/sources` (a fileintel extension): where each static field of the profile
@@ -151,18 +214,8 @@ async fn get_determinations(
     caller: Authenticated,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let record = readable_file(&state, &caller, id).await?;
+    let (_, Judged { record, verdicts, .. }) = judged_file(&state, &caller, id).await?;
     let tenant = caller_tenant(&caller);
-    let verdicts: Vec<Verdict> = state
-        .store
-        .verdicts(&record.hashes)
-        .await?
-        .into_iter()
-        .filter(|verdict| match &verdict.source {
-            VerdictSource::Indicator { tenant: own, .. } => own == tenant,
-            VerdictSource::Feed { .. } => true,
-        })
-        .collect();
     let now = now();
     let decision = decide(&verdicts, tenant, now);
     let value: Vec<Value> = verdicts

@@ -325,6 +325,30 @@ async fn feeds_decide_the_determination_and_every_source_is_listed() {
     assert_eq!(determinations["value"][0]["saidAt"], "2024-03-01T10:11:12Z");
     assert_eq!(determinations["value"][0]["reference"], "line 2");
 
+    // A hash no endpoint reported but a feed names: answered with that hash, no prevalence,
+    // and the feed's determination; its sources are listed. Statistics stay 404.
+    let only_fed = "9".repeat(64);
+    app.get(&format!("/api/files/{only_fed}")).await.assert_envelope(StatusCode::NOT_FOUND, "ResourceNotFound");
+    let answer = app.send(import("vendor", "csv", format!("{only_fed},Malware,Ransom:Win32/Xorist\n"))).await;
+    assert_eq!(answer.json()["changed"], 1, "{}", answer.text);
+    let file = app.get(&format!("/api/files/{only_fed}")).await.json();
+    assert_eq!(
+        (
+            &file["sha256"],
+            &file["sha1"],
+            &file["globalPrevalence"],
+            &file["determinationType"],
+            &file["determinationValue"]
+        ),
+        (&json!(only_fed), &Value::Null, &Value::Null, &json!("Malware"), &json!("Ransom:Win32/Xorist")),
+        "{file}"
+    );
+    let determinations = app.get(&format!("/api/files/{only_fed}/determinations")).await.json();
+    assert_eq!(determinations["value"][0]["source"], "vendor", "{determinations}");
+    app.get(&format!("/api/files/{only_fed}/stats")).await.assert_envelope(StatusCode::NOT_FOUND, "ResourceNotFound");
+    // A hash no feed names is still unknown.
+    app.get(&format!("/api/files/{}", "8".repeat(64))).await.assert_envelope(StatusCode::NOT_FOUND, "ResourceNotFound");
+
     // A source nobody configured, or no format: refused in the envelope.
     app.send(import("stranger", "csv", String::new())).await.assert_envelope(StatusCode::BAD_REQUEST, "BadRequest");
     let request = Request::post("/api/feeds/import?source=vendor").body(Body::empty()).unwrap();
