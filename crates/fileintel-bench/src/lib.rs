@@ -67,6 +67,11 @@ pub struct BenchArgs {
     /// server process. The benchmark application's budget is raised so it is never refused.
     #[arg(long, requires = "auth")]
     pub redis: Option<String>,
+    /// Keep the store in PostgreSQL instead of the embedded store: the database
+    /// `fileintel_bench_<files>` is made afresh on the server this URL names (e.g.
+    /// postgres://postgres@127.0.0.1:5432/postgres) and kept after the run.
+    #[arg(long)]
+    pub database_url: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -79,6 +84,8 @@ pub struct LoadFigures {
 
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
+    /// `embedded` or `postgresql`.
+    pub backend: String,
     pub files: u64,
     pub observations: u64,
     pub machine: String,
@@ -110,11 +117,18 @@ impl Drop for Guard {
 }
 
 /// `fileintel ingest` of `input` into a fresh `data_dir`.
-pub(crate) fn ingest_fresh(exe: &Path, data_dir: &Path, input: &Path) -> anyhow::Result<()> {
+/// `fileintel ingest` of `input` into a fresh store: `store` names it (`--data-dir DIR`, or
+/// `--database-url URL` of a fresh database); the data directory is removed first.
+pub(crate) fn ingest_fresh(
+    exe: &Path,
+    store: &[std::ffi::OsString],
+    data_dir: &Path,
+    input: &Path,
+) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(data_dir);
     let status = Command::new(exe)
-        .args(["ingest", "--data-dir"])
-        .arg(data_dir)
+        .arg("ingest")
+        .args(store)
         .arg(input)
         .stdout(Stdio::null())
         .status()
@@ -196,6 +210,36 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let mut report = Report { files: args.files, machine: machine(), date: today(), ..Default::default() };
     let input = args.work_dir.join(format!("observations-{}.ndjson", args.files));
     let data_dir = args.work_dir.join(format!("data-{}", args.files));
+    // On PostgreSQL the data directory holds only the server's admin socket; `store` names the
+    // store for every command: the data directory, or the database.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let database = match &args.database_url {
+        Some(server) => {
+            let name = format!("fileintel_bench_{}", args.files);
+            Some(match args.reuse_store {
+                true => fileintel_postgres::testing::with_database(server, &name),
+                false => runtime
+                    .block_on(fileintel_postgres::testing::recreate_database(server, &name))
+                    .with_context(|| format!("making the database {name}"))?,
+            })
+        }
+        None => None,
+    };
+    let store: Vec<std::ffi::OsString> = match &database {
+        Some(url) => vec!["--database-url".into(), url.into(), "--data-dir".into(), data_dir.clone().into()],
+        None => vec!["--data-dir".into(), data_dir.clone().into()],
+    };
+    report.backend = if database.is_some() { "postgresql".into() } else { "embedded".into() };
+    // PostgreSQL's empty database (catalogs, the schema) is not the files' bytes.
+    let database_bytes = |runtime: &tokio::runtime::Runtime| -> anyhow::Result<u64> {
+        let Some(url) = &database else { return Ok(0) };
+        runtime.block_on(async {
+            use fileintel_store::Store;
+            let store = fileintel_postgres::PgStore::connect(url, fileintel_postgres::PgOptions::default()).await?;
+            Ok(store.stats().await?.disk_bytes)
+        })
+    };
+    let empty_bytes = if args.reuse_store { 0 } else { database_bytes(&runtime)? };
 
     if !args.reuse_store {
         if !input.exists() {
@@ -215,12 +259,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
 
         eprintln!("fileintel ingest ...");
         let started = Instant::now();
-        ingest_fresh(&exe, &data_dir, &input)?;
+        ingest_fresh(&exe, &store, &data_dir, &input)?;
         let ingest_seconds = started.elapsed().as_secs_f64();
         report.ingest_observations_per_second = observations as f64 / ingest_seconds;
         report.ingest_ratio = report.ingest_observations_per_second / report.parse_only_observations_per_second;
     }
-    report.disk_bytes = dir_size(&data_dir);
+    report.disk_bytes = match &database {
+        Some(_) => database_bytes(&runtime)?.saturating_sub(empty_bytes),
+        None => dir_size(&data_dir),
+    };
     report.disk_bytes_per_file = report.disk_bytes as f64 / args.files as f64;
 
     // Servers: ours on the store, the ceiling on one of our responses.
@@ -230,13 +277,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         (true, None) => "on, in process".into(),
         (true, Some(_)) => "on, in redis".into(),
     };
-    let credentials = if args.auth { Some(register_application(&exe, &data_dir)?) } else { None };
+    let credentials = if args.auth { Some(register_application(&exe, &store)?) } else { None };
     let ours_address = free_port()?;
     let log = std::fs::File::create(args.work_dir.join("serve.log"))?;
     let ours = Guard(
         Command::new(&exe)
-            .args(["serve", "--data-dir"])
-            .arg(&data_dir)
+            .arg("serve")
+            .args(&store)
             .args(["--listen", &ours_address.to_string(), "--workers", &args.server_workers.to_string()])
             .args(server_flags(&args, credentials.as_ref()))
             .env("FILEINTEL_LOG", "warn")
@@ -357,10 +404,10 @@ fn server_flags(args: &BenchArgs, credentials: Option<&(String, String)>) -> Vec
 }
 
 /// Registers a benchmark application (File.Read.All) in the store before the server starts.
-fn register_application(exe: &Path, data_dir: &Path) -> anyhow::Result<(String, String)> {
+fn register_application(exe: &Path, store: &[std::ffi::OsString]) -> anyhow::Result<(String, String)> {
     let output = Command::new(exe)
-        .args(["apps", "create", "--tenant", "bench", "--name", "bench", "--role", "File.Read.All", "--data-dir"])
-        .arg(data_dir)
+        .args(["apps", "create", "--tenant", "bench", "--name", "bench", "--role", "File.Read.All"])
+        .args(store)
         .output()
         .context("running fileintel apps create")?;
     if !output.status.success() {
@@ -524,7 +571,7 @@ pub(crate) fn peak_rss_mb(pid: u32) -> Option<f64> {
 
 fn print_report(report: &Report) {
     println!("machine: {}  date: {}", report.machine, report.date);
-    println!("files: {}  observations: {}", report.files, report.observations);
+    println!("store: {}  files: {}  observations: {}", report.backend, report.files, report.observations);
     if report.observations > 0 {
         println!(
             "ingest: {:.0} obs/s   parse-only: {:.0} obs/s   ratio {:.2}",

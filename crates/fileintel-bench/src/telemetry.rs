@@ -259,7 +259,7 @@ fn stats_latency(args: &TelemetryArgs, exe: &Path, report: &mut TelemetryReport)
     let input = args.work_dir.join("stats-fleet.ndjson");
     write_stats_fleet(&input, args.devices)?;
     let data_dir = args.work_dir.join("data-stats");
-    crate::ingest_fresh(exe, &data_dir, &input)?;
+    crate::ingest_fresh(exe, &["--data-dir".into(), data_dir.clone().into()], &data_dir, &input)?;
     let address = free_port()?;
     let log = std::fs::File::create(args.work_dir.join("serve-stats.log"))?;
     let ours = Guard(

@@ -45,6 +45,9 @@ pub struct AuthState {
     pub view_data_roles: Vec<String>,
     ring: RwLock<Arc<KeyRing>>,
     cache: RwLock<HashMap<String, Caller>>,
+    /// When the signing keys were last read again from the store because a token named a key
+    /// this process did not know (another replica made or rotated it): at most once a second.
+    keys_reloaded: std::sync::Mutex<Option<std::time::Instant>>,
     /// Other OpenID issuers whose tokens are accepted (e.g. a real Entra ID tenant).
     external: ExternalIssuers,
     /// Bounds concurrent credential checks (argon2 needs CPU and memory): one per core.
@@ -66,6 +69,7 @@ impl AuthState {
             view_data_roles: fileintel_auth::default_view_data_roles(),
             ring: RwLock::new(Arc::new(ring)),
             cache: RwLock::default(),
+            keys_reloaded: std::sync::Mutex::new(None),
             external: ExternalIssuers::default(),
             credential_checks: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map(|cores| cores.get()).unwrap_or(2),
@@ -122,6 +126,18 @@ impl AuthState {
         } else {
             self.public_urls.first().cloned().unwrap_or(requested)
         }
+    }
+
+    /// Whether a token naming an unknown key may make this process read the keys again now;
+    /// claims the turn when it may (once a second, so unknown kids cannot flood the store).
+    fn may_reload_keys(&self) -> bool {
+        let Ok(mut last) = self.keys_reloaded.lock() else { return false };
+        let now = std::time::Instant::now();
+        if last.is_some_and(|last| now.duration_since(last) < std::time::Duration::from_secs(1)) {
+            return false;
+        }
+        *last = Some(now);
+        true
     }
 
     /// Forgets every verified token, so the next use of each is checked again (after an
@@ -207,7 +223,17 @@ pub async fn authenticate(
             return Err(ApiError::TooManyRequests { retry_after: decision.retry_after });
         }
     }
-    let caller = state.auth.verify(token).await.map_err(|error| ApiError::Unauthorized(error.to_string()))?;
+    let caller = match state.auth.verify(token).await {
+        // Replicas share their keys through the store: a key made or rotated by another
+        // replica is read when a token first names it.
+        Err(fileintel_auth::AuthError::UnknownKey(_)) if state.auth.may_reload_keys() => {
+            let keys = state.store.signing_keys().await?;
+            state.auth.set_keys(keys).map_err(|error| ApiError::Internal(format!("signing keys: {error}")))?;
+            state.auth.verify(token).await
+        }
+        verified => verified,
+    }
+    .map_err(|error| ApiError::Unauthorized(error.to_string()))?;
     // A token fileintel issued to an application holds only while that application exists.
     if caller.issued_here && !caller.is_delegated() {
         let app = caller.app_id.as_deref().unwrap_or_default();

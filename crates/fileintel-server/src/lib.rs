@@ -127,6 +127,7 @@ pub fn router(state: AppState) -> Router {
         .merge(metadata::router())
         .merge(tokens::router())
         .route("/health", axum::routing::get(health))
+        .route("/ready", axum::routing::get(ready))
         // After routing, so it knows which API a request is for.
         .layer(axum::middleware::from_fn_with_state(state.clone(), throttle::enforce))
         .fallback(not_found)
@@ -137,6 +138,32 @@ pub fn router(state: AppState) -> Router {
 
 async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
     (StatusCode::OK, axum::Json(serde_json::json!({"status": "ok", "rateLimits": state.limiter.backend()})))
+}
+
+/// `GET /ready`: whether this replica can serve: the store answers and, when rate limits are
+/// shared through Redis, Redis answers. 200 `{"status": "ready"}`, else 503 with the reasons,
+/// for load balancers to route around it until it recovers (it does, by itself).
+async fn ready(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
+    let (store, redis) = tokio::join!(
+        tokio::time::timeout(std::time::Duration::from_secs(5), state.store.ready()),
+        state.limiter.ready()
+    );
+    let mut reasons = Vec::new();
+    match store {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => reasons.push(format!("store: {error}")),
+        Err(_) => reasons.push("store: no answer within 5 s".to_owned()),
+    }
+    if let Err(reason) = redis {
+        reasons.push(reason);
+    }
+    match reasons.is_empty() {
+        true => (StatusCode::OK, axum::Json(serde_json::json!({"status": "ready"}))),
+        false => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"status": "not ready", "reasons": reasons})),
+        ),
+    }
 }
 
 async fn not_found() -> ApiError {

@@ -655,10 +655,21 @@ pub async fn indicators_are_kept_per_tenant_and_speak_through_verdicts(store: &d
 
 /// Instantiates the whole contract suite as `#[tokio::test]`s for one backend.
 /// `$factory` is an async fn returning `(store, guard)`.
+///
+/// `contract_suite!(optional $factory)` is for backends that need a server: `$factory` returns
+/// `Option<(store, guard)>`, and each test passes without running when it gives `None` (the
+/// factory says why, e.g. "skipped: set FILEINTEL_TEST_DATABASE_URL").
 #[macro_export]
 macro_rules! contract_suite {
+    (optional $factory:ident) => {
+        $crate::contract_suite!(@suite tests_optional $factory);
+    };
     ($factory:ident) => {
-        $crate::contract_suite!(@tests $factory,
+        $crate::contract_suite!(@suite tests $factory);
+    };
+    // The one list of tests, for either arm.
+    (@suite $arm:ident $factory:ident) => {
+        $crate::contract_suite!(@$arm $factory,
             every_hash_resolves_to_the_same_record,
             unknown_hashes_are_not_found,
             distinct_devices_are_counted_exactly_under_duplicates_and_disorder,
@@ -688,6 +699,17 @@ macro_rules! contract_suite {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     let (store, _guard) = super::$factory().await;
+                    $crate::contract::$name(&store).await;
+                }
+            )*
+        }
+    };
+    (@tests_optional $factory:ident, $($name:ident),* $(,)?) => {
+        mod contract {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some((store, _guard)) = super::$factory().await else { return };
                     $crate::contract::$name(&store).await;
                 }
             )*

@@ -23,7 +23,7 @@ use fileintel_core::{
     Verdict, VerdictSource,
 };
 
-pub use fjall_store::{DEFAULT_CACHE_BYTES, FjallStore};
+pub use fjall_store::{DEFAULT_CACHE_BYTES, ExportedFile, FjallStore};
 pub use pipeline::Ingestor;
 
 /// The one error type every backend returns.
@@ -154,6 +154,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<OrgFileStats>, StoreError>;
 
     async fn stats(&self) -> Result<StoreStats, StoreError>;
+
+    /// Whether the store can serve now (for `/ready`): `Err` says why not. The embedded store
+    /// is always ready once open; a database backend asks its database.
+    async fn ready(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// Registers an application, or replaces the one with the same tenant and client id.
     async fn put_application(&self, application: Application) -> Result<(), StoreError>;

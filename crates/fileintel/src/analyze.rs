@@ -17,6 +17,9 @@ pub struct AnalyzeArgs {
     /// `GET /api/files/{id}` returns them.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Or record them in PostgreSQL (see `serve --database-url`).
+    #[command(flatten)]
+    database: crate::DatabaseArgs,
     /// Send the files to a running fileintel (e.g. http://127.0.0.1:8080), which analyses and
     /// records them (`POST /api/files/analyze`), instead of analysing here.
     #[arg(long, env = "FILEINTEL_SERVER", conflicts_with = "data_dir")]
@@ -104,12 +107,14 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     }
     let analyzer = args.trust.analyzer()?;
     let started = Instant::now();
-    let store = match &args.data_dir {
-        Some(data_dir) => Some(
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
+    let store: Option<Arc<dyn Store>> = match (runtime.block_on(args.database.connect())?, &args.data_dir) {
+        (Some(database), _) => Some(Arc::new(database)),
+        (None, Some(data_dir)) => Some(Arc::new(
             fileintel_store::FjallStore::open(data_dir)
                 .with_context(|| format!("opening the store in {}", data_dir.display()))?,
-        ),
-        None => None,
+        )),
+        (None, None) => None,
     };
     let jobs = if args.jobs == 0 { std::thread::available_parallelism().map_or(2, usize::from) } else { args.jobs };
     let bar = ProgressBar::new(paths.len() as u64);
@@ -119,8 +124,6 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     );
     let queue = Mutex::new(paths.iter());
     let (sender, results) = std::sync::mpsc::sync_channel::<(PathBuf, anyhow::Result<Analysis>)>(2 * jobs);
-    let runtime = tokio::runtime::Builder::new_current_thread().build().context("starting the runtime")?;
-    let store: Option<Arc<dyn Store>> = store.map(|store| Arc::new(store) as Arc<dyn Store>);
     let (mut files, mut bytes, mut pe_files, mut failed, mut with_problems) = (0u64, 0u64, 0u64, 0u64, 0u64);
     let (mut signed, mut valid, mut invalid) = (0u64, 0u64, 0u64);
     std::thread::scope(|scope| -> anyhow::Result<()> {

@@ -33,6 +33,9 @@ pub struct ImportArgs {
     /// Record in this data directory (no server may hold it).
     #[arg(long, env = "FILEINTEL_DATA_DIR", default_value = "fileintel-data")]
     data_dir: PathBuf,
+    /// Or record in PostgreSQL (see `serve --database-url`).
+    #[command(flatten)]
+    database: crate::DatabaseArgs,
     /// Send the feeds to a running fileintel instead, which applies its own source configuration.
     #[arg(long, env = "FILEINTEL_SERVER")]
     server: Option<String>,
@@ -76,8 +79,13 @@ pub fn run(command: FeedsCommand) -> anyhow::Result<ExitCode> {
         .into_iter()
         .find(|source| source.name == args.source)
         .unwrap_or_else(|| Source::new(args.source.clone(), args.rank));
-    let store = fileintel_store::FjallStore::open(&args.data_dir)
-        .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
+    let store: Box<dyn Store> = match runtime.block_on(args.database.connect())? {
+        Some(database) => Box::new(database),
+        None => Box::new(
+            fileintel_store::FjallStore::open(&args.data_dir)
+                .with_context(|| format!("opening the store in {}", args.data_dir.display()))?,
+        ),
+    };
     for file in &args.files {
         let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
         let (verdicts, rejections) = fileintel_feeds::verdicts(&source, fileintel_feeds::read(args.format, &bytes));

@@ -3,12 +3,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use fileintel_auth::{keys, secrets};
 use fileintel_core::{Application, SigningKey};
-use fileintel_store::{FjallStore, Store, StoreError};
+use fileintel_store::{Store, StoreError};
 use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 
@@ -109,14 +110,16 @@ fn now() -> i64 {
 
 /// The signing keys, generating the first one when there is none.
 pub async fn signing_keys(store: &dyn Store) -> anyhow::Result<Vec<SigningKey>> {
-    let mut found = store.signing_keys().await.context("reading the signing keys")?;
-    if found.is_empty() {
-        let key = keys::generate(now());
-        store.add_signing_key(key.clone()).await.context("storing a new signing key")?;
-        tracing::info!(kid = %key.kid, "generated the first token signing key");
-        found.push(key);
+    let found = store.signing_keys().await.context("reading the signing keys")?;
+    if !found.is_empty() {
+        return Ok(found);
     }
-    Ok(found)
+    let key = keys::generate(now());
+    store.add_signing_key(key.clone()).await.context("storing a new signing key")?;
+    tracing::info!(kid = %key.kid, "generated the first token signing key");
+    // Read again: replicas starting together on one database may each have made one, and all
+    // of them must verify (a key made after this read is found when a token first names it).
+    store.signing_keys().await.context("reading the signing keys")
 }
 
 /// Creates the demo application, or gives it a fresh secret; returns the secret.
@@ -140,16 +143,20 @@ pub async fn refresh_demo_application(store: &dyn Store, tenant: &str, client_id
     Ok(secret)
 }
 
-/// Where the commands act: the store itself, or the server that holds it.
+/// Where the commands act: the store itself (the embedded one when no server holds it, or
+/// PostgreSQL, which every replica shares), or the server that holds the embedded store.
 enum Target {
-    Store(FjallStore),
+    Store(Arc<dyn Store>),
     Server(PathBuf),
 }
 
 impl Target {
-    fn open(args: &StoreArgs) -> anyhow::Result<Target> {
+    async fn open(args: &StoreArgs) -> anyhow::Result<Target> {
+        if let Some(database) = args.database.connect().await? {
+            return Ok(Target::Store(Arc::new(database)));
+        }
         match args.open() {
-            Ok(store) => Ok(Target::Store(store)),
+            Ok(store) => Ok(Target::Store(Arc::new(store))),
             Err(StoreError::Busy(holder)) => {
                 let socket = args.data_dir.join(ADMIN_SOCKET);
                 if !socket.exists() {
@@ -204,7 +211,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub fn run_apps(command: AppsCommand) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         match command {
-            AppsCommand::Create { store, tenant, name, roles } => match Target::open(&store)? {
+            AppsCommand::Create { store, tenant, name, roles } => match Target::open(&store).await? {
                 Target::Store(store) => {
                     let (application, secret) = fileintel_auth::new_application(&tenant, &name, roles, now());
                     store.put_application(application.clone()).await?;
@@ -218,7 +225,7 @@ pub fn run_apps(command: AppsCommand) -> anyhow::Result<ExitCode> {
                     }
                 }
             },
-            AppsCommand::List { store } => match Target::open(&store)? {
+            AppsCommand::List { store } => match Target::open(&store).await? {
                 Target::Store(store) => {
                     let listed = store.list_applications().await?.iter().map(fileintel_auth::public_view).collect();
                     print_json(&Value::Array(listed))?;
@@ -229,7 +236,7 @@ pub fn run_apps(command: AppsCommand) -> anyhow::Result<ExitCode> {
                 },
             },
             AppsCommand::Delete { store, tenant, client_id } => {
-                let deleted = match Target::open(&store)? {
+                let deleted = match Target::open(&store).await? {
                     Target::Store(store) => store.delete_application(&tenant, &client_id).await?,
                     Target::Server(socket) => {
                         match admin(&socket, "DELETE", &format!("/admin/apps/{tenant}/{client_id}"), None).await? {
@@ -244,7 +251,7 @@ pub fn run_apps(command: AppsCommand) -> anyhow::Result<ExitCode> {
                 }
                 println!("deleted application {client_id} of tenant {tenant}");
             }
-            AppsCommand::RotateSecret { store, tenant, client_id } => match Target::open(&store)? {
+            AppsCommand::RotateSecret { store, tenant, client_id } => match Target::open(&store).await? {
                 Target::Store(store) => {
                     let Some(application) = store.get_application(&tenant, &client_id).await? else {
                         bail!("no application {client_id} in tenant {tenant}");
@@ -287,7 +294,7 @@ pub fn run_users(command: UsersCommand) -> anyhow::Result<ExitCode> {
                     Some(password) => password,
                     None => read_password()?,
                 };
-                match Target::open(&store)? {
+                match Target::open(&store).await? {
                     Target::Store(store) => {
                         let user = fileintel_auth::new_user(&tenant, &upn, roles, &password, now());
                         store.put_user(user.clone()).await?;
@@ -302,7 +309,7 @@ pub fn run_users(command: UsersCommand) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-            UsersCommand::List { store } => match Target::open(&store)? {
+            UsersCommand::List { store } => match Target::open(&store).await? {
                 Target::Store(store) => {
                     let listed = store.list_users().await?.iter().map(fileintel_auth::public_user).collect();
                     print_json(&Value::Array(listed))?;
@@ -313,7 +320,7 @@ pub fn run_users(command: UsersCommand) -> anyhow::Result<ExitCode> {
                 },
             },
             UsersCommand::Delete { store, tenant, upn } => {
-                let deleted = match Target::open(&store)? {
+                let deleted = match Target::open(&store).await? {
                     Target::Store(store) => store.delete_user(&tenant, &upn).await?,
                     Target::Server(socket) => {
                         match admin(&socket, "DELETE", &format!("/admin/users/{tenant}/{upn}"), None).await? {
@@ -336,7 +343,7 @@ pub fn run_users(command: UsersCommand) -> anyhow::Result<ExitCode> {
 pub fn run_keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         match command {
-            KeysCommand::Rotate { store } => match Target::open(&store)? {
+            KeysCommand::Rotate { store } => match Target::open(&store).await? {
                 Target::Store(store) => {
                     let key = keys::generate(now());
                     store.add_signing_key(key.clone()).await?;
@@ -347,7 +354,7 @@ pub fn run_keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
                     (status, body) => return Err(server_said(status, &body)),
                 },
             },
-            KeysCommand::List { store } => match Target::open(&store)? {
+            KeysCommand::List { store } => match Target::open(&store).await? {
                 Target::Store(store) => {
                     let listed: Vec<Value> = store
                         .signing_keys()

@@ -90,11 +90,16 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async {
         let mut summaries = Vec::new();
-        let local = match &args.server {
-            Some(_) => None,
-            None => Some(open_store(&args.store)?),
-        };
-        let store: Option<Arc<dyn Store>> = local.clone().map(|store| Arc::new(store) as Arc<dyn Store>);
+        // The embedded store is also kept as itself, to be flushed at the end.
+        let (store, local): (Option<Arc<dyn Store>>, Option<FjallStore>) =
+            match (&args.server, args.store.database.connect().await?) {
+                (Some(_), _) => (None, None),
+                (None, Some(database)) => (Some(Arc::new(database)), None),
+                (None, None) => {
+                    let local = open_store(&args.store)?;
+                    (Some(Arc::new(local.clone())), Some(local))
+                }
+            };
         match &store {
             Some(store) => {
                 let progress = Arc::new(Progress::default());

@@ -5,6 +5,7 @@ mod devcert;
 mod feeds;
 mod identity;
 mod ingest;
+mod migrate;
 mod roots;
 mod serve;
 
@@ -38,6 +39,8 @@ enum Command {
     /// Users who may obtain delegated tokens (the password grant).
     #[command(subcommand)]
     Users(identity::UsersCommand),
+    /// PostgreSQL: apply the schema's migrations (serve does too, at start).
+    Migrate(migrate::MigrateArgs),
     /// The keys fileintel signs access tokens with.
     #[command(subcommand)]
     Keys(identity::KeysCommand),
@@ -56,16 +59,54 @@ enum Command {
     BenchCeiling(fileintel_bench::CeilingArgs),
 }
 
-/// Where the embedded store lives.
+/// Where the store lives: the embedded store in a data directory (the default), or PostgreSQL.
 #[derive(clap::Args, Debug, Clone)]
 pub struct StoreArgs {
-    /// Data directory of the embedded store (created if missing).
+    /// Data directory of the embedded store (created if missing). With --database-url it holds
+    /// only this process's own files (the admin socket).
     #[arg(long, env = "FILEINTEL_DATA_DIR", default_value = "fileintel-data")]
     pub data_dir: PathBuf,
     /// Block cache of the embedded store, in MiB: lookups are fastest when the store's filters
     /// and index blocks fit in it (about 100 MiB at 10 million files).
     #[arg(long, env = "FILEINTEL_CACHE_MB", default_value_t = fileintel_store::DEFAULT_CACHE_BYTES >> 20)]
     pub cache_mb: u64,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+/// PostgreSQL as the store, shared by every replica, instead of the embedded one.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct DatabaseArgs {
+    /// PostgreSQL to use instead of the embedded store (`postgres://user:password@host:5432/db`).
+    /// Migrations run at start.
+    #[arg(long, env = "FILEINTEL_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Seconds a request waits for the database (a pooled connection, then each statement)
+    /// before it is answered 503 ServiceUnavailable.
+    #[arg(long, env = "FILEINTEL_DATABASE_TIMEOUT", default_value_t = 5)]
+    pub database_timeout: u64,
+    /// Connections each process keeps to the database at most.
+    #[arg(long, env = "FILEINTEL_DATABASE_CONNECTIONS", default_value_t = 16)]
+    pub database_connections: usize,
+}
+
+impl DatabaseArgs {
+    /// The PostgreSQL store, migrated, when a database URL is given.
+    pub async fn connect(&self) -> anyhow::Result<Option<fileintel_postgres::PgStore>> {
+        let Some(url) = &self.database_url else { return Ok(None) };
+        let timeout = std::time::Duration::from_secs(self.database_timeout.max(1));
+        let options = fileintel_postgres::PgOptions {
+            max_connections: self.database_connections.max(1),
+            connect_timeout: timeout,
+            acquire_timeout: timeout,
+            statement_timeout: timeout,
+        };
+        let store = fileintel_postgres::PgStore::connect(url, options)
+            .await
+            .map_err(anyhow::Error::new)
+            .map_err(|error| error.context("connecting to PostgreSQL (--database-url)"))?;
+        Ok(Some(store))
+    }
 }
 
 impl StoreArgs {
@@ -90,6 +131,7 @@ fn main() -> std::process::ExitCode {
         Command::Users(command) => identity::run_users(command),
         Command::Keys(command) => identity::run_keys(command),
         Command::DevCert(args) => devcert::run(args),
+        Command::Migrate(args) => migrate::run(args),
         Command::Bench(args) => fileintel_bench::run(args),
         Command::BenchTelemetry(args) => fileintel_bench::run_telemetry(args),
         Command::BenchAnalysis(args) => fileintel_bench::run_analysis(args),

@@ -1,4 +1,4 @@
-//! `fileintel serve`: the API on the embedded store.
+//! `fileintel serve`: the API, on the embedded store or on PostgreSQL shared by several replicas.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -121,37 +121,39 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let store = args.store.open().with_context(|| format!("opening the store in {}", args.store.data_dir.display()))?;
-    let listener =
-        tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
-    let address = listener.local_addr().context("reading the bound address")?;
-    store
-        .describe_holder(&format!("fileintel serve (pid {}) listening on http://{address}", std::process::id()))
-        .context("recording the lock holder")?;
-    // Window entries that no look-back can reach any more are swept a minute after start, then
-    // every six hours, off the request path.
-    let sweeper = store.clone();
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval_at(
-            tokio::time::Instant::now() + Duration::from_secs(60),
-            Duration::from_secs(6 * 3600),
-        );
-        loop {
-            every.tick().await;
-            let store = sweeper.clone();
-            let now = fileintel_core::Timestamp(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |elapsed| (elapsed.as_nanos() / 100) as i64),
-            );
-            match tokio::task::spawn_blocking(move || store.sweep_windows(now)).await {
-                Ok(Ok(removed)) => tracing::debug!(removed, "swept window entries out of reach"),
-                Ok(Err(error)) => tracing::warn!(%error, "sweeping window entries failed"),
-                Err(error) => tracing::warn!(%error, "the sweep task failed"),
-            }
+    let listen = args.listen;
+    let (store, address, listener, location) = match args.store.database.connect().await? {
+        // Replicas keep no state of their own: everything is in the database.
+        Some(database) => {
+            let (listener, address) = bind(listen).await?;
+            let sweeper = database.clone();
+            every_six_hours(move |now| {
+                let store = sweeper.clone();
+                async move { store.sweep_windows(now).await }
+            });
+            std::fs::create_dir_all(&args.store.data_dir)
+                .with_context(|| format!("creating {}", args.store.data_dir.display()))?;
+            (Arc::new(database) as Arc<dyn Store>, address, listener, "PostgreSQL".to_owned())
         }
-    });
-    let store: Arc<dyn Store> = Arc::new(store);
+        None => {
+            let store =
+                args.store.open().with_context(|| format!("opening the store in {}", args.store.data_dir.display()))?;
+            let (listener, address) = bind(listen).await?;
+            store
+                .describe_holder(&format!("fileintel serve (pid {}) listening on http://{address}", std::process::id()))
+                .context("recording the lock holder")?;
+            let sweeper = store.clone();
+            every_six_hours(move |now| {
+                let store = sweeper.clone();
+                async move {
+                    tokio::task::spawn_blocking(move || store.sweep_windows(now))
+                        .await
+                        .map_err(|error| fileintel_store::StoreError::Backend(format!("the sweep task: {error}")))?
+                }
+            });
+            (Arc::new(store) as Arc<dyn Store>, address, listener, args.store.data_dir.display().to_string())
+        }
+    };
     if args.demo {
         let mut ingestor = Ingestor::new(store.clone(), 10_000);
         ingestor.push(demo_observations(std::time::SystemTime::now()).as_bytes()).await?;
@@ -201,6 +203,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let (limits, limiter) = rate_limits(&args)?;
     let state = AppState::new(store, config, auth).with_rate_limits(limits, limiter);
+    if args.store.database.database_url.is_some() {
+        refresh_keys(state.clone());
+    }
     if args.insecure_no_auth {
         tracing::warn!(
             "AUTHENTICATION IS OFF (--insecure-no-auth): anyone who can reach {address} can read and write everything"
@@ -208,7 +213,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     // Bound before the address is announced, so that whoever reads it can use the socket at once.
     let admin = bind_admin_socket(&args.store.data_dir)?;
-    tracing::info!(%address, data_dir = %args.store.data_dir.display(), "fileintel is serving");
+    tracing::info!(%address, store = %location, "fileintel is serving");
     // On stdout as well, for scripts and tests that asked for port 0.
     say(&format!("fileintel listening on {scheme}://{address}"));
     if let Some(secret) = demo_secret {
@@ -239,6 +244,64 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Replicas share signing keys through the database: a key rotated through any of them (or with
+/// `fileintel keys rotate`) is read by all within half a minute and signs from then on. A token
+/// naming a key not read yet is checked after reading the keys at once (see `authenticate`).
+fn refresh_keys(state: AppState) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(30));
+        every.tick().await;
+        loop {
+            every.tick().await;
+            match state.store.signing_keys().await {
+                Ok(keys)
+                    if keys.iter().map(|key| &key.kid).ne(state.auth.key_ring().keys.iter().map(|key| &key.kid)) =>
+                {
+                    if let Err(error) = state.auth.set_keys(keys) {
+                        tracing::warn!(%error, "the signing keys in the database are unusable");
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "reading the signing keys failed"),
+            }
+        }
+    });
+}
+
+async fn bind(listen: SocketAddr) -> anyhow::Result<(tokio::net::TcpListener, SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
+    let address = listener.local_addr().context("reading the bound address")?;
+    Ok((listener, address))
+}
+
+/// Window entries that no look-back can reach any more are swept a minute after start, then
+/// every six hours, off the request path (on PostgreSQL every replica does; the second finds
+/// little left).
+fn every_six_hours<F, Fut>(sweep: F)
+where
+    F: Fn(fileintel_core::Timestamp) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<u64, fileintel_store::StoreError>> + Send,
+{
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval_at(
+            tokio::time::Instant::now() + Duration::from_secs(60),
+            Duration::from_secs(6 * 3600),
+        );
+        loop {
+            every.tick().await;
+            let now = fileintel_core::Timestamp(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |elapsed| (elapsed.as_nanos() / 100) as i64),
+            );
+            match sweep(now).await {
+                Ok(removed) => tracing::debug!(removed, "swept window entries out of reach"),
+                Err(error) => tracing::warn!(%error, "sweeping window entries failed"),
+            }
+        }
+    });
 }
 
 fn rate_limits(args: &ServeArgs) -> anyhow::Result<(RateLimits, Limiter)> {

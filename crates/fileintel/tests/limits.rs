@@ -2,65 +2,15 @@
 //! answering when that Redis goes away. Needs a Redis named by FILEINTEL_TEST_REDIS (CI sets
 //! redis://127.0.0.1:6379) and `redis-server` on the PATH for the outage; skipped otherwise.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+mod common;
+
+use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{BIN, Node, Process, call, spawn_node};
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_fileintel");
-
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct Node {
-    _process: Process,
-    address: SocketAddr,
-}
-
-fn spawn_node(data_dir: &Path, args: &[&str]) -> Node {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .args(args)
-        .env("FILEINTEL_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-    let address = line.trim().rsplit("://").next().unwrap().parse().unwrap_or_else(|_| panic!("first line: {line:?}"));
-    Node { _process: Process(child), address }
-}
-
-/// (status, headers, body) of one HTTP/1.1 exchange.
-fn call(address: SocketAddr, method: &str, path: &str, body: &str, token: Option<&str>) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(address).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let authorization = token.map(|token| format!("Authorization: Bearer {token}\r\n")).unwrap_or_default();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\n{authorization}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    (status, head.to_lowercase(), body.to_owned())
-}
 
 /// Two nodes sharing `redis`: A issues tokens, B trusts A as an external issuer, so one
 /// application's token works on both and spends one budget. Returns the nodes and a token.

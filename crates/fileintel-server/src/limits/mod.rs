@@ -150,6 +150,17 @@ impl Limiter {
         }
     }
 
+    /// For readiness: `Err` with the reason when Redis is configured and does not answer a
+    /// `PING` within the check deadline; `Ok` when it answers or is not configured.
+    pub async fn ready(&self) -> Result<(), String> {
+        let Some(redis) = &self.redis else { return Ok(()) };
+        match tokio::time::timeout(REDIS_DEADLINE, redis.ping()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(format!("redis: {error}")),
+            Err(_) => Err(format!("redis: no answer within {REDIS_DEADLINE:?}")),
+        }
+    }
+
     /// Checks and, when allowed, records one call under `key`.
     pub async fn check(&self, key: &str, windows: &[Window]) -> Decision {
         self.apply(key, windows, true).await

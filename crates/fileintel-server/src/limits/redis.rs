@@ -66,6 +66,12 @@ impl RedisLimiter {
         Ok(RedisLimiter { connection, script: redis::Script::new(SCRIPT) })
     }
 
+    /// Whether Redis answers a `PING`.
+    pub async fn ping(&self) -> Result<(), redis::RedisError> {
+        let mut connection = self.connection.clone();
+        redis::cmd("PING").query_async::<String>(&mut connection).await.map(drop)
+    }
+
     /// Checks and, when allowed, records a call (or with `record` false, only looks).
     pub async fn check(&self, key: &str, windows: &[Window], record: bool) -> Result<Decision, redis::RedisError> {
         let mut invocation = self.script.key(format!("fileintel:ratelimit:{key}"));

@@ -47,7 +47,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{DeviceSighting, IngestOutcome, OrgFileStats, Store, StoreError, StoreStats, TOP_FILE_NAMES};
 
+mod export;
 mod writer;
+
+pub use export::ExportedFile;
 
 /// Written as the first byte of every value. Version 2 added names to sightings, activity to
 /// devices and endpoint reports to file records; version 1 values of those are still read.

@@ -1,0 +1,249 @@
+//! Verdicts and indicators. Writers take one transaction-scoped advisory lock, as fjall's take
+//! its `verdict_writes` mutex: whether a statement supersedes the stored one is decided on what
+//! was read, so two replicas must not interleave there. Readers take no lock.
+
+use std::collections::{BTreeMap, HashMap};
+
+use deadpool_postgres::Transaction;
+use fileintel_core::{FileHashes, Indicator, Verdict, VerdictSource};
+
+use crate::error::Failure;
+use crate::reads::{from_json, to_json};
+
+/// The advisory lock key verdict and indicator writers hold ("fiverdic" in ASCII).
+const VERDICT_LOCK: i64 = 0x6669_7665_7264_6963;
+
+/// Hash kind, hash: the keys a file's verdicts are kept under (0 MD5, 1 SHA-1, 2 SHA-256, as
+/// fjall numbers them, so that lookups visit them in fjall's order).
+fn verdict_keys(hashes: &FileHashes) -> Vec<(i16, &[u8])> {
+    let mut keys = Vec::with_capacity(3);
+    if let Some(md5) = &hashes.md5 {
+        keys.push((0, &md5.0[..]));
+    }
+    if let Some(sha1) = &hashes.sha1 {
+        keys.push((1, &sha1.0[..]));
+    }
+    if let Some(sha256) = &hashes.sha256 {
+        keys.push((2, &sha256.0[..]));
+    }
+    keys
+}
+
+async fn lock(tx: &Transaction<'_>) -> Result<(), Failure> {
+    let statement = tx.prepare_cached("SELECT pg_advisory_xact_lock($1)").await?;
+    tx.execute(&statement, &[&VERDICT_LOCK]).await?;
+    Ok(())
+}
+
+const STORED_VERDICTS: &str = "
+    SELECT v.hash_kind, v.hash, v.source, v.verdict::text
+    FROM verdicts AS v
+    JOIN unnest($1::int2[], $2::bytea[], $3::text[]) AS k(hash_kind, hash, source)
+      ON v.hash_kind = k.hash_kind AND v.hash = k.hash AND v.source = k.source";
+
+const WRITE_VERDICTS: &str = "
+    INSERT INTO verdicts (hash_kind, hash, source, verdict)
+    SELECT k.hash_kind, k.hash, k.source, k.verdict::json
+    FROM unnest($1::int2[], $2::bytea[], $3::text[], $4::text[]) AS k(hash_kind, hash, source, verdict)
+    ON CONFLICT (hash_kind, hash, source) DO UPDATE SET verdict = excluded.verdict";
+
+const DELETE_VERDICTS: &str = "
+    DELETE FROM verdicts AS v
+    USING unnest($1::int2[], $2::bytea[]) AS k(hash_kind, hash)
+    WHERE v.hash_kind = k.hash_kind AND v.hash = k.hash AND v.source = $3
+    RETURNING 1";
+
+type Key = (i16, Vec<u8>, String);
+
+/// Writes verdicts under their keys, each replacing whatever was there.
+async fn write(tx: &Transaction<'_>, writes: &[(Key, &Verdict)]) -> Result<(), Failure> {
+    if writes.is_empty() {
+        return Ok(());
+    }
+    let kinds: Vec<i16> = writes.iter().map(|((kind, _, _), _)| *kind).collect();
+    let hashes: Vec<&[u8]> = writes.iter().map(|((_, hash, _), _)| hash.as_slice()).collect();
+    let sources: Vec<&str> = writes.iter().map(|((_, _, source), _)| source.as_str()).collect();
+    let mut texts = Vec::with_capacity(writes.len());
+    for (_, verdict) in writes {
+        texts.push(to_json("verdict", verdict)?);
+    }
+    let statement = tx.prepare_cached(WRITE_VERDICTS).await?;
+    tx.execute(&statement, &[&kinds, &hashes, &sources, &texts]).await?;
+    Ok(())
+}
+
+async fn delete(tx: &Transaction<'_>, hashes: &FileHashes, source: &str) -> Result<bool, Failure> {
+    let keys = verdict_keys(hashes);
+    let kinds: Vec<i16> = keys.iter().map(|(kind, _)| *kind).collect();
+    let bytes: Vec<&[u8]> = keys.iter().map(|(_, hash)| *hash).collect();
+    let statement = tx.prepare_cached(DELETE_VERDICTS).await?;
+    Ok(!tx.query(&statement, &[&kinds, &bytes, &source]).await?.is_empty())
+}
+
+/// `Store::put_verdicts` as one attempt of its transaction: fjall's rule, each statement
+/// competing with what is stored and with the earlier statements of the same call.
+pub(crate) async fn put_verdicts(tx: &Transaction<'_>, verdicts: &[(FileHashes, Verdict)]) -> Result<u64, Failure> {
+    lock(tx).await?;
+    let mut keys: Vec<Key> = Vec::new();
+    for (hashes, verdict) in verdicts {
+        let source = verdict.source.key();
+        keys.extend(verdict_keys(hashes).into_iter().map(|(kind, hash)| (kind, hash.to_vec(), source.clone())));
+    }
+    let mut stored: HashMap<Key, Verdict> = HashMap::new();
+    if !keys.is_empty() {
+        let kinds: Vec<i16> = keys.iter().map(|key| key.0).collect();
+        let hashes: Vec<&[u8]> = keys.iter().map(|key| key.1.as_slice()).collect();
+        let sources: Vec<&str> = keys.iter().map(|key| key.2.as_str()).collect();
+        let statement = tx.prepare_cached(STORED_VERDICTS).await?;
+        for row in tx.query(&statement, &[&kinds, &hashes, &sources]).await? {
+            let key = (row.try_get(0)?, row.try_get::<_, Vec<u8>>(1)?, row.try_get(2)?);
+            stored.insert(key, from_json("verdict", row.try_get(3)?)?);
+        }
+    }
+    // The last statement written under each key, in the order first written.
+    let mut latest: Vec<(Key, &Verdict)> = Vec::new();
+    let mut position: HashMap<Key, usize> = HashMap::new();
+    let mut changed = 0;
+    for (hashes, verdict) in verdicts {
+        let source = verdict.source.key();
+        let mut wrote = false;
+        for (kind, hash) in verdict_keys(hashes) {
+            let key = (kind, hash.to_vec(), source.clone());
+            let known = position.get(&key).map(|&index| latest[index].1).or_else(|| stored.get(&key));
+            if known.is_some_and(|known| !verdict.supersedes(known) || known == verdict) {
+                continue;
+            }
+            match position.get(&key) {
+                Some(&index) => latest[index].1 = verdict,
+                None => {
+                    position.insert(key.clone(), latest.len());
+                    latest.push((key, verdict));
+                }
+            }
+            wrote = true;
+        }
+        changed += u64::from(wrote);
+    }
+    write(tx, &latest).await?;
+    Ok(changed)
+}
+
+/// Every source's verdict about the file with these hashes: fjall's order of visiting (MD5,
+/// SHA-1, SHA-256, each by source key), the first kept unless a later one is strictly newer.
+pub(crate) async fn verdicts(client: &deadpool_postgres::Client, hashes: &FileHashes) -> Result<Vec<Verdict>, Failure> {
+    let keys = verdict_keys(hashes);
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let kinds: Vec<i16> = keys.iter().map(|(kind, _)| *kind).collect();
+    let bytes: Vec<&[u8]> = keys.iter().map(|(_, hash)| *hash).collect();
+    let statement = client
+        .prepare_cached(
+            "SELECT v.verdict::text
+             FROM verdicts AS v
+             JOIN unnest($1::int2[], $2::bytea[]) AS k(hash_kind, hash)
+               ON v.hash_kind = k.hash_kind AND v.hash = k.hash
+             ORDER BY v.hash_kind, v.source",
+        )
+        .await?;
+    let mut by_source: BTreeMap<String, Verdict> = BTreeMap::new();
+    for row in client.query(&statement, &[&kinds, &bytes]).await? {
+        let verdict: Verdict = from_json("verdict", row.try_get(0)?)?;
+        let key = verdict.source.key();
+        if by_source.get(&key).is_none_or(|known| verdict.said_at > known.said_at) {
+            by_source.insert(key, verdict);
+        }
+    }
+    Ok(by_source.into_values().collect())
+}
+
+pub(crate) async fn delete_verdict(
+    tx: &Transaction<'_>,
+    hashes: &FileHashes,
+    source: &VerdictSource,
+) -> Result<bool, Failure> {
+    lock(tx).await?;
+    delete(tx, hashes, &source.key()).await
+}
+
+/// `Store::put_indicator` as one attempt of its transaction: the indicator of the same tenant,
+/// type and (ASCII case-insensitive) value keeps its id and creation, else a new id is drawn
+/// from a sequence shared by every tenant; its verdict is written, or taken back, with it.
+pub(crate) async fn put_indicator(tx: &Transaction<'_>, mut indicator: Indicator) -> Result<Indicator, Failure> {
+    lock(tx).await?;
+    let value_key = indicator.indicator_value.to_ascii_lowercase();
+    let statement = tx
+        .prepare_cached(
+            "SELECT id, indicator::text FROM indicators
+             WHERE tenant = $1 AND indicator_type = $2 AND value_key = $3",
+        )
+        .await?;
+    let id: i64 = match tx.query_opt(&statement, &[&indicator.tenant, &indicator.indicator_type, &value_key]).await? {
+        Some(row) => {
+            let previous: Indicator = from_json("indicator", row.try_get(1)?)?;
+            indicator.creation_time = previous.creation_time;
+            indicator.created_by = previous.created_by;
+            row.try_get(0)?
+        }
+        None => {
+            let statement = tx.prepare_cached("SELECT nextval('indicator_ids')").await?;
+            tx.query_one(&statement, &[]).await?.try_get(0)?
+        }
+    };
+    indicator.id = id.to_string();
+    let statement = tx
+        .prepare_cached(
+            "INSERT INTO indicators (tenant, id, indicator_type, value_key, indicator)
+             VALUES ($1, $2, $3, $4, $5::text::json)
+             ON CONFLICT (tenant, id) DO UPDATE SET indicator = excluded.indicator",
+        )
+        .await?;
+    let text = to_json("indicator", &indicator)?;
+    tx.execute(&statement, &[&indicator.tenant, &id, &indicator.indicator_type, &value_key, &text]).await?;
+    let source = VerdictSource::Indicator { tenant: indicator.tenant.clone(), id: indicator.id.clone() }.key();
+    match indicator.verdict() {
+        Some((hashes, verdict)) => {
+            let writes: Vec<(Key, &Verdict)> = verdict_keys(&hashes)
+                .into_iter()
+                .map(|(kind, hash)| ((kind, hash.to_vec(), source.clone()), &verdict))
+                .collect();
+            write(tx, &writes).await?;
+        }
+        None => {
+            if let Ok(hash) = indicator.hash() {
+                delete(tx, &FileHashes::from(hash), &source).await?;
+            }
+        }
+    }
+    Ok(indicator)
+}
+
+pub(crate) async fn list_indicators(
+    client: &deadpool_postgres::Client,
+    tenant: &str,
+) -> Result<Vec<Indicator>, Failure> {
+    let statement =
+        client.prepare_cached("SELECT indicator::text FROM indicators WHERE tenant = $1 ORDER BY id").await?;
+    let mut indicators = Vec::new();
+    for row in client.query(&statement, &[&tenant]).await? {
+        indicators.push(from_json("indicator", row.try_get(0)?)?);
+    }
+    Ok(indicators)
+}
+
+/// `Store::delete_indicator` as one attempt of its transaction; an id that is not one of ours
+/// (not a number) names nothing.
+pub(crate) async fn delete_indicator(tx: &Transaction<'_>, tenant: &str, id: &str) -> Result<bool, Failure> {
+    let Ok(number) = id.parse::<u64>() else { return Ok(false) };
+    let Ok(number) = i64::try_from(number) else { return Ok(false) };
+    lock(tx).await?;
+    let statement =
+        tx.prepare_cached("DELETE FROM indicators WHERE tenant = $1 AND id = $2 RETURNING indicator::text").await?;
+    let Some(row) = tx.query_opt(&statement, &[&tenant, &number]).await? else { return Ok(false) };
+    let indicator: Indicator = from_json("indicator", row.try_get(0)?)?;
+    if let Ok(hash) = indicator.hash() {
+        let source = VerdictSource::Indicator { tenant: tenant.to_owned(), id: indicator.id.clone() }.key();
+        delete(tx, &FileHashes::from(hash), &source).await?;
+    }
+    Ok(true)
+}

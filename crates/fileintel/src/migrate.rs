@@ -1,0 +1,272 @@
+//! `fileintel migrate`: brings a PostgreSQL database's schema up to date, and moves an
+//! embedded store into PostgreSQL.
+//!
+//! `serve` and every other command given `--database-url` migrate the schema at start too;
+//! `migrate` alone is for doing it once, ahead of a rollout.
+//!
+//! With `--from-data-dir DIR --to URL`, everything the embedded store holds moves through the
+//! [`Store`] trait: applications, users and signing keys; each file as observations that
+//! rebuild its counts and windows exactly ([`FjallStore::export_files`]) and its static facts;
+//! feed verdicts; indicators. Progress is kept in `DIR/migrate-progress.json` after every page,
+//! so an interrupted move resumes where it stopped (ingestion is idempotent, so the page that
+//! was in flight is simply sent again). At the end the file counts of both sides are compared,
+//! and a sample of files is compared whole.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use fileintel_core::{FileFacts, FileHash};
+use fileintel_store::{FjallStore, Store};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
+
+use crate::DatabaseArgs;
+
+#[derive(clap::Args, Debug)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    database: DatabaseArgs,
+    /// Move the embedded store in this data directory (no server may hold it) into the database.
+    #[arg(long, requires = "to")]
+    from_data_dir: Option<PathBuf>,
+    /// The PostgreSQL to move it into (`postgres://...`).
+    #[arg(long)]
+    to: Option<String>,
+    /// Files per page (each page is one ingest call and one progress mark).
+    #[arg(long, default_value_t = 2_000)]
+    page: usize,
+}
+
+const PROGRESS_FILE: &str = "migrate-progress.json";
+/// Files compared whole at the end.
+const SAMPLE: usize = 1_000;
+
+pub fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    runtime.block_on(async {
+        let mut database = args.database.clone();
+        if let Some(to) = &args.to {
+            database.database_url = Some(to.clone());
+        }
+        if database.database_url.is_none() {
+            bail!("migrate needs --database-url (or --to): the embedded store migrates itself when opened");
+        }
+        // Connecting applies every migration not yet applied, under an advisory lock.
+        let target = database.connect().await?.context("no database")?;
+        let version = target.schema_version().await.context("reading the schema version")?;
+        eprintln!("the database's schema is at version {version}");
+        let Some(dir) = &args.from_data_dir else { return Ok(ExitCode::SUCCESS) };
+        let source = FjallStore::open(dir).with_context(|| format!("opening the store in {}", dir.display()))?;
+        let target: Arc<dyn Store> = Arc::new(target);
+        let url = database.database_url.as_deref().unwrap_or_default();
+        move_store(&source, target.as_ref(), dir, url, args.page.max(1)).await
+    })
+}
+
+/// Where a move stands, as kept in the progress file.
+struct Progress {
+    path: PathBuf,
+    state: Value,
+}
+
+impl Progress {
+    /// The progress of a move from `dir` into the database at `url` (by its address without
+    /// credentials); a move into another database starts over.
+    fn load(dir: &Path, url: &str) -> anyhow::Result<Self> {
+        let path = dir.join(PROGRESS_FILE);
+        let target = without_credentials(url);
+        let state = match std::fs::read(&path) {
+            Ok(bytes) => {
+                let state: Value =
+                    serde_json::from_slice(&bytes).with_context(|| format!("reading {}", path.display()))?;
+                if state["target"] == target { state } else { json!({"target": target}) }
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => json!({"target": target}),
+            Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
+        };
+        Ok(Progress { path, state })
+    }
+
+    fn done(&self, stage: &str) -> bool {
+        self.state[stage] == true
+    }
+
+    /// Records progress durably (a new file renamed over the old, both synced).
+    fn mark(&mut self, key: &str, value: Value) -> anyhow::Result<()> {
+        self.state[key] = value;
+        let temporary = self.path.with_extension("json.new");
+        let mut file = std::fs::File::create(&temporary).with_context(|| format!("writing {}", temporary.display()))?;
+        std::io::Write::write_all(&mut file, self.state.to_string().as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, &self.path).with_context(|| format!("writing {}", self.path.display()))?;
+        if let Some(parent) = self.path.parent() {
+            std::fs::File::open(parent)?.sync_all()?;
+        }
+        Ok(())
+    }
+}
+
+/// `postgres://user:secret@host/db` as `postgres://user@host/db`: what names the target in the
+/// progress file without keeping its password.
+fn without_credentials(url: &str) -> String {
+    match (url.split_once("://"), url.rfind('@')) {
+        (Some((scheme, rest)), Some(_)) => {
+            let (credentials, place) = rest.rsplit_once('@').unwrap_or(("", rest));
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}@{place}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn bar(length: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(length);
+    bar.set_style(
+        ProgressStyle::with_template(&format!("{{bar:30}} {{pos}}/{{len}} {what} {{per_sec}} eta {{eta}}"))
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+async fn move_store(
+    source: &FjallStore,
+    target: &dyn Store,
+    dir: &Path,
+    url: &str,
+    page: usize,
+) -> anyhow::Result<ExitCode> {
+    let mut progress = Progress::load(dir, url)?;
+
+    if !progress.done("identity") {
+        for application in source.list_applications().await? {
+            target.put_application(application).await?;
+        }
+        for user in source.list_users().await? {
+            target.put_user(user).await?;
+        }
+        let known: Vec<String> = target.signing_keys().await?.into_iter().map(|key| key.kid).collect();
+        for key in source.signing_keys().await? {
+            if !known.contains(&key.kid) {
+                target.add_signing_key(key).await?;
+            }
+        }
+        progress.mark("identity", json!(true))?;
+        eprintln!("moved applications, users and signing keys");
+    }
+
+    if !progress.done("files") {
+        let total = source.stats().await?.files;
+        let bar = bar(total, "files");
+        let mut after = progress.state["files_after"].as_u64().unwrap_or(0);
+        let mut moved = progress.state["files_moved"].as_u64().unwrap_or(0);
+        bar.set_position(moved);
+        loop {
+            let files = source.export_files(after, page)?;
+            let Some(last) = files.last().map(|file| file.id) else { break };
+            let mut observations = Vec::new();
+            let mut facts = Vec::new();
+            for file in &files {
+                observations.extend(file.observations.iter().cloned());
+                let measured = file.observations.is_empty().then_some(file.record.size).flatten();
+                if file.record.facts != FileFacts::default() || file.observations.is_empty() {
+                    facts.push((file.record.hashes, measured, file.record.facts.clone()));
+                }
+            }
+            let outcome = target.ingest(observations).await?;
+            if let Some((index, reason)) = outcome.rejected.first() {
+                bail!("the database refused an observation of the page after file {after} ({index}): {reason}");
+            }
+            for (hashes, size, facts) in facts {
+                target.put_facts(hashes, size, facts).await?;
+            }
+            after = last;
+            moved += files.len() as u64;
+            progress.mark("files_after", json!(after))?;
+            progress.mark("files_moved", json!(moved))?;
+            bar.set_position(moved);
+        }
+        bar.finish_and_clear();
+        progress.mark("files", json!(true))?;
+        eprintln!("moved {moved} files");
+    }
+
+    if !progress.done("verdicts") {
+        let mut after: Option<Vec<u8>> = progress.state["verdicts_after"].as_str().and_then(decode_hex);
+        let mut moved = 0u64;
+        loop {
+            let (verdicts, next) = source.export_verdicts(after.as_deref(), page * 10)?;
+            moved += verdicts.len() as u64;
+            target.put_verdicts(verdicts).await?;
+            let Some(next) = next else { break };
+            progress.mark("verdicts_after", json!(encode_hex(&next)))?;
+            after = Some(next);
+        }
+        progress.mark("verdicts", json!(true))?;
+        eprintln!("moved {moved} feed verdicts");
+    }
+
+    if !progress.done("indicators") {
+        let indicators = source.export_indicators()?;
+        let count = indicators.len();
+        // The same tenant, type and value again updates in place: sending them twice is harmless.
+        for indicator in indicators {
+            target.put_indicator(indicator).await?;
+        }
+        progress.mark("indicators", json!(true))?;
+        eprintln!("moved {count} indicators");
+    }
+
+    // The check: the same number of files, and a sample of them the same, whole.
+    let (ours, theirs) = (source.stats().await?.files, target.stats().await?.files);
+    if ours != theirs {
+        bail!("the counts differ: {ours} files in {}, {theirs} in the database", dir.display());
+    }
+    let mut compared = 0;
+    let step = (ours as usize / SAMPLE).max(1);
+    let mut after = 0;
+    'pages: loop {
+        let files = source.export_files(after, page)?;
+        let Some(last) = files.last().map(|file| file.id) else { break };
+        for file in files.iter().step_by(step) {
+            let Some(hash) =
+                file.record.hashes.sha256.map(FileHash::Sha256).or(file.record.hashes.sha1.map(FileHash::Sha1))
+            else {
+                continue;
+            };
+            let moved = target.get_file(hash).await?;
+            if moved.as_ref() != Some(&file.record) {
+                bail!("file {hash} differs after the move:\n  here:  {:?}\n  there: {moved:?}", file.record);
+            }
+            compared += 1;
+            if compared >= SAMPLE {
+                break 'pages;
+            }
+        }
+        after = last;
+    }
+    eprintln!("checked: {ours} files on both sides; {compared} compared whole, all equal");
+    progress.mark("checked", json!(true))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn encode_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    (0..text.len()).step_by(2).map(|at| u8::from_str_radix(text.get(at..at + 2)?, 16).ok()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_target_is_named_without_its_password() {
+        assert_eq!(without_credentials("postgres://app:s3cret@db:5432/fi"), "postgres://app@db:5432/fi");
+        assert_eq!(without_credentials("postgres://db/fi"), "postgres://db/fi");
+        assert_eq!(decode_hex(&encode_hex(&[0, 1, 254, 255])), Some(vec![0, 1, 254, 255]));
+    }
+}
