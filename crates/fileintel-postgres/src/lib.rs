@@ -109,6 +109,9 @@ pub struct PgOptions {
     pub acquire_timeout: Duration,
     /// How long one statement may run (waiting for locks included), set for every session.
     pub statement_timeout: Duration,
+    /// How long one statement of a write (ingest, facts, verdicts) may run: a write may wait
+    /// for another replica's write to the same files, which is no fault. Still bounded.
+    pub write_timeout: Duration,
 }
 
 impl Default for PgOptions {
@@ -118,6 +121,7 @@ impl Default for PgOptions {
             connect_timeout: Duration::from_secs(5),
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -128,7 +132,10 @@ const ATTEMPTS: u32 = 10;
 /// How many rows the file count is spread over, so that writers rarely wait on the same one.
 const COUNT_SHARDS: u32 = 16;
 
-/// How long [`PgStore::sweep_windows`] may run.
+/// The advisory lock a sweep holds ("fisweep!" in ASCII), so one replica sweeps at a time.
+const SWEEP_LOCK: i64 = 0x6669_7377_6565_7021;
+
+/// How long one chunk of [`PgStore::sweep_windows`] may run.
 pub const SWEEP_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 /// The longest look-back `/stats` answers for (720 hours) plus an hour of slack for clocks that
@@ -142,6 +149,8 @@ const TICKS_PER_HOUR: i64 = 3600 * 10_000_000;
 pub struct PgStore {
     pool: Pool,
     acquire_timeout: Duration,
+    /// `SET LOCAL statement_timeout = ...` for writes ([`PgOptions::write_timeout`]).
+    write_timeout: Arc<str>,
     /// Picks the file-count row each write adds to, starting somewhere random per process.
     next_shard: Arc<AtomicU32>,
 }
@@ -206,6 +215,11 @@ impl PgStore {
         let store = PgStore {
             pool,
             acquire_timeout: options.acquire_timeout,
+            write_timeout: format!(
+                "SET LOCAL statement_timeout = {}",
+                options.write_timeout.max(options.statement_timeout).as_millis().max(1)
+            )
+            .into(),
             next_shard: Arc::new(AtomicU32::new((random() % u64::from(COUNT_SHARDS)) as u32)),
         };
         store.migrate().await?;
@@ -246,11 +260,33 @@ impl PgStore {
     pub async fn sweep_windows(&self, now: Timestamp) -> Result<u64, StoreError> {
         let kept_from =
             (now.0.saturating_sub(MAX_LOOKBACK + TICKS_PER_HOUR)).div_euclid(TICKS_PER_HOUR) * TICKS_PER_HOUR;
-        transaction!(self, |tx| async {
-            tx.batch_execute(&format!("SET LOCAL statement_timeout = {}", SWEEP_TIMEOUT.as_millis())).await?;
-            Ok::<_, Failure>(tx.execute("DELETE FROM observation_times WHERE time < $1", &[&kept_from]).await?)
+        // In chunks, each its own short transaction, so a link waiting on those rows waits for
+        // one chunk, not the whole sweep; and one replica at a time (the others find the lock
+        // taken and leave the work to it).
+        let mut removed = 0;
+        loop {
+            let chunk: Option<u64> = transaction!(self, |tx| async {
+                tx.batch_execute(&format!("SET LOCAL statement_timeout = {}", SWEEP_TIMEOUT.as_millis())).await?;
+                let locked: bool =
+                    tx.query_one("SELECT pg_try_advisory_xact_lock($1)", &[&SWEEP_LOCK]).await?.try_get(0)?;
+                if !locked {
+                    return Ok::<_, Failure>(None);
+                }
+                let deleted = tx
+                    .execute(
+                        "DELETE FROM observation_times WHERE ctid IN
+                            (SELECT ctid FROM observation_times WHERE time < $1 LIMIT 50000)",
+                        &[&kept_from],
+                    )
+                    .await?;
+                Ok(Some(deleted))
+            }
+            .await)?;
+            match chunk {
+                Some(deleted) if deleted > 0 => removed += deleted,
+                _ => return Ok(removed),
+            }
         }
-        .await)
     }
 
     /// A pooled connection, waiting at most `acquire_timeout` in all, opening one included.
@@ -318,16 +354,25 @@ impl Store for PgStore {
     async fn ingest(&self, observations: Vec<Observation>) -> Result<IngestOutcome, StoreError> {
         let refusals: Vec<Option<String>> = observations.iter().map(writer::refusal).collect();
         let (horizon, shard) = (horizon(), self.shard());
-        transaction!(self, |tx| writer::ingest(&tx, &observations, &refusals, horizon, shard).await)
+        transaction!(self, |tx| {
+            tx.batch_execute(&self.write_timeout).await?;
+            writer::ingest(&tx, &observations, &refusals, horizon, shard).await
+        })
     }
 
     async fn put_facts(&self, hashes: FileHashes, size: Option<u64>, facts: FileFacts) -> Result<(), StoreError> {
         let (horizon, shard) = (horizon(), self.shard());
-        transaction!(self, |tx| writer::put_facts(&tx, &hashes, size, &facts, horizon, shard).await)
+        transaction!(self, |tx| {
+            tx.batch_execute(&self.write_timeout).await?;
+            writer::put_facts(&tx, &hashes, size, &facts, horizon, shard).await
+        })
     }
 
     async fn put_verdicts(&self, verdicts: Vec<(FileHashes, Verdict)>) -> Result<u64, StoreError> {
-        transaction!(self, |tx| verdicts::put_verdicts(&tx, &verdicts).await)
+        transaction!(self, |tx| {
+            tx.batch_execute(&self.write_timeout).await?;
+            verdicts::put_verdicts(&tx, &verdicts).await
+        })
     }
 
     async fn verdicts(&self, hashes: &FileHashes) -> Result<Vec<Verdict>, StoreError> {

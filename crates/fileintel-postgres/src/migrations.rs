@@ -165,7 +165,21 @@ $$;
 /// Applies the migrations the database lacks, in one transaction. Running it again, or from
 /// several replicas at once, applies nothing twice.
 pub(crate) async fn migrate(client: &mut Client) -> Result<(), Failure> {
+    // Up to date already (every start but the first after an upgrade): no lock and no DDL, so
+    // a role that may not create tables can serve a schema its owner migrated.
+    let known = MIGRATIONS.last().map_or(0, |(version, _)| *version);
+    let exists: bool =
+        client.query_one("SELECT to_regclass('fileintel_schema_migrations') IS NOT NULL", &[]).await?.try_get(0)?;
+    if exists {
+        let current: Option<i32> =
+            client.query_one("SELECT max(version) FROM fileintel_schema_migrations", &[]).await?.try_get(0)?;
+        if current.is_some_and(|current| current >= known) {
+            return Ok(());
+        }
+    }
     let tx = client.transaction().await?;
+    // A migration may rewrite a large table: it is not held to a request's statement timeout.
+    tx.batch_execute("SET LOCAL statement_timeout = 0").await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS fileintel_schema_migrations (
@@ -178,7 +192,6 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<(), Failure> {
     for row in tx.query("SELECT version FROM fileintel_schema_migrations", &[]).await? {
         applied.push(row.try_get::<_, i32>(0)?);
     }
-    let known = MIGRATIONS.last().map_or(0, |(version, _)| *version);
     if let Some(newer) = applied.iter().copied().filter(|version| *version > known).max() {
         // A newer replica migrated already (a rolling upgrade): its migrations only add, so
         // this one goes on with what it knows.

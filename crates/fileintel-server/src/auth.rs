@@ -44,10 +44,15 @@ pub struct AuthState {
     /// Directory roles that grant "View Data", which a delegated caller needs besides the scope.
     pub view_data_roles: Vec<String>,
     ring: RwLock<Arc<KeyRing>>,
-    cache: RwLock<HashMap<String, Caller>>,
-    /// When the signing keys were last read again from the store because a token named a key
-    /// this process did not know (another replica made or rotated it): at most once a second.
-    keys_reloaded: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Verified tokens: the caller, and when (Unix seconds) the token was verified.
+    cache: RwLock<HashMap<String, (Caller, i64)>>,
+    /// How long a verified token is trusted without checking it again: `None` until it expires.
+    /// Replicas set a bound, since an application deleted through one must stop working on all.
+    cache_trust: Option<i64>,
+    /// Key ids a token named that this process did not know, and when the keys were last read
+    /// again for each (another replica may have made or rotated them); held while reading, so
+    /// requests naming the same new key wait for one read instead of each making one.
+    key_reloads: tokio::sync::Mutex<HashMap<String, i64>>,
     /// Other OpenID issuers whose tokens are accepted (e.g. a real Entra ID tenant).
     external: ExternalIssuers,
     /// Bounds concurrent credential checks (argon2 needs CPU and memory): one per core.
@@ -69,7 +74,8 @@ impl AuthState {
             view_data_roles: fileintel_auth::default_view_data_roles(),
             ring: RwLock::new(Arc::new(ring)),
             cache: RwLock::default(),
-            keys_reloaded: std::sync::Mutex::new(None),
+            cache_trust: None,
+            key_reloads: tokio::sync::Mutex::default(),
             external: ExternalIssuers::default(),
             credential_checks: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map(|cores| cores.get()).unwrap_or(2),
@@ -128,16 +134,11 @@ impl AuthState {
         }
     }
 
-    /// Whether a token naming an unknown key may make this process read the keys again now;
-    /// claims the turn when it may (once a second, so unknown kids cannot flood the store).
-    fn may_reload_keys(&self) -> bool {
-        let Ok(mut last) = self.keys_reloaded.lock() else { return false };
-        let now = std::time::Instant::now();
-        if last.is_some_and(|last| now.duration_since(last) < std::time::Duration::from_secs(1)) {
-            return false;
-        }
-        *last = Some(now);
-        true
+    /// Trusts a verified token for at most `seconds` before checking it (and its application)
+    /// again: for replicas, where an application may be deleted through another process.
+    pub fn with_cache_trust(mut self, seconds: i64) -> Self {
+        self.cache_trust = Some(seconds);
+        self
     }
 
     /// Forgets every verified token, so the next use of each is checked again (after an
@@ -148,11 +149,17 @@ impl AuthState {
         }
     }
 
-    /// The caller of a token verified before and not expired since.
+    /// The caller of a token verified before, not expired since, and verified recently enough.
     fn cached(&self, token: &str) -> Option<Caller> {
         let now = now_seconds();
         let cache = self.cache.read().ok()?;
-        cache.get(token).filter(|caller| caller.expires + fileintel_auth::tokens::LEEWAY > now).cloned()
+        cache
+            .get(token)
+            .filter(|(caller, verified)| {
+                caller.expires + fileintel_auth::tokens::LEEWAY > now
+                    && self.cache_trust.is_none_or(|trust| verified + trust > now)
+            })
+            .map(|(caller, _)| caller.clone())
     }
 
     /// Verifies a token's signature and claims, and remembers the caller until the token expires.
@@ -170,12 +177,12 @@ impl AuthState {
         };
         if let Ok(mut cache) = self.cache.write() {
             if cache.len() >= CACHE_LIMIT {
-                cache.retain(|_, cached| cached.expires + fileintel_auth::tokens::LEEWAY > now);
+                cache.retain(|_, (cached, _)| cached.expires + fileintel_auth::tokens::LEEWAY > now);
                 if cache.len() >= CACHE_LIMIT {
                     cache.clear();
                 }
             }
-            cache.insert(token.to_owned(), caller.clone());
+            cache.insert(token.to_owned(), (caller.clone(), now));
         }
         Ok(caller)
     }
@@ -224,13 +231,7 @@ pub async fn authenticate(
         }
     }
     let caller = match state.auth.verify(token).await {
-        // Replicas share their keys through the store: a key made or rotated by another
-        // replica is read when a token first names it.
-        Err(fileintel_auth::AuthError::UnknownKey(_)) if state.auth.may_reload_keys() => {
-            let keys = state.store.signing_keys().await?;
-            state.auth.set_keys(keys).map_err(|error| ApiError::Internal(format!("signing keys: {error}")))?;
-            state.auth.verify(token).await
-        }
+        Err(fileintel_auth::AuthError::UnknownKey(kid)) => reload_keys_for(state, token, kid).await?,
         verified => verified,
     }
     .map_err(|error| ApiError::Unauthorized(error.to_string()))?;
@@ -246,6 +247,32 @@ pub async fn authenticate(
         }
     }
     Ok(caller)
+}
+
+/// Replicas share their keys through the store: a key made or rotated by another replica is
+/// read when a token first names it. One read at a time (the others wait and then find the key
+/// loaded), and at most one a second for the same unknown key id; how many unknown tokens an
+/// address may present is bounded by its unverified-token budget already.
+async fn reload_keys_for(
+    state: &AppState,
+    token: &str,
+    kid: Option<String>,
+) -> Result<Result<Caller, fileintel_auth::AuthError>, ApiError> {
+    let mut reloads = state.auth.key_reloads.lock().await;
+    match state.auth.verify(token).await {
+        Err(fileintel_auth::AuthError::UnknownKey(_)) => {}
+        verified => return Ok(verified),
+    }
+    let now = now_seconds();
+    let kid = kid.unwrap_or_default();
+    if reloads.get(&kid).is_some_and(|&at| now - at < 1) {
+        return Ok(Err(fileintel_auth::AuthError::UnknownKey(Some(kid))));
+    }
+    reloads.retain(|_, at| now - *at < 1);
+    reloads.insert(kid, now);
+    let keys = state.store.signing_keys().await?;
+    state.auth.set_keys(keys).map_err(|error| ApiError::Internal(format!("signing keys: {error}")))?;
+    Ok(state.auth.verify(token).await)
 }
 
 impl Authenticated {

@@ -93,7 +93,13 @@ pub struct AppState {
     pub auth: Arc<AuthState>,
     pub limits: Arc<throttle::RateLimits>,
     pub limiter: Arc<limits::Limiter>,
+    /// The last readiness answer and when it was made: `/ready` asks the backends at most once
+    /// a second, however often it is called (it needs no token).
+    readiness: Arc<tokio::sync::Mutex<Option<Readiness>>>,
 }
+
+/// A readiness answer: when it was made, and why not ready (nothing when ready).
+type Readiness = (std::time::Instant, Vec<String>);
 
 impl AppState {
     /// State with MDE's rate limits kept in this process.
@@ -104,6 +110,7 @@ impl AppState {
             auth: Arc::new(auth),
             limits: Arc::new(throttle::RateLimits::default()),
             limiter: Arc::new(limits::Limiter::local()),
+            readiness: Arc::default(),
         }
     }
 
@@ -141,22 +148,20 @@ async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> 
 }
 
 /// `GET /ready`: whether this replica can serve: the store answers and, when rate limits are
-/// shared through Redis, Redis answers. 200 `{"status": "ready"}`, else 503 with the reasons,
-/// for load balancers to route around it until it recovers (it does, by itself).
+/// shared through Redis, Redis answers. 200 `{"status": "ready"}`, else 503 with which of them
+/// does not answer (the details go to the log, not to whoever asks), for load balancers to
+/// route around it until it recovers (it does, by itself). Asked at most once a second; callers
+/// in between get the last answer.
 async fn ready(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
-    let (store, redis) = tokio::join!(
-        tokio::time::timeout(std::time::Duration::from_secs(5), state.store.ready()),
-        state.limiter.ready()
-    );
-    let mut reasons = Vec::new();
-    match store {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => reasons.push(format!("store: {error}")),
-        Err(_) => reasons.push("store: no answer within 5 s".to_owned()),
-    }
-    if let Err(reason) = redis {
-        reasons.push(reason);
-    }
+    let mut last = state.readiness.lock().await;
+    let reasons = match &*last {
+        Some((at, reasons)) if at.elapsed() < std::time::Duration::from_secs(1) => reasons.clone(),
+        _ => {
+            let reasons = readiness(&state).await;
+            *last = Some((std::time::Instant::now(), reasons.clone()));
+            reasons
+        }
+    };
     match reasons.is_empty() {
         true => (StatusCode::OK, axum::Json(serde_json::json!({"status": "ready"}))),
         false => (
@@ -164,6 +169,30 @@ async fn ready(axum::extract::State(state): axum::extract::State<AppState>) -> i
             axum::Json(serde_json::json!({"status": "not ready", "reasons": reasons})),
         ),
     }
+}
+
+async fn readiness(state: &AppState) -> Vec<String> {
+    let (store, redis) = tokio::join!(
+        tokio::time::timeout(std::time::Duration::from_secs(5), state.store.ready()),
+        state.limiter.ready()
+    );
+    let mut reasons = Vec::new();
+    match store {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "not ready: the store does not answer");
+            reasons.push("the store does not answer".to_owned());
+        }
+        Err(_) => {
+            tracing::warn!("not ready: the store gave no answer within 5 s");
+            reasons.push("the store gave no answer within 5 s".to_owned());
+        }
+    }
+    if let Err(error) = redis {
+        tracing::warn!(%error, "not ready: redis does not answer");
+        reasons.push("redis (shared rate limits) does not answer".to_owned());
+    }
+    reasons
 }
 
 async fn not_found() -> ApiError {

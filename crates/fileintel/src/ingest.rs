@@ -91,15 +91,17 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(async {
         let mut summaries = Vec::new();
         // The embedded store is also kept as itself, to be flushed at the end.
-        let (store, local): (Option<Arc<dyn Store>>, Option<FjallStore>) =
-            match (&args.server, args.store.database.connect().await?) {
-                (Some(_), _) => (None, None),
-                (None, Some(database)) => (Some(Arc::new(database)), None),
-                (None, None) => {
+        let (store, local): (Option<Arc<dyn Store>>, Option<FjallStore>) = match &args.server {
+            // Through a server: this process touches no store, whatever the environment names.
+            Some(_) => (None, None),
+            None => match args.store.database.connect().await? {
+                Some(database) => (Some(Arc::new(database)), None),
+                None => {
                     let local = open_store(&args.store)?;
                     (Some(Arc::new(local.clone())), Some(local))
                 }
-            };
+            },
+        };
         match &store {
             Some(store) => {
                 let progress = Arc::new(Progress::default());

@@ -82,7 +82,8 @@ pub struct DatabaseArgs {
     #[arg(long, env = "FILEINTEL_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// Seconds a request waits for the database (a pooled connection, then each statement)
-    /// before it is answered 503 ServiceUnavailable.
+    /// before it is answered 503 ServiceUnavailable. Statements that write may wait six times
+    /// as long (at least 30 s): they may queue behind another replica's write to the same files.
     #[arg(long, env = "FILEINTEL_DATABASE_TIMEOUT", default_value_t = 5)]
     pub database_timeout: u64,
     /// Connections each process keeps to the database at most.
@@ -100,6 +101,8 @@ impl DatabaseArgs {
             connect_timeout: timeout,
             acquire_timeout: timeout,
             statement_timeout: timeout,
+            // Writes may wait for another replica's write to the same files.
+            write_timeout: (timeout * 6).max(std::time::Duration::from_secs(30)),
         };
         let store = fileintel_postgres::PgStore::connect(url, options)
             .await

@@ -40,6 +40,8 @@ pub struct MigrateArgs {
 }
 
 const PROGRESS_FILE: &str = "migrate-progress.json";
+/// Observations per ingest call into the database.
+const OBSERVATIONS_PER_CALL: usize = 20_000;
 /// Files compared whole at the end.
 const SAMPLE: usize = 1_000;
 
@@ -108,16 +110,22 @@ impl Progress {
     }
 }
 
-/// `postgres://user:secret@host/db` as `postgres://user@host/db`: what names the target in the
-/// progress file without keeping its password.
+/// What names the target in the progress file without keeping its password:
+/// `postgres://user:secret@host/db?password=x&sslmode=y` as `postgres://user@host/db?sslmode=y`,
+/// and `host=h password=secret dbname=d` as `host=h dbname=d`.
 fn without_credentials(url: &str) -> String {
-    match (url.split_once("://"), url.rfind('@')) {
-        (Some((scheme, rest)), Some(_)) => {
-            let (credentials, place) = rest.rsplit_once('@').unwrap_or(("", rest));
-            let user = credentials.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}@{place}")
-        }
-        _ => url.to_owned(),
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.split_whitespace().filter(|pair| !pair.starts_with("password=")).collect::<Vec<_>>().join(" ");
+    };
+    let (address, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let address = match address.rsplit_once('@') {
+        Some((credentials, place)) => format!("{}@{place}", credentials.split(':').next().unwrap_or_default()),
+        None => address.to_owned(),
+    };
+    let query: Vec<&str> = query.split('&').filter(|pair| !pair.is_empty() && !pair.starts_with("password=")).collect();
+    match query.is_empty() {
+        true => format!("{scheme}://{address}"),
+        false => format!("{scheme}://{address}?{}", query.join("&")),
     }
 }
 
@@ -174,9 +182,12 @@ async fn move_store(
                     facts.push((file.record.hashes, measured, file.record.facts.clone()));
                 }
             }
-            let outcome = target.ingest(observations).await?;
-            if let Some((index, reason)) = outcome.rejected.first() {
-                bail!("the database refused an observation of the page after file {after} ({index}): {reason}");
+            // In calls of a bounded size: a popular file alone can bring many observations.
+            for chunk in observations.chunks(OBSERVATIONS_PER_CALL) {
+                let outcome = target.ingest(chunk.iter().map(without_nul).collect()).await?;
+                if let Some((index, reason)) = outcome.rejected.first() {
+                    bail!("the database refused an observation of the page after file {after} ({index}): {reason}");
+                }
             }
             for (hashes, size, facts) in facts {
                 target.put_facts(hashes, size, facts).await?;
@@ -251,6 +262,21 @@ async fn move_store(
     Ok(ExitCode::SUCCESS)
 }
 
+/// An observation with every NUL character in its text replaced by U+FFFD: the embedded store
+/// keeps NULs, PostgreSQL's text cannot, and a store must move whole.
+fn without_nul(observation: &fileintel_core::Observation) -> fileintel_core::Observation {
+    let clean = |text: &str| text.replace('\0', "\u{fffd}");
+    let optional = |text: &Option<String>| text.as_deref().map(clean);
+    let mut observation = observation.clone();
+    observation.tenant_id = clean(&observation.tenant_id);
+    observation.device_id = clean(&observation.device_id);
+    observation.device_name = optional(&observation.device_name);
+    observation.file_name = optional(&observation.file_name);
+    observation.folder_path = optional(&observation.folder_path);
+    observation.os_platform = optional(&observation.os_platform);
+    observation
+}
+
 fn encode_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
@@ -267,6 +293,11 @@ mod tests {
     fn the_target_is_named_without_its_password() {
         assert_eq!(without_credentials("postgres://app:s3cret@db:5432/fi"), "postgres://app@db:5432/fi");
         assert_eq!(without_credentials("postgres://db/fi"), "postgres://db/fi");
+        assert_eq!(
+            without_credentials("postgres://app@db/fi?password=s3cret&sslmode=require"),
+            "postgres://app@db/fi?sslmode=require"
+        );
+        assert_eq!(without_credentials("host=db password=s3cret dbname=fi"), "host=db dbname=fi");
         assert_eq!(decode_hex(&encode_hex(&[0, 1, 254, 255])), Some(vec![0, 1, 254, 255]));
     }
 }

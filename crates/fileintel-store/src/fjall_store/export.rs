@@ -182,14 +182,30 @@ impl Inner {
                 observations.push(observation(device, device.first, None)?);
             }
         }
-        // The window times, each by a device of its tenant whose sightings span it.
+        // The window times, each by a device of its tenant whose sightings span it. Times come
+        // in (tenant, time) order; devices are taken in (tenant, first sighting) order, and of
+        // those that started by a time, the one seen last spans it if any does.
+        let mut by_start: Vec<&Seen> = seen.iter().collect();
+        by_start.sort_by_key(|device| (device.tenant, device.first));
+        let (mut next, mut latest): (usize, Option<&Seen>) = (0, None);
+        let mut current_tenant = None;
         for item in self.recent_times.prefix(id.to_be_bytes()) {
             let key = item.key()?;
             let tenant = u32_value("window key", &key[8..12])?;
             let time = time_from_bytes(&key[12..20]);
-            if let Some(device) =
-                seen.iter().find(|device| device.tenant == tenant && device.first <= time && time <= device.last)
+            if current_tenant != Some(tenant) {
+                current_tenant = Some(tenant);
+                latest = None;
+                next = by_start.partition_point(|device| device.tenant < tenant);
+            }
+            while let Some(device) = by_start.get(next).filter(|device| device.tenant == tenant && device.first <= time)
             {
+                if latest.is_none_or(|latest| device.last > latest.last) {
+                    latest = Some(device);
+                }
+                next += 1;
+            }
+            if let Some(device) = latest.filter(|device| time <= device.last) {
                 observations.push(observation(device, time, None)?);
             }
         }
