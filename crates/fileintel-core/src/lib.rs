@@ -31,5 +31,5 @@ pub use identity::{Application, SigningKey, User};
 pub use indicator::Indicator;
 pub use ndjson::{IngestSummary, NdjsonReader, ParsedBatch};
 pub use observation::{DEFAULT_TENANT, Observation, ObservationError, Position, Rejection, ReportedFacts};
-pub use record::{DeterminationType, FactSource, FactSources, FileFacts, FileRecord};
+pub use record::{DeterminationType, FactSource, FactSources, FileFacts, FileRecord, NAMES_PER_SIGHTING, Sighting};
 pub use time::{Timestamp, TimestampError};

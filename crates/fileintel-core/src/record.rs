@@ -1,7 +1,7 @@
 //! What fileintel knows about one file, and how two partial records of the same file merge.
 
 use crate::hash::{FileHashes, Sha1};
-use crate::observation::ReportedFacts;
+use crate::observation::{Observation, ReportedFacts};
 use crate::time::Timestamp;
 
 /// MDE's determination of a file, serialized by name.
@@ -180,9 +180,88 @@ pub struct FactSources {
     pub is_valid_certificate: Option<FactSource>,
 }
 
+/// The most names kept per device and file: a file renamed on every run must not grow without end.
+pub const NAMES_PER_SIGHTING: usize = 8;
+
+/// One device's sightings of one file, as every store keeps them: its first and last
+/// observation of the file, the latest name it saw the file under, and every name it saw.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Sighting {
+    pub first: Timestamp,
+    pub last: Timestamp,
+    /// The file name from the latest observation that named one.
+    pub file_name: Option<String>,
+    /// Every distinct name the device saw the file under, in the order first seen (at most
+    /// [`NAMES_PER_SIGHTING`]).
+    pub names: Vec<String>,
+}
+
+impl Sighting {
+    pub fn new(time: Timestamp, file_name: Option<String>) -> Self {
+        Sighting { first: time, last: time, names: file_name.iter().cloned().collect(), file_name }
+    }
+
+    /// Merges another sighting of the same device and file: in any order, the same result
+    /// (but for which names are kept once there are too many).
+    pub fn merge(&mut self, other: Sighting) {
+        self.first = self.first.min(other.first);
+        for name in other.names {
+            if !self.names.contains(&name) && self.names.len() < NAMES_PER_SIGHTING {
+                self.names.push(name);
+            }
+        }
+        if other.last >= self.last {
+            self.last = other.last;
+            if other.file_name.is_some() {
+                self.file_name = other.file_name;
+            }
+        }
+    }
+}
+
+impl FileRecord {
+    /// Takes in what one observation says of the file itself: its time widens the observed
+    /// window, its size fills a missing one, and its endpoint report stands when it is the
+    /// newest observation so far.
+    pub fn take_observation(&mut self, observation: &Observation) {
+        let time = observation.timestamp;
+        let newest = self.global_last_observed.is_none_or(|last| time >= last);
+        self.observe(time);
+        if self.size.is_none() {
+            self.size = observation.size;
+        }
+        if let Some(reported) = &observation.reported
+            && newest
+        {
+            self.reported = (**reported).clone();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sightings_merge_in_any_order_and_keep_the_latest_name() {
+        let mut sighting = Sighting::new(Timestamp(10), Some("a.exe".into()));
+        sighting.merge(Sighting::new(Timestamp(5), Some("b.exe".into())));
+        assert_eq!(
+            (sighting.first, sighting.last, sighting.file_name.as_deref()),
+            (Timestamp(5), Timestamp(10), Some("a.exe"))
+        );
+        sighting.merge(Sighting::new(Timestamp(20), None));
+        assert_eq!(
+            (sighting.last, sighting.file_name.as_deref()),
+            (Timestamp(20), Some("a.exe")),
+            "a later sighting without a name"
+        );
+        for n in 0..20 {
+            sighting.merge(Sighting::new(Timestamp(1), Some(format!("{n}.exe"))));
+        }
+        assert_eq!(sighting.names.len(), NAMES_PER_SIGHTING);
+        assert_eq!(&sighting.names[..3], ["a.exe", "b.exe", "0.exe"]);
+    }
 
     #[test]
     fn the_files_own_answers_win_and_each_field_names_its_source() {

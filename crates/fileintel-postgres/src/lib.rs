@@ -126,6 +126,9 @@ impl Default for PgOptions {
     }
 }
 
+/// Observations per ingest transaction (see [`PgStore`]'s `ingest`).
+const INGEST_CHUNK: usize = 5_000;
+
 /// Attempts of one transaction before a race with other writers is given up on.
 const ATTEMPTS: u32 = 10;
 
@@ -351,13 +354,30 @@ impl Store for PgStore {
         .await
     }
 
+    /// In transactions of at most [`INGEST_CHUNK`] observations, one after another: a
+    /// statement over a whole pipeline batch (50,000 observations of files spread over a large
+    /// table) can outlast the write timeout, and a smaller transaction holds its files' locks
+    /// for less time. Durable when it returns, as every chunk is committed by then; a failure
+    /// part-way leaves the earlier chunks in, which sending the call again does not count twice.
+    /// `files_touched` is summed over the chunks.
     async fn ingest(&self, observations: Vec<Observation>) -> Result<IngestOutcome, StoreError> {
         let refusals: Vec<Option<String>> = observations.iter().map(writer::refusal).collect();
         let (horizon, shard) = (horizon(), self.shard());
-        transaction!(self, |tx| {
-            tx.batch_execute(&self.write_timeout).await?;
-            writer::ingest(&tx, &observations, &refusals, horizon, shard).await
-        })
+        let mut outcome = IngestOutcome::default();
+        for (number, (observations, refusals)) in
+            observations.chunks(INGEST_CHUNK).zip(refusals.chunks(INGEST_CHUNK)).enumerate()
+        {
+            let part = transaction!(self, |tx| {
+                tx.batch_execute(&self.write_timeout).await?;
+                writer::ingest(&tx, observations, refusals, horizon, shard).await
+            })?;
+            outcome.accepted += part.accepted;
+            outcome.files_touched += part.files_touched;
+            outcome.new_files += part.new_files;
+            let offset = number * INGEST_CHUNK;
+            outcome.rejected.extend(part.rejected.into_iter().map(|(index, reason)| (index + offset, reason)));
+        }
+        Ok(outcome)
     }
 
     async fn put_facts(&self, hashes: FileHashes, size: Option<u64>, facts: FileFacts) -> Result<(), StoreError> {

@@ -145,7 +145,7 @@ CREATE TABLE signing_keys (
 );
 
 -- The names a device saw a file under: `kept`, then those of `added` it lacks, in their order,
--- up to 8 in all (NAMES_PER_SIGHTING in writer.rs).
+-- up to 8 in all (fileintel_core::NAMES_PER_SIGHTING).
 CREATE FUNCTION merge_names(kept text[], added text[]) RETURNS text[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT kept || ARRAY(

@@ -20,14 +20,10 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 
 use deadpool_postgres::Transaction;
-use fileintel_core::{FileFacts, FileHash, FileHashes, FileRecord, Observation};
+use fileintel_core::{FileFacts, FileHash, FileHashes, FileRecord, Observation, Sighting};
 
 use crate::error::Failure;
 use crate::reads::{LOAD_RECORDS, record_from_row, to_json};
-
-/// The most names kept per device and file, as fjall keeps them (`merge_names` in the schema
-/// has the same bound): a file renamed on every run must not grow without end.
-const NAMES_PER_SIGHTING: usize = 8;
 
 /// The longest tenant id, device id and name, file name and platform kept, as in fjall.
 const MAX_ID_BYTES: usize = 1024;
@@ -54,39 +50,6 @@ pub(crate) fn refusal(observation: &Observation) -> Option<String> {
                 .map(|_| format!("field '{field}' contains a NUL character, which PostgreSQL text cannot hold"))
         })
     })
-}
-
-/// One device's sightings of one file.
-#[derive(Debug, Clone, PartialEq)]
-struct Sighting {
-    first: i64,
-    last: i64,
-    /// The file name from the latest observation that named one.
-    file_name: Option<String>,
-    /// Every distinct name the device saw the file under, in the order first seen.
-    names: Vec<String>,
-}
-
-impl Sighting {
-    fn new(time: i64, file_name: Option<String>) -> Self {
-        Sighting { first: time, last: time, names: file_name.iter().cloned().collect(), file_name }
-    }
-
-    /// fjall's merge, which the SQL of [`SIGHTINGS`] repeats for stored sightings.
-    fn merge(&mut self, other: Sighting) {
-        self.first = self.first.min(other.first);
-        for name in other.names {
-            if !self.names.contains(&name) && self.names.len() < NAMES_PER_SIGHTING {
-                self.names.push(name);
-            }
-        }
-        if other.last >= self.last {
-            self.last = other.last;
-            if other.file_name.is_some() {
-                self.file_name = other.file_name;
-            }
-        }
-    }
 }
 
 /// A record this call works on: one it locked, or one it created.
@@ -420,21 +383,11 @@ impl Batch {
         let horizon = self.horizon;
         let entry = &mut self.slots[slot];
         let record = &mut entry.record;
-        let newest = record.global_last_observed.is_none_or(|last| time >= last);
-        record.observe(time);
-        if record.size.is_none() {
-            record.size = observation.size;
-        }
-        // The latest report about the file stands.
-        if let Some(reported) = &observation.reported
-            && newest
-        {
-            record.reported = (**reported).clone();
-        }
+        record.take_observation(observation);
         if time.0 >= horizon {
             entry.times.insert((tenant, time.0));
         }
-        let sighting = Sighting::new(time.0, observation.file_name.clone());
+        let sighting = Sighting::new(time, observation.file_name.clone());
         match entry.sightings.entry(device) {
             Entry::Occupied(mut known) => known.get_mut().merge(sighting),
             Entry::Vacant(vacant) => {
@@ -542,8 +495,8 @@ impl Batch {
         let file_ids: Vec<i64> = rows.iter().map(|row| row.0).collect();
         let tenants: Vec<&str> = rows.iter().map(|row| row.1).collect();
         let devices: Vec<&str> = rows.iter().map(|row| row.2).collect();
-        let firsts: Vec<i64> = rows.iter().map(|row| row.3.first).collect();
-        let lasts: Vec<i64> = rows.iter().map(|row| row.3.last).collect();
+        let firsts: Vec<i64> = rows.iter().map(|row| row.3.first.0).collect();
+        let lasts: Vec<i64> = rows.iter().map(|row| row.3.last.0).collect();
         let file_names: Vec<Option<&str>> = rows.iter().map(|row| row.3.file_name.as_deref()).collect();
         let statement = tx.prepare_cached(SIGHTINGS).await?;
         let inserted =
@@ -905,23 +858,5 @@ mod tests {
         assert_eq!(refusal(&reported), None);
         let long = Observation { device_id: "d".repeat(MAX_ID_BYTES + 1), ..observation() };
         assert_eq!(refusal(&long).as_deref(), Some("field 'deviceId' is longer than 1024 bytes"));
-    }
-
-    #[test]
-    fn sightings_merge_as_in_fjall() {
-        let mut sighting = Sighting::new(10, Some("a.exe".into()));
-        sighting.merge(Sighting::new(5, Some("b.exe".into())));
-        assert_eq!((sighting.first, sighting.last, sighting.file_name.as_deref()), (5, 10, Some("a.exe")));
-        sighting.merge(Sighting::new(20, None));
-        assert_eq!(
-            (sighting.last, sighting.file_name.as_deref()),
-            (20, Some("a.exe")),
-            "a later sighting without a name"
-        );
-        for n in 0..20 {
-            sighting.merge(Sighting::new(1, Some(format!("{n}.exe"))));
-        }
-        assert_eq!(sighting.names.len(), NAMES_PER_SIGHTING);
-        assert_eq!(&sighting.names[..3], ["a.exe", "b.exe", "0.exe"]);
     }
 }

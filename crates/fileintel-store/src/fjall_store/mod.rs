@@ -39,8 +39,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use fileintel_core::{
-    Application, FileFacts, FileHash, FileHashes, FileRecord, Indicator, Observation, SigningKey, Timestamp, User,
-    Verdict, VerdictSource,
+    Application, FileFacts, FileHash, FileHashes, FileRecord, Indicator, Observation, Sighting, SigningKey, Timestamp,
+    User, Verdict, VerdictSource,
 };
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
 use serde::{Deserialize, Serialize};
@@ -163,20 +163,6 @@ fn decode_record(bytes: &[u8]) -> Result<FileRecord, StoreError> {
     })
 }
 
-/// The most names kept per device and file: a file renamed on every run must not grow without end.
-const NAMES_PER_SIGHTING: usize = 8;
-
-/// One device's sightings of one file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Sighting {
-    first: Timestamp,
-    last: Timestamp,
-    /// The file name from the latest observation.
-    file_name: Option<String>,
-    /// Every distinct name the device saw the file under (at most [`NAMES_PER_SIGHTING`]).
-    names: Vec<String>,
-}
-
 /// `Sighting` as schema version 1 wrote it.
 #[derive(Deserialize)]
 struct SightingV1 {
@@ -192,27 +178,6 @@ fn decode_sighting(bytes: &[u8]) -> Result<Sighting, StoreError> {
         names: old.file_name.iter().cloned().collect(),
         file_name: old.file_name,
     })
-}
-
-impl Sighting {
-    fn new(time: Timestamp, file_name: Option<String>) -> Self {
-        Sighting { first: time, last: time, names: file_name.iter().cloned().collect(), file_name }
-    }
-
-    fn merge(&mut self, other: Sighting) {
-        self.first = self.first.min(other.first);
-        for name in other.names {
-            if !self.names.contains(&name) && self.names.len() < NAMES_PER_SIGHTING {
-                self.names.push(name);
-            }
-        }
-        if other.last >= self.last {
-            self.last = other.last;
-            if other.file_name.is_some() {
-                self.file_name = other.file_name;
-            }
-        }
-    }
 }
 
 /// The longest look-back `/stats` answers for (MDE's 720 hours), plus an hour of slack for

@@ -253,17 +253,7 @@ impl Inner {
         let device = self.device_number(writer, batch, tenant, observation)?;
         let record = self.batch_record(batch, overlay, id)?;
         let time = observation.timestamp;
-        let newest = record.global_last_observed.is_none_or(|last| time >= last);
-        record.observe(time);
-        if record.size.is_none() {
-            record.size = observation.size;
-        }
-        // The latest report about the file stands.
-        if let Some(reported) = &observation.reported
-            && newest
-        {
-            record.reported = (**reported).clone();
-        }
+        record.take_observation(observation);
         if time >= writer.horizon {
             batch.recent_times.insert(recent_time_key(id, tenant, time));
         }
