@@ -30,6 +30,8 @@ pub use hash::{FileHash, FileHashes, HashError, Md5, PairingConflict, Sha1, Sha2
 pub use identity::{Application, SigningKey, User};
 pub use indicator::Indicator;
 pub use ndjson::{IngestSummary, NdjsonReader, ParsedBatch};
-pub use observation::{DEFAULT_TENANT, Observation, ObservationError, Position, Rejection, ReportedFacts};
+pub use observation::{
+    DEFAULT_TENANT, MAX_ID_BYTES, Observation, ObservationError, Position, Rejection, ReportedFacts,
+};
 pub use record::{DeterminationType, FactSource, FactSources, FileFacts, FileRecord, NAMES_PER_SIGHTING, Sighting};
 pub use time::{Timestamp, TimestampError};

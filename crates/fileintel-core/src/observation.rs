@@ -25,6 +25,32 @@ pub struct Observation {
     pub reported: Option<Box<ReportedFacts>>,
 }
 
+/// The longest tenant id, device id and name, file name and platform a store keeps (keys are
+/// built from them).
+pub const MAX_ID_BYTES: usize = 1024;
+
+impl Observation {
+    /// The text fields a store keys on or keeps beside the keys, by their wire names.
+    pub fn identifiers(&self) -> [(&'static str, Option<&String>); 5] {
+        [
+            ("tenantId", Some(&self.tenant_id)),
+            ("deviceId", Some(&self.device_id)),
+            ("deviceName", self.device_name.as_ref()),
+            ("fileName", self.file_name.as_ref()),
+            ("osPlatform", self.os_platform.as_ref()),
+        ]
+    }
+
+    /// Why the observation's identifiers are too long to keep, if one is.
+    pub fn oversized(&self) -> Option<String> {
+        self.identifiers().into_iter().find_map(|(field, value)| {
+            value
+                .filter(|value| value.len() > MAX_ID_BYTES)
+                .map(|_| format!("field '{field}' is longer than {MAX_ID_BYTES} bytes"))
+        })
+    }
+}
+
 /// Why one line of the feed was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ObservationError {

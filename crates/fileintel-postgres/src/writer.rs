@@ -25,26 +25,11 @@ use fileintel_core::{FileFacts, FileHash, FileHashes, FileRecord, Observation, S
 use crate::error::Failure;
 use crate::reads::{LOAD_RECORDS, record_from_row, to_json};
 
-/// The longest tenant id, device id and name, file name and platform kept, as in fjall.
-const MAX_ID_BYTES: usize = 1024;
-
-/// Why an observation cannot be kept, if it cannot: identifiers too long (fjall's rule and
-/// wording), or holding a NUL character, which PostgreSQL's `text` cannot store.
+/// Why an observation cannot be kept, if it cannot: identifiers too long (the core's rule, as
+/// in fjall), or holding a NUL character, which PostgreSQL's `text` cannot store.
 pub(crate) fn refusal(observation: &Observation) -> Option<String> {
-    let fields = [
-        ("tenantId", Some(&observation.tenant_id)),
-        ("deviceId", Some(&observation.device_id)),
-        ("deviceName", observation.device_name.as_ref()),
-        ("fileName", observation.file_name.as_ref()),
-        ("osPlatform", observation.os_platform.as_ref()),
-    ];
-    let too_long = fields.iter().find_map(|(field, value)| {
-        value
-            .filter(|value| value.len() > MAX_ID_BYTES)
-            .map(|_| format!("field '{field}' is longer than {MAX_ID_BYTES} bytes"))
-    });
-    too_long.or_else(|| {
-        fields.iter().find_map(|(field, value)| {
+    observation.oversized().or_else(|| {
+        observation.identifiers().into_iter().find_map(|(field, value)| {
             value
                 .filter(|value| value.contains('\0'))
                 .map(|_| format!("field '{field}' contains a NUL character, which PostgreSQL text cannot hold"))
@@ -828,7 +813,7 @@ pub(crate) async fn put_facts(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fileintel_core::{ReportedFacts, Timestamp};
+    use fileintel_core::{MAX_ID_BYTES, ReportedFacts, Timestamp};
 
     fn observation() -> Observation {
         Observation {

@@ -305,7 +305,7 @@ impl Inner {
             let mut index = 0;
             while index < observations.len() {
                 let observation = &observations[index];
-                if let Some(reason) = oversized(observation) {
+                if let Some(reason) = observation.oversized() {
                     outcome.rejected.push((index, reason));
                     index += 1;
                     continue;
@@ -716,23 +716,4 @@ fn refresh_horizon(writer: &mut Writer) {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| i64::try_from(elapsed.as_nanos() / 100).unwrap_or(i64::MAX));
     writer.horizon = writer.horizon.max(Timestamp(now.saturating_sub(MAX_LOOKBACK)));
-}
-
-/// The longest tenant id, device id and name, and file name, kept (keys are built from them).
-pub(crate) const MAX_ID_BYTES: usize = 1024;
-
-/// Why an observation's identifiers are too long to keep, if they are.
-fn oversized(observation: &Observation) -> Option<String> {
-    let fields = [
-        ("tenantId", Some(&observation.tenant_id)),
-        ("deviceId", Some(&observation.device_id)),
-        ("deviceName", observation.device_name.as_ref()),
-        ("fileName", observation.file_name.as_ref()),
-        ("osPlatform", observation.os_platform.as_ref()),
-    ];
-    fields.into_iter().find_map(|(field, value)| {
-        value
-            .filter(|value| value.len() > MAX_ID_BYTES)
-            .map(|_| format!("field '{field}' is longer than {MAX_ID_BYTES} bytes"))
-    })
 }
