@@ -83,7 +83,6 @@ fn two_replicas_on_one_database_behave_as_one_service() {
     let rotated = fileintel_json(&["keys", "rotate", "--database-url", &database.url]);
     let c = common::spawn_node(&dir.path().join("c"), &args);
     let from_c = client_token(c.address, "contoso", &writer);
-    assert!(from_c.split('.').next().is_some_and(|header| !header.is_empty()));
     for (token, node) in [(&from_a, b.address), (&from_b, a.address), (&from_c, a.address), (&from_c, b.address)] {
         let (status, body) = get(node, &unknown, token);
         assert_eq!(status, 404, "{body} (rotated {rotated})");
