@@ -246,6 +246,12 @@ impl PgStore {
         .await
     }
 
+    /// `Store::put_indicator` for an indicator moved from another store: a new one keeps its
+    /// numeric id where its tenant has none of that id (`fileintel migrate`).
+    pub async fn import_indicator(&self, indicator: Indicator) -> Result<Indicator, StoreError> {
+        transaction!(self, |tx| verdicts::put_indicator(&tx, indicator.clone(), true).await)
+    }
+
     /// Whether the database answers, through the pool: for readiness checks.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.with_client(async |client| {
@@ -399,12 +405,28 @@ impl Store for PgStore {
         self.with_client(async |client| verdicts::verdicts(client, hashes).await).await
     }
 
+    /// One statement, so a lookup is one round trip to the database.
+    async fn file_and_verdicts(&self, hash: FileHash) -> Result<(Option<FileRecord>, Vec<Verdict>), StoreError> {
+        self.with_client(async |client| {
+            let statement = client.prepare_cached(reads::FILE_AND_VERDICTS).await?;
+            let (kind, bytes) = reads::hash_key(&hash);
+            let row = client.query_one(&statement, &[&kind, &bytes]).await?;
+            let record = match row.try_get::<_, Option<i64>>(0)? {
+                Some(_) => Some(reads::record_from_row(&row)?.1),
+                None => None,
+            };
+            let verdicts = verdicts::newest_per_source(row.try_get::<_, Vec<&str>>(10)?)?;
+            Ok((record, verdicts))
+        })
+        .await
+    }
+
     async fn delete_verdict(&self, hashes: &FileHashes, source: &VerdictSource) -> Result<bool, StoreError> {
         transaction!(self, |tx| verdicts::delete_verdict(&tx, hashes, source).await)
     }
 
     async fn put_indicator(&self, indicator: Indicator) -> Result<Indicator, StoreError> {
-        transaction!(self, |tx| verdicts::put_indicator(&tx, indicator.clone()).await)
+        transaction!(self, |tx| verdicts::put_indicator(&tx, indicator.clone(), false).await)
     }
 
     async fn list_indicators(&self, tenant: &str) -> Result<Vec<Indicator>, StoreError> {

@@ -86,6 +86,24 @@ pub(crate) const GET_FILE: &str = concat!(
     " FROM file_hashes AS h JOIN files AS f ON f.id = h.file_id WHERE h.kind = $1 AND h.hash = $2"
 );
 
+/// A lookup in one statement: the record the hash of kind `$1` and bytes `$2` names (its
+/// columns null when none does), and every verdict stored under any of its hashes (under `$2`
+/// alone when no record has it) as JSON text, in fjall's order of visiting: hash kind, then
+/// source. The hash of kind `$1` is `$2` either way, so each kind's key is `$2` or the record's.
+pub(crate) const FILE_AND_VERDICTS: &str = concat!(
+    "SELECT ",
+    record_columns!(),
+    ",
+        ARRAY(SELECT v.verdict::text FROM verdicts AS v
+              WHERE (v.hash_kind = 0 AND v.hash = CASE WHEN k.kind = 0 THEN k.hash ELSE f.md5 END)
+                 OR (v.hash_kind = 1 AND v.hash = CASE WHEN k.kind = 1 THEN k.hash ELSE f.sha1 END)
+                 OR (v.hash_kind = 2 AND v.hash = CASE WHEN k.kind = 2 THEN k.hash ELSE f.sha256 END)
+              ORDER BY v.hash_kind, v.source)
+     FROM (SELECT $1::int2 AS kind, $2::bytea AS hash) AS k
+     LEFT JOIN file_hashes AS h ON h.kind = k.kind AND h.hash = k.hash
+     LEFT JOIN files AS f ON f.id = h.file_id"
+);
+
 /// The devices of tenant `$3` that saw the file the hash (`$1`, `$2`) names.
 pub(crate) const FILE_DEVICES: &str = "
     SELECT s.device_id, d.device_name, s.first_seen, s.last_seen, s.file_name,

@@ -146,9 +146,17 @@ pub(crate) async fn verdicts(client: &deadpool_postgres::Client, hashes: &FileHa
              ORDER BY v.hash_kind, v.source",
         )
         .await?;
+    let rows = client.query(&statement, &[&kinds, &bytes]).await?;
+    newest_per_source(rows.iter().map(|row| row.try_get(0)).collect::<Result<Vec<&str>, _>>()?)
+}
+
+/// One verdict per source from verdicts as stored (JSON text), read in fjall's order of
+/// visiting (MD5, SHA-1, SHA-256, each by source key): the first kept unless a later one is
+/// strictly newer.
+pub(crate) fn newest_per_source<'a>(stored: impl IntoIterator<Item = &'a str>) -> Result<Vec<Verdict>, Failure> {
     let mut by_source: BTreeMap<String, Verdict> = BTreeMap::new();
-    for row in client.query(&statement, &[&kinds, &bytes]).await? {
-        let verdict: Verdict = from_json("verdict", row.try_get(0)?)?;
+    for text in stored {
+        let verdict: Verdict = from_json("verdict", text)?;
         let key = verdict.source.key();
         if by_source.get(&key).is_none_or(|known| verdict.said_at > known.said_at) {
             by_source.insert(key, verdict);
@@ -166,10 +174,38 @@ pub(crate) async fn delete_verdict(
     delete(tx, hashes, &source.key()).await
 }
 
+/// The id a new indicator brings, if it may keep it (see [`put_indicator`]); the sequence is
+/// moved past it, so ids drawn later never meet it.
+async fn kept_id(tx: &Transaction<'_>, indicator: &Indicator, keep_id: bool) -> Result<Option<i64>, Failure> {
+    let Some(id) = keep_id.then(|| indicator.id.parse::<i64>().ok()).flatten().filter(|&id| id > 0) else {
+        return Ok(None);
+    };
+    let statement = tx.prepare_cached("SELECT 1 FROM indicators WHERE tenant = $1 AND id = $2").await?;
+    if tx.query_opt(&statement, &[&indicator.tenant, &id]).await?.is_some() {
+        return Ok(None);
+    }
+    let statement = tx
+        .prepare_cached(
+            "SELECT setval('indicator_ids',
+                 greatest($1, (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM indicator_ids)))",
+        )
+        .await?;
+    tx.execute(&statement, &[&id]).await?;
+    Ok(Some(id))
+}
+
 /// `Store::put_indicator` as one attempt of its transaction: the indicator of the same tenant,
 /// type and (ASCII case-insensitive) value keeps its id and creation, else a new id is drawn
 /// from a sequence shared by every tenant; its verdict is written, or taken back, with it.
-pub(crate) async fn put_indicator(tx: &Transaction<'_>, mut indicator: Indicator) -> Result<Indicator, Failure> {
+///
+/// With `keep_id`, a new indicator keeps the numeric id it comes with when its tenant has no
+/// indicator of that id yet, and the sequence moves past it: ids survive a move from the
+/// embedded store (which numbers them the same way), so playbooks that kept them still work.
+pub(crate) async fn put_indicator(
+    tx: &Transaction<'_>,
+    mut indicator: Indicator,
+    keep_id: bool,
+) -> Result<Indicator, Failure> {
     lock(tx).await?;
     let value_key = indicator.indicator_value.to_ascii_lowercase();
     let statement = tx
@@ -185,10 +221,13 @@ pub(crate) async fn put_indicator(tx: &Transaction<'_>, mut indicator: Indicator
             indicator.created_by = previous.created_by;
             row.try_get(0)?
         }
-        None => {
-            let statement = tx.prepare_cached("SELECT nextval('indicator_ids')").await?;
-            tx.query_one(&statement, &[]).await?.try_get(0)?
-        }
+        None => match kept_id(tx, &indicator, keep_id).await? {
+            Some(id) => id,
+            None => {
+                let statement = tx.prepare_cached("SELECT nextval('indicator_ids')").await?;
+                tx.query_one(&statement, &[]).await?.try_get(0)?
+            }
+        },
     };
     indicator.id = id.to_string();
     let statement = tx

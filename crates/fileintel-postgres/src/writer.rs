@@ -124,12 +124,40 @@ const UPDATE_FILES: &str = "
         AS u(id, sha1, sha256, md5, prevalence, first_observed, last_observed, size, facts, reported)
     WHERE f.id = u.id";
 
+/// The assignments that merge a sighting of the same file and device, named `$new`, into a
+/// stored one, `s`: the core's `Sighting` rule (the widest activity; the name of the latest
+/// sighting that has one; the names of both, at most `NAMES_PER_SIGHTING`, in `merge_names`).
+macro_rules! merge_sighting {
+    ($new:literal) => {
+        concat!(
+            "first_seen = least(s.first_seen, ",
+            $new,
+            ".first_seen),
+            last_seen = greatest(s.last_seen, ",
+            $new,
+            ".last_seen),
+            file_name = CASE WHEN ",
+            $new,
+            ".last_seen >= s.last_seen AND ",
+            $new,
+            ".file_name IS NOT NULL
+                             THEN ",
+            $new,
+            ".file_name ELSE s.file_name END,
+            names = merge_names(s.names, ",
+            $new,
+            ".names)"
+        )
+    };
+}
+
 /// Writes merged sightings: new ones are inserted, stored ones merged with fjall's rule, and
 /// the rows actually inserted are counted per file, which is what each prevalence grows by.
 /// Every sub-statement sees the same snapshot, so the update sees only rows that existed before
 /// (never one the insert just made); the caller holds the files' rows, so no other transaction
 /// can add one of these sightings in between.
-const SIGHTINGS: &str = "
+const SIGHTINGS: &str = concat!(
+    "
     WITH batch AS (
         SELECT u.file_id, u.tenant, u.device_id, u.first_seen, u.last_seen, u.file_name,
                ARRAY(SELECT json_array_elements_text(u.names::json)) AS names
@@ -144,11 +172,9 @@ const SIGHTINGS: &str = "
     ),
     merged AS (
         UPDATE sightings AS s
-        SET first_seen = least(s.first_seen, b.first_seen),
-            last_seen = greatest(s.last_seen, b.last_seen),
-            file_name = CASE WHEN b.last_seen >= s.last_seen AND b.file_name IS NOT NULL
-                             THEN b.file_name ELSE s.file_name END,
-            names = merge_names(s.names, b.names)
+        SET ",
+    merge_sighting!("b"),
+    "
         FROM batch AS b
         WHERE s.file_id = b.file_id AND s.tenant = b.tenant AND s.device_id = b.device_id
           AND (b.first_seen < s.first_seen OR b.last_seen > s.last_seen
@@ -157,7 +183,8 @@ const SIGHTINGS: &str = "
                OR (cardinality(s.names) < 8 AND NOT b.names <@ s.names))
         RETURNING 1
     )
-    SELECT file_id, count(*) FROM inserted GROUP BY file_id";
+    SELECT file_id, count(*) FROM inserted GROUP BY file_id"
+);
 
 const TIMES: &str = "
     INSERT INTO observation_times (file_id, tenant, time)
@@ -180,7 +207,8 @@ const DEVICES: &str = "
 
 /// The absorbed record's sightings move to the kept one, merged with fjall's rule where the
 /// kept one has the device too; the count is how many were new to it.
-const MOVE_SIGHTINGS: &str = "
+const MOVE_SIGHTINGS: &str = concat!(
+    "
     WITH moved AS (
         DELETE FROM sightings WHERE file_id = $2
         RETURNING tenant, device_id, first_seen, last_seen, file_name, names
@@ -193,16 +221,15 @@ const MOVE_SIGHTINGS: &str = "
     ),
     merged AS (
         UPDATE sightings AS s
-        SET first_seen = least(s.first_seen, m.first_seen),
-            last_seen = greatest(s.last_seen, m.last_seen),
-            file_name = CASE WHEN m.last_seen >= s.last_seen AND m.file_name IS NOT NULL
-                             THEN m.file_name ELSE s.file_name END,
-            names = merge_names(s.names, m.names)
+        SET ",
+    merge_sighting!("m"),
+    "
         FROM moved AS m
         WHERE s.file_id = $1 AND s.tenant = m.tenant AND s.device_id = m.device_id
         RETURNING 1
     )
-    SELECT count(*) FROM inserted";
+    SELECT count(*) FROM inserted"
+);
 
 const MOVE_TIMES: &str = "
     WITH moved AS (DELETE FROM observation_times WHERE file_id = $2 RETURNING tenant, time)

@@ -104,33 +104,35 @@ async fn judged_file(
 ) -> Result<(String, Judged), ApiError> {
     caller.require_view(state, FILE_READ_ALL).await?;
     let (id, hash) = file_hash(id)?;
-    let known = state.store.get_file(hash).await?;
-    let judged = judged(
-        state,
-        caller,
-        known.clone().unwrap_or_else(|| FileRecord { hashes: hash.into(), ..FileRecord::default() }),
-        known.is_some(),
-    )
-    .await?;
+    // The record and its verdicts in one read: on PostgreSQL, one round trip.
+    let (known, verdicts) = state.store.file_and_verdicts(hash).await?;
+    let judged = Judged {
+        verdicts: visible(caller, verdicts),
+        known: known.is_some(),
+        record: known.unwrap_or_else(|| FileRecord { hashes: hash.into(), ..FileRecord::default() }),
+    };
     if !judged.known && judged.verdicts.is_empty() {
         return Err(not_found(&id));
     }
     Ok((id, judged))
 }
 
-async fn judged(state: &AppState, caller: &Authenticated, record: FileRecord, known: bool) -> Result<Judged, ApiError> {
+/// A known record as the caller sees it.
+async fn judged(state: &AppState, caller: &Authenticated, record: FileRecord) -> Result<Judged, ApiError> {
+    let verdicts = visible(caller, state.store.verdicts(&record.hashes).await?);
+    Ok(Judged { record, verdicts, known: true })
+}
+
+/// The verdicts the caller's tenant may see: its own indicators and every feed.
+fn visible(caller: &Authenticated, verdicts: Vec<Verdict>) -> Vec<Verdict> {
     let tenant = caller_tenant(caller);
-    let verdicts = state
-        .store
-        .verdicts(&record.hashes)
-        .await?
+    verdicts
         .into_iter()
         .filter(|verdict| match &verdict.source {
             VerdictSource::Indicator { tenant: own, .. } => own == tenant,
             VerdictSource::Feed { .. } => true,
         })
-        .collect();
-    Ok(Judged { record, verdicts, known })
+        .collect()
 }
 
 /// `GET /api/files/{id}`: the file's profile with the determination decided for the caller's
@@ -160,7 +162,7 @@ pub(crate) async fn entity_answer(
     headers: &HeaderMap,
     record: FileRecord,
 ) -> Result<Response, ApiError> {
-    let judged = judged(state, caller, record, true).await?;
+    let judged = judged(state, caller, record).await?;
     let decision = decide(&judged.verdicts, caller_tenant(caller), now());
     Ok(entity_with(state, headers, &judged.record, &decision))
 }

@@ -591,6 +591,31 @@ pub async fn verdicts_are_kept_per_source_and_the_newest_statement_wins(store: &
     assert_eq!(store.verdicts(&all_three(3)).await.unwrap(), vec![second]);
 }
 
+pub async fn a_lookup_reads_the_record_and_every_verdict_under_any_of_its_hashes(store: &dyn Store) {
+    use DeterminationType::{Malware, Pua};
+    store.ingest(vec![seen("t", "d1", 0, all_three(1))]).await.unwrap();
+    // Sources speak under different hashes of the known file, and about a hash no record has.
+    let by_md5 = verdict(feed("alpha"), Malware, "Emotet", 10);
+    let by_sha256 = verdict(feed("beta"), Pua, "Adware", 11);
+    let unknown = verdict(feed("gamma"), Malware, "Qakbot", 12);
+    store.put_verdicts(vec![(only(FileHash::Md5(md5(1))), by_md5.clone())]).await.unwrap();
+    store.put_verdicts(vec![(only(FileHash::Sha256(sha256(1))), by_sha256.clone())]).await.unwrap();
+    store.put_verdicts(vec![(only(FileHash::Sha1(sha1(9))), unknown.clone())]).await.unwrap();
+    let record = store.get_file(FileHash::Sha1(sha1(1))).await.unwrap().expect("the file is known");
+    for hash in all_three(1).iter() {
+        let (found, verdicts) = store.file_and_verdicts(hash).await.unwrap();
+        assert_eq!(found.as_ref(), Some(&record), "{hash:?}");
+        assert_eq!(verdicts, vec![by_md5.clone(), by_sha256.clone()], "{hash:?}");
+    }
+    assert_eq!(store.file_and_verdicts(FileHash::Sha1(sha1(9))).await.unwrap(), (None, vec![unknown]));
+    assert_eq!(store.file_and_verdicts(FileHash::Md5(md5(9))).await.unwrap(), (None, Vec::new()));
+    // A newer statement under another of the file's hashes replaces the older one, once.
+    let newer = verdict(feed("alpha"), Pua, "Downgraded", 20);
+    store.put_verdicts(vec![(only(FileHash::Sha1(sha1(1))), newer.clone())]).await.unwrap();
+    let (_, verdicts) = store.file_and_verdicts(FileHash::Md5(md5(1))).await.unwrap();
+    assert_eq!(verdicts, vec![newer, by_sha256]);
+}
+
 fn indicator(tenant: &str, value: String, action: &str, at_seconds: i64) -> Indicator {
     Indicator {
         tenant: tenant.into(),
@@ -691,6 +716,7 @@ macro_rules! contract_suite {
             identifiers_too_long_to_keep_are_rejected,
             verdicts_are_kept_per_source_and_the_newest_statement_wins,
             indicators_are_kept_per_tenant_and_speak_through_verdicts,
+            a_lookup_reads_the_record_and_every_verdict_under_any_of_its_hashes,
         );
     };
     (@tests $factory:ident, $($name:ident),* $(,)?) => {

@@ -125,6 +125,16 @@ pub trait Store: Send + Sync + 'static {
     /// when a source spoke under several of them), in source-key order.
     async fn verdicts(&self, hashes: &FileHashes) -> Result<Vec<Verdict>, StoreError>;
 
+    /// What a lookup reads: the record `hash` names, if any, and [`Store::verdicts`] about it
+    /// (about `hash` alone when no record is known). A backend that can read both at once (one
+    /// statement, one round trip) overrides this; the answer is the same.
+    async fn file_and_verdicts(&self, hash: FileHash) -> Result<(Option<FileRecord>, Vec<Verdict>), StoreError> {
+        let record = self.get_file(hash).await?;
+        let hashes = record.as_ref().map_or_else(|| FileHashes::from(hash), |record| record.hashes);
+        let verdicts = self.verdicts(&hashes).await?;
+        Ok((record, verdicts))
+    }
+
     /// Forgets what `source` said about the file with these hashes; whether it had said anything.
     async fn delete_verdict(&self, hashes: &FileHashes, source: &VerdictSource) -> Result<bool, StoreError>;
 

@@ -14,10 +14,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use fileintel_core::{FileFacts, FileHash};
+use fileintel_postgres::PgStore;
 use fileintel_store::{FjallStore, Store};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
@@ -61,9 +61,8 @@ pub fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         eprintln!("the database's schema is at version {version}");
         let Some(dir) = &args.from_data_dir else { return Ok(ExitCode::SUCCESS) };
         let source = FjallStore::open(dir).with_context(|| format!("opening the store in {}", dir.display()))?;
-        let target: Arc<dyn Store> = Arc::new(target);
         let url = database.database_url.as_deref().unwrap_or_default();
-        move_store(&source, target.as_ref(), dir, url, args.page.max(1)).await
+        move_store(&source, &target, dir, url, args.page.max(1)).await
     })
 }
 
@@ -140,7 +139,7 @@ fn bar(length: u64, what: &str) -> ProgressBar {
 
 async fn move_store(
     source: &FjallStore,
-    target: &dyn Store,
+    target: &PgStore,
     dir: &Path,
     url: &str,
     page: usize,
@@ -221,9 +220,10 @@ async fn move_store(
     if !progress.done("indicators") {
         let indicators = source.export_indicators()?;
         let count = indicators.len();
-        // The same tenant, type and value again updates in place: sending them twice is harmless.
+        // Each keeps its id. The same tenant, type and value again updates in place: sending
+        // them twice is harmless.
         for indicator in indicators {
-            target.put_indicator(indicator).await?;
+            target.import_indicator(indicator).await?;
         }
         progress.mark("indicators", json!(true))?;
         eprintln!("moved {count} indicators");

@@ -230,7 +230,28 @@ fn an_embedded_store_moves_into_postgresql_and_answers_the_same() {
         "soar",
         "--role",
         "File.Read.All",
+        "--role",
+        "Ti.ReadWrite.All",
     ]);
+    // Three indicators, the first deleted: those left are numbered 2 and 3.
+    let public = ["--public-url", "http://fileintel.test"];
+    let indicator = |file: usize| {
+        format!(
+            r#"{{"indicatorValue":"{}","indicatorType":"FileSha1","action":"Block","title":"t","description":"d"}}"#,
+            sha1_of(file)
+        )
+    };
+    let post_indicator = |address: SocketAddr, token: &str, file: usize| {
+        let (status, _, body) =
+            call_as(address, "POST", "/api/indicators", &indicator(file), Some(token), "application/json");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<Value>(&body).unwrap()["id"].as_str().unwrap().to_owned()
+    };
+    let embedded = common::spawn_node(&data, &public);
+    let own = client_token(embedded.address, "contoso", &app);
+    let ids: Vec<String> = [20, 21, 22].into_iter().map(|file| post_indicator(embedded.address, &own, file)).collect();
+    assert_eq!(call(embedded.address, "DELETE", &format!("/api/indicators/{}", ids[0]), "", Some(&own)).0, 204);
+    drop(embedded);
 
     let migrate = || {
         let output = std::process::Command::new(common::BIN)
@@ -244,7 +265,6 @@ fn an_embedded_store_moves_into_postgresql_and_answers_the_same() {
     let said = migrate();
     assert!(said.contains("moved 12 files") && said.contains("checked: 12 files"), "{said}");
 
-    let public = ["--public-url", "http://fileintel.test"];
     let embedded = common::spawn_node(&data, &public);
     let moved = common::spawn_node(
         &dir.path().join("replica"),
@@ -263,6 +283,18 @@ fn an_embedded_store_moves_into_postgresql_and_answers_the_same() {
             assert_eq!(here, there, "{path}");
         }
     }
+    // Indicators keep their ids, and ids drawn afterwards do not meet them.
+    let (mut here, mut there) =
+        (get(embedded.address, "/api/indicators", &own), get(moved.address, "/api/indicators", &token));
+    for answer in [&mut here.1, &mut there.1] {
+        answer.as_object_mut().map(|object| object.remove("@odata.context"));
+    }
+    let kept: Vec<&str> =
+        there.1["value"].as_array().unwrap().iter().map(|item| item["id"].as_str().unwrap()).collect();
+    assert_eq!(kept, [ids[1].as_str(), ids[2].as_str()]);
+    assert_eq!(here, there);
+    let next = post_indicator(moved.address, &token, 23);
+    assert!(!ids.contains(&next), "{next} was drawn again");
     let (_, entity) = get(moved.address, &format!("/api/files/{}", sha1_of(3)), &token);
     assert_eq!((&entity["globalPrevalence"], &entity["determinationType"]), (&Value::from(5), &Value::from("Malware")));
     drop(embedded);
