@@ -201,8 +201,10 @@ impl Sighting {
         Sighting { first: time, last: time, names: file_name.iter().cloned().collect(), file_name }
     }
 
-    /// Merges another sighting of the same device and file: in any order, the same result
-    /// (but for which names are kept once there are too many).
+    /// Merges another sighting of the same device and file: in any order, the same activity and
+    /// the same result, except which names are kept once there are too many and, when both were
+    /// last seen at the same time under different names, which name is the latest (the one
+    /// merged in).
     pub fn merge(&mut self, other: Sighting) {
         self.first = self.first.min(other.first);
         for name in other.names {

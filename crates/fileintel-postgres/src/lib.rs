@@ -56,6 +56,7 @@ pub mod testing;
 mod verdicts;
 mod writer;
 
+use std::collections::HashSet;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -98,6 +99,20 @@ macro_rules! transaction {
     }};
 }
 
+/// [`transaction!`] for a write: its statements may run for the store's write timeout rather
+/// than the statement timeout, as a write may queue behind another replica's write to the same
+/// rows (or for the verdict writers' advisory lock), which is no fault. Every transaction that
+/// can wait on another writer is one of these.
+macro_rules! write_transaction {
+    ($store:expr, |$tx:ident| $body:expr) => {
+        transaction!($store, |$tx| async {
+            $tx.batch_execute(&$store.write_timeout).await?;
+            $body
+        }
+        .await)
+    };
+}
+
 /// How a [`PgStore`] connects and how long it waits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PgOptions {
@@ -135,11 +150,15 @@ const ATTEMPTS: u32 = 10;
 /// How many rows the file count is spread over, so that writers rarely wait on the same one.
 const COUNT_SHARDS: u32 = 16;
 
-/// The advisory lock a sweep holds ("fisweep!" in ASCII), so one replica sweeps at a time.
+/// The advisory lock each chunk of a sweep holds ("fisweep!" in ASCII), so replicas that sweep
+/// at once take turns rather than delete side by side.
 const SWEEP_LOCK: i64 = 0x6669_7377_6565_7021;
 
 /// How long one chunk of [`PgStore::sweep_windows`] may run.
 pub const SWEEP_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// Files whose observation times one transaction of a sweep removes.
+const SWEEP_CHUNK_FILES: usize = 20_000;
 
 /// The longest look-back `/stats` answers for (720 hours) plus an hour of slack for clocks that
 /// disagree, as in fjall: older observation times are not kept.
@@ -175,6 +194,29 @@ fn random() -> u64 {
 fn now() -> Timestamp {
     let elapsed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     Timestamp(i64::try_from(elapsed.as_nanos() / 100).unwrap_or(i64::MAX))
+}
+
+/// A database address as it may be shown or kept without its password: user, hosts, ports and
+/// database only (`postgres://app@db:5432/fileintel`), read as `PgStore::connect` reads the
+/// address, in either of its forms; `None` when it is no address.
+pub fn address_without_password(url: &str) -> Option<String> {
+    let config: tokio_postgres::Config = url.parse().ok()?;
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(index, host)| {
+            let host = match host {
+                tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+            };
+            // The port used: the host's own, else the one given for all, else PostgreSQL's.
+            let port = config.get_ports().get(index).or(config.get_ports().first()).copied().unwrap_or(5432);
+            format!("{host}:{port}")
+        })
+        .collect();
+    let user = config.get_user().map(|user| format!("{user}@")).unwrap_or_default();
+    Some(format!("postgres://{user}{}/{}", hosts.join(","), config.get_dbname().unwrap_or_default()))
 }
 
 impl PgStore {
@@ -249,7 +291,7 @@ impl PgStore {
     /// `Store::put_indicator` for an indicator moved from another store: a new one keeps its
     /// numeric id where its tenant has none of that id (`fileintel migrate`).
     pub async fn import_indicator(&self, indicator: Indicator) -> Result<Indicator, StoreError> {
-        transaction!(self, |tx| verdicts::put_indicator(&tx, indicator.clone(), true).await)
+        write_transaction!(self, |tx| verdicts::put_indicator(&tx, indicator.clone(), true).await)
     }
 
     /// Whether the database answers, through the pool: for readiness checks.
@@ -264,38 +306,39 @@ impl PgStore {
     /// Removes observation times that no look-back window from `now` on can reach (of whole
     /// hours that ended more than 722 hours before `now`), as `FjallStore::sweep_windows` does;
     /// returns how many went. Sightings stay: they are the counts themselves. Maintenance, not a
-    /// request: it reads the whole table (an index on time would cost every ingest), so it may
-    /// run for up to [`SWEEP_TIMEOUT`] rather than the statement timeout.
+    /// request: it reads the whole table once, range by range of the primary key (an index on
+    /// time would cost every ingest), so each range may take up to [`SWEEP_TIMEOUT`] rather
+    /// than the statement timeout.
     pub async fn sweep_windows(&self, now: Timestamp) -> Result<u64, StoreError> {
         let kept_from =
             (now.0.saturating_sub(MAX_LOOKBACK + TICKS_PER_HOUR)).div_euclid(TICKS_PER_HOUR) * TICKS_PER_HOUR;
-        // In chunks, each its own short transaction, so a link waiting on those rows waits for
-        // one chunk, not the whole sweep; and one replica at a time (the others find the lock
-        // taken and leave the work to it).
+        // In ranges of file ids (the primary key's prefix, so each chunk reads only its own part
+        // of the index, and the whole sweep is one pass), each its own short transaction, so a
+        // link waiting on those rows waits for one chunk, not the whole sweep. The lock keeps
+        // chunks of sweeps that replicas run at once from running side by side; deleting what
+        // another already deleted finds nothing.
+        let last_id: i64 = self
+            .with_client(async |client| {
+                let row = client.query_one("SELECT last_value FROM file_ids", &[]).await?;
+                Ok(row.try_get(0)?)
+            })
+            .await?;
         let mut removed = 0;
-        loop {
-            let chunk: Option<u64> = transaction!(self, |tx| async {
+        for from in (0..=last_id).step_by(SWEEP_CHUNK_FILES) {
+            removed += transaction!(self, |tx| async {
                 tx.batch_execute(&format!("SET LOCAL statement_timeout = {}", SWEEP_TIMEOUT.as_millis())).await?;
-                let locked: bool =
-                    tx.query_one("SELECT pg_try_advisory_xact_lock($1)", &[&SWEEP_LOCK]).await?.try_get(0)?;
-                if !locked {
-                    return Ok::<_, Failure>(None);
-                }
+                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SWEEP_LOCK]).await?;
                 let deleted = tx
                     .execute(
-                        "DELETE FROM observation_times WHERE ctid IN
-                            (SELECT ctid FROM observation_times WHERE time < $1 LIMIT 50000)",
-                        &[&kept_from],
+                        "DELETE FROM observation_times WHERE file_id >= $1 AND file_id < $2 AND time < $3",
+                        &[&from, &(from + SWEEP_CHUNK_FILES as i64), &kept_from],
                     )
                     .await?;
-                Ok(Some(deleted))
+                Ok::<_, Failure>(deleted)
             }
             .await)?;
-            match chunk {
-                Some(deleted) if deleted > 0 => removed += deleted,
-                _ => return Ok(removed),
-            }
         }
+        Ok(removed)
     }
 
     /// A pooled connection, waiting at most `acquire_timeout` in all, opening one included.
@@ -365,40 +408,35 @@ impl Store for PgStore {
     /// table) can outlast the write timeout, and a smaller transaction holds its files' locks
     /// for less time. Durable when it returns, as every chunk is committed by then; a failure
     /// part-way leaves the earlier chunks in, which sending the call again does not count twice.
-    /// `files_touched` is summed over the chunks.
+    /// `files_touched` counts distinct files over the chunks.
     async fn ingest(&self, observations: Vec<Observation>) -> Result<IngestOutcome, StoreError> {
         let refusals: Vec<Option<String>> = observations.iter().map(writer::refusal).collect();
         let (horizon, shard) = (horizon(), self.shard());
         let mut outcome = IngestOutcome::default();
+        // Distinct across the chunks, as the trait counts them.
+        let mut touched: HashSet<i64> = HashSet::new();
         for (number, (observations, refusals)) in
             observations.chunks(INGEST_CHUNK).zip(refusals.chunks(INGEST_CHUNK)).enumerate()
         {
-            let part = transaction!(self, |tx| {
-                tx.batch_execute(&self.write_timeout).await?;
-                writer::ingest(&tx, observations, refusals, horizon, shard).await
-            })?;
+            let (part, ids) =
+                write_transaction!(self, |tx| writer::ingest(&tx, observations, refusals, horizon, shard).await)?;
+            touched.extend(ids);
             outcome.accepted += part.accepted;
-            outcome.files_touched += part.files_touched;
             outcome.new_files += part.new_files;
             let offset = number * INGEST_CHUNK;
             outcome.rejected.extend(part.rejected.into_iter().map(|(index, reason)| (index + offset, reason)));
         }
+        outcome.files_touched = touched.len() as u64;
         Ok(outcome)
     }
 
     async fn put_facts(&self, hashes: FileHashes, size: Option<u64>, facts: FileFacts) -> Result<(), StoreError> {
         let (horizon, shard) = (horizon(), self.shard());
-        transaction!(self, |tx| {
-            tx.batch_execute(&self.write_timeout).await?;
-            writer::put_facts(&tx, &hashes, size, &facts, horizon, shard).await
-        })
+        write_transaction!(self, |tx| writer::put_facts(&tx, &hashes, size, &facts, horizon, shard).await)
     }
 
     async fn put_verdicts(&self, verdicts: Vec<(FileHashes, Verdict)>) -> Result<u64, StoreError> {
-        transaction!(self, |tx| {
-            tx.batch_execute(&self.write_timeout).await?;
-            verdicts::put_verdicts(&tx, &verdicts).await
-        })
+        write_transaction!(self, |tx| verdicts::put_verdicts(&tx, &verdicts).await)
     }
 
     async fn verdicts(&self, hashes: &FileHashes) -> Result<Vec<Verdict>, StoreError> {
@@ -422,11 +460,11 @@ impl Store for PgStore {
     }
 
     async fn delete_verdict(&self, hashes: &FileHashes, source: &VerdictSource) -> Result<bool, StoreError> {
-        transaction!(self, |tx| verdicts::delete_verdict(&tx, hashes, source).await)
+        write_transaction!(self, |tx| verdicts::delete_verdict(&tx, hashes, source).await)
     }
 
     async fn put_indicator(&self, indicator: Indicator) -> Result<Indicator, StoreError> {
-        transaction!(self, |tx| verdicts::put_indicator(&tx, indicator.clone(), false).await)
+        write_transaction!(self, |tx| verdicts::put_indicator(&tx, indicator.clone(), false).await)
     }
 
     async fn list_indicators(&self, tenant: &str) -> Result<Vec<Indicator>, StoreError> {
@@ -434,7 +472,7 @@ impl Store for PgStore {
     }
 
     async fn delete_indicator(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
-        transaction!(self, |tx| verdicts::delete_indicator(&tx, tenant, id).await)
+        write_transaction!(self, |tx| verdicts::delete_indicator(&tx, tenant, id).await)
     }
 
     async fn file_devices(&self, hash: FileHash, tenant: &str) -> Result<Vec<DeviceSighting>, StoreError> {

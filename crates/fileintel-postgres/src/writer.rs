@@ -768,14 +768,15 @@ impl RecordColumns<'_> {
     }
 }
 
-/// One `ingest` call, as one attempt of its transaction.
+/// One `ingest` call, as one attempt of its transaction: what it did (but for `files_touched`),
+/// and the ids of the files it touched, which the caller counts across its transactions.
 pub(crate) async fn ingest(
     tx: &Transaction<'_>,
     observations: &[Observation],
     refusals: &[Option<String>],
     horizon: i64,
     shard: i32,
-) -> Result<fileintel_store::IngestOutcome, Failure> {
+) -> Result<(fileintel_store::IngestOutcome, Vec<i64>), Failure> {
     let mut batch = Batch::new(horizon);
     let kept = observations.iter().zip(refusals).filter(|(_, refusal)| refusal.is_none());
     batch.load(tx, kept.map(|(observation, _)| &observation.hashes)).await?;
@@ -807,8 +808,9 @@ pub(crate) async fn ingest(
     }
     batch.finish(tx, shard).await?;
     outcome.new_files = batch.created;
-    outcome.files_touched = touched.len() as u64;
-    Ok(outcome)
+    // Every live record has its id once written.
+    let touched = touched.into_iter().filter_map(|slot| batch.slots[slot].id).collect();
+    Ok((outcome, touched))
 }
 
 /// One `put_facts` call, as one attempt of its transaction.
@@ -855,6 +857,15 @@ mod tests {
             os_platform: None,
             reported: None,
         }
+    }
+
+    /// The SQL spells the core's limit on names per sighting as a number: the two must agree.
+    #[test]
+    fn the_sql_keeps_as_many_names_as_the_core() {
+        let limit = fileintel_core::NAMES_PER_SIGHTING;
+        assert!(SIGHTINGS.contains(&format!("cardinality(s.names) < {limit}")));
+        let (_, schema) = crate::migrations::MIGRATIONS[0];
+        assert!(schema.contains(&format!("LIMIT greatest({limit} - cardinality(kept), 0)")));
     }
 
     #[test]

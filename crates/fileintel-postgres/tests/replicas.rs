@@ -301,13 +301,17 @@ async fn sweeping_removes_only_what_no_window_can_reach() {
     };
     store.ingest(vec![seen("old", 700), seen("new", 10)]).await.unwrap();
     let client = database.client().await;
+    // A second file numbered far past the first, so the sweep must reach more than one range
+    // of file ids.
+    client.execute("SELECT setval('file_ids', 45000)", &[]).await.unwrap();
+    store.ingest(vec![Observation { hashes: hashes(4), ..seen("old", 700) }]).await.unwrap();
     let times =
         async || -> i64 { client.query_one("SELECT count(*) FROM observation_times", &[]).await.unwrap().get(0) };
-    assert_eq!(times().await, 2);
+    assert_eq!(times().await, 3);
     assert_eq!(store.sweep_windows(now).await.unwrap(), 0, "nothing is out of reach yet");
     // A hundred hours on, "old" (800 hours back) is out of every window; "new" is not.
     let later = Timestamp(now.0 + 100 * HOUR);
-    assert_eq!(store.sweep_windows(later).await.unwrap(), 1);
+    assert_eq!(store.sweep_windows(later).await.unwrap(), 2);
     assert_eq!(times().await, 1);
     let sha1 = FileHash::Sha1(hashes(3).sha1.unwrap());
     let stats = store.file_stats(sha1, "t", Timestamp(later.0 - 720 * HOUR)).await.unwrap().unwrap();

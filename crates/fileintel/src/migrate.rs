@@ -77,7 +77,8 @@ impl Progress {
     /// credentials); a move into another database starts over.
     fn load(dir: &Path, url: &str) -> anyhow::Result<Self> {
         let path = dir.join(PROGRESS_FILE);
-        let target = without_credentials(url);
+        // What names the target in the progress file, without its password.
+        let target = fileintel_postgres::address_without_password(url).unwrap_or_default();
         let state = match std::fs::read(&path) {
             Ok(bytes) => {
                 let state: Value =
@@ -106,25 +107,6 @@ impl Progress {
             std::fs::File::open(parent)?.sync_all()?;
         }
         Ok(())
-    }
-}
-
-/// What names the target in the progress file without keeping its password:
-/// `postgres://user:secret@host/db?password=x&sslmode=y` as `postgres://user@host/db?sslmode=y`,
-/// and `host=h password=secret dbname=d` as `host=h dbname=d`.
-fn without_credentials(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.split_whitespace().filter(|pair| !pair.starts_with("password=")).collect::<Vec<_>>().join(" ");
-    };
-    let (address, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let address = match address.rsplit_once('@') {
-        Some((credentials, place)) => format!("{}@{place}", credentials.split(':').next().unwrap_or_default()),
-        None => address.to_owned(),
-    };
-    let query: Vec<&str> = query.split('&').filter(|pair| !pair.is_empty() && !pair.starts_with("password=")).collect();
-    match query.is_empty() {
-        true => format!("{scheme}://{address}"),
-        false => format!("{scheme}://{address}?{}", query.join("&")),
     }
 }
 
@@ -220,10 +202,15 @@ async fn move_store(
     if !progress.done("indicators") {
         let indicators = source.export_indicators()?;
         let count = indicators.len();
-        // Each keeps its id. The same tenant, type and value again updates in place: sending
-        // them twice is harmless.
+        // Each keeps its id unless its tenant has another indicator of that id in the database
+        // already; those are named. The same tenant, type and value again updates in place:
+        // sending them twice is harmless.
         for indicator in indicators {
-            target.import_indicator(indicator).await?;
+            let (tenant, id) = (indicator.tenant.clone(), indicator.id.clone());
+            let stored = target.import_indicator(indicator).await?;
+            if stored.id != id {
+                eprintln!("indicator {id} of tenant {tenant} is {} in the database: the id was taken", stored.id);
+            }
         }
         progress.mark("indicators", json!(true))?;
         eprintln!("moved {count} indicators");
@@ -291,13 +278,18 @@ mod tests {
 
     #[test]
     fn the_target_is_named_without_its_password() {
-        assert_eq!(without_credentials("postgres://app:s3cret@db:5432/fi"), "postgres://app@db:5432/fi");
-        assert_eq!(without_credentials("postgres://db/fi"), "postgres://db/fi");
+        use fileintel_postgres::address_without_password as named;
+        assert_eq!(named("postgres://app:s3cret@db:5432/fi").as_deref(), Some("postgres://app@db:5432/fi"));
+        // The port the address means, given or not.
+        assert_eq!(named("postgres://db/fi").as_deref(), Some("postgres://db:5432/fi"));
         assert_eq!(
-            without_credentials("postgres://app@db/fi?password=s3cret&sslmode=require"),
-            "postgres://app@db/fi?sslmode=require"
+            named("postgres://app@db/fi?password=s3cret&sslmode=require").as_deref(),
+            Some("postgres://app@db:5432/fi")
         );
-        assert_eq!(without_credentials("host=db password=s3cret dbname=fi"), "host=db dbname=fi");
+        for spelled in ["host=db password=s3cret dbname=fi", "host=db password = 's3cret x' dbname=fi"] {
+            assert_eq!(named(spelled).as_deref(), Some("postgres://db:5432/fi"), "{spelled}");
+        }
+        assert_eq!(named("postgres://a@h1:1,h2:2/fi").as_deref(), Some("postgres://a@h1:1,h2:2/fi"));
         assert_eq!(decode_hex(&encode_hex(&[0, 1, 254, 255])), Some(vec![0, 1, 254, 255]));
     }
 }
