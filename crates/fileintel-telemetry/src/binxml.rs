@@ -26,6 +26,8 @@ pub(crate) enum Member {
     Product,
 }
 
+use crate::evtx_log::CHUNK_SIZE;
+
 pub(crate) const MEMBER_COUNT: usize = 15;
 
 /// `EventData/Data[@Name]` members, by name.
@@ -303,21 +305,34 @@ fn fill<'a>(
     Some(())
 }
 
-/// Reads the records of a 64 KiB chunk, or `None` when the chunk itself is not in the expected form.
-pub(crate) fn read_chunk<'a>(chunk: &'a [u8], templates: &mut Templates) -> Option<Vec<Record<'a>>> {
+/// The records a chunk holds, as far as its bytes go.
+pub(crate) struct ChunkRecords<'a> {
+    pub records: Vec<Record<'a>>,
+    /// Where the record that the end of the bytes cuts through starts: a chunk cut short by a
+    /// truncated file ends inside a record; a whole chunk never does.
+    pub cut_at: Option<usize>,
+}
+
+/// Reads the records of a 64 KiB chunk, or of the part of one that a truncated file holds, or
+/// `None` when the chunk itself is not in the expected form.
+pub(crate) fn read_chunk<'a>(chunk: &'a [u8], templates: &mut Templates) -> Option<ChunkRecords<'a>> {
     if chunk.get(..8)? != b"ElfChnk\0" {
         return None;
     }
-    let free = (u32_at(chunk, 48)? as usize).min(chunk.len());
+    let whole = chunk.len() >= CHUNK_SIZE;
+    let free = u32_at(chunk, 48)? as usize;
     let mut records = Vec::new();
     let mut at = 512;
-    while at + 24 <= free {
+    while at + 24 <= free.min(chunk.len()) {
         if chunk[at..at + 4] != [0x2a, 0x2a, 0x00, 0x00] {
             return None;
         }
         let size = u32_at(chunk, at + 4)? as usize;
         if size < 28 || at + size > free {
             return None;
+        }
+        if at + size > chunk.len() {
+            return (!whole).then_some(ChunkRecords { records, cut_at: Some(at) });
         }
         let header_id = u64_at(chunk, at + 8)?;
         let header_time = u64_at(chunk, at + 16)?;
@@ -328,7 +343,9 @@ pub(crate) fn read_chunk<'a>(chunk: &'a [u8], templates: &mut Templates) -> Opti
         });
         at += size;
     }
-    Some(records)
+    // A record header cut short is a cut record too.
+    let cut_at = (!whole && at < free && at < chunk.len()).then_some(at);
+    Some(ChunkRecords { records, cut_at })
 }
 
 /// FILETIME ticks (since 1601) as Unix ticks, if they fit.

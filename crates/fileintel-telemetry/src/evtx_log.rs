@@ -16,7 +16,9 @@ use crate::sysmon::{EventData, Flag, SysmonEvent};
 
 pub const FILE_MAGIC: &[u8; 8] = b"ElfFile\0";
 const HEADER_SIZE: usize = 4096;
-const CHUNK_SIZE: usize = 65536;
+pub(crate) const CHUNK_SIZE: usize = 65536;
+/// A chunk's header, before its first record.
+const CHUNK_HEADER_SIZE: usize = 512;
 const SYSMON: &str = "Microsoft-Windows-Sysmon";
 
 /// Built once: a finder costs more to build than a record takes to search.
@@ -80,13 +82,37 @@ impl<R: Read + Send> EvtxDecoder<R> {
         self.done = true;
     }
 
-    fn read_chunk(&mut self, data: Vec<u8>, at: u64, batch: &mut ParsedBatch) {
+    /// Reads a chunk's records; `data` is shorter than a chunk when the file was cut inside it,
+    /// and then every record wholly before the cut is read and the one it goes through rejected.
+    fn read_chunk(&mut self, mut data: Vec<u8>, at: u64, batch: &mut ParsedBatch) {
+        let read = data.len();
+        let cut = |record: Option<usize>| match record {
+            Some(offset) => Rejection::new(
+                Position::Offset(at + offset as u64),
+                format!(
+                    "truncated: the file ends inside the record at byte offset {}; every record before it was read",
+                    at + offset as u64
+                ),
+            ),
+            None => Rejection::new(
+                Position::Offset(at),
+                format!(
+                    "truncated: the file ends {read} bytes into the chunk at byte offset {at}; every record before the cut was read"
+                ),
+            ),
+        };
+        if read < CHUNK_HEADER_SIZE {
+            batch.rejections.push(cut(None));
+            return;
+        }
         // Most records take the direct path; the few it does not follow go through the crate.
         self.templates.clear();
         let direct = if self.direct { binxml::read_chunk(&data, &mut self.templates) } else { None };
-        let leftover: Option<HashSet<u64>> = direct.map(|records| {
+        let mut cut_at = None;
+        let leftover: Option<HashSet<u64>> = direct.map(|chunk| {
+            cut_at = chunk.cut_at;
             let mut leftover = HashSet::new();
-            for record in records {
+            for record in chunk.records {
                 batch.records += 1;
                 match record {
                     binxml::Record::Read { header_id, header_time, values } => {
@@ -108,9 +134,19 @@ impl<R: Read + Send> EvtxDecoder<R> {
             }
             leftover
         });
+        if read < CHUNK_SIZE {
+            if cut_at.is_some() {
+                batch.records += 1;
+            }
+            batch.rejections.push(cut(cut_at));
+        }
         if leftover.as_ref().is_some_and(HashSet::is_empty) {
             return;
         }
+        // The crate reads whole chunks only: what the cut took is zeros to it, a record it cannot
+        // read, reported at the chunk (the direct reader, when it follows the chunk, has already
+        // said where the cut is, and the crate then stops at the last record it was handed).
+        data.resize(CHUNK_SIZE, 0);
         // The crate is the last resort for what the direct reader does not follow: should it fail
         // on a hostile chunk, that chunk is reported and the rest of the log still read.
         let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -148,7 +184,11 @@ impl<R: Read + Send> EvtxDecoder<R> {
                 return;
             }
         };
+        let mut wanted = only.map_or(usize::MAX, HashSet::len);
         for record in parsed.iter() {
+            if wanted == 0 {
+                break;
+            }
             if only.is_none() {
                 batch.records += 1;
             }
@@ -161,6 +201,9 @@ impl<R: Read + Send> EvtxDecoder<R> {
             };
             if only.is_some_and(|only| !only.contains(&record.event_record_id)) {
                 continue;
+            }
+            if only.is_some() {
+                wanted -= 1;
             }
             // The record header's number and time can differ from the event's own
             // `EventRecordID` and `TimeCreated` (a log saved anew renumbers its headers): the
@@ -454,11 +497,8 @@ impl<R: Read + Send> Decoder for EvtxDecoder<R> {
             if read == 0 {
                 self.done = true;
             } else if read < CHUNK_SIZE {
-                self.stop(
-                    &mut batch,
-                    at,
-                    format!("truncated: the file ends {read} bytes into the chunk at byte offset {at}; records before it were read"),
-                );
+                self.done = true;
+                self.read_chunk(data, at, &mut batch);
             } else if data.iter().all(|&byte| byte == 0) {
                 // An unused chunk of a preallocated log.
             } else {

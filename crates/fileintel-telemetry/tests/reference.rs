@@ -173,8 +173,7 @@ fn a_truncated_log_yields_what_it_can_then_says_where_it_stopped() {
     assert!(read.records > 0 && read.records < whole.records, "{} of {}", read.records, whole.records);
     assert_eq!(read.observations[..], whole.observations[..read.observations.len()], "the first chunk's records");
     let last = read.rejections.last().expect("the truncation is reported");
-    assert_eq!(last.at, Position::Offset(4096 + 65536));
-    assert!(last.reason.contains("truncated"), "{}", last.reason);
+    assert_cut_record(&bytes, cut, last);
 
     // A chunk overwritten with garbage costs its own records only.
     let mut damaged = bytes.clone();
@@ -186,6 +185,49 @@ fn a_truncated_log_yields_what_it_can_then_says_where_it_stopped() {
 
     let not_a_log = read_all(Some(Format::Evtx), b"MZ\x90\x00 not an event log".to_vec());
     assert!(not_a_log.rejections[0].reason.contains("not an event log"));
+}
+
+/// The rejection names the record that `cut` goes through, as the bytes themselves say: a record
+/// header (`**\0\0`, then its size) at that offset, starting before the cut and ending after it.
+fn assert_cut_record(bytes: &[u8], cut: usize, rejection: &fileintel_core::Rejection) {
+    assert!(rejection.reason.contains("truncated"), "{}", rejection.reason);
+    let Position::Offset(offset) = rejection.at else { panic!("{:?}", rejection.at) };
+    let offset = offset as usize;
+    assert_eq!(&bytes[offset..offset + 4], b"**\0\0", "a record starts at {offset}");
+    let size = u32::from_le_bytes(bytes[offset + 4..offset + 8].try_into().unwrap()) as usize;
+    assert!(offset < cut && cut < offset + size, "the cut at {cut} goes through {offset}..{}", offset + size);
+}
+
+/// A log of one chunk, cut anywhere inside its records: every record wholly before the cut is
+/// read, from the last (here the only) chunk too, and the one the cut goes through is rejected.
+#[test]
+fn a_log_cut_inside_its_only_chunk_keeps_every_record_before_the_cut() {
+    let file = evtx_files()
+        .into_iter()
+        .filter(|file| std::fs::metadata(file).unwrap().len() == 4096 + 65536)
+        .max_by_key(|file| read_all(Some(Format::Evtx), std::fs::read(file).unwrap()).observations.len())
+        .unwrap();
+    let bytes = std::fs::read(&file).unwrap();
+    let whole = read_all(Some(Format::Evtx), bytes.clone());
+    assert!(whole.observations.len() >= 4, "{}: {} observations", file.display(), whole.observations.len());
+    let free = u32::from_le_bytes(bytes[4096 + 48..4096 + 52].try_into().unwrap()) as usize + 4096;
+    let mut before = 0;
+    let mut cuts = 0;
+    for cut in (4096 + 512 + 1..free).step_by(331) {
+        let read = read_all(Some(Format::Evtx), bytes[..cut].to_vec());
+        assert_eq!(read.observations[..], whole.observations[..read.observations.len()], "cut at {cut}");
+        assert!(read.observations.len() >= before, "cut at {cut}: fewer than at an earlier cut");
+        before = read.observations.len();
+        if read.rejections.last().is_some_and(|last| matches!(last.at, Position::Offset(at) if at as usize > 4096)) {
+            assert_cut_record(&bytes, cut, read.rejections.last().unwrap());
+            cuts += 1;
+        }
+    }
+    assert!(cuts > 10, "the cuts went through records");
+    assert!(before > 0 && before < whole.observations.len() + 1);
+    // `head -c 69000` of such a log, as the issue that found this put it.
+    let read = read_all(Some(Format::Evtx), bytes[..69000].to_vec());
+    assert!(!read.observations.is_empty(), "records before the cut are read");
 }
 
 #[test]
