@@ -1,6 +1,7 @@
 //! `POST /api/ingest/observations[?format=...]`: observations in any format fileintel reads,
-//! streamed through the store as they arrive. Without `format` the body is native NDJSON;
-//! `format=auto` tells it from the content.
+//! streamed through the store as they arrive. Without `format` (or with `format=auto`) the
+//! format is told from the body's first bytes, as `fileintel ingest` tells a file's; a body that
+//! fits no format is read as native NDJSON, so its lines are rejected one by one.
 
 use std::io::Read;
 
@@ -25,25 +26,30 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/ingest/observations", post(post_observations))
 }
 
-/// `None` for native NDJSON on the fast path, `Some(None)` to detect, `Some(Some(f))` for a named format.
-fn requested_format(query: Option<&str>) -> Result<Option<Option<Format>>, ApiError> {
-    let format = crate::files::query_param(query, "format")
-        .map(|value| {
-            if value.eq_ignore_ascii_case("auto") {
-                Ok(None)
-            } else {
-                value
-                    .parse::<Format>()
-                    .map(Some)
-                    .map_err(|message| ApiError::BadRequest { code: "InvalidInput", message })
-            }
-        })
-        .transpose()?;
-    Ok(match format {
-        Some(Some(Format::Ndjson)) => None,
-        other => other,
+/// What the query says of the body's format.
+enum Requested {
+    /// `format=NAME`: that format, whatever the content.
+    Named(Format),
+    /// `format=auto`: told from the content, and a body that fits no format is refused.
+    Auto,
+    /// No `format`: told from the content, and a body that fits no format is read as NDJSON,
+    /// so that its lines are rejected one by one with their numbers.
+    Unspecified,
+}
+
+fn requested_format(query: Option<&str>) -> Result<Requested, ApiError> {
+    Ok(match crate::files::query_param(query, "format") {
+        None => Requested::Unspecified,
+        Some(value) if value.eq_ignore_ascii_case("auto") => Requested::Auto,
+        Some(value) => Requested::Named(
+            value.parse::<Format>().map_err(|message| ApiError::BadRequest { code: "InvalidInput", message })?,
+        ),
     })
 }
+
+/// How much of the body is read before its format is told: the first line of a JSON format, or
+/// this much of a body without one (an event log's magic is its first 8 bytes).
+const DETECT_PREFIX: usize = 64 * 1024;
 
 /// Whether the request's `Content-Length` already says its body is over `limit`, so that it can
 /// be refused before a byte is read.
@@ -101,24 +107,44 @@ async fn post_observations(
         ))
     };
     let mut stream = body.into_data_stream();
-    let Some(format) = format else {
-        let mut received: u64 = 0;
-        while let Some(chunk) = stream.next().await {
-            let chunk =
-                chunk.map_err(|error| ApiError::bad_request(format!("The request body could not be read: {error}")))?;
-            received += chunk.len() as u64;
+    let mut received: u64 = 0;
+    // The first bytes, enough to tell the format when the query names none.
+    let mut prefix = Vec::new();
+    if !matches!(format, Requested::Named(_)) {
+        while prefix.len() < DETECT_PREFIX && (prefix.len() < 8 || !prefix.contains(&b'\n')) {
+            match next_chunk(&mut stream, &mut received).await? {
+                Some(chunk) => prefix.extend_from_slice(&chunk),
+                None => break,
+            }
+        }
+    }
+    // `None`: the decoder tells the format itself, and refuses a body that fits none.
+    let format = match format {
+        Requested::Named(format) => Some(format),
+        Requested::Auto => None,
+        Requested::Unspecified => Some(fileintel_telemetry::detect(&prefix).unwrap_or(Format::Ndjson)),
+    };
+    if received > limit {
+        return Err(too_large(&ingestor));
+    }
+    if format == Some(Format::Ndjson) {
+        ingestor.push(&prefix).await?;
+        while let Some(chunk) = next_chunk(&mut stream, &mut received).await? {
             if received > limit {
                 return Err(too_large(&ingestor));
             }
             ingestor.push(&chunk).await?;
         }
         return Ok(Json(ingestor.finish().await?));
-    };
+    }
 
     // Other formats decode on a blocking thread that reads the body as it arrives.
     let (chunk_sender, chunks) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
+    let prefix = Bytes::from(prefix);
     let pump = tokio::spawn(async move {
-        let mut received: u64 = 0;
+        if !prefix.is_empty() && chunk_sender.send(Ok(prefix)).await.is_err() {
+            return Ok(());
+        }
         while let Some(chunk) = stream.next().await {
             let chunk = match chunk {
                 Ok(chunk) => chunk,
@@ -169,4 +195,12 @@ async fn post_observations(
     }
     decoded?;
     Ok(Json(ingestor.finish().await?))
+}
+
+/// The body's next chunk, counted into `received`.
+async fn next_chunk(stream: &mut axum::body::BodyDataStream, received: &mut u64) -> Result<Option<Bytes>, ApiError> {
+    let Some(chunk) = stream.next().await else { return Ok(None) };
+    let chunk = chunk.map_err(|error| ApiError::bad_request(format!("The request body could not be read: {error}")))?;
+    *received += chunk.len() as u64;
+    Ok(Some(chunk))
 }

@@ -629,7 +629,8 @@ async fn the_ingestion_endpoint_takes_event_logs_and_exports_into_the_callers_te
     let log = fileintel_telemetry::shared_evtx_dir()
         .join("Defense_Evasion/DSE_bypass_BYOV_TDL_dummydriver_sysmon_6_7_13.evtx");
     let bytes = std::fs::read(&log).unwrap();
-    for query in ["?format=evtx", "?format=auto"] {
+    // Without `format` the event log's magic tells the format, as the CLI tells a file's.
+    for query in ["?format=evtx", "?format=auto", ""] {
         let request = Request::post(format!("/api/ingest/observations{query}"))
             .header("authorization", format!("Bearer {token}"))
             .body(Body::from(bytes.clone()))
@@ -639,6 +640,23 @@ async fn the_ingestion_endpoint_takes_event_logs_and_exports_into_the_callers_te
         assert!(answer.json["accepted"].as_u64().unwrap() > 0, "{}", answer.json);
         assert_eq!(answer.json["rejected"], 0);
     }
+    // A named format wins over the content: the log's bytes are not NDJSON lines.
+    let request = Request::post("/api/ingest/observations?format=ndjson")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::from(bytes.clone()))
+        .unwrap();
+    let answer = app.send(request).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    assert_eq!(answer.json["accepted"], 0, "{}", answer.json);
+    assert!(answer.json["rejected"].as_u64().unwrap() > 0, "{}", answer.json);
+    // Without `format`, a body that fits no format is NDJSON whose lines are rejected by number.
+    let request = Request::post("/api/ingest/observations")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::from("hello,world\n"))
+        .unwrap();
+    let answer = app.send(request).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    assert_eq!(answer.json["rejected"], 1, "{}", answer.json);
     let driver = fileintel_core::FileHash::parse("7c1b25518dee1e30b5a6eaa1ea8e4a3780c24d0c").unwrap();
     let devices = app.store.file_devices(driver, "contoso").await.unwrap();
     assert_eq!(devices.len(), 1);
