@@ -320,7 +320,7 @@ async fn get_stats(
     Ok(odata_value(&body))
 }
 
-/// `GET /api/files/{sha1}/machines`: the caller's tenant's devices that observed the file, as
+/// `GET /api/files/{id}/machines`: the caller's tenant's devices that observed the file, as
 /// MDE `Machine` entities with what telemetry tells of them and the rest null.
 async fn get_machines(
     State(state): State<AppState>,
@@ -329,38 +329,48 @@ async fn get_machines(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     caller.require_view_as(&state, MACHINE_READ_ALL, MACHINE_READ).await?;
-    let (id, hash) = file_hash(id)?;
-    if !matches!(hash, FileHash::Sha1(_)) {
-        return Err(ApiError::InvalidHashValue(id));
-    }
+    // MDE takes a SHA-1 only; fileintel also takes the file's SHA-256 or MD5 (an extension),
+    // resolved to the same file as `GET /api/files/{id}` resolves them.
+    let (_, hash) = file_hash(id)?;
     let tenant = caller.tenant().unwrap_or(fileintel_core::DEFAULT_TENANT);
     let mut devices = state.store.file_devices(hash, tenant).await?;
     devices.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then_with(|| a.device_id.cmp(&b.device_id)));
     let machines: Vec<Value> = devices
         .into_iter()
         .map(|device| {
+            // Every property `$metadata` declares: what telemetry tells, MDE's
+            // defaults where a property may not be null, and null for the rest.
             json!({
                 "id": device.device_id,
+                "mergedIntoMachineId": null,
+                "isPotentialDuplication": false,
+                "isExcluded": false,
+                "exclusionReason": null,
                 "computerDnsName": device.device_name,
                 "firstSeen": time_value(device.device_first_seen.or(Some(device.first_seen))),
                 "lastSeen": time_value(device.device_last_seen.or(Some(device.last_seen))),
                 "osPlatform": device.os_platform,
                 "osProcessor": null,
                 "version": null,
-                "osBuild": null,
                 "lastIpAddress": null,
                 "lastExternalIpAddress": null,
-                "healthStatus": null,
-                "onboardingStatus": null,
+                "agentVersion": null,
+                "osBuild": null,
+                "healthStatus": "Unknown",
+                "deviceValue": "Normal",
+                "rbacGroupId": 0,
                 "rbacGroupName": null,
-                "rbacGroupId": null,
-                "riskScore": null,
-                "exposureLevel": null,
-                "aadDeviceId": null,
-                "deviceValue": null,
-                "osArchitecture": null,
-                "machineTags": [],
                 "ipAddresses": [],
+                "riskScore": null,
+                "exposureLevel": "None",
+                "isAadJoined": null,
+                "aadDeviceId": null,
+                "machineTags": [],
+                "vmMetadata": null,
+                "onboardingStatus": "InsufficientInfo",
+                "osArchitecture": null,
+                "managedBy": "Unknown",
+                "managedByStatus": "Unknown",
             })
         })
         .collect();

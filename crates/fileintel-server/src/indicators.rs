@@ -88,18 +88,21 @@ fn from_request(body: &Value, caller: &Authenticated, at: Timestamp) -> Result<I
     Ok(indicator)
 }
 
-/// The Indicator entity as MDE writes it.
+/// The Indicator entity as MDE writes it: every property `$metadata` declares, null
+/// where fileintel keeps nothing (MDE's defaults where the property may not be null), then
+/// `source`, `sourceType` and `externalID`, which MDE's own answers carry beside them.
 fn entity(indicator: &Indicator) -> Value {
     json!({
         "id": indicator.id,
         "indicatorValue": indicator.indicator_value,
         "indicatorType": indicator.indicator_type,
         "action": indicator.action,
-        "application": indicator.application,
-        "source": indicator.created_by,
-        "sourceType": "AadApp",
         "createdBy": indicator.created_by,
-        "severity": indicator.severity,
+        "severity": indicator.severity.as_deref().unwrap_or("Informational"),
+        "category": null,
+        "application": indicator.application,
+        "educateUrl": null,
+        "bypassDurationHours": null,
         "title": indicator.title,
         "description": indicator.description,
         "recommendedActions": indicator.recommended_actions,
@@ -108,7 +111,21 @@ fn entity(indicator: &Indicator) -> Value {
         "lastUpdateTime": time_value(Some(indicator.last_update_time)),
         "lastUpdatedBy": indicator.last_updated_by,
         "rbacGroupNames": indicator.rbac_group_names,
-        "generateAlert": indicator.generate_alert,
+        "rbacGroupIds": [],
+        "certificateInfo": null,
+        "notificationId": null,
+        "notificationBody": null,
+        "version": null,
+        "mitreTechniques": [],
+        "historicalDetection": false,
+        "lookBackPeriod": null,
+        "generateAlert": indicator.generate_alert.unwrap_or(false),
+        "additionalInfo": null,
+        "createdByDisplayName": indicator.created_by,
+        "externalId": indicator.external_id,
+        "createdBySource": "PublicApi",
+        "source": indicator.created_by,
+        "sourceType": "AadApp",
         "externalID": indicator.external_id,
     })
 }

@@ -27,6 +27,7 @@ mod ingest;
 pub mod issuers;
 pub mod limits;
 mod metadata;
+mod odata;
 mod throttle;
 mod tokens;
 
@@ -136,6 +137,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", axum::routing::get(health))
         .route("/ready", axum::routing::get(ready))
         // After routing, so it knows which API a request is for.
+        .layer(axum::middleware::from_fn(odata::refuse_unsupported_options))
         .layer(axum::middleware::from_fn_with_state(state.clone(), throttle::enforce))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

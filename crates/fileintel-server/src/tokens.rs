@@ -32,6 +32,10 @@ pub fn router() -> Router<AppState> {
                 post_token(state, tenant, address, headers, body, TokenVersion::V1)
             }),
         )
+        // Advertised in the OpenID configuration (MSAL refuses a configuration without it) and
+        // answered: fileintel has no interactive sign-in, so it says which grants it takes.
+        .route("/{tenant}/oauth2/v2.0/authorize", get(get_authorize).post(get_authorize))
+        .route("/{tenant}/oauth2/authorize", get(get_authorize).post(get_authorize))
         .route("/{tenant}/v2.0/.well-known/openid-configuration", get(get_openid_configuration_v2))
         .route("/{tenant}/.well-known/openid-configuration", get(get_openid_configuration_v1))
         .route("/{tenant}/discovery/v2.0/keys", get(get_keys))
@@ -370,6 +374,17 @@ fn openid_configuration(base: &str, tenant: &str, version: TokenVersion) -> serd
         "id_token_signing_alg_values_supported": ["ES256"],
         "tenant_region_scope": null,
     })
+}
+
+/// The authorization endpoint: no interactive sign-in (no browser redirect) exists, so every
+/// request is refused as RFC 6749 refuses a response type the server does not support, naming
+/// the grants the token endpoint does take.
+async fn get_authorize() -> OAuthError {
+    OAuthError::bad_request(
+        "unsupported_response_type",
+        "AADSTS700054: fileintel signs no one in interactively; ask the token endpoint for a token with the client_credentials or password grant.",
+        700054,
+    )
 }
 
 async fn get_keys(State(state): State<AppState>) -> Response {

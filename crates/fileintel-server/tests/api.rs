@@ -227,6 +227,138 @@ async fn metadata_declares_the_file_properties_in_the_order_the_entity_carries_t
     }
 }
 
+/// `$metadata` as a schema-driven client reads it: entity sets to their types, types to their
+/// properties (name, type, whether null is allowed) and enums to their members.
+struct Schema {
+    sets: std::collections::HashMap<String, String>,
+    types: std::collections::HashMap<String, (bool, Vec<(String, String, bool)>)>,
+    enums: std::collections::HashMap<String, Vec<String>>,
+}
+
+const NAMESPACE: &str = "microsoft.windowsDefenderATP.api.";
+
+impl Schema {
+    fn read(xml: &str) -> Schema {
+        let document = roxmltree::Document::parse(xml).expect("$metadata is well-formed XML");
+        let mut schema = Schema { sets: Default::default(), types: Default::default(), enums: Default::default() };
+        for node in document.descendants().filter(|node| node.is_element()) {
+            let name = node.attribute("Name").unwrap_or_default().to_owned();
+            match node.tag_name().name() {
+                "EntitySet" => {
+                    let entity_type = node.attribute("EntityType").unwrap().trim_start_matches(NAMESPACE);
+                    schema.sets.insert(name, entity_type.to_owned());
+                }
+                "EntityType" | "ComplexType" => {
+                    let properties = node
+                        .children()
+                        .filter(|child| child.has_tag_name("Property"))
+                        .map(|property| {
+                            (
+                                property.attribute("Name").unwrap().to_owned(),
+                                property.attribute("Type").unwrap().to_owned(),
+                                property.attribute("Nullable") != Some("false"),
+                            )
+                        })
+                        .collect();
+                    schema.types.insert(name, (node.attribute("OpenType") == Some("true"), properties));
+                }
+                "EnumType" => {
+                    let members = node
+                        .children()
+                        .filter(|child| child.has_tag_name("Member"))
+                        .map(|member| member.attribute("Name").unwrap().to_owned())
+                        .collect();
+                    schema.enums.insert(name, members);
+                }
+                _ => {}
+            }
+        }
+        schema
+    }
+
+    /// Checks an answer against the type its `@odata.context` names: every property it carries is
+    /// declared (unless the type is open), every property that may not be null is there and not
+    /// null, and every enum value is a declared member.
+    fn check(&self, answer: &Value) {
+        let context = answer["@odata.context"].as_str().expect("an @odata.context");
+        let fragment = context.split_once("/api/$metadata#").unwrap_or_else(|| panic!("{context}")).1;
+        let (type_name, items): (&str, Vec<&Value>) = if let Some(set) = fragment.strip_suffix("/$entity") {
+            (self.sets.get(set).unwrap_or_else(|| panic!("entity set {set} is not declared")), vec![answer])
+        } else if let Some(entity_type) = self.sets.get(fragment) {
+            (entity_type, answer["value"].as_array().expect("a collection").iter().collect())
+        } else {
+            (fragment.strip_prefix(NAMESPACE).unwrap_or_else(|| panic!("{fragment} is not declared")), vec![answer])
+        };
+        let (open, properties) =
+            self.types.get(type_name).unwrap_or_else(|| panic!("type {type_name} is not declared"));
+        assert!(!items.is_empty(), "{context}: nothing to check");
+        for item in items {
+            let object = item.as_object().unwrap();
+            for key in object.keys().filter(|key| !key.starts_with("@odata.")) {
+                assert!(*open || properties.iter().any(|(name, ..)| name == key), "{type_name}.{key} is not declared");
+            }
+            for (name, property_type, nullable) in properties {
+                let value = object.get(name).unwrap_or_else(|| panic!("{type_name}.{name} is missing"));
+                assert!(*nullable || !value.is_null(), "{type_name}.{name} may not be null");
+                let enum_name = property_type.trim_start_matches(NAMESPACE);
+                if let (Some(members), Some(text)) = (self.enums.get(enum_name), value.as_str()) {
+                    assert!(members.iter().any(|member| member == text), "{type_name}.{name}: {text} is not a member");
+                }
+            }
+        }
+    }
+}
+
+/// Every answer with an `@odata.context` names an entity set or type that `$metadata` declares,
+/// and carries that type's properties as declared.
+#[tokio::test]
+async fn every_odata_context_an_answer_names_is_declared_in_metadata() {
+    let app = app_with_one_file().await;
+    let schema = Schema::read(&app.get("/api/$metadata").await.text);
+    let indicator = json!({
+        "indicatorValue": SHA256, "indicatorType": "FileSha256", "action": "Block",
+        "title": "Dropper", "description": "Seen in an incident",
+    });
+    let request = Request::post("/api/indicators")
+        .header("host", "fileintel.example:8443")
+        .header("content-type", "application/json")
+        .body(Body::from(indicator.to_string()))
+        .unwrap();
+    let submitted = app.send(request).await;
+    assert_eq!(submitted.status, StatusCode::OK, "{}", submitted.text);
+    // In open mode the caller speaks for the default tenant: give it a device.
+    let line = observation("d-3", "2020-01-07T00:00:00Z", &format!(r#""sha1":"{SHA1}""#))
+        .replace("\"contoso\"", &format!("\"{}\"", fileintel_core::DEFAULT_TENANT));
+    assert_eq!(app.ingest(line).await.json()["accepted"], 1);
+    let mut checked = 0;
+    for answer in [
+        submitted.json(),
+        app.get(&format!("/api/files/{SHA1}")).await.json(),
+        app.get(&format!("/api/files/{SHA1}/stats")).await.json(),
+        app.get(&format!("/api/files/{SHA1}/machines")).await.json(),
+        app.get("/api/indicators").await.json(),
+    ] {
+        schema.check(&answer);
+        checked += 1;
+    }
+    assert_eq!(checked, 5);
+}
+
+/// An OData query option no route implements is refused, naming it, never ignored.
+#[tokio::test]
+async fn odata_query_options_are_refused_not_ignored() {
+    let app = app_with_one_file().await;
+    for (path, option) in [
+        ("/api/indicators?$filter=action%20eq%20'Block'", "$filter"),
+        (&format!("/api/files/{SHA1}?$select=sha1") as &str, "$select"),
+        (&format!("/api/files/{SHA1}/stats?lookBackHours=24&%24top=1"), "$top"),
+    ] {
+        let body = app.get(path).await.assert_envelope(StatusCode::BAD_REQUEST, "ODataError");
+        assert!(body["error"]["message"].as_str().unwrap().contains(option), "{path}: {body}");
+    }
+    assert_eq!(app.get(&format!("/api/files/{SHA1}/stats?lookBackHours=24")).await.status, StatusCode::OK);
+}
+
 #[tokio::test]
 async fn analysed_bytes_are_kept_only_where_configuration_says() {
     let post = |body: &[u8]| Request::post("/api/files/analyze").body(Body::from(body.to_vec())).unwrap();

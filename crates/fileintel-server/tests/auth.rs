@@ -319,9 +319,20 @@ async fn discovery_documents_name_our_endpoints() {
     assert_eq!(configuration.status, StatusCode::OK);
     assert_eq!(configuration.json["issuer"], format!("{BASE}/contoso/v2.0"));
     assert_eq!(configuration.json["token_endpoint"], format!("{BASE}/contoso/oauth2/v2.0/token"));
-    assert!(configuration.json["authorization_endpoint"].is_string());
     let jwks = app.get(&configuration.json["jwks_uri"].as_str().unwrap().replace(BASE, ""), None).await;
     assert_eq!(jwks.json["keys"][0]["kid"], app.key.kid);
+    // Every endpoint the configuration advertises answers: none is a 404.
+    for name in ["authorization_endpoint", "token_endpoint", "jwks_uri"] {
+        let path = configuration.json[name].as_str().unwrap().replace(BASE, "");
+        let answer = app.get(&path, None).await;
+        assert_ne!(answer.status, StatusCode::NOT_FOUND, "{name} {path}");
+    }
+    let authorize = app.get("/contoso/oauth2/v2.0/authorize?response_type=code&client_id=x", None).await;
+    assert_eq!(
+        (authorize.status, authorize.json["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("unsupported_response_type"))
+    );
+    assert!(authorize.json["error_description"].as_str().unwrap().contains("client_credentials"));
     let endpoints = app.get("/metadata/endpoints?api-version=2022-09-01", None).await;
     assert_eq!(endpoints.json["authentication"]["loginEndpoint"], format!("{BASE}/"));
 }
@@ -592,9 +603,24 @@ async fn stats_and_machines_show_only_the_callers_tenant() {
     assert_eq!(value[1]["computerDnsName"], "c2.contoso.local");
     assert_eq!((value[1]["firstSeen"].clone(), value[1]["lastSeen"].clone()), (json!(ago(50)), json!(ago(30))));
     assert_eq!(value[1]["osPlatform"], "Windows11");
-    assert!(value[1]["healthStatus"].is_null() && value[1].as_object().unwrap().contains_key("rbacGroupName"));
-    let by_sha256 = app.get(&format!("/api/files/{}/machines", "ab".repeat(32)), Some(&token)).await;
-    assert_eq!(by_sha256.json["error"]["code"], "InvalidHashValue");
+    assert!(value[1]["riskScore"].is_null() && value[1].as_object().unwrap().contains_key("rbacGroupName"));
+    assert_eq!(value[1]["healthStatus"], "Unknown", "MDE's default where the property may not be null");
+    // A SHA-256 or MD5 (our extension) names the file as a SHA-1 does.
+    let sha256 = "2222222222222222222222222222222222222222222222222222222222222222";
+    let md5 = "22222222222222222222222222222222";
+    let mut ingestor = fileintel_store::Ingestor::new(app.store.clone(), 100);
+    let joined = format!(
+        r#"{{"tenantId":"contoso","deviceId":"c1","timestamp":"{}","sha1":"{sha1}","sha256":"{sha256}","md5":"{md5}"}}"#,
+        ago(2)
+    );
+    ingestor.push(joined.as_bytes()).await.unwrap();
+    ingestor.finish().await.unwrap();
+    for id in [sha256, md5] {
+        let by_other = app.get(&format!("/api/files/{id}/machines"), Some(&token)).await;
+        assert_eq!(by_other.json["value"], machines.json["value"], "{id}");
+    }
+    let unknown_sha256 = app.get(&format!("/api/files/{}/machines", "ab".repeat(32)), Some(&token)).await;
+    assert_eq!((unknown_sha256.status, unknown_sha256.json["value"].clone()), (StatusCode::OK, json!([])));
     let none = app.get("/api/files/3333333333333333333333333333333333333333/machines", Some(&token)).await;
     assert_eq!((none.status, none.json["value"].clone()), (StatusCode::OK, json!([])));
 
