@@ -231,11 +231,14 @@ async fn metadata_declares_the_file_properties_in_the_order_the_entity_carries_t
 /// properties (name, type, whether null is allowed) and enums to their members.
 struct Schema {
     sets: std::collections::HashMap<String, String>,
-    types: std::collections::HashMap<String, (bool, Vec<(String, String, bool)>)>,
+    types: std::collections::HashMap<String, DeclaredType>,
     enums: std::collections::HashMap<String, Vec<String>>,
 }
 
 const NAMESPACE: &str = "microsoft.windowsDefenderATP.api.";
+
+/// Whether a type is open, and its properties: name, type, whether null is allowed.
+type DeclaredType = (bool, Vec<(String, String, bool)>);
 
 impl Schema {
     fn read(xml: &str) -> Schema {
