@@ -157,6 +157,26 @@ impl FileHash {
             _ => Err(HashError::UnknownLength(text.chars().count())),
         }
     }
+
+    /// The hash of a stored key: its kind as both stores number kinds (0 MD5, 1 SHA-1,
+    /// 2 SHA-256) and its bytes; `None` for an unknown kind or a wrong length.
+    pub fn from_key(kind: u8, bytes: &[u8]) -> Option<Self> {
+        match kind {
+            0 => bytes.try_into().ok().map(|bytes| Self::Md5(Md5(bytes))),
+            1 => bytes.try_into().ok().map(|bytes| Self::Sha1(Sha1(bytes))),
+            2 => bytes.try_into().ok().map(|bytes| Self::Sha256(Sha256(bytes))),
+            _ => None,
+        }
+    }
+
+    /// The hash's bytes, whatever its kind.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Self::Sha1(hash) => hash.as_bytes(),
+            Self::Sha256(hash) => hash.as_bytes(),
+            Self::Md5(hash) => hash.as_bytes(),
+        }
+    }
 }
 
 impl FromStr for FileHash {

@@ -459,6 +459,15 @@ impl Store for PgStore {
         .await
     }
 
+    async fn end_unlisted_verdicts(
+        &self,
+        source: &VerdictSource,
+        listed: &HashSet<FileHash>,
+        at: Timestamp,
+    ) -> Result<u64, StoreError> {
+        write_transaction!(self, |tx| verdicts::end_unlisted_verdicts(&tx, source, listed, at).await)
+    }
+
     async fn delete_verdict(&self, hashes: &FileHashes, source: &VerdictSource) -> Result<bool, StoreError> {
         write_transaction!(self, |tx| verdicts::delete_verdict(&tx, hashes, source).await)
     }

@@ -128,6 +128,42 @@ pub(crate) async fn put_verdicts(tx: &Transaction<'_>, verdicts: &[(FileHashes, 
     Ok(changed)
 }
 
+const SOURCE_VERDICTS: &str = "SELECT hash_kind, hash, verdict::text FROM verdicts WHERE source = $1";
+
+/// `Store::end_unlisted_verdicts` as one attempt of its transaction: the source's verdicts read
+/// whole (a whole-feed import is itself a pass over the feed), those under a hash `listed` does
+/// not hold ended at `at` and written back.
+pub(crate) async fn end_unlisted_verdicts(
+    tx: &Transaction<'_>,
+    source: &VerdictSource,
+    listed: &std::collections::HashSet<fileintel_core::FileHash>,
+    at: fileintel_core::Timestamp,
+) -> Result<u64, Failure> {
+    lock(tx).await?;
+    let source_key = source.key();
+    let statement = tx.prepare_cached(SOURCE_VERDICTS).await?;
+    let mut ended: Vec<(Key, Verdict)> = Vec::new();
+    for row in tx.query(&statement, &[&source_key]).await? {
+        let (kind, hash): (i16, Vec<u8>) = (row.try_get(0)?, row.try_get(1)?);
+        let parsed = u8::try_from(kind).ok().and_then(|kind| fileintel_core::FileHash::from_key(kind, &hash));
+        let Some(parsed) = parsed else {
+            return Err(crate::reads::corrupt("verdict key", format!("hash kind {kind}")));
+        };
+        if listed.contains(&parsed) {
+            continue;
+        }
+        let mut verdict: Verdict = from_json("verdict", row.try_get(2)?)?;
+        if verdict.valid_until.is_some_and(|until| until <= at) {
+            continue;
+        }
+        verdict.valid_until = Some(at);
+        ended.push(((kind, hash, source_key.clone()), verdict));
+    }
+    let writes: Vec<(Key, &Verdict)> = ended.iter().map(|(key, verdict)| (key.clone(), verdict)).collect();
+    write(tx, &writes).await?;
+    Ok(ended.len() as u64)
+}
+
 /// Every source's verdict about the file with these hashes: fjall's order of visiting (MD5,
 /// SHA-1, SHA-256, each by source key), the first kept unless a later one is strictly newer.
 pub(crate) async fn verdicts(client: &deadpool_postgres::Client, hashes: &FileHashes) -> Result<Vec<Verdict>, Failure> {

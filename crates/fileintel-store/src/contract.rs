@@ -593,6 +593,44 @@ pub async fn verdicts_are_kept_per_source_and_the_newest_statement_wins(store: &
     assert_eq!(store.verdicts(&all_three(3)).await.unwrap(), vec![second]);
 }
 
+/// A whole-feed import ends what the feed no longer lists: only that source's, only under the
+/// hashes it left out, kept as history, and a later listing speaks again.
+pub async fn verdicts_a_whole_feed_no_longer_lists_stop_speaking(store: &dyn Store) {
+    use DeterminationType::Malware;
+    let at = Timestamp(1_000_000);
+    let listed_before = verdict(feed("bazaar"), Malware, "Emotet", 10);
+    let dropped = verdict(feed("bazaar"), Malware, "Qakbot", 10);
+    let other_source = verdict(feed("vendor"), Malware, "Qakbot", 10);
+    let mut ended_earlier = verdict(feed("bazaar"), Malware, "Old", 10);
+    ended_earlier.valid_until = Some(Timestamp(5));
+    store
+        .put_verdicts(vec![
+            (all_three(1), listed_before.clone()),
+            (all_three(2), dropped.clone()),
+            (all_three(2), other_source.clone()),
+            (only(FileHash::Sha1(sha1(3))), ended_earlier.clone()),
+        ])
+        .await
+        .unwrap();
+    // The new version of the feed lists file 1 (by its SHA-256 and SHA-1), not 2 or 3.
+    let listed: std::collections::HashSet<FileHash> =
+        [FileHash::Sha256(sha256(1)), FileHash::Sha1(sha1(1)), FileHash::Md5(md5(1))].into();
+    // File 2's verdict is kept under its three hashes: three ended.
+    assert_eq!(store.end_unlisted_verdicts(&feed("bazaar"), &listed, at).await.unwrap(), 3);
+    assert_eq!(store.verdicts(&all_three(1)).await.unwrap(), vec![listed_before]);
+    let mut ended = dropped.clone();
+    ended.valid_until = Some(at);
+    assert_eq!(store.verdicts(&all_three(2)).await.unwrap(), vec![ended.clone(), other_source], "kept as history");
+    assert!(!ended.speaks_at(at) && dropped.speaks_at(at));
+    assert_eq!(store.verdicts(&only(FileHash::Sha1(sha1(3)))).await.unwrap(), vec![ended_earlier], "already ended");
+    // Again: nothing left to end.
+    assert_eq!(store.end_unlisted_verdicts(&feed("bazaar"), &listed, at).await.unwrap(), 0);
+    // Listed again by a later version, it speaks again.
+    let relisted = verdict(feed("bazaar"), Malware, "Qakbot", 11);
+    assert_eq!(store.put_verdicts(vec![(all_three(2), relisted.clone())]).await.unwrap(), 1);
+    assert!(store.verdicts(&all_three(2)).await.unwrap().contains(&relisted));
+}
+
 pub async fn a_lookup_reads_the_record_and_every_verdict_under_any_of_its_hashes(store: &dyn Store) {
     use DeterminationType::{Malware, Pua};
     store.ingest(vec![seen("t", "d1", 0, all_three(1))]).await.unwrap();
@@ -717,6 +755,7 @@ macro_rules! contract_suite {
             a_device_named_later_in_a_call_is_one_device,
             identifiers_too_long_to_keep_are_rejected,
             verdicts_are_kept_per_source_and_the_newest_statement_wins,
+            verdicts_a_whole_feed_no_longer_lists_stop_speaking,
             indicators_are_kept_per_tenant_and_speak_through_verdicts,
             a_lookup_reads_the_record_and_every_verdict_under_any_of_its_hashes,
         );

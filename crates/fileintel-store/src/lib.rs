@@ -135,6 +135,17 @@ pub trait Store: Send + Sync + 'static {
         Ok((record, verdicts))
     }
 
+    /// Ends, at `at`, every verdict of `source` kept under a hash that `listed` does not hold:
+    /// one whose `valid_until` is later (or unset) gets `at`, so it no longer speaks and is kept
+    /// as history. What a feed import that is the whole feed (`--replace`) does with the hashes
+    /// the feed no longer lists. Returns how many verdicts it ended; durable when it returns.
+    async fn end_unlisted_verdicts(
+        &self,
+        source: &VerdictSource,
+        listed: &std::collections::HashSet<FileHash>,
+        at: Timestamp,
+    ) -> Result<u64, StoreError>;
+
     /// Forgets what `source` said about the file with these hashes; whether it had said anything.
     async fn delete_verdict(&self, hashes: &FileHashes, source: &VerdictSource) -> Result<bool, StoreError>;
 

@@ -16,9 +16,7 @@
 
 use std::collections::HashMap;
 
-use fileintel_core::{
-    FileHash, FileHashes, FileRecord, Indicator, Md5, Observation, Sha1, Sha256, Verdict, VerdictSource,
-};
+use fileintel_core::{FileHash, FileHashes, FileRecord, Indicator, Observation, Verdict, VerdictSource};
 
 use super::{
     FjallStore, Inner, corrupt, decode, decode_device_info, decode_record, decode_sighting, time_from_bytes, u32_value,
@@ -95,14 +93,17 @@ impl FjallStore {
 }
 
 /// The hash at the front of a `verdicts` key: a kind byte, then the hash.
-fn verdict_key_hash(key: &[u8]) -> Result<FileHash, StoreError> {
-    let bytes = |length: usize| key.get(1..1 + length).ok_or_else(|| corrupt("verdict key", "too short"));
-    Ok(match key.first() {
-        Some(0) => FileHash::Md5(Md5(bytes(16)?.try_into().unwrap_or_default())),
-        Some(1) => FileHash::Sha1(Sha1(bytes(20)?.try_into().unwrap_or_default())),
-        Some(2) => FileHash::Sha256(Sha256(bytes(32)?.try_into().unwrap_or_default())),
+pub(super) fn verdict_key_hash(key: &[u8]) -> Result<FileHash, StoreError> {
+    let kind = *key.first().ok_or_else(|| corrupt("verdict key", "empty"))?;
+    let length = match kind {
+        0 => 16,
+        1 => 20,
+        2 => 32,
         _ => return Err(corrupt("verdict key", "unknown hash kind")),
-    })
+    };
+    key.get(1..1 + length)
+        .and_then(|bytes| FileHash::from_key(kind, bytes))
+        .ok_or_else(|| corrupt("verdict key", "too short"))
 }
 
 /// A device's sightings of one file, with what the observations need of the device.
@@ -224,7 +225,7 @@ impl Inner {
 
 #[cfg(test)]
 mod tests {
-    use fileintel_core::{DeterminationType, FileFacts, ReportedFacts, Timestamp};
+    use fileintel_core::{DeterminationType, FileFacts, Md5, ReportedFacts, Sha1, Sha256, Timestamp};
 
     use super::*;
     use crate::Store;

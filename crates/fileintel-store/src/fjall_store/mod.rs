@@ -706,6 +706,39 @@ impl Store for FjallStore {
         self.inner.verdicts(hashes)
     }
 
+    async fn end_unlisted_verdicts(
+        &self,
+        source: &VerdictSource,
+        listed: &std::collections::HashSet<FileHash>,
+        at: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let _guard = self.inner.verdict_writes.lock().map_err(|_| StoreError::Backend("verdicts poisoned".into()))?;
+        let source_key = source.key();
+        let mut write = self.inner.db.batch().durability(Some(PersistMode::SyncAll));
+        let mut ended = 0;
+        // Verdicts are keyed by hash first: a source's are found by a pass over them all, which
+        // a whole-feed import (itself a pass over the feed) can afford.
+        for item in self.inner.verdicts.iter() {
+            let (key, value) = item.into_inner()?;
+            if !key.ends_with(source_key.as_bytes()) {
+                continue;
+            }
+            let hash = export::verdict_key_hash(&key)?;
+            if key.len() != 1 + hash.bytes().len() + source_key.len() || listed.contains(&hash) {
+                continue;
+            }
+            let mut verdict: Verdict = decode("verdict", &value)?;
+            if verdict.source != *source || verdict.valid_until.is_some_and(|until| until <= at) {
+                continue;
+            }
+            verdict.valid_until = Some(at);
+            write.insert(&self.inner.verdicts, key, encode(&verdict));
+            ended += 1;
+        }
+        write.commit()?;
+        Ok(ended)
+    }
+
     async fn delete_verdict(&self, hashes: &FileHashes, source: &VerdictSource) -> Result<bool, StoreError> {
         let _guard = self.inner.verdict_writes.lock().map_err(|_| StoreError::Backend("verdicts poisoned".into()))?;
         let mut write = self.inner.db.batch().durability(Some(PersistMode::SyncAll));
