@@ -1,6 +1,7 @@
 //! `POST /api/feeds/import?source=NAME&format=FORMAT`: a threat-intelligence feed as the body,
 //! read into verdicts of the configured source `NAME` and recorded; needs `Ti.ReadWrite.All`.
-//! Answers what was taken and what was rejected, where and why.
+//! Answers what was taken and what was rejected, where and why. With `mode=replace` the body is
+//! the whole feed: what the source said before about hashes it no longer lists stops speaking.
 
 use axum::Router;
 use axum::body::Body;
@@ -11,13 +12,73 @@ use axum::routing::post;
 use futures_util::StreamExt;
 use serde_json::json;
 
+use std::collections::HashSet;
+
+use fileintel_core::{FileHash, FileHashes, Verdict, VerdictSource};
+use fileintel_store::{Store, StoreError};
+
 use crate::AppState;
 use crate::auth::{Authenticated, TI_READ_WRITE_ALL};
 use crate::error::ApiError;
 use crate::files::{odata_value, query_param};
 
-/// Verdicts recorded per store call.
+/// Verdicts recorded per store call, so that a feed of millions never sits in one commit.
 const CHUNK: usize = 10_000;
+
+/// Whether an import adds to what a source said or is the whole of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ImportMode {
+    /// What the import lists is added; what it does not list keeps speaking.
+    #[default]
+    Add,
+    /// The import is the whole feed: the source's verdicts about hashes it does not list end
+    /// when it is finished (kept as history in `/determinations`).
+    Replace,
+}
+
+/// One import of a feed, of one or several inputs, into a store: the use case that
+/// `fileintel feeds import` and `POST /api/feeds/import` share.
+pub struct FeedImport<'a> {
+    store: &'a dyn Store,
+    source: VerdictSource,
+    mode: ImportMode,
+    /// Every hash the import listed, for `Replace`.
+    listed: HashSet<FileHash>,
+    /// How many verdicts were new or replaced one.
+    pub changed: u64,
+}
+
+impl<'a> FeedImport<'a> {
+    pub fn new(store: &'a dyn Store, source: &fileintel_feeds::Source, mode: ImportMode) -> Self {
+        let source = VerdictSource::Feed { name: source.name.clone() };
+        FeedImport { store, source, mode, listed: HashSet::new(), changed: 0 }
+    }
+
+    /// Records verdicts read from one input, in commits of [`CHUNK`].
+    pub async fn record(&mut self, verdicts: Vec<(FileHashes, Verdict)>) -> Result<(), StoreError> {
+        if self.mode == ImportMode::Replace {
+            for (hashes, _) in &verdicts {
+                self.listed.extend(hashes.iter());
+            }
+        }
+        let mut verdicts = verdicts.into_iter().peekable();
+        while verdicts.peek().is_some() {
+            self.changed += self.store.put_verdicts(verdicts.by_ref().take(CHUNK).collect()).await?;
+        }
+        Ok(())
+    }
+
+    /// Ends the import: with `Replace`, what the source said about hashes no input listed stops
+    /// speaking now. Returns how many verdicts that ended.
+    pub async fn finish(self) -> Result<u64, StoreError> {
+        match self.mode {
+            ImportMode::Add => Ok(0),
+            ImportMode::Replace => {
+                self.store.end_unlisted_verdicts(&self.source, &self.listed, crate::files::now()).await
+            }
+        }
+    }
+}
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/feeds/import", post(post_import))
@@ -40,6 +101,13 @@ async fn post_import(
     let source = state.config.feed_sources.iter().find(|source| source.name == name).cloned().ok_or_else(|| {
         ApiError::bad_request(format!("The feed source '{name}' is not configured (--feed-sources)."))
     })?;
+    let mode = match query_param(query, "mode") {
+        None | Some("add") => ImportMode::Add,
+        Some("replace") => ImportMode::Replace,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!("mode is add (the default) or replace, not '{other}'.")));
+        }
+    };
     let limit = state.config.max_ingest_bytes;
     if crate::ingest::declared_over(&headers, limit) {
         return Err(ApiError::PayloadTooLarge(format!("The feed exceeds the limit of {limit} bytes.")));
@@ -54,16 +122,16 @@ async fn post_import(
         }
         bytes.extend_from_slice(&chunk);
     }
+    let reading = source.clone();
     let (verdicts, rejections) =
-        tokio::task::spawn_blocking(move || fileintel_feeds::verdicts(&source, fileintel_feeds::read(format, &bytes)))
+        tokio::task::spawn_blocking(move || fileintel_feeds::verdicts(&reading, fileintel_feeds::read(format, &bytes)))
             .await
             .map_err(|error| ApiError::Internal(format!("feed task: {error}")))?;
     let taken = verdicts.len();
-    let mut changed = 0;
-    let mut verdicts = verdicts.into_iter().peekable();
-    while verdicts.peek().is_some() {
-        changed += state.store.put_verdicts(verdicts.by_ref().take(CHUNK).collect()).await?;
-    }
-    let body = json!({"source": name, "taken": taken, "changed": changed, "rejected": rejections});
+    let mut import = FeedImport::new(state.store.as_ref(), &source, mode);
+    import.record(verdicts).await?;
+    let changed = import.changed;
+    let ended = import.finish().await?;
+    let body = json!({"source": name, "taken": taken, "changed": changed, "ended": ended, "rejected": rejections});
     Ok(odata_value(&body))
 }

@@ -44,6 +44,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 pub use auth::AuthState;
 pub use axum_server::tls_rustls::RustlsConfig;
 pub use error::ApiError;
+pub use feeds::{FeedImport, ImportMode};
 pub use metadata::METADATA;
 
 /// Settings the handlers need; the binary fills them from its flags.

@@ -392,6 +392,42 @@ async fn analysed_bytes_are_kept_only_where_configuration_says() {
     }
 }
 
+/// An import adds to what a source said, unless it says it is the whole feed
+/// (`mode=replace`): then the hashes it no longer lists stop speaking, kept as history.
+#[tokio::test]
+async fn a_whole_feed_import_ends_what_the_feed_no_longer_lists() {
+    let sources = fileintel_feeds::sources_from_json(br#"[{"name":"vendor","rank":80}]"#).unwrap();
+    let app = spawn_app_with(|config| config.feed_sources = sources);
+    let import = |mode: &str, body: &str| {
+        Request::post(format!("/api/feeds/import?format=csv&source=vendor{mode}"))
+            .body(Body::from(body.to_owned()))
+            .unwrap()
+    };
+    let other = "0123456789012345678901234567890123456789";
+    let determination =
+        async |hash: &str| app.get(&format!("/api/files/{hash}")).await.json()["determinationType"].clone();
+    let answer = app.send(import("", &format!("{SHA1},Malware,Emotet\n{other},Malware,Qakbot\n"))).await;
+    assert_eq!(answer.json()["changed"], 2, "{}", answer.text);
+    // A later file that lists only `other`, added: SHA1's verdict still speaks.
+    let later = format!("{other},Malware,Qakbot\n");
+    let answer = app.send(import("&mode=add", &later)).await;
+    assert_eq!(answer.json()["ended"], 0, "{}", answer.text);
+    assert_eq!(determination(SHA1).await, "Malware");
+    // The same file as the whole feed: SHA1 is no longer listed, and stops speaking.
+    let answer = app.send(import("&mode=replace", &later)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(answer.json()["ended"], 1, "{}", answer.text);
+    // Nothing else knows the hash: with its one verdict silent, it is unknown again.
+    let answer = app.get(&format!("/api/files/{SHA1}")).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "the verdict it no longer lists is silent: {}", answer.text);
+    assert_eq!(determination(other).await, "Malware", "what it lists still speaks");
+    let history = app.get(&format!("/api/files/{SHA1}/determinations")).await.json();
+    assert_eq!(history["value"][0]["determinationValue"], "Emotet", "kept as history: {history}");
+    assert_eq!(history["value"][0]["speaks"], false, "{history}");
+    assert!(history["value"][0]["validUntil"].is_string(), "{history}");
+    app.send(import("&mode=sometimes", &later)).await.assert_envelope(StatusCode::BAD_REQUEST, "BadRequest");
+}
+
 #[tokio::test]
 async fn feeds_decide_the_determination_and_every_source_is_listed() {
     let sources = fileintel_feeds::sources_from_json(

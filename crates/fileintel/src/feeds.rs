@@ -42,6 +42,10 @@ pub struct ImportArgs {
     /// Bearer token for --server (an application token with Ti.ReadWrite.All).
     #[arg(long, env = "FILEINTEL_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// The files are the whole feed: what the source said before about hashes none of them
+    /// lists stops speaking (kept as history in /determinations). Without it, an import adds.
+    #[arg(long)]
+    replace: bool,
     /// Feed files.
     #[arg(required = true)]
     files: Vec<PathBuf>,
@@ -59,7 +63,11 @@ pub fn run(command: FeedsCommand) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
     let mut rejected = 0;
     if let Some(server) = &args.server {
-        let target = format!("/api/feeds/import?format={}&source={}", format_name(args.format), args.source);
+        if args.replace && args.files.len() > 1 {
+            anyhow::bail!("--replace with --server takes one file: the whole feed (each request is one import)");
+        }
+        let mode = if args.replace { "&mode=replace" } else { "" };
+        let target = format!("/api/feeds/import?format={}&source={}{mode}", format_name(args.format), args.source);
         for file in &args.files {
             let answer = runtime
                 .block_on(crate::ingest::post_file(
@@ -86,16 +94,15 @@ pub fn run(command: FeedsCommand) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("opening the store in {}", args.data_dir.display()))?,
         ),
     };
+    let mode = if args.replace { fileintel_server::ImportMode::Replace } else { fileintel_server::ImportMode::Add };
+    let mut import = fileintel_server::FeedImport::new(store.as_ref(), &source, mode);
     for file in &args.files {
         let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
         let (verdicts, rejections) = fileintel_feeds::verdicts(&source, fileintel_feeds::read(args.format, &bytes));
         let taken = verdicts.len();
-        // In commits of 50,000, so that a feed of millions never sits in one batch.
-        let mut changed = 0;
-        let mut verdicts = verdicts.into_iter().peekable();
-        while verdicts.peek().is_some() {
-            changed += runtime.block_on(store.put_verdicts(verdicts.by_ref().take(50_000).collect()))?;
-        }
+        let before = import.changed;
+        runtime.block_on(import.record(verdicts))?;
+        let changed = import.changed - before;
         for rejection in &rejections {
             eprintln!("{}: {}: {}", file.display(), rejection.at, rejection.reason);
         }
@@ -105,6 +112,10 @@ pub fn run(command: FeedsCommand) -> anyhow::Result<ExitCode> {
             serde_json::json!({"file": file.display().to_string(), "source": source.name, "taken": taken,
                 "changed": changed, "rejected": rejections.len()})
         );
+    }
+    let ended = runtime.block_on(import.finish())?;
+    if args.replace {
+        println!("{}", serde_json::json!({"source": source.name, "ended": ended}));
     }
     Ok(if rejected > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }

@@ -704,3 +704,40 @@ fn feeds_imported_here_decide_what_the_server_answers() {
     assert_eq!(determinations["value"][0]["source"], "team");
     assert_eq!(determinations["value"][0]["won"], true);
 }
+
+/// `feeds import --replace`: the files are the whole feed, and what the source said about
+/// hashes none of them lists stops speaking; without it an import adds.
+#[test]
+fn a_whole_feed_import_ends_what_the_files_no_longer_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (kept, dropped) = (sha1_for(8, 8), sha1_for(9, 9));
+    let import = |name: &str, lines: &[&str], replace: bool| {
+        let feed = dir.path().join(name);
+        std::fs::write(&feed, lines.iter().map(|line| format!("{line}\n")).collect::<String>()).unwrap();
+        let mut command = Command::new(BIN);
+        command.args(["feeds", "import", "--format", "csv", "--source", "team", "--data-dir"]).arg(&data);
+        if replace {
+            command.arg("--replace");
+        }
+        let output = command.arg(&feed).output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    import("v1.csv", &[&format!("{kept},Malware,Kept"), &format!("{dropped},Malware,Dropped")], false);
+    let v2 = format!("{kept},Malware,Kept");
+    import("v2.csv", &[&v2], false);
+    let printed = import("v2.csv", &[&v2], true);
+    assert!(printed.contains(r#""ended":1"#), "{printed}");
+
+    let server = start_server(&data);
+    let (status, _) = request(server.address, "GET", &format!("/api/files/{dropped}"), "").unwrap();
+    assert_eq!(status, 404, "the hash the whole feed no longer lists is silent");
+    let (_, file) = get_json(server.address, &format!("/api/files/{kept}"));
+    assert_eq!(file["determinationValue"], "Kept");
+    let (_, history) = get_json(server.address, &format!("/api/files/{dropped}/determinations"));
+    assert_eq!(
+        (history["value"][0]["determinationValue"].clone(), history["value"][0]["speaks"].clone()),
+        ("Dropped".into(), false.into())
+    );
+}
