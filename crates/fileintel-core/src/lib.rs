@@ -33,5 +33,7 @@ pub use ndjson::{IngestSummary, NdjsonReader, ParsedBatch};
 pub use observation::{
     DEFAULT_TENANT, MAX_ID_BYTES, Observation, ObservationError, Position, Rejection, ReportedFacts,
 };
-pub use record::{DeterminationType, FactSource, FactSources, FileFacts, FileRecord, NAMES_PER_SIGHTING, Sighting};
+pub use record::{
+    DeterminationType, FactSource, FactSources, FileFacts, FileRecord, NAMES_PER_SIGHTING, Sighting, top_names,
+};
 pub use time::{Timestamp, TimestampError};

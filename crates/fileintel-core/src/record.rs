@@ -221,6 +221,36 @@ impl Sighting {
     }
 }
 
+impl Sighting {
+    /// The names the device certainly saw the file under at or after `since`, each once: none
+    /// when its last sighting is earlier; its latest name when only the last sighting is that
+    /// late; every name when its first sighting is too. Names are kept without times of their
+    /// own, so a name the device used before `since` never counts, and one it used only within
+    /// the window but before a later, other name counts only when the whole sighting is within.
+    /// `/stats` ranks `topFileNames` by how many devices these names count, in both stores.
+    pub fn names_since(&self, since: Timestamp) -> Vec<&str> {
+        if self.last < since {
+            return Vec::new();
+        }
+        let mut names: Vec<&str> = self.file_name.as_deref().into_iter().collect();
+        if self.first >= since {
+            for name in &self.names {
+                if !names.contains(&name.as_str()) {
+                    names.push(name);
+                }
+            }
+        }
+        names
+    }
+}
+
+/// The most-seen names first, ties by name in byte order, at most `limit`: `topFileNames`
+/// from each name's device count.
+pub fn top_names(mut counts: Vec<(String, u64)>, limit: usize) -> Vec<String> {
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.as_bytes().cmp(b.0.as_bytes())));
+    counts.into_iter().take(limit).map(|(name, _)| name).collect()
+}
+
 impl FileRecord {
     /// Takes in what one observation says of the file itself: its time widens the observed
     /// window, its size fills a missing one, and its endpoint report stands when it is the

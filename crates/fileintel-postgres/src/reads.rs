@@ -129,8 +129,9 @@ pub(crate) fn device_from_row(row: &Row) -> Result<DeviceSighting, Failure> {
 /// The file the hash (`$1`, `$2`) names as tenant `$3` saw it since `$4`, in one statement, so
 /// from one snapshot (as fjall reads a window from one snapshot): the record; the tenant's first
 /// and last observation times at or after `$4`; its devices whose last sighting is at or after
-/// `$4` (a range of `sightings_by_last_seen`); and the names its devices saw the file under, the
-/// most devices first, ties in byte order (fjall's `file_names` counts, which no window limits).
+/// `$4` (a range of `sightings_by_last_seen`); and the names those devices saw the file under
+/// since `$4` by `Sighting::names_since` (the latest name, and every name when the whole
+/// sighting is that late), the most devices first, ties in byte order (`top_names`).
 pub(crate) const FILE_STATS: &str = concat!(
     "SELECT ",
     record_columns!(),
@@ -142,8 +143,12 @@ pub(crate) const FILE_STATS: &str = concat!(
         (SELECT count(*) FROM sightings AS s
          WHERE s.file_id = f.id AND s.tenant = $3 AND s.last_seen >= $4),
         ARRAY(SELECT n.name
-              FROM sightings AS s CROSS JOIN LATERAL unnest(s.names) AS n(name)
-              WHERE s.file_id = f.id AND s.tenant = $3
+              FROM sightings AS s CROSS JOIN LATERAL (
+                  SELECT DISTINCT name FROM unnest(
+                      CASE WHEN s.first_seen >= $4 THEN array_append(s.names, s.file_name)
+                           ELSE ARRAY[s.file_name] END) AS name
+                  WHERE name IS NOT NULL) AS n
+              WHERE s.file_id = f.id AND s.tenant = $3 AND s.last_seen >= $4
               GROUP BY n.name
               ORDER BY count(*) DESC, n.name COLLATE \"C\"
               LIMIT $5)

@@ -439,6 +439,33 @@ pub async fn top_file_names_rank_names_by_devices(store: &dyn Store) {
     assert_eq!(stats.prevalence, 18);
 }
 
+/// `topFileNames` speaks of the same window as the counts: a name seen only before it does not
+/// count, and names are ranked by the devices that saw the file under them within it.
+pub async fn top_file_names_come_from_the_window(store: &dyn Store) {
+    let now = now();
+    let time = |hours: i64| Timestamp(now.0 - hours * HOUR);
+    store
+        .ingest(vec![
+            // Seen only before the window.
+            seen_at("contoso", "old", time(100), 7, "ancient.exe"),
+            // Renamed: the old name before the window, the new one within it.
+            seen_at("contoso", "renamed", time(90), 7, "before.exe"),
+            seen_at("contoso", "renamed", time(5), 7, "after.exe"),
+            // Both names within the window.
+            seen_at("contoso", "both", time(20), 7, "before.exe"),
+            seen_at("contoso", "both", time(10), 7, "after.exe"),
+            seen_at("contoso", "new", time(3), 7, "fresh.exe"),
+        ])
+        .await
+        .unwrap();
+    let stats = org(store, 7, "contoso", time(48)).await;
+    assert_eq!(stats.prevalence, 3);
+    assert_eq!(stats.top_file_names, ["after.exe", "before.exe", "fresh.exe"]);
+    let everything = org(store, 7, "contoso", time(200)).await;
+    assert_eq!(everything.top_file_names, ["after.exe", "before.exe", "ancient.exe", "fresh.exe"]);
+    assert!(org(store, 7, "contoso", time(1)).await.top_file_names.is_empty(), "nothing seen within the hour");
+}
+
 pub async fn stats_follow_records_when_they_are_linked(store: &dyn Store) {
     let now = now();
     let time = |hours: i64| Timestamp(now.0 - hours * HOUR);
@@ -749,6 +776,7 @@ macro_rules! contract_suite {
             stats_count_the_tenants_devices_within_the_window,
             stats_are_exact_at_the_edge_of_the_window,
             top_file_names_rank_names_by_devices,
+            top_file_names_come_from_the_window,
             stats_follow_records_when_they_are_linked,
             machines_carry_device_activity_and_platform,
             window_counts_match_a_count_over_every_device,

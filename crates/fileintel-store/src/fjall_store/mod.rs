@@ -646,13 +646,16 @@ impl Inner {
         }
         stats.prevalence = u64::try_from(prevalence.max(0)).unwrap_or_default();
 
-        let mut names: Vec<(u32, String)> = Vec::new();
-        for item in snapshot.prefix(&self.file_names, prefix) {
-            let (key, value) = item.into_inner()?;
-            names.push((u32_value("name count", &value)?, String::from_utf8_lossy(&key[12..]).into_owned()));
+        // Names from the same window: each device's sighting says which names it saw the file
+        // under since then (`Sighting::names_since`); a pass over the tenant's sightings.
+        let mut names: ahash::AHashMap<String, u64> = ahash::AHashMap::new();
+        for item in snapshot.prefix(&self.sightings, prefix) {
+            let sighting = decode_sighting(&item.value()?)?;
+            for name in sighting.names_since(since) {
+                *names.entry(name.to_owned()).or_default() += 1;
+            }
         }
-        names.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-        stats.top_file_names = names.into_iter().take(TOP_FILE_NAMES).map(|(_, name)| name).collect();
+        stats.top_file_names = fileintel_core::top_names(names.into_iter().collect(), TOP_FILE_NAMES);
         Ok(Some(stats))
     }
 }
