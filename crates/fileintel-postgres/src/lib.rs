@@ -201,7 +201,7 @@ fn now() -> Timestamp {
 /// database only (`postgres://app@db:5432/fileintel`), read as `PgStore::connect` reads the
 /// address, in either of its forms; `None` when it is no address.
 pub fn address_without_password(url: &str) -> Option<String> {
-    let config = tls::read(url).ok()?.config;
+    let config = tls::driver_config(url).ok()?;
     let hosts: Vec<String> = config
         .get_hosts()
         .iter()

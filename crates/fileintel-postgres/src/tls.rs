@@ -73,6 +73,18 @@ fn invalid(text: impl std::fmt::Display) -> StoreError {
 /// Reads a connection string (`postgres://...?sslmode=verify-full&sslrootcert=ca.pem`, or
 /// `host=... sslmode=verify-full sslrootcert=ca.pem`), loading the CA file it names.
 pub(crate) fn read(url: &str) -> Result<Connection, StoreError> {
+    let (config, mode, roots) = parse(url)?;
+    let tls = MakeRustlsConnect::new(client_config(mode, &roots)?);
+    Ok(Connection { config, tls, mode })
+}
+
+/// The driver's configuration of a connection string, reading no file: for naming the
+/// database, say.
+pub(crate) fn driver_config(url: &str) -> Result<tokio_postgres::Config, StoreError> {
+    Ok(parse(url)?.0)
+}
+
+fn parse(url: &str) -> Result<(tokio_postgres::Config, SslMode, Roots), StoreError> {
     let (rest, sslmode, sslrootcert) = split_tls_keys(url);
     let mut config: tokio_postgres::Config = rest.parse().map_err(invalid)?;
     let roots = match sslrootcert.as_deref() {
@@ -110,8 +122,7 @@ pub(crate) fn read(url: &str) -> Result<Connection, StoreError> {
         SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
         SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => tokio_postgres::config::SslMode::Require,
     });
-    let tls = MakeRustlsConnect::new(client_config(mode, &roots)?);
-    Ok(Connection { config, tls, mode })
+    Ok((config, mode, roots))
 }
 
 /// Whether every host the configuration names is this machine (a loopback address, `localhost`,
@@ -458,6 +469,17 @@ mod tests {
         assert!(error.contains("sslrootcert=system needs sslmode=verify-full"), "{error}");
         let error = read("postgres://u@db/x?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem").unwrap_err();
         assert!(error.to_string().contains("sslrootcert /nonexistent/ca.pem"), "{error}");
+    }
+
+    #[test]
+    fn a_database_is_named_whatever_its_tls_keys_and_without_reading_its_ca_file() {
+        assert_eq!(
+            crate::address_without_password(
+                "postgres://app:s3cret@db/fi?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem"
+            )
+            .as_deref(),
+            Some("postgres://app@db:5432/fi")
+        );
     }
 
     #[test]
