@@ -230,7 +230,7 @@ impl PgStore {
     /// server's certificate is refused. Warns, once, when the connection is not encrypted and
     /// the server is not on this machine.
     pub async fn connect(url: &str, options: PgOptions) -> Result<PgStore, StoreError> {
-        let tls::Connection { mut config, tls, mode } = tls::read(url)?;
+        let tls::Connection { mut config, tls, mode, checked } = tls::read(url)?;
         let local = tls::is_local(&config);
         config.connect_timeout(options.connect_timeout);
         // A server that vanishes without closing the connection (a host down, a partition)
@@ -274,14 +274,15 @@ impl PgStore {
             next_shard: Arc::new(AtomicU32::new((random() % u64::from(COUNT_SHARDS)) as u32)),
         };
         store.migrate().await?;
-        // Passwords, signing keys and credential hashes travel on this connection: say so when
-        // they cross a network in clear. A server that cannot say is not warned about.
-        if !local && !store.encrypted().await.unwrap_or(true) {
+        // Passwords, signing keys and credential hashes travel on this connection: say so, once,
+        // when they cross a network in clear or to a server nobody checked. A server that
+        // cannot say whether it is encrypted is not warned about.
+        let encrypted = if local { Ok(true) } else { store.encrypted().await };
+        if let Some(warning) = encrypted.ok().and_then(|encrypted| tls::exposure(local, encrypted, checked)) {
             tracing::warn!(
                 database = address_without_password(url).unwrap_or_default(),
                 ?mode,
-                "the connection to PostgreSQL is not encrypted, and the server is not on this machine: \
-                 use sslmode=verify-full with sslrootcert=<CA file> (see README.md, PostgreSQL)"
+                "{warning}; use sslmode=verify-full with sslrootcert=<CA file> (see README.md, PostgreSQL)"
             );
         }
         Ok(store)

@@ -58,6 +58,8 @@ pub(crate) struct Connection {
     pub(crate) config: tokio_postgres::Config,
     pub(crate) tls: MakeRustlsConnect,
     pub(crate) mode: SslMode,
+    /// Whether the server's certificate is checked against roots (when TLS is used).
+    pub(crate) checked: bool,
 }
 
 impl std::fmt::Debug for Connection {
@@ -75,7 +77,7 @@ fn invalid(text: impl std::fmt::Display) -> StoreError {
 pub(crate) fn read(url: &str) -> Result<Connection, StoreError> {
     let (config, mode, roots) = parse(url)?;
     let tls = MakeRustlsConnect::new(client_config(mode, &roots)?);
-    Ok(Connection { config, tls, mode })
+    Ok(Connection { config, tls, mode, checked: roots != Roots::None })
 }
 
 /// The driver's configuration of a connection string, reading no file: for naming the
@@ -137,6 +139,23 @@ pub(crate) fn is_local(config: &tokio_postgres::Config) -> bool {
             None => name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()),
         },
     })
+}
+
+/// What to warn of about a connection, if anything: whether it is `local` (see [`is_local`]),
+/// `encrypted` (as the server says), and its server's certificate `checked`.
+pub(crate) fn exposure(local: bool, encrypted: bool, checked: bool) -> Option<&'static str> {
+    match (local, encrypted, checked) {
+        (true, _, _) => None,
+        (false, false, _) => Some(
+            "the connection to PostgreSQL is not encrypted, and the server is not on this machine: \
+             passwords and signing keys cross the network in clear",
+        ),
+        (false, true, false) => Some(
+            "the connection to PostgreSQL is encrypted but its server's certificate is not checked: \
+             whoever answers at its address is taken for it",
+        ),
+        (false, true, true) => None,
+    }
 }
 
 fn client_config(mode: SslMode, roots: &Roots) -> Result<ClientConfig, StoreError> {
@@ -480,6 +499,14 @@ mod tests {
             .as_deref(),
             Some("postgres://app@db:5432/fi")
         );
+    }
+
+    #[test]
+    fn remote_connections_in_clear_or_to_an_unchecked_server_are_warned_of() {
+        assert!(exposure(false, false, true).unwrap().contains("not encrypted"));
+        assert!(exposure(false, true, false).unwrap().contains("not checked"));
+        assert_eq!(exposure(false, true, true), None);
+        assert_eq!(exposure(true, false, false), None);
     }
 
     #[test]
