@@ -43,6 +43,10 @@
 //! deadlock or a serialization failure, a bounded number of times. Window figures are counted
 //! from rows when asked (`/stats`), so they need no counters to keep in step.
 //!
+//! **TLS.** Connections use rustls (ring) as the address's `sslmode` and `sslrootcert` say, with
+//! libpq's meanings (`verify-full` with a CA file is the one to use across a network); the
+//! `tls` module reads them, as the driver knows only some of `sslmode` and none of the rest.
+//!
 //! **Nothing waits for ever.** Taking a pooled connection waits at most
 //! [`PgOptions::acquire_timeout`], and every statement runs under the session's
 //! `statement_timeout`; lost connections, a server shutting down and statements out of time are
