@@ -76,7 +76,6 @@ use fileintel_core::{
 use fileintel_store::{DeviceSighting, IngestOutcome, OrgFileStats, Store, StoreError, StoreStats, TOP_FILE_NAMES};
 
 use crate::error::Failure;
-pub use crate::tls::SslMode;
 
 /// Runs `$body` (an expression using the transaction `$tx`) in a transaction on a pooled
 /// connection, committing it, and all of it again on a fresh transaction when it lost a race
@@ -231,8 +230,8 @@ impl PgStore {
     /// with `sslrootcert=<CA file>`), and brings its schema up to date
     /// ([`PgStore::migrate`]). Fails with [`StoreError::Unavailable`] when the server cannot be
     /// reached in time, and with [`StoreError::Backend`] when the address is wrong or the
-    /// server's certificate is refused. Warns, once, when the connection is not encrypted and
-    /// the server is not on this machine.
+    /// server's certificate is refused. Warns, once, when the server is not on this machine and
+    /// the connection is not encrypted or its certificate not checked.
     pub async fn connect(url: &str, options: PgOptions) -> Result<PgStore, StoreError> {
         let tls::Connection { mut config, tls, mode, checked } = tls::read(url)?;
         let local = tls::is_local(&config);

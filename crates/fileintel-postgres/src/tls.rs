@@ -33,7 +33,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// How a connection uses TLS: libpq's `sslmode` values (`allow` is read as `prefer`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SslMode {
+pub(crate) enum SslMode {
     Disable,
     Prefer,
     Require,
