@@ -76,10 +76,25 @@ pub(crate) fn classify(error: &tokio_postgres::Error) -> StoreError {
             .contains(code);
         return if unavailable { StoreError::Unavailable(text) } else { StoreError::Backend(text) };
     }
+    // A server certificate refused stays refused however often it is tried: the address or
+    // its CA file is wrong, which is no outage.
+    if refused_certificate(error) {
+        return StoreError::Backend(text);
+    }
     // Without a SQLSTATE: the connection closed, or the socket failed (connecting included,
     // whose time-out is an I/O error too). Errors in our own encoding or decoding are bugs.
     let io = std::error::Error::source(error).is_some_and(|source| source.is::<std::io::Error>());
     if error.is_closed() || io { StoreError::Unavailable(text) } else { StoreError::Backend(text) }
+}
+
+/// Whether the TLS handshake failed on the server's certificate: the driver's TLS error holds
+/// the connector's I/O error, which holds rustls's.
+fn refused_certificate(error: &tokio_postgres::Error) -> bool {
+    std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<std::io::Error>())
+        .and_then(|io| io.get_ref())
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|tls| matches!(tls, rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented))
 }
 
 fn classify_pool(error: PoolError) -> StoreError {

@@ -43,6 +43,10 @@
 //! deadlock or a serialization failure, a bounded number of times. Window figures are counted
 //! from rows when asked (`/stats`), so they need no counters to keep in step.
 //!
+//! **TLS.** Connections use rustls (ring) as the address's `sslmode` and `sslrootcert` say, with
+//! libpq's meanings (`verify-full` with a CA file is the one to use across a network); the
+//! `tls` module reads them, as the driver knows only some of `sslmode` and none of the rest.
+//!
 //! **Nothing waits for ever.** Taking a pooled connection waits at most
 //! [`PgOptions::acquire_timeout`], and every statement runs under the session's
 //! `statement_timeout`; lost connections, a server shutting down and statements out of time are
@@ -53,6 +57,7 @@ mod identity;
 mod migrations;
 mod reads;
 pub mod testing;
+mod tls;
 mod verdicts;
 mod writer;
 
@@ -69,7 +74,6 @@ use fileintel_core::{
     Verdict, VerdictSource,
 };
 use fileintel_store::{DeviceSighting, IngestOutcome, OrgFileStats, Store, StoreError, StoreStats, TOP_FILE_NAMES};
-use tokio_postgres::NoTls;
 
 use crate::error::Failure;
 
@@ -200,7 +204,7 @@ fn now() -> Timestamp {
 /// database only (`postgres://app@db:5432/fileintel`), read as `PgStore::connect` reads the
 /// address, in either of its forms; `None` when it is no address.
 pub fn address_without_password(url: &str) -> Option<String> {
-    let config: tokio_postgres::Config = url.parse().ok()?;
+    let config = tls::driver_config(url).ok()?;
     let hosts: Vec<String> = config
         .get_hosts()
         .iter()
@@ -221,11 +225,16 @@ pub fn address_without_password(url: &str) -> Option<String> {
 
 impl PgStore {
     /// Connects to the database at `url` (`postgres://user:password@host:port/database`, or
-    /// `host=... dbname=...`), without TLS, and brings its schema up to date ([`PgStore::migrate`]).
-    /// Fails with [`StoreError::Unavailable`] when the server cannot be reached in time.
+    /// `host=... dbname=...`), over TLS as its `sslmode` and `sslrootcert` say (libpq's names
+    /// and meanings: `disable`, `prefer` (the default), `require`, `verify-ca`, `verify-full`
+    /// with `sslrootcert=<CA file>`), and brings its schema up to date
+    /// ([`PgStore::migrate`]). Fails with [`StoreError::Unavailable`] when the server cannot be
+    /// reached in time, and with [`StoreError::Backend`] when the address is wrong or the
+    /// server's certificate is refused. Warns, once, when the server is not on this machine and
+    /// the connection is not encrypted or its certificate not checked.
     pub async fn connect(url: &str, options: PgOptions) -> Result<PgStore, StoreError> {
-        let mut config: tokio_postgres::Config =
-            url.parse().map_err(|error| StoreError::Backend(format!("the PostgreSQL address: {error}")))?;
+        let tls::Connection { mut config, tls, mode, checked } = tls::read(url)?;
+        let local = tls::is_local(&config);
         config.connect_timeout(options.connect_timeout);
         // A server that vanishes without closing the connection (a host down, a partition)
         // would otherwise leave a statement waiting on TCP for hours: probe an idle connection
@@ -248,7 +257,7 @@ impl PgStore {
         if config.get_application_name().is_none() {
             config.application_name("fileintel");
         }
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager = Manager::from_config(config, tls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(options.max_connections.max(1))
             .wait_timeout(Some(options.acquire_timeout))
@@ -268,7 +277,28 @@ impl PgStore {
             next_shard: Arc::new(AtomicU32::new((random() % u64::from(COUNT_SHARDS)) as u32)),
         };
         store.migrate().await?;
+        // Passwords, signing keys and credential hashes travel on this connection: say so, once,
+        // when they cross a network in clear or to a server nobody checked. A server that
+        // cannot say whether it is encrypted is not warned about.
+        let encrypted = if local { Ok(true) } else { store.encrypted().await };
+        if let Some(warning) = encrypted.ok().and_then(|encrypted| tls::exposure(local, encrypted, checked)) {
+            tracing::warn!(
+                database = address_without_password(url).unwrap_or_default(),
+                ?mode,
+                "{warning}; use sslmode=verify-full with sslrootcert=<CA file> (see README.md, PostgreSQL)"
+            );
+        }
         Ok(store)
+    }
+
+    /// Whether this store's connections to the server are encrypted, as the server sees them
+    /// (`pg_stat_ssl`, asked on one pooled connection).
+    pub async fn encrypted(&self) -> Result<bool, StoreError> {
+        self.with_client(async |client| {
+            let row = client.query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[]).await?;
+            Ok(row.try_get(0)?)
+        })
+        .await
     }
 
     /// Applies the schema migrations the database lacks, in one transaction under an advisory

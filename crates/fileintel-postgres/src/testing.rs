@@ -4,6 +4,8 @@
 
 use std::hash::{BuildHasher, Hasher};
 
+use fileintel_store::StoreError;
+
 use crate::{PgOptions, PgStore};
 
 pub const URL_VARIABLE: &str = "FILEINTEL_TEST_DATABASE_URL";
@@ -48,20 +50,30 @@ fn random_hex() -> String {
     format!("{:016x}", hasher.finish())
 }
 
+/// A driver connection to `url` outside any pool, over TLS as its `sslmode` says (as
+/// [`PgStore::connect`] reads it), its connection task running until the client is dropped.
+async fn driver_connection(url: &str) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), StoreError> {
+    let crate::tls::Connection { config, tls, .. } = crate::tls::read(url)?;
+    let (client, connection) = config.connect(tls).await.map_err(|error| crate::error::classify(&error))?;
+    let connection = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok((client, connection))
+}
+
 async fn admin(url: &str) -> tokio_postgres::Client {
-    let (client, connection) =
-        tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connecting to the test server");
-    tokio::spawn(connection);
-    client
+    driver_connection(url).await.expect("connecting to the test server").0
 }
 
 /// Makes the database `name` afresh (dropping what was there) on the server at `server_url` and
 /// returns its address: for benchmarks, which keep theirs after the run to be looked at.
-pub async fn recreate_database(server_url: &str, name: &str) -> Result<String, tokio_postgres::Error> {
-    let (client, connection) = tokio_postgres::connect(server_url, tokio_postgres::NoTls).await?;
-    let connection = tokio::spawn(connection);
-    client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await?;
-    client.batch_execute(&format!("CREATE DATABASE {name}")).await?;
+pub async fn recreate_database(server_url: &str, name: &str) -> Result<String, StoreError> {
+    let (client, connection) = driver_connection(server_url).await?;
+    let run = async |statement: String| {
+        client.batch_execute(&statement).await.map_err(|error| crate::error::classify(&error))
+    };
+    run(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await?;
+    run(format!("CREATE DATABASE {name}")).await?;
     drop(client);
     let _ = connection.await;
     Ok(with_database(server_url, name))
@@ -97,9 +109,11 @@ impl Drop for TestDatabase {
         let dropped = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
             runtime.block_on(async {
-                let (client, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await?;
-                let connection = tokio::spawn(connection);
-                let dropped = client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                let (client, connection) = driver_connection(&admin_url).await?;
+                let dropped = client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await
+                    .map_err(|error| crate::error::classify(&error));
                 drop(client);
                 let _ = connection.await;
                 dropped

@@ -78,7 +78,8 @@ pub struct StoreArgs {
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct DatabaseArgs {
     /// PostgreSQL to use instead of the embedded store (`postgres://user:password@host:5432/db`).
-    /// Migrations run at start.
+    /// TLS as libpq's `sslmode` and `sslrootcert` say: over a network, add
+    /// `?sslmode=verify-full&sslrootcert=/path/to/ca.pem`. Migrations run at start.
     #[arg(long, env = "FILEINTEL_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// Seconds a request waits for the database (a pooled connection, then each statement)
