@@ -34,6 +34,28 @@ struct Answer {
 }
 
 async fn spawn_app() -> TestApp {
+    spawn_app_with(|auth| auth).await
+}
+
+/// The external issuer [`spawn_app_trusting_an_external_issuer`] trusts, for tenant contoso.
+const EXTERNAL_ISSUER: &str = "https://login.example/contoso/v2.0";
+
+/// An app that also trusts tokens from [`EXTERNAL_ISSUER`], signed with the returned key, taking
+/// users' directory roles from the tokens' claims.
+async fn spawn_app_trusting_an_external_issuer() -> (TestApp, SigningKey) {
+    let external = keys::generate(fileintel_server::auth::now_seconds());
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, keys::jwks(std::slice::from_ref(&external)).unwrap().to_string()).unwrap();
+    let config = dir.path().join("issuers.json");
+    let issuers = json!([{"issuer": "https://login.example/{tenantid}/v2.0", "jwks_file": jwks,
+                          "tenants": ["contoso"], "user_roles": "claims"}]);
+    std::fs::write(&config, issuers.to_string()).unwrap();
+    let issuers = fileintel_server::issuers::ExternalIssuers::load(&config).unwrap();
+    (spawn_app_with(|auth| auth.with_external_issuers(issuers)).await, external)
+}
+
+async fn spawn_app_with(configure: impl FnOnce(AuthState) -> AuthState) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(FjallStore::open(dir.path()).unwrap());
     let key = keys::generate(fileintel_server::auth::now_seconds());
@@ -59,7 +81,7 @@ async fn spawn_app() -> TestApp {
         .unwrap();
     let mut config = ServerConfig::for_address("127.0.0.1:8443".parse().unwrap());
     config.scheme = "https".into();
-    let auth = AuthState::new(true, vec![BASE.into()], vec![key.clone()], default_audiences()).unwrap();
+    let auth = configure(AuthState::new(true, vec![BASE.into()], vec![key.clone()], default_audiences()).unwrap());
     TestApp { app: router(AppState::new(store.clone(), config, auth)), store, key, _dir: dir }
 }
 
@@ -135,6 +157,11 @@ impl TestApp {
 
     /// A token signed with the real key, with claims of the test's choosing.
     fn forge(&self, change: impl FnOnce(&mut AccessClaims)) -> String {
+        self.forge_with(&self.key, change)
+    }
+
+    /// A token signed with `key`, with claims of the test's choosing.
+    fn forge_with(&self, key: &SigningKey, change: impl FnOnce(&mut AccessClaims)) -> String {
         let now = fileintel_server::auth::now_seconds();
         let mut claims = AccessClaims {
             aud: MDE.into(),
@@ -154,7 +181,7 @@ impl TestApp {
             ver: "2.0".into(),
         };
         change(&mut claims);
-        fileintel_auth::tokens::sign(&self.key, &claims).unwrap()
+        fileintel_auth::tokens::sign(key, &claims).unwrap()
     }
 }
 
@@ -289,6 +316,71 @@ async fn every_kind_of_bad_token_gets_401_in_the_envelope() {
     // Not a bearer scheme.
     let basic = Request::get(&path).header("authorization", "Basic YTpi").body(Body::empty()).unwrap();
     assert_unauthorized(&app.send(basic).await);
+}
+
+#[tokio::test]
+async fn a_token_issued_years_ahead_gets_401_though_its_lifetime_looks_ordinary() {
+    let app = spawn_app().await;
+    let path = format!("/api/files/{SHA1}");
+    let now = fileintel_server::auth::now_seconds();
+    let ahead = now + 10 * 365 * 86_400;
+    assert_unauthorized(
+        &app.get(
+            &path,
+            Some(&app.forge(|c| {
+                c.iat = ahead;
+                c.exp = ahead + 3599;
+            })),
+        )
+        .await,
+    );
+    assert_eq!(app.get(&path, Some(&app.forge(|_| {}))).await.status, StatusCode::OK);
+}
+
+/// A user's token from a trusted external issuer that carries `roles` but no `scp` has no
+/// delegated permission, and its `roles` are not application permissions: it can neither read
+/// nor write. The same claims as an application's token (`idtyp: app`, no user) can.
+#[tokio::test]
+async fn an_external_user_token_without_scopes_cannot_act_as_an_application() {
+    let (app, external) = spawn_app_trusting_an_external_issuer().await;
+    let security_reader = "5d6b6bb7-de71-4623-b4af-96380a352509";
+    let user_without_scopes = |idtyp: Option<&str>| {
+        app.forge_with(&external, |c| {
+            c.iss = EXTERNAL_ISSUER.into();
+            c.idtyp = idtyp.map(str::to_owned);
+            c.upn = Some("mallory@contoso.example".into());
+            c.roles = Some(vec!["File.ReadWrite.All".into(), "File.Read.All".into()]);
+        })
+    };
+    let path = format!("/api/files/{SHA1}");
+    for token in [user_without_scopes(Some("user")), user_without_scopes(None)] {
+        assert_forbidden(&app.ingest(&token).await);
+        assert_forbidden(&app.get(&path, Some(&token)).await);
+    }
+    // Sanity: the issuer is trusted, and its application tokens do act with their roles.
+    let application = app.forge_with(&external, |c| {
+        c.iss = EXTERNAL_ISSUER.into();
+        c.roles = Some(vec!["File.ReadWrite.All".into(), "File.Read.All".into()]);
+    });
+    assert_eq!(app.ingest(&application).await.status, StatusCode::OK);
+    assert_eq!(app.get(&path, Some(&application)).await.status, StatusCode::OK);
+    // And its user tokens act with their scopes, never their roles.
+    let reader = serde_json::to_value(AccessClaims {
+        scp: Some("File.Read.All".into()),
+        ..serde_json::from_slice(
+            &URL_SAFE_NO_PAD.decode(user_without_scopes(Some("user")).split('.').nth(1).unwrap()).unwrap(),
+        )
+        .unwrap()
+    })
+    .unwrap();
+    let mut reader = reader;
+    reader["wids"] = json!([security_reader]);
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some(external.kid.clone());
+    let reader =
+        jsonwebtoken::encode(&header, &reader, &jsonwebtoken::EncodingKey::from_ec_der(&external.pkcs8)).unwrap();
+    assert_eq!(app.get(&path, Some(&reader)).await.status, StatusCode::OK);
+    assert_forbidden(&app.ingest(&reader).await);
 }
 
 #[tokio::test]
