@@ -527,7 +527,7 @@ impl Store for PgStore {
     }
 
     async fn put_application(&self, application: Application) -> Result<(), StoreError> {
-        self.with_client(async |client| identity::put_application(client, &application).await).await
+        write_transaction!(self, |tx| identity::put_application(&tx, &application).await)
     }
 
     async fn get_application(&self, tenant: &str, client_id: &str) -> Result<Option<Application>, StoreError> {
@@ -539,7 +539,7 @@ impl Store for PgStore {
     }
 
     async fn delete_application(&self, tenant: &str, client_id: &str) -> Result<bool, StoreError> {
-        self.with_client(async |client| identity::delete_application(client, tenant, client_id).await).await
+        write_transaction!(self, |tx| identity::delete_application(&tx, tenant, client_id).await)
     }
 
     async fn signing_keys(&self) -> Result<Vec<SigningKey>, StoreError> {
@@ -551,7 +551,7 @@ impl Store for PgStore {
     }
 
     async fn put_user(&self, user: User) -> Result<(), StoreError> {
-        transaction!(self, |tx| identity::put_user(&tx, &user).await)
+        write_transaction!(self, |tx| identity::put_user(&tx, &user).await)
     }
 
     async fn get_user(&self, tenant: &str, upn: &str) -> Result<Option<User>, StoreError> {
@@ -567,6 +567,10 @@ impl Store for PgStore {
     }
 
     async fn delete_user(&self, tenant: &str, upn: &str) -> Result<bool, StoreError> {
-        transaction!(self, |tx| identity::delete_user(&tx, tenant, upn).await)
+        write_transaction!(self, |tx| identity::delete_user(&tx, tenant, upn).await)
+    }
+
+    async fn identity_generation(&self) -> Result<u64, StoreError> {
+        self.with_client(async |client| identity::identity_generation(client).await).await
     }
 }

@@ -14,7 +14,7 @@ use crate::error::Failure;
 const MIGRATION_LOCK: i64 = 0x6669_6d69_6772_6174;
 
 /// Every migration, by version, in the order they apply.
-pub(crate) const MIGRATIONS: &[(i32, &str)] = &[(1, V1_INITIAL)];
+pub(crate) const MIGRATIONS: &[(i32, &str)] = &[(1, V1_INITIAL), (2, V2_IDENTITY_GENERATION)];
 
 /// The first schema. Times are `bigint` 100-nanosecond ticks since 1970 (`Timestamp`'s own unit:
 /// `timestamptz` keeps microseconds only, and reads must give back exactly what was written).
@@ -160,6 +160,17 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
         LIMIT greatest(8 - cardinality(kept), 0)
     )
 $$;
+"#;
+
+/// `Store::identity_generation`: one row, moved on in the transaction of every write to
+/// `applications` and `users`, which replicas read at every request to know whether the tokens
+/// they verified still hold.
+const V2_IDENTITY_GENERATION: &str = r#"
+CREATE TABLE identity_generation (
+    only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    generation bigint NOT NULL
+);
+INSERT INTO identity_generation (generation) VALUES (1);
 "#;
 
 /// Applies the migrations the database lacks, in one transaction. Running it again, or from

@@ -74,11 +74,9 @@ async fn delete_app(
     Path((tenant, client_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     match state.store.delete_application(&tenant, &client_id).await? {
-        true => {
-            // Its tokens are checked again at their next use, and refused.
-            state.auth.forget_tokens();
-            Ok(StatusCode::NO_CONTENT)
-        }
+        // The deletion moved the store's identity generation on: every replica checks its
+        // verified tokens again at their next use, and refuses this application's.
+        true => Ok(StatusCode::NO_CONTENT),
         false => Err(ApiError::NotFound(format!("No application {client_id} in tenant {tenant}"))),
     }
 }

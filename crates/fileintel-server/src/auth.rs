@@ -44,11 +44,11 @@ pub struct AuthState {
     /// Directory roles that grant "View Data", which a delegated caller needs besides the scope.
     pub view_data_roles: Vec<String>,
     ring: RwLock<Arc<KeyRing>>,
-    /// Verified tokens: the caller, and when (Unix seconds) the token was verified.
-    cache: RwLock<HashMap<String, (Caller, i64)>>,
-    /// How long a verified token is trusted without checking it again: `None` until it expires.
-    /// Replicas set a bound, since an application deleted through one must stop working on all.
-    cache_trust: Option<i64>,
+    /// Verified tokens: the caller, and the store's identity generation
+    /// ([`fileintel_store::Store::identity_generation`]) it was checked against. An entry holds
+    /// only while the generation is unchanged: a deleted application or user, through this process
+    /// or another replica, moves it on, and every token is then checked against the store again.
+    cache: RwLock<HashMap<String, (Caller, u64)>>,
     /// Key ids a token named that this process did not know, and when the keys were last read
     /// again for each (another replica may have made or rotated them); held while reading, so
     /// requests naming the same new key wait for one read instead of each making one.
@@ -74,7 +74,6 @@ impl AuthState {
             view_data_roles: fileintel_auth::default_view_data_roles(),
             ring: RwLock::new(Arc::new(ring)),
             cache: RwLock::default(),
-            cache_trust: None,
             key_reloads: tokio::sync::Mutex::default(),
             external: ExternalIssuers::default(),
             credential_checks: tokio::sync::Semaphore::new(
@@ -134,35 +133,35 @@ impl AuthState {
         }
     }
 
-    /// Trusts a verified token for at most `seconds` before checking it (and its application)
-    /// again: for replicas, where an application may be deleted through another process.
-    pub fn with_cache_trust(mut self, seconds: i64) -> Self {
-        self.cache_trust = Some(seconds);
-        self
-    }
-
-    /// Forgets every verified token, so the next use of each is checked again (after an
-    /// application is deleted, say).
-    pub fn forget_tokens(&self) {
-        if let Ok(mut cache) = self.cache.write() {
-            cache.clear();
-        }
-    }
-
-    /// The caller of a token verified before, not expired since, and verified recently enough.
-    fn cached(&self, token: &str) -> Option<Caller> {
+    /// The caller of a token verified before, not expired since, and checked against the store
+    /// at identity generation `generation`, the current one.
+    fn cached(&self, token: &str, generation: u64) -> Option<Caller> {
         let now = now_seconds();
         let cache = self.cache.read().ok()?;
         cache
             .get(token)
-            .filter(|(caller, verified)| {
-                caller.expires + fileintel_auth::tokens::LEEWAY > now
-                    && self.cache_trust.is_none_or(|trust| verified + trust > now)
-            })
+            .filter(|(caller, checked)| caller.expires + fileintel_auth::tokens::LEEWAY > now && *checked == generation)
             .map(|(caller, _)| caller.clone())
     }
 
-    /// Verifies a token's signature and claims, and remembers the caller until the token expires.
+    /// Remembers a verified caller, checked against the store at identity generation
+    /// `generation`, until the token expires or the generation moves on.
+    fn remember(&self, token: &str, caller: &Caller, generation: u64) {
+        let now = now_seconds();
+        if let Ok(mut cache) = self.cache.write() {
+            if cache.len() >= CACHE_LIMIT {
+                cache.retain(|_, (cached, checked)| {
+                    cached.expires + fileintel_auth::tokens::LEEWAY > now && *checked == generation
+                });
+                if cache.len() >= CACHE_LIMIT {
+                    cache.clear();
+                }
+            }
+            cache.insert(token.to_owned(), (caller.clone(), generation));
+        }
+    }
+
+    /// Verifies a token's signature and claims.
     async fn verify(&self, token: &str) -> Result<Caller, fileintel_auth::AuthError> {
         let now = now_seconds();
         let caller = match self.external.is_empty() {
@@ -175,15 +174,6 @@ impl AuthState {
                 }
             }
         };
-        if let Ok(mut cache) = self.cache.write() {
-            if cache.len() >= CACHE_LIMIT {
-                cache.retain(|_, (cached, _)| cached.expires + fileintel_auth::tokens::LEEWAY > now);
-                if cache.len() >= CACHE_LIMIT {
-                    cache.clear();
-                }
-            }
-            cache.insert(token.to_owned(), (caller.clone(), now));
-        }
         Ok(caller)
     }
 }
@@ -212,16 +202,19 @@ fn bearer(headers: &axum::http::HeaderMap) -> Result<&str, ApiError> {
         .ok_or_else(|| ApiError::Unauthorized("the Authorization header is not a bearer token".into()))
 }
 
-/// Authenticates a request's bearer token. A token verified before costs a cache lookup; any
-/// other spends one check of the client address's budget first, so a flood of bad tokens is
-/// refused with 429 before it costs signature checks.
+/// Authenticates a request's bearer token. A token verified before costs a read of the store's
+/// identity generation and a cache lookup; any other spends one check of the client address's
+/// budget first, so a flood of bad tokens is refused with 429 before it costs signature checks.
 pub async fn authenticate(
     state: &AppState,
     headers: &axum::http::HeaderMap,
     address: &str,
 ) -> Result<Caller, ApiError> {
     let token = bearer(headers)?;
-    if let Some(caller) = state.auth.cached(token) {
+    // Read before the checks below, so that a deletion committed while they run moves the
+    // generation past the one this caller is remembered under.
+    let generation = state.store.identity_generation().await?;
+    if let Some(caller) = state.auth.cached(token, generation) {
         return Ok(caller);
     }
     if state.limits.enabled {
@@ -235,18 +228,28 @@ pub async fn authenticate(
         verified => verified,
     }
     .map_err(|error| ApiError::Unauthorized(error.to_string()))?;
-    // A token fileintel issued to an application holds only while that application exists.
-    if caller.issued_here && !caller.is_delegated() {
-        let app = caller.app_id.as_deref().unwrap_or_default();
-        if state.store.get_application(&caller.tenant, app).await?.is_none() {
-            state.auth.forget_tokens();
-            return Err(ApiError::Unauthorized(format!(
-                "application {app} of tenant {} no longer exists",
-                caller.tenant
-            )));
-        }
+    if caller.issued_here {
+        still_registered(state, &caller).await?;
     }
+    state.auth.remember(token, &caller, generation);
     Ok(caller)
+}
+
+/// A token fileintel issued holds only while the application it was issued to exists: its own
+/// token, or a user's obtained through it (`appid`/`azp` name it in both). A user's token holds
+/// only while the user exists too.
+async fn still_registered(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
+    let app = caller.app_id.as_deref().unwrap_or_default();
+    if state.store.get_application(&caller.tenant, app).await?.is_none() {
+        return Err(ApiError::Unauthorized(format!("application {app} of tenant {} no longer exists", caller.tenant)));
+    }
+    if caller.is_delegated() && state.store.get_user_by_object_id(&caller.tenant, &caller.object_id).await?.is_none() {
+        return Err(ApiError::Unauthorized(format!(
+            "user {} of tenant {} no longer exists",
+            caller.object_id, caller.tenant
+        )));
+    }
+    Ok(())
 }
 
 /// Replicas share their keys through the store: a key made or rotated by another replica is

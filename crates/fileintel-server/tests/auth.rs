@@ -389,7 +389,12 @@ async fn valid_tokens_without_the_permission_get_403() {
     let path = format!("/api/files/{SHA1}");
     assert_forbidden(&app.get(&path, Some(&app.forge(|c| c.roles = Some(vec!["Machine.Read.All".into()])))).await);
     // A delegated token with the scope, from a user without a View Data role.
+    let mut helpdesk =
+        fileintel_auth::new_user("contoso", "alice@contoso.com", vec!["Helpdesk Administrator".into()], "pw", 0);
+    helpdesk.object_id = "oid".into();
+    app.store.put_user(helpdesk).await.unwrap();
     let delegated = app.forge(|c| {
+        c.idtyp = Some("user".into());
         c.roles = None;
         c.scp = Some("File.Read.All".into());
         c.upn = Some("alice@contoso.com".into());
@@ -517,6 +522,38 @@ async fn the_password_grant_gives_a_delegated_token_that_needs_a_view_data_role(
         answer.json["error_description"].as_str().unwrap().split(" Trace ID").next().unwrap().to_owned()
     };
     assert_eq!(strip(&wrong_password), strip(&unknown_user));
+}
+
+/// A user's token obtained through an application stops with the application (and with the
+/// user), at the very next request, though it was verified and remembered before.
+#[tokio::test]
+async fn a_delegated_token_stops_working_the_moment_its_application_or_user_is_deleted() {
+    let app = spawn_app().await;
+    let user = fileintel_auth::new_user("contoso", "alice@contoso.com", vec!["Security Reader".into()], "pw", 0);
+    app.store.put_user(user).await.unwrap();
+    let path = format!("/api/files/{SHA1}");
+    let delegated_token = |client_id: String| {
+        let app = &app;
+        async move {
+            let form = format!(
+                "grant_type=password&client_id={client_id}&username=alice@contoso.com&password=pw&scope={MDE}/.default"
+            );
+            let answer = app.token_request("/contoso/oauth2/v2.0/token", &form, None).await;
+            assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+            answer.json["access_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let (client_id, _) = app.register("contoso", &["File.Read.All"]).await;
+    let token = delegated_token(client_id.clone()).await;
+    assert_eq!(app.get(&path, Some(&token)).await.status, StatusCode::OK);
+    assert!(app.store.delete_application("contoso", &client_id).await.unwrap());
+    assert_unauthorized(&app.get(&path, Some(&token)).await);
+
+    let (client_id, _) = app.register("contoso", &["File.Read.All"]).await;
+    let token = delegated_token(client_id).await;
+    assert_eq!(app.get(&path, Some(&token)).await.status, StatusCode::OK);
+    assert!(app.store.delete_user("contoso", "alice@contoso.com").await.unwrap());
+    assert_unauthorized(&app.get(&path, Some(&token)).await);
 }
 
 #[tokio::test]

@@ -313,6 +313,48 @@ pub async fn users_are_found_by_sign_in_name_and_object_id(store: &dyn Store) {
     assert!(store.get_user("fabrikam", "alice@contoso.com").await.unwrap().is_some());
 }
 
+pub async fn every_write_of_an_application_or_user_moves_the_identity_generation(store: &dyn Store) {
+    let app = fileintel_core::Application {
+        tenant: "contoso".into(),
+        client_id: "a".into(),
+        object_id: "oid-a".into(),
+        name: "SOAR".into(),
+        roles: vec!["File.Read.All".into()],
+        secret_hash: "$argon2id$old".into(),
+        created: 1,
+    };
+    let user = fileintel_core::User {
+        tenant: "contoso".into(),
+        upn: "alice@contoso.com".into(),
+        object_id: "oid-u".into(),
+        roles: vec!["Security Reader".into()],
+        password_hash: "$argon2id$x".into(),
+        created: 1,
+    };
+    let mut seen = store.identity_generation().await.unwrap();
+    assert_eq!(store.identity_generation().await.unwrap(), seen, "reading moves nothing");
+    // Telemetry is no identity: it leaves the generation where it was.
+    store.ingest(vec![seen_at("contoso", "d", now(), 1, "a.exe")]).await.unwrap();
+    assert_eq!(store.identity_generation().await.unwrap(), seen);
+    store.put_application(app.clone()).await.unwrap();
+    seen = moved_on(store, seen, "an application created").await;
+    store.put_application(fileintel_core::Application { secret_hash: "$argon2id$new".into(), ..app }).await.unwrap();
+    seen = moved_on(store, seen, "its secret rotated").await;
+    store.put_user(user).await.unwrap();
+    seen = moved_on(store, seen, "a user created").await;
+    assert!(store.delete_application("contoso", "a").await.unwrap());
+    seen = moved_on(store, seen, "the application deleted").await;
+    assert!(store.delete_user("contoso", "alice@contoso.com").await.unwrap());
+    moved_on(store, seen, "the user deleted").await;
+}
+
+/// The identity generation now, which must have grown past `seen` since `what`.
+async fn moved_on(store: &dyn Store, seen: u64, what: &str) -> u64 {
+    let now = store.identity_generation().await.unwrap();
+    assert!(now > seen, "{what}: the identity generation stayed at {seen}");
+    now
+}
+
 pub async fn large_calls_count_exactly_across_partial_hashes_and_links(store: &dyn Store) {
     // Files first reported by MD5 alone, then by SHA-1 alone (two records), then by all three
     // hashes (which links them), interleaved across one large call and a second one.
@@ -708,6 +750,7 @@ macro_rules! contract_suite {
             a_file_first_known_by_one_hash_gains_the_others,
             applications_and_signing_keys_are_kept,
             users_are_found_by_sign_in_name_and_object_id,
+            every_write_of_an_application_or_user_moves_the_identity_generation,
             stats_count_the_tenants_devices_within_the_window,
             stats_are_exact_at_the_edge_of_the_window,
             top_file_names_rank_names_by_devices,

@@ -151,9 +151,17 @@ enum Target {
 }
 
 impl Target {
+    /// The database when one is named; else the server answering on the data directory's admin
+    /// socket (a server on the embedded store, or a replica whose data directory this is, which
+    /// holds no store there to open); else the embedded store itself.
     async fn open(args: &StoreArgs) -> anyhow::Result<Target> {
         if let Some(database) = args.database.connect().await? {
             return Ok(Target::Store(Arc::new(database)));
+        }
+        let socket = args.data_dir.join(ADMIN_SOCKET);
+        // A socket nobody answers on is left by a server that was killed.
+        if tokio::net::UnixStream::connect(&socket).await.is_ok() {
+            return Ok(Target::Server(socket));
         }
         match args.open() {
             Ok(store) => Ok(Target::Store(Arc::new(store))),

@@ -110,9 +110,6 @@ fn demo_observations(now: std::time::SystemTime) -> String {
 /// every start.
 const DEMO_CLIENT_ID: &str = "00000000-0000-0000-0000-00000000de70";
 const DEMO_TENANT: &str = "contoso";
-/// On a shared database, how long a verified token is trusted before it (and its application)
-/// is checked again.
-const REPLICA_TOKEN_TRUST_SECONDS: i64 = 30;
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
@@ -192,11 +189,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let issuers = fileintel_server::issuers::ExternalIssuers::load(path).map_err(anyhow::Error::msg)?;
             auth.with_external_issuers(issuers)
         }
-        None => auth,
-    };
-    // Replicas: an application deleted through another process stops working here within 30 s.
-    let auth = match args.store.database.database_url {
-        Some(_) => auth.with_cache_trust(REPLICA_TOKEN_TRUST_SECONDS),
         None => auth,
     };
     let demo_secret = match args.demo {

@@ -317,6 +317,9 @@ struct Inner {
     indicators_by_value: Keyspace,
     /// Whether any verdict was ever stored: until one is, lookups skip the verdict scans.
     has_verdicts: std::sync::atomic::AtomicBool,
+    /// [`Store::identity_generation`]: in memory, since only this process uses the store and
+    /// every cache it is compared against lives in this process too.
+    identity_generation: std::sync::atomic::AtomicU64,
     meta: Keyspace,
     writer: Mutex<Writer>,
     lock: Mutex<File>,
@@ -375,6 +378,7 @@ impl FjallStore {
             indicators_by_value: keyspace("indicators_by_value")?,
             verdict_writes: Mutex::new(()),
             has_verdicts: std::sync::atomic::AtomicBool::new(false),
+            identity_generation: std::sync::atomic::AtomicU64::new(1),
             meta,
             db,
             writer: Mutex::new(Writer {
@@ -763,7 +767,9 @@ impl Store for FjallStore {
         let key = application_key(&application.tenant, &application.client_id);
         let mut write = self.inner.db.batch().durability(Some(PersistMode::SyncAll));
         write.insert(&self.inner.applications, key, encode(&application));
-        Ok(write.commit()?)
+        write.commit()?;
+        self.inner.identity_changed();
+        Ok(())
     }
 
     async fn get_application(&self, tenant: &str, client_id: &str) -> Result<Option<Application>, StoreError> {
@@ -787,6 +793,7 @@ impl Store for FjallStore {
         let mut write = self.inner.db.batch().durability(Some(PersistMode::SyncAll));
         write.remove(&self.inner.applications, key);
         write.commit()?;
+        self.inner.identity_changed();
         Ok(true)
     }
 
@@ -812,7 +819,9 @@ impl Store for FjallStore {
             upn.clone().into_bytes(),
         );
         write.insert(&self.inner.users, application_key(&user.tenant, &upn), encode(&user));
-        Ok(write.commit()?)
+        write.commit()?;
+        self.inner.identity_changed();
+        Ok(())
     }
 
     async fn get_user(&self, tenant: &str, upn: &str) -> Result<Option<User>, StoreError> {
@@ -841,7 +850,12 @@ impl Store for FjallStore {
         write.remove(&self.inner.users, application_key(tenant, &user.upn.to_lowercase()));
         write.remove(&self.inner.users_by_oid, application_key(tenant, &user.object_id));
         write.commit()?;
+        self.inner.identity_changed();
         Ok(true)
+    }
+
+    async fn identity_generation(&self) -> Result<u64, StoreError> {
+        Ok(self.inner.identity_generation.load(std::sync::atomic::Ordering::Acquire))
     }
 
     async fn add_signing_key(&self, key: SigningKey) -> Result<(), StoreError> {
@@ -897,6 +911,11 @@ fn verdict_keys(hashes: &FileHashes, source: &VerdictSource) -> Vec<Vec<u8>> {
 }
 
 impl Inner {
+    /// Moves [`Store::identity_generation`] on, after an identity write has committed.
+    fn identity_changed(&self) {
+        self.identity_generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
     fn put_indicator(&self, mut indicator: Indicator) -> Result<Indicator, StoreError> {
         let _guard = self.verdict_writes.lock().map_err(|_| StoreError::Backend("verdicts poisoned".into()))?;
         let value_key = indicator_value_key(&indicator);
