@@ -23,6 +23,40 @@ pub const MACHINE_READ_ALL: &str = "Machine.Read.All";
 pub const TI_READ_WRITE_ALL: &str = "Ti.ReadWrite.All";
 /// The delegated scope to read machines (`scp`).
 pub const MACHINE_READ: &str = "Machine.Read";
+/// The delegated scope to manage indicators (`scp`), beside the application permission.
+pub const TI_READ_WRITE: &str = "Ti.ReadWrite";
+
+/// Every permission some endpoint checks: what an application may be given. Its users' tokens
+/// carry them as delegated scopes, so the delegated-only ones are here too.
+pub const APPLICATION_PERMISSIONS: [&str; 6] =
+    [FILE_READ_ALL, FILE_READ_WRITE_ALL, MACHINE_READ_ALL, MACHINE_READ, TI_READ_WRITE_ALL, TI_READ_WRITE];
+
+/// Refuses a permission no endpoint checks (a misspelt `File.Reed.All` would make an application
+/// that can do nothing), naming the known ones.
+pub fn check_application_roles(roles: &[String]) -> Result<(), String> {
+    let unknown: Vec<&str> =
+        roles.iter().map(String::as_str).filter(|role| !APPLICATION_PERMISSIONS.contains(role)).collect();
+    match unknown.is_empty() {
+        true => Ok(()),
+        false => Err(format!(
+            "unknown application permission {}; the known ones are {}",
+            unknown.join(", "),
+            APPLICATION_PERMISSIONS.join(", ")
+        )),
+    }
+}
+
+/// Refuses a user role that is neither one of the directory roles MDE knows nor one of
+/// `view_data_roles` (the ones configured to grant View Data), naming the known ones.
+pub fn check_user_roles(roles: &[String], view_data_roles: &[String]) -> Result<(), String> {
+    let mut known = fileintel_auth::default_view_data_roles();
+    known.extend(view_data_roles.iter().filter(|role| !known.contains(role)).cloned().collect::<Vec<_>>());
+    let unknown: Vec<&str> = roles.iter().filter(|role| !known.contains(role)).map(String::as_str).collect();
+    match unknown.is_empty() {
+        true => Ok(()),
+        false => Err(format!("unknown user role {}; the known ones are {}", unknown.join(", "), known.join(", "))),
+    }
+}
 
 /// Verified tokens kept, so a client that reuses its token pays for the signature check once.
 const CACHE_LIMIT: usize = 16_384;
