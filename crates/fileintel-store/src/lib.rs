@@ -23,7 +23,7 @@ use fileintel_core::{
     Verdict, VerdictSource,
 };
 
-pub use fjall_store::{DEFAULT_CACHE_BYTES, ExportedFile, FjallStore};
+pub use fjall_store::{DEFAULT_CACHE_BYTES, ExportedFile, FjallStore, create_private_dir};
 pub use pipeline::Ingestor;
 
 /// The one error type every backend returns.

@@ -131,7 +131,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 let store = sweeper.clone();
                 async move { store.sweep_windows(now).await }
             });
-            std::fs::create_dir_all(&args.store.data_dir)
+            // Only the admin socket lives there, which is its owner's alone.
+            fileintel_store::create_private_dir(&args.store.data_dir)
                 .with_context(|| format!("creating {}", args.store.data_dir.display()))?;
             (Arc::new(database) as Arc<dyn Store>, address, listener, "PostgreSQL".to_owned())
         }
@@ -334,8 +335,11 @@ fn rate_limits(args: &ServeArgs) -> anyhow::Result<(RateLimits, Limiter)> {
 }
 
 /// The admin API's socket in the data directory, owner only. A stale one from a killed server
-/// is replaced: holding the store's lock means no other server is using it.
+/// is replaced: holding the store's lock means no other server is using it. It is bound inside
+/// the owner-only data directory, so nobody else can connect in the moment before its own mode
+/// is set.
 fn bind_admin_socket(data_dir: &std::path::Path) -> anyhow::Result<tokio::net::UnixListener> {
+    fileintel_store::create_private_dir(data_dir).with_context(|| format!("preparing {}", data_dir.display()))?;
     let path = data_dir.join(crate::identity::ADMIN_SOCKET);
     match std::fs::remove_file(&path) {
         Err(error) if error.kind() != std::io::ErrorKind::NotFound => {

@@ -78,6 +78,13 @@ fn two_replicas_on_one_database_behave_as_one_service() {
         let (status, _, body) = call(node, "GET", "/ready", "", None);
         assert_eq!(status, 200, "{body}");
     }
+    // Each made its data directory, where only its admin socket lives, its owner's alone.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    for data_dir in [&a_dir, &b_dir] {
+        assert_eq!(mode(data_dir), 0o700, "{}", data_dir.display());
+        assert_eq!(mode(&data_dir.join("admin.sock")), 0o600, "{}", data_dir.display());
+    }
 
     // An application made through one while both run: a token from each node works on the other.
     let writer = create_app(&a_dir, "writer", &["File.Read.All", "File.ReadWrite.All"]);

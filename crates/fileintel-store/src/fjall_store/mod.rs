@@ -500,21 +500,60 @@ impl FjallStore {
     }
 }
 
-/// Creates the data directory, or tightens an existing one, so that only its owner can read it:
-/// it holds the token signing keys and the password hashes.
-fn create_private_dir(path: &Path) -> Result<(), StoreError> {
+/// Creates the data directory readable by its owner only (it holds the token signing keys, the
+/// password hashes and the admin socket), or tightens an existing one. Made that way from the
+/// start, so there is no moment when others may enter it; only a directory somebody else made
+/// too open is worth a warning.
+pub fn create_private_dir(path: &Path) -> Result<(), StoreError> {
     let failed = |error: std::io::Error| StoreError::Backend(format!("preparing {}: {error}", path.display()));
-    std::fs::create_dir_all(path).map_err(failed)?;
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        let created = match std::fs::DirBuilder::new().mode(0o700).create(path) {
+            Ok(()) => true,
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => false,
+            // Parents are missing: they are made as the data directory is, owner only.
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path).map_err(failed)?;
+                true
+            }
+            Err(error) => return Err(failed(error)),
+        };
         let mode = std::fs::metadata(path).map_err(failed)?.permissions().mode();
-        if mode & 0o077 != 0 {
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(failed)?;
-            tracing::warn!(path = %path.display(), was = format!("{:o}", mode & 0o777), "made the data directory readable by its owner only");
+        match tightening(created, mode) {
+            Tightening::None => {}
+            tighten => {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(failed)?;
+                if tighten == Tightening::Warn {
+                    tracing::warn!(path = %path.display(), was = format!("{:o}", mode & 0o777), "made the data directory readable by its owner only");
+                }
+            }
         }
     }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(path).map_err(failed)?;
     Ok(())
+}
+
+/// What a data directory's mode calls for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tightening {
+    None,
+    /// One fileintel just made, which an unusual umask left other than asked: nobody else made
+    /// it so, so there is nothing to warn about.
+    Quietly,
+    /// One that was there before, open to others: somebody should know it was.
+    Warn,
+}
+
+fn tightening(created_here: bool, mode: u32) -> Tightening {
+    match (mode & 0o777 == 0o700, created_here) {
+        (true, _) => Tightening::None,
+        (false, true) => Tightening::Quietly,
+        (false, false) if mode & 0o077 != 0 => Tightening::Warn,
+        // The owner's own bits only (0500, say): theirs to choose, and nobody else can enter.
+        (false, false) => Tightening::None,
+    }
 }
 
 fn application_key(tenant: &str, client_id: &str) -> Vec<u8> {
@@ -1021,6 +1060,15 @@ mod tests {
 
     crate::contract_suite!(fresh);
 
+    #[test]
+    fn only_a_directory_made_too_open_by_somebody_else_is_warned_about() {
+        assert_eq!(tightening(true, 0o40700), Tightening::None, "a fresh directory, as asked");
+        assert_eq!(tightening(true, 0o40500), Tightening::Quietly, "a fresh one the umask changed");
+        assert_eq!(tightening(false, 0o40755), Tightening::Warn);
+        assert_eq!(tightening(false, 0o40770), Tightening::Warn);
+        assert_eq!(tightening(false, 0o40700), Tightening::None);
+    }
+
     #[cfg(unix)]
     #[test]
     fn the_data_directory_is_readable_by_its_owner_only() {
@@ -1030,6 +1078,9 @@ mod tests {
         let fresh = parent.path().join("fresh");
         drop(FjallStore::open(&fresh).unwrap());
         assert_eq!(mode(&fresh), 0o700);
+        let nested = parent.path().join("made").join("here");
+        create_private_dir(&nested).unwrap();
+        assert_eq!((mode(&nested), mode(nested.parent().unwrap())), (0o700, 0o700));
         let existing = parent.path().join("existing");
         std::fs::create_dir(&existing).unwrap();
         std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o755)).unwrap();
