@@ -938,8 +938,18 @@ async fn indicators_decide_their_own_tenants_determinations() {
             .body(Body::empty())
             .unwrap()
     };
-    assert_eq!(app.send(delete(&fabrikam_id, &contoso)).await.status, StatusCode::NOT_FOUND);
+    // Each tenant numbers its own, so an id says nothing of another tenant's count, and an id
+    // contoso does not have names nothing for it, though fabrikam has one by that number.
+    assert_eq!((contoso_id.as_str(), fabrikam_id.as_str()), ("1", "1"));
+    let other = json!({"indicatorValue": "4388963aaa83afe2042a46a3c017ad50bdcdafb3", "indicatorType": "FileSha1",
+                       "action": "Audit", "title": "t", "description": "d"});
+    let answer = app.send(post("/api/indicators", other, &fabrikam)).await;
+    let fabrikam_second = answer.json["id"].as_str().unwrap().to_owned();
+    assert_eq!(fabrikam_second, "2");
+    assert_eq!(app.send(delete(&fabrikam_second, &contoso)).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.send(delete(&fabrikam_second, &fabrikam)).await.status, StatusCode::NO_CONTENT);
     assert_eq!(app.send(delete(&fabrikam_id, &fabrikam)).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(determination(contoso.clone()).await.0, "Pua", "contoso's own 1 is untouched");
     assert_eq!(determination(fabrikam.clone()).await.0, "Unknown");
 
     // An expired indicator no longer speaks and is no longer listed.

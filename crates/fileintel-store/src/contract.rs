@@ -689,7 +689,6 @@ pub async fn indicators_are_kept_per_tenant_and_speak_through_verdicts(store: &d
     let first = store.put_indicator(indicator("contoso", value.clone(), "Block", 1)).await.unwrap();
     assert!(!first.id.is_empty());
     let other = store.put_indicator(indicator("fabrikam", value.clone(), "Allowed", 2)).await.unwrap();
-    assert_ne!(other.id, first.id, "ids are the store's, whatever the tenant");
     // The same value again in the same tenant updates it: same id, creation kept.
     let mut again = indicator("contoso", value.to_uppercase(), "Warn", 3);
     again.created_by = "app-2".into();
@@ -718,8 +717,36 @@ pub async fn indicators_are_kept_per_tenant_and_speak_through_verdicts(store: &d
     assert!(store.delete_indicator("fabrikam", &other.id).await.unwrap());
     assert!(!store.delete_indicator("fabrikam", &other.id).await.unwrap());
     assert!(!store.delete_indicator("contoso", "no-such-id").await.unwrap());
-    assert!(!store.delete_indicator("fabrikam", &first.id).await.unwrap(), "another tenant's id is not found");
     assert!(store.verdicts(&file).await.unwrap().is_empty());
+}
+
+/// Ids count each tenant's own indicators (1, 2, 3...): one tenant's ids say nothing of how many
+/// another has, and an id names an indicator of the caller's tenant only.
+pub async fn each_tenant_numbers_its_own_indicators(store: &dyn Store) {
+    let put = |tenant: &str, n: u8| store.put_indicator(indicator(tenant, sha1(n).to_string(), "Block", 1));
+    let contoso: Vec<String> = [put("contoso", 1).await, put("contoso", 2).await, put("contoso", 3).await]
+        .into_iter()
+        .map(|stored| stored.unwrap().id)
+        .collect();
+    assert_eq!(contoso, ["1", "2", "3"]);
+    let fabrikam = put("fabrikam", 1).await.unwrap();
+    assert_eq!(fabrikam.id, "1", "fabrikam's first, however many contoso has");
+    // The same id in another tenant is another indicator: deleting one leaves the other.
+    assert!(!store.delete_indicator("fabrikam", "2").await.unwrap(), "contoso's 2 is not fabrikam's");
+    assert!(store.delete_indicator("fabrikam", "1").await.unwrap());
+    let left: Vec<String> = store.list_indicators("contoso").await.unwrap().into_iter().map(|i| i.id).collect();
+    assert_eq!(left, ["1", "2", "3"]);
+    let source = VerdictSource::Indicator { tenant: "contoso".into(), id: "1".into() };
+    let verdicts = store.verdicts(&only(FileHash::Sha1(sha1(1)))).await.unwrap();
+    assert_eq!(
+        verdicts.iter().map(|verdict| &verdict.source).collect::<Vec<_>>(),
+        [&source],
+        "contoso's 1 still speaks"
+    );
+    // A deleted id is not given again.
+    assert_eq!(put("fabrikam", 9).await.unwrap().id, "2");
+    assert!(store.delete_indicator("contoso", "3").await.unwrap());
+    assert_eq!(put("contoso", 9).await.unwrap().id, "4");
 }
 
 /// Instantiates the whole contract suite as `#[tokio::test]`s for one backend.
@@ -761,6 +788,7 @@ macro_rules! contract_suite {
             identifiers_too_long_to_keep_are_rejected,
             verdicts_are_kept_per_source_and_the_newest_statement_wins,
             indicators_are_kept_per_tenant_and_speak_through_verdicts,
+            each_tenant_numbers_its_own_indicators,
             a_lookup_reads_the_record_and_every_verdict_under_any_of_its_hashes,
         );
     };

@@ -20,7 +20,7 @@
 //! | `users`       | tenant, 0, lower-cased sign-in name   | `User` (password as argon2id)          |
 //! | `users_by_oid`| tenant, 0, object id                  | lower-cased sign-in name               |
 //! | `signing_keys`| sequence number (u64)                 | `SigningKey`, in the order added       |
-//! | `meta`        | name                                  | counters and the schema version        |
+//! | `meta`        | name                                  | counters (each tenant's last indicator id too) and the schema version |
 //!
 //! Indexes point at a compact internal file id rather than at a full hash, and sightings key on
 //! numbers rather than names, so the per-observation rows stay small.
@@ -919,6 +919,11 @@ fn indicator_key(tenant: &str, number: u64) -> Vec<u8> {
     [tenant_prefix(tenant), format!("{number:020}").into_bytes()].concat()
 }
 
+/// The `meta` key of a tenant's last indicator id.
+fn indicator_counter_key(tenant: &str) -> Vec<u8> {
+    [b"indicator_seq\0".as_slice(), tenant.as_bytes()].concat()
+}
+
 fn indicator_value_key(indicator: &Indicator) -> Vec<u8> {
     [
         tenant_prefix(&indicator.tenant),
@@ -971,11 +976,19 @@ impl Inner {
                 indicator.id = id;
             }
             None => {
-                let next = match self.meta.get("indicator_seq")? {
-                    Some(bytes) => decode::<u64>("indicator sequence", &bytes)? + 1,
-                    None => 1,
+                // Each tenant numbers its own, so an id tells nothing of other tenants'. A store
+                // from before kept one count for all tenants: a tenant's own count starts past
+                // it, so no id it ever gave out is given again.
+                let counter = indicator_counter_key(&indicator.tenant);
+                let last = match self.meta.get(&counter)? {
+                    Some(bytes) => decode::<u64>("indicator counter", &bytes)?,
+                    None => match self.meta.get("indicator_seq")? {
+                        Some(bytes) => decode::<u64>("indicator sequence", &bytes)?,
+                        None => 0,
+                    },
                 };
-                write.insert(&self.meta, "indicator_seq", encode(&next));
+                let next = last + 1;
+                write.insert(&self.meta, counter, encode(&next));
                 indicator.id = next.to_string();
                 write.insert(&self.indicators_by_value, value_key, indicator.id.clone().into_bytes());
             }
