@@ -167,15 +167,12 @@ impl AuthState {
         }
     }
 
-    /// The caller of a token verified before, not expired since, and checked against the store
-    /// at identity generation `generation`, the current one.
-    fn cached(&self, token: &str, generation: u64) -> Option<Caller> {
+    /// The caller of a token verified before and not expired since, with the identity
+    /// generation it was last checked against the store at.
+    fn cached(&self, token: &str) -> Option<(Caller, u64)> {
         let now = now_seconds();
         let cache = self.cache.read().ok()?;
-        cache
-            .get(token)
-            .filter(|(caller, checked)| caller.expires + fileintel_auth::tokens::LEEWAY > now && *checked == generation)
-            .map(|(caller, _)| caller.clone())
+        cache.get(token).filter(|(caller, _)| caller.expires + fileintel_auth::tokens::LEEWAY > now).cloned()
     }
 
     /// Remembers a verified caller, checked against the store at identity generation
@@ -192,6 +189,12 @@ impl AuthState {
                 }
             }
             cache.insert(token.to_owned(), (caller.clone(), generation));
+        }
+    }
+
+    fn forget(&self, token: &str) {
+        if let Ok(mut cache) = self.cache.write() {
+            cache.remove(token);
         }
     }
 
@@ -237,8 +240,9 @@ fn bearer(headers: &axum::http::HeaderMap) -> Result<&str, ApiError> {
 }
 
 /// Authenticates a request's bearer token. A token verified before costs a read of the store's
-/// identity generation and a cache lookup; any other spends one check of the client address's
-/// budget first, so a flood of bad tokens is refused with 429 before it costs signature checks.
+/// identity generation and a cache lookup (and, once the generation has moved, its application
+/// and user looked up again); any other spends one check of the client address's budget first,
+/// so a flood of bad tokens is refused with 429 before it costs signature checks.
 pub async fn authenticate(
     state: &AppState,
     headers: &axum::http::HeaderMap,
@@ -248,7 +252,18 @@ pub async fn authenticate(
     // Read before the checks below, so that a deletion committed while they run moves the
     // generation past the one this caller is remembered under.
     let generation = state.store.identity_generation().await?;
-    if let Some(caller) = state.auth.cached(token, generation) {
+    if let Some((caller, checked)) = state.auth.cached(token) {
+        if checked != generation {
+            // The signature held before and still does: only who it names may have gone. A token
+            // refused now is forgotten, so that presenting it again spends the address's budget.
+            if caller.issued_here
+                && let Err(refused) = still_registered(state, &caller).await
+            {
+                state.auth.forget(token);
+                return Err(refused);
+            }
+            state.auth.remember(token, &caller, generation);
+        }
         return Ok(caller);
     }
     if state.limits.enabled {
