@@ -10,7 +10,7 @@ use crate::AuthError;
 
 /// Seconds a token lives: about an hour, as Entra ID issues (MSAL treats under 5 minutes left as expired).
 pub const LIFETIME: i64 = 3599;
-/// Clock skew tolerated on `exp` and `nbf`.
+/// Clock skew tolerated on `exp`, `nbf` and `iat`.
 pub const LEEWAY: i64 = 60;
 
 /// The resources MDE accepts as a token audience, each also with a trailing slash.
@@ -176,15 +176,52 @@ pub struct Caller {
     pub expires: i64,
     /// Whether fileintel issued the token itself (its application is then in fileintel's store).
     pub issued_here: bool,
+    /// Whether a user signed in (a delegated token) rather than an application acting as itself;
+    /// see [`is_delegated`].
+    pub delegated: bool,
     /// Directory roles the token itself vouches for (an external issuer configured to be trusted
     /// for them); `None` means: look the user up in fileintel's own user table.
     pub directory_roles: Option<Vec<String>>,
 }
 
 impl Caller {
-    /// A delegated (user) token carries `scp`; an application token does not.
+    /// Whether the token is a user's: its permissions are then its `scp` alone, never `roles`.
     pub fn is_delegated(&self) -> bool {
-        !self.scopes.is_empty()
+        self.delegated
+    }
+}
+
+/// Whether claims are a user's (delegated) rather than an application's. `idtyp` says which when
+/// present; without it (an issuer not asked for the optional claim) a token naming a user (`upn`)
+/// or delegated permissions (`scp`) is a user's. Anything else that is not plainly an application
+/// token counts as a user's, so that its `roles` never act as application permissions: a user
+/// token with no `scp` has no permission at all.
+pub fn is_delegated(claims: &AccessClaims) -> bool {
+    match claims.idtyp.as_deref() {
+        Some("app") => false,
+        Some(_) => true,
+        None => claims.upn.is_some() || claims.scp.is_some(),
+    }
+}
+
+/// The validity window against `now`, with [`LEEWAY`] for clock skew: not expired, and neither
+/// valid from (`nbf`) nor issued (`iat`) in the future, since a token issued later than now was
+/// not issued by any honest clock and its `exp` cannot be trusted to bound its life.
+fn check_times(claims: &AccessClaims, now: i64) -> Result<(), AuthError> {
+    if now >= claims.exp + LEEWAY {
+        return Err(AuthError::Expired);
+    }
+    if claims.nbf > now + LEEWAY || claims.iat > now + LEEWAY {
+        return Err(AuthError::NotYetValid);
+    }
+    Ok(())
+}
+
+/// The delegated scopes (`scp`) of a user's token; none for an application's.
+fn scopes_of(claims: &AccessClaims, delegated: bool) -> Vec<String> {
+    match (&claims.scp, delegated) {
+        (Some(scp), true) => scp.split_whitespace().map(str::to_owned).collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -243,15 +280,10 @@ impl Verifier {
                 _ => AuthError::Malformed(error.to_string()),
             })?;
         let claims = data.claims;
-        if now >= claims.exp + LEEWAY {
-            return Err(AuthError::Expired);
-        }
+        check_times(&claims, now)?;
         // Our tokens live one lifetime: a longer one was not made by this code, however it is signed.
         if claims.exp - claims.iat > LIFETIME {
             return Err(AuthError::Malformed("the token outlives what fileintel issues".into()));
-        }
-        if claims.nbf > now + LEEWAY {
-            return Err(AuthError::NotYetValid);
         }
         let own = self.bases.iter().any(|base| {
             [TokenVersion::V1, TokenVersion::V2]
@@ -267,15 +299,18 @@ impl Verifier {
         if claims.tid.is_empty() {
             return Err(AuthError::MissingClaim("tid"));
         }
+        let delegated = is_delegated(&claims);
+        let scopes = scopes_of(&claims, delegated);
         Ok(Caller {
             tenant: claims.tid,
             app_id: claims.appid.or(claims.azp),
             object_id: claims.oid,
-            roles: claims.roles.unwrap_or_default(),
-            scopes: claims.scp.map(|scp| scp.split_whitespace().map(str::to_owned).collect()).unwrap_or_default(),
+            roles: if delegated { Vec::new() } else { claims.roles.unwrap_or_default() },
+            scopes,
             upn: claims.upn,
             expires: claims.exp,
             issued_here: true,
+            delegated,
             directory_roles: None,
         })
     }
@@ -351,25 +386,18 @@ pub fn verify_with_jwk(
             _ => AuthError::Malformed(error.to_string()),
         })?;
     let ExternalClaims { access: claims, wids } = data.claims;
-    if now >= claims.exp + LEEWAY {
-        return Err(AuthError::Expired);
-    }
-    if claims.nbf > now + LEEWAY {
-        return Err(AuthError::NotYetValid);
-    }
+    check_times(&claims, now)?;
     if claims.iss != expected_issuer {
         return Err(AuthError::WrongIssuer);
     }
     if !audiences.contains(&claims.aud) {
         return Err(AuthError::WrongAudience);
     }
-    let scopes: Vec<String> =
-        claims.scp.map(|scp| scp.split_whitespace().map(str::to_owned).collect()).unwrap_or_default();
+    let delegated = is_delegated(&claims);
+    let scopes = scopes_of(&claims, delegated);
     // Only `wids` names directory roles: `roles` holds app roles, which any app owner can name
     // "Security Reader".
-    // Only `wids` names directory roles: `roles` holds app roles, which any app owner can name
-    // "Security Reader".
-    let directory_roles = (roles_from_claims && !scopes.is_empty()).then(|| {
+    let directory_roles = (roles_from_claims && delegated).then(|| {
         let named = wids.iter().filter_map(|wid| ROLE_TEMPLATES.iter().find(|(id, _)| id == wid));
         named.map(|(_, name)| name.to_string()).collect()
     });
@@ -378,11 +406,12 @@ pub fn verify_with_jwk(
         app_id: claims.appid.or(claims.azp),
         object_id: claims.oid,
         // A delegated token's `roles` are the user's, not application permissions.
-        roles: if scopes.is_empty() { claims.roles.unwrap_or_default() } else { Vec::new() },
+        roles: if delegated { Vec::new() } else { claims.roles.unwrap_or_default() },
         scopes,
         upn: claims.upn,
         expires: claims.exp,
         issued_here: false,
+        delegated,
         directory_roles,
     })
 }
@@ -458,6 +487,59 @@ mod tests {
     }
 
     #[test]
+    fn a_token_issued_in_the_future_is_refused_whatever_its_expiry() {
+        let key = keys::generate(NOW);
+        let verifier = verifier(std::slice::from_ref(&key));
+        let mut claims: AccessClaims =
+            serde_json::from_value(claims_of(&token_with(&key, MDE, TokenVersion::V2, NOW))).unwrap();
+        // Ten years ahead, living one ordinary lifetime from then, and valid from now.
+        claims.iat = NOW + 10 * 365 * 86_400;
+        claims.exp = claims.iat + LIFETIME;
+        claims.nbf = NOW;
+        let future = sign(&key, &claims).unwrap();
+        assert_eq!(verifier.verify(&future, NOW), Err(AuthError::NotYetValid));
+        let jwks = crate::keys::jwks(std::slice::from_ref(&key)).unwrap();
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwks["keys"][0].clone()).unwrap();
+        claims.iss = "https://login.example/contoso/v2.0".into();
+        let audiences: HashSet<String> = default_audiences().into_iter().collect();
+        let external = sign(&key, &claims).unwrap();
+        assert_eq!(verify_with_jwk(&external, &jwk, &claims.iss, &audiences, false, NOW), Err(AuthError::NotYetValid));
+        // Within the leeway, a clock a little ahead of ours is tolerated.
+        claims.iss = issuer(BASE, "contoso", TokenVersion::V2);
+        claims.iat = NOW + LEEWAY;
+        claims.exp = claims.iat + LIFETIME;
+        assert!(verifier.verify(&sign(&key, &claims).unwrap(), NOW).is_ok());
+    }
+
+    #[test]
+    fn a_user_token_without_scopes_is_no_application_token() {
+        let key = keys::generate(NOW);
+        let jwks = crate::keys::jwks(std::slice::from_ref(&key)).unwrap();
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwks["keys"][0].clone()).unwrap();
+        let audiences: HashSet<String> = default_audiences().into_iter().collect();
+        let mut claims: AccessClaims =
+            serde_json::from_value(claims_of(&token_with(&key, MDE, TokenVersion::V2, NOW))).unwrap();
+        claims.iss = "https://login.example/contoso/v2.0".into();
+        claims.idtyp = Some("user".into());
+        claims.upn = Some("alice@contoso.example".into());
+        claims.roles = Some(vec!["File.ReadWrite.All".into()]);
+        claims.scp = None;
+        let user = verify_with_jwk(&sign(&key, &claims).unwrap(), &jwk, &claims.iss, &audiences, true, NOW).unwrap();
+        assert!(user.is_delegated());
+        assert!(user.roles.is_empty() && user.scopes.is_empty(), "{user:?}");
+        // Without `idtyp`, a named user still makes the token a user's.
+        claims.idtyp = None;
+        let user = verify_with_jwk(&sign(&key, &claims).unwrap(), &jwk, &claims.iss, &audiences, true, NOW).unwrap();
+        assert!(user.is_delegated() && user.roles.is_empty());
+        // An application token says so, or names no user and no scope.
+        claims.upn = None;
+        let app = verify_with_jwk(&sign(&key, &claims).unwrap(), &jwk, &claims.iss, &audiences, true, NOW).unwrap();
+        assert!(!app.is_delegated());
+        assert_eq!(app.roles, ["File.ReadWrite.All"]);
+        assert_eq!(app.directory_roles, None);
+    }
+
+    #[test]
     fn tokens_for_another_audience_or_from_another_issuer_are_refused() {
         let key = keys::generate(NOW);
         let verifier = verifier(std::slice::from_ref(&key));
@@ -521,6 +603,7 @@ mod tests {
             serde_json::from_value(claims_of(&token_with(&key, MDE, TokenVersion::V2, NOW))).unwrap();
         claims.iss = issuer.into();
         claims.roles = None;
+        claims.idtyp = Some("user".into());
         claims.scp = Some("File.Read.All".into());
         let mut with_wids = serde_json::to_value(&claims).unwrap();
         // Security Reader's role template id, and one fileintel does not know.

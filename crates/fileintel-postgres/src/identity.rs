@@ -24,7 +24,21 @@ fn application_from_row(row: &Row) -> Result<Application, Failure> {
     })
 }
 
-pub(crate) async fn put_application(client: &Client, application: &Application) -> Result<(), Failure> {
+/// Moves the identity generation on, in the transaction of the write that changed an identity.
+async fn identity_changed(tx: &Transaction<'_>) -> Result<(), Failure> {
+    let statement = tx.prepare_cached("UPDATE identity_generation SET generation = generation + 1").await?;
+    tx.execute(&statement, &[]).await?;
+    Ok(())
+}
+
+pub(crate) async fn identity_generation(client: &Client) -> Result<u64, Failure> {
+    let statement = client.prepare_cached("SELECT generation FROM identity_generation").await?;
+    let generation: i64 = client.query_one(&statement, &[]).await?.try_get(0)?;
+    Ok(generation as u64)
+}
+
+/// `Store::put_application` as one attempt of its transaction.
+pub(crate) async fn put_application(client: &Transaction<'_>, application: &Application) -> Result<(), Failure> {
     let statement = client
         .prepare_cached(&format!(
             "INSERT INTO applications ({APPLICATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -47,7 +61,7 @@ pub(crate) async fn put_application(client: &Client, application: &Application) 
             ],
         )
         .await?;
-    Ok(())
+    identity_changed(client).await
 }
 
 pub(crate) async fn get_application(
@@ -68,9 +82,14 @@ pub(crate) async fn list_applications(client: &Client) -> Result<Vec<Application
     client.query(&statement, &[]).await?.iter().map(application_from_row).collect()
 }
 
-pub(crate) async fn delete_application(client: &Client, tenant: &str, client_id: &str) -> Result<bool, Failure> {
-    let statement = client.prepare_cached("DELETE FROM applications WHERE tenant = $1 AND client_id = $2").await?;
-    Ok(client.execute(&statement, &[&tenant, &client_id]).await? > 0)
+/// `Store::delete_application` as one attempt of its transaction.
+pub(crate) async fn delete_application(tx: &Transaction<'_>, tenant: &str, client_id: &str) -> Result<bool, Failure> {
+    let statement = tx.prepare_cached("DELETE FROM applications WHERE tenant = $1 AND client_id = $2").await?;
+    let deleted = tx.execute(&statement, &[&tenant, &client_id]).await? > 0;
+    if deleted {
+        identity_changed(tx).await?;
+    }
+    Ok(deleted)
 }
 
 pub(crate) async fn signing_keys(client: &Client) -> Result<Vec<SigningKey>, Failure> {
@@ -154,7 +173,7 @@ pub(crate) async fn put_user(tx: &Transaction<'_>, user: &User) -> Result<(), Fa
         &[&user.tenant, &key, &user.upn, &user.object_id, &user.roles, &user.password_hash, &user.created],
     )
     .await?;
-    Ok(())
+    identity_changed(tx).await
 }
 
 pub(crate) async fn get_user(client: &Client, tenant: &str, upn: &str) -> Result<Option<User>, Failure> {
@@ -193,5 +212,6 @@ pub(crate) async fn delete_user(tx: &Transaction<'_>, tenant: &str, upn: &str) -
     tx.execute(&statement, &[&tenant, &upn_key(upn)]).await?;
     let statement = tx.prepare_cached("DELETE FROM user_object_ids WHERE tenant = $1 AND object_id = $2").await?;
     tx.execute(&statement, &[&tenant, &user.object_id]).await?;
+    identity_changed(tx).await?;
     Ok(true)
 }

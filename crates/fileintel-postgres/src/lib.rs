@@ -566,7 +566,7 @@ impl Store for PgStore {
     }
 
     async fn put_application(&self, application: Application) -> Result<(), StoreError> {
-        self.with_client(async |client| identity::put_application(client, &application).await).await
+        write_transaction!(self, |tx| identity::put_application(&tx, &application).await)
     }
 
     async fn get_application(&self, tenant: &str, client_id: &str) -> Result<Option<Application>, StoreError> {
@@ -578,7 +578,7 @@ impl Store for PgStore {
     }
 
     async fn delete_application(&self, tenant: &str, client_id: &str) -> Result<bool, StoreError> {
-        self.with_client(async |client| identity::delete_application(client, tenant, client_id).await).await
+        write_transaction!(self, |tx| identity::delete_application(&tx, tenant, client_id).await)
     }
 
     async fn signing_keys(&self) -> Result<Vec<SigningKey>, StoreError> {
@@ -590,7 +590,7 @@ impl Store for PgStore {
     }
 
     async fn put_user(&self, user: User) -> Result<(), StoreError> {
-        transaction!(self, |tx| identity::put_user(&tx, &user).await)
+        write_transaction!(self, |tx| identity::put_user(&tx, &user).await)
     }
 
     async fn get_user(&self, tenant: &str, upn: &str) -> Result<Option<User>, StoreError> {
@@ -606,6 +606,10 @@ impl Store for PgStore {
     }
 
     async fn delete_user(&self, tenant: &str, upn: &str) -> Result<bool, StoreError> {
-        transaction!(self, |tx| identity::delete_user(&tx, tenant, upn).await)
+        write_transaction!(self, |tx| identity::delete_user(&tx, tenant, upn).await)
+    }
+
+    async fn identity_generation(&self) -> Result<u64, StoreError> {
+        self.with_client(async |client| identity::identity_generation(client).await).await
     }
 }

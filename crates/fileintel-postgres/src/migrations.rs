@@ -14,7 +14,8 @@ use crate::error::Failure;
 const MIGRATION_LOCK: i64 = 0x6669_6d69_6772_6174;
 
 /// Every migration, by version, in the order they apply.
-pub(crate) const MIGRATIONS: &[(i32, &str)] = &[(1, V1_INITIAL)];
+pub(crate) const MIGRATIONS: &[(i32, &str)] =
+    &[(1, V1_INITIAL), (2, V2_IDENTITY_GENERATION), (3, V3_INDICATOR_IDS_PER_TENANT)];
 
 /// The first schema. Times are `bigint` 100-nanosecond ticks since 1970 (`Timestamp`'s own unit:
 /// `timestamptz` keeps microseconds only, and reads must give back exactly what was written).
@@ -162,6 +163,31 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 "#;
 
+/// `Store::identity_generation`: one row, moved on in the transaction of every write to
+/// `applications` and `users`, which replicas read at every request to know whether the tokens
+/// they verified still hold.
+const V2_IDENTITY_GENERATION: &str = r#"
+CREATE TABLE identity_generation (
+    only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    generation bigint NOT NULL
+);
+INSERT INTO identity_generation (generation) VALUES (1);
+"#;
+
+/// Each tenant numbers its own indicators, so that an id tells nothing of other tenants' (the
+/// one sequence of version 1 let a tenant count everyone's). Ids already given keep their
+/// numbers; `indicator_ids` stays, no longer drawn from, as the floor every tenant's count
+/// starts from, so that no id any tenant was ever given is given to it again.
+const V3_INDICATOR_IDS_PER_TENANT: &str = r#"
+CREATE TABLE indicator_counters (
+    tenant text COLLATE "C" PRIMARY KEY,
+    last_id bigint NOT NULL
+);
+INSERT INTO indicator_counters (tenant, last_id)
+SELECT tenant, greatest(max(id), (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM indicator_ids))
+FROM indicators GROUP BY tenant;
+"#;
+
 /// Applies the migrations the database lacks, in one transaction. Running it again, or from
 /// several replicas at once, applies nothing twice.
 pub(crate) async fn migrate(client: &mut Client) -> Result<(), Failure> {
@@ -207,4 +233,80 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<(), Failure> {
     }
     tx.commit().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use fileintel_store::Store;
+
+    use crate::testing::{TestDatabase, server_url};
+    use crate::{PgOptions, PgStore};
+
+    fn indicator(tenant: &str, id: &str, n: u8) -> fileintel_core::Indicator {
+        let at = fileintel_core::Timestamp::from_unix_seconds(1);
+        fileintel_core::Indicator {
+            tenant: tenant.into(),
+            id: id.into(),
+            indicator_value: format!("{n:02x}").repeat(20),
+            indicator_type: "FileSha1".into(),
+            action: "Audit".into(),
+            title: "t".into(),
+            description: "d".into(),
+            severity: None,
+            application: None,
+            recommended_actions: None,
+            rbac_group_names: Vec::new(),
+            generate_alert: None,
+            external_id: None,
+            expiration_time: None,
+            created_by: "app".into(),
+            creation_time: at,
+            last_update_time: at,
+            last_updated_by: None,
+        }
+    }
+
+    /// A database of schema version 1 numbered every tenant's indicators from one sequence:
+    /// after the migration they keep their ids, and each tenant counts on from past everything
+    /// the sequence gave out (a deleted id included), so no id is ever given twice.
+    #[tokio::test]
+    async fn indicators_keep_their_ids_when_each_tenant_starts_counting_its_own() {
+        let Some(url) = server_url() else { return };
+        let database = TestDatabase::create(&url).await;
+        let client = database.client().await;
+        client.batch_execute(super::V1_INITIAL).await.unwrap();
+        client
+            .batch_execute(
+                "CREATE TABLE fileintel_schema_migrations (
+                    version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());
+                 INSERT INTO fileintel_schema_migrations (version) VALUES (1);",
+            )
+            .await
+            .unwrap();
+        // contoso's 1 and 3, fabrikam's 2, and a 4 given out and deleted since.
+        for (tenant, id) in [("contoso", 1_i64), ("fabrikam", 2), ("contoso", 3)] {
+            let stored = indicator(tenant, &id.to_string(), id as u8);
+            let value = stored.indicator_value.to_ascii_lowercase();
+            client
+                .execute(
+                    "INSERT INTO indicators (tenant, id, indicator_type, value_key, indicator)
+                     VALUES ($1, $2, 'FileSha1', $3, $4::text::json)",
+                    &[&tenant, &id, &value, &serde_json::to_string(&stored).unwrap()],
+                )
+                .await
+                .unwrap();
+        }
+        client.execute("SELECT setval('indicator_ids', 4)", &[]).await.unwrap();
+
+        let store = PgStore::connect(&database.url, PgOptions::default()).await.unwrap();
+        let ids = |indicators: Vec<fileintel_core::Indicator>| indicators.into_iter().map(|i| i.id).collect::<Vec<_>>();
+        assert_eq!(ids(store.list_indicators("contoso").await.unwrap()), ["1", "3"]);
+        assert_eq!(ids(store.list_indicators("fabrikam").await.unwrap()), ["2"]);
+        for tenant in ["contoso", "fabrikam", "northwind"] {
+            let new = store.put_indicator(indicator(tenant, "", 9)).await.unwrap();
+            assert_eq!(new.id, "5", "{tenant}");
+        }
+        assert_eq!(store.put_indicator(indicator("contoso", "", 10)).await.unwrap().id, "6");
+        assert_eq!(store.put_indicator(indicator("fabrikam", "", 10)).await.unwrap().id, "6");
+    }
 }

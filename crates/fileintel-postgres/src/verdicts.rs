@@ -210,8 +210,12 @@ pub(crate) async fn delete_verdict(
     delete(tx, hashes, &source.key()).await
 }
 
-/// The id a new indicator brings, if it may keep it (see [`put_indicator`]); the sequence is
-/// moved past it, so ids drawn later never meet it.
+/// The last id before any tenant's first: what the one sequence of schema version 1 had given
+/// out (0 on a database that began later), so that no id given then is given again.
+const ID_FLOOR: &str = "(SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM indicator_ids)";
+
+/// The id a new indicator brings, if it may keep it (see [`put_indicator`]); its tenant's count
+/// is moved past it, so ids drawn later never meet it.
 async fn kept_id(tx: &Transaction<'_>, indicator: &Indicator, keep_id: bool) -> Result<Option<i64>, Failure> {
     let Some(id) = keep_id.then(|| indicator.id.parse::<i64>().ok()).flatten().filter(|&id| id > 0) else {
         return Ok(None);
@@ -221,18 +225,30 @@ async fn kept_id(tx: &Transaction<'_>, indicator: &Indicator, keep_id: bool) -> 
         return Ok(None);
     }
     let statement = tx
-        .prepare_cached(
-            "SELECT setval('indicator_ids',
-                 greatest($1, (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM indicator_ids)))",
-        )
+        .prepare_cached(&format!(
+            "INSERT INTO indicator_counters (tenant, last_id) VALUES ($1, greatest($2, {ID_FLOOR}))
+             ON CONFLICT (tenant) DO UPDATE SET last_id = greatest(indicator_counters.last_id, $2)"
+        ))
         .await?;
-    tx.execute(&statement, &[&id]).await?;
+    tx.execute(&statement, &[&indicator.tenant, &id]).await?;
     Ok(Some(id))
 }
 
+/// The next id of the tenant's own count.
+async fn next_id(tx: &Transaction<'_>, tenant: &str) -> Result<i64, Failure> {
+    let statement = tx
+        .prepare_cached(&format!(
+            "INSERT INTO indicator_counters (tenant, last_id) VALUES ($1, {ID_FLOOR} + 1)
+             ON CONFLICT (tenant) DO UPDATE SET last_id = indicator_counters.last_id + 1
+             RETURNING last_id"
+        ))
+        .await?;
+    Ok(tx.query_one(&statement, &[&tenant]).await?.try_get(0)?)
+}
+
 /// `Store::put_indicator` as one attempt of its transaction: the indicator of the same tenant,
-/// type and (ASCII case-insensitive) value keeps its id and creation, else a new id is drawn
-/// from a sequence shared by every tenant; its verdict is written, or taken back, with it.
+/// type and (ASCII case-insensitive) value keeps its id and creation, else it gets the next id
+/// of its tenant's own count; its verdict is written, or taken back, with it.
 ///
 /// With `keep_id`, a new indicator keeps the numeric id it comes with when its tenant has no
 /// indicator of that id yet, and the sequence moves past it: ids survive a move from the
@@ -259,10 +275,7 @@ pub(crate) async fn put_indicator(
         }
         None => match kept_id(tx, &indicator, keep_id).await? {
             Some(id) => id,
-            None => {
-                let statement = tx.prepare_cached("SELECT nextval('indicator_ids')").await?;
-                tx.query_one(&statement, &[]).await?.try_get(0)?
-            }
+            None => next_id(tx, &indicator.tenant).await?,
         },
     };
     indicator.id = id.to_string();

@@ -219,6 +219,42 @@ async fn replicas_ingesting_the_same_observations_at_once_count_each_device_once
     }
 }
 
+/// What one replica changes in applications and users, every other sees in the identity
+/// generation at its next read, with no cache in between: that is what lets a replica trust a
+/// verified token only while the generation stands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_application_deleted_through_one_replica_moves_the_generation_every_replica_reads() {
+    let Some(url) = server_url() else { return };
+    let database = TestDatabase::create(&url).await;
+    let one = PgStore::connect(&database.url, PgOptions::default()).await.unwrap();
+    let other = PgStore::connect(&database.url, PgOptions::default()).await.unwrap();
+    let client = application();
+    one.put_application(client.clone()).await.unwrap();
+    let before = other.identity_generation().await.unwrap();
+    assert_eq!(one.identity_generation().await.unwrap(), before, "one number for all replicas");
+    assert!(other.get_application("contoso", &client.client_id).await.unwrap().is_some());
+    assert!(one.delete_application("contoso", &client.client_id).await.unwrap());
+    let after = other.identity_generation().await.unwrap();
+    assert!(after > before, "the other replica still reads {after}");
+    assert_eq!(one.identity_generation().await.unwrap(), after);
+    // A deletion that found nothing changes nothing anyone had verified.
+    assert!(!other.delete_application("contoso", &client.client_id).await.unwrap());
+    assert_eq!(one.identity_generation().await.unwrap(), after);
+}
+
+/// An application; its secret hash is no real one, as nothing signs in with it here.
+fn application() -> fileintel_core::Application {
+    fileintel_core::Application {
+        tenant: "contoso".into(),
+        client_id: "00000000-0000-0000-0000-0000000000a1".into(),
+        object_id: "00000000-0000-0000-0000-0000000000b1".into(),
+        name: "soar".into(),
+        roles: vec!["File.Read.All".into()],
+        secret_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        created: 1,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_statement_or_a_connection_that_takes_too_long_is_unavailable() {
     let Some(url) = server_url() else { return };

@@ -59,6 +59,8 @@ async fn create_app(
             message: "An application needs a tenant and at least one role.".into(),
         });
     }
+    crate::auth::check_application_roles(&new.roles)
+        .map_err(|message| ApiError::BadRequest { code: "InvalidInput", message })?;
     let (application, secret) = fileintel_auth::new_application(&new.tenant, &new.name, new.roles, now_seconds());
     state.store.put_application(application.clone()).await?;
     Ok((StatusCode::CREATED, Json(with_secret(&application, secret))))
@@ -74,11 +76,9 @@ async fn delete_app(
     Path((tenant, client_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     match state.store.delete_application(&tenant, &client_id).await? {
-        true => {
-            // Its tokens are checked again at their next use, and refused.
-            state.auth.forget_tokens();
-            Ok(StatusCode::NO_CONTENT)
-        }
+        // The deletion moved the store's identity generation on: every replica checks its
+        // verified tokens again at their next use, and refuses this application's.
+        true => Ok(StatusCode::NO_CONTENT),
         false => Err(ApiError::NotFound(format!("No application {client_id} in tenant {tenant}"))),
     }
 }
@@ -115,6 +115,8 @@ async fn create_user(
             message: "A user needs a tenant, a sign-in name and a password.".into(),
         });
     }
+    crate::auth::check_user_roles(&new.roles, &state.auth.view_data_roles)
+        .map_err(|message| ApiError::BadRequest { code: "InvalidInput", message })?;
     let password = new.password;
     let (tenant, upn, roles) = (new.tenant, new.upn, new.roles);
     let user =

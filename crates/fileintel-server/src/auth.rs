@@ -23,6 +23,40 @@ pub const MACHINE_READ_ALL: &str = "Machine.Read.All";
 pub const TI_READ_WRITE_ALL: &str = "Ti.ReadWrite.All";
 /// The delegated scope to read machines (`scp`).
 pub const MACHINE_READ: &str = "Machine.Read";
+/// The delegated scope to manage indicators (`scp`), beside the application permission.
+pub const TI_READ_WRITE: &str = "Ti.ReadWrite";
+
+/// Every permission some endpoint checks: what an application may be given. Its users' tokens
+/// carry them as delegated scopes, so the delegated-only ones are here too.
+pub const APPLICATION_PERMISSIONS: [&str; 6] =
+    [FILE_READ_ALL, FILE_READ_WRITE_ALL, MACHINE_READ_ALL, MACHINE_READ, TI_READ_WRITE_ALL, TI_READ_WRITE];
+
+/// Refuses a permission no endpoint checks (a misspelt `File.Reed.All` would make an application
+/// that can do nothing), naming the known ones.
+pub fn check_application_roles(roles: &[String]) -> Result<(), String> {
+    let unknown: Vec<&str> =
+        roles.iter().map(String::as_str).filter(|role| !APPLICATION_PERMISSIONS.contains(role)).collect();
+    match unknown.is_empty() {
+        true => Ok(()),
+        false => Err(format!(
+            "unknown application permission {}; the known ones are {}",
+            unknown.join(", "),
+            APPLICATION_PERMISSIONS.join(", ")
+        )),
+    }
+}
+
+/// Refuses a user role that is neither one of the directory roles MDE knows nor one of
+/// `view_data_roles` (the ones configured to grant View Data), naming the known ones.
+pub fn check_user_roles(roles: &[String], view_data_roles: &[String]) -> Result<(), String> {
+    let mut known = fileintel_auth::default_view_data_roles();
+    known.extend(view_data_roles.iter().filter(|role| !known.contains(role)).cloned().collect::<Vec<_>>());
+    let unknown: Vec<&str> = roles.iter().filter(|role| !known.contains(role)).map(String::as_str).collect();
+    match unknown.is_empty() {
+        true => Ok(()),
+        false => Err(format!("unknown user role {}; the known ones are {}", unknown.join(", "), known.join(", "))),
+    }
+}
 
 /// Verified tokens kept, so a client that reuses its token pays for the signature check once.
 const CACHE_LIMIT: usize = 16_384;
@@ -44,11 +78,11 @@ pub struct AuthState {
     /// Directory roles that grant "View Data", which a delegated caller needs besides the scope.
     pub view_data_roles: Vec<String>,
     ring: RwLock<Arc<KeyRing>>,
-    /// Verified tokens: the caller, and when (Unix seconds) the token was verified.
-    cache: RwLock<HashMap<String, (Caller, i64)>>,
-    /// How long a verified token is trusted without checking it again: `None` until it expires.
-    /// Replicas set a bound, since an application deleted through one must stop working on all.
-    cache_trust: Option<i64>,
+    /// Verified tokens: the caller, and the store's identity generation
+    /// ([`fileintel_store::Store::identity_generation`]) it was checked against. An entry holds
+    /// only while the generation is unchanged: a deleted application or user, through this process
+    /// or another replica, moves it on, and every token is then checked against the store again.
+    cache: RwLock<HashMap<String, (Caller, u64)>>,
     /// Key ids a token named that this process did not know, and when the keys were last read
     /// again for each (another replica may have made or rotated them); held while reading, so
     /// requests naming the same new key wait for one read instead of each making one.
@@ -74,7 +108,6 @@ impl AuthState {
             view_data_roles: fileintel_auth::default_view_data_roles(),
             ring: RwLock::new(Arc::new(ring)),
             cache: RwLock::default(),
-            cache_trust: None,
             key_reloads: tokio::sync::Mutex::default(),
             external: ExternalIssuers::default(),
             credential_checks: tokio::sync::Semaphore::new(
@@ -134,35 +167,38 @@ impl AuthState {
         }
     }
 
-    /// Trusts a verified token for at most `seconds` before checking it (and its application)
-    /// again: for replicas, where an application may be deleted through another process.
-    pub fn with_cache_trust(mut self, seconds: i64) -> Self {
-        self.cache_trust = Some(seconds);
-        self
+    /// The caller of a token verified before and not expired since, with the identity
+    /// generation it was last checked against the store at.
+    fn cached(&self, token: &str) -> Option<(Caller, u64)> {
+        let now = now_seconds();
+        let cache = self.cache.read().ok()?;
+        cache.get(token).filter(|(caller, _)| caller.expires + fileintel_auth::tokens::LEEWAY > now).cloned()
     }
 
-    /// Forgets every verified token, so the next use of each is checked again (after an
-    /// application is deleted, say).
-    pub fn forget_tokens(&self) {
+    /// Remembers a verified caller, checked against the store at identity generation
+    /// `generation`, until the token expires or the generation moves on.
+    fn remember(&self, token: &str, caller: &Caller, generation: u64) {
+        let now = now_seconds();
         if let Ok(mut cache) = self.cache.write() {
-            cache.clear();
+            if cache.len() >= CACHE_LIMIT {
+                cache.retain(|_, (cached, checked)| {
+                    cached.expires + fileintel_auth::tokens::LEEWAY > now && *checked == generation
+                });
+                if cache.len() >= CACHE_LIMIT {
+                    cache.clear();
+                }
+            }
+            cache.insert(token.to_owned(), (caller.clone(), generation));
         }
     }
 
-    /// The caller of a token verified before, not expired since, and verified recently enough.
-    fn cached(&self, token: &str) -> Option<Caller> {
-        let now = now_seconds();
-        let cache = self.cache.read().ok()?;
-        cache
-            .get(token)
-            .filter(|(caller, verified)| {
-                caller.expires + fileintel_auth::tokens::LEEWAY > now
-                    && self.cache_trust.is_none_or(|trust| verified + trust > now)
-            })
-            .map(|(caller, _)| caller.clone())
+    fn forget(&self, token: &str) {
+        if let Ok(mut cache) = self.cache.write() {
+            cache.remove(token);
+        }
     }
 
-    /// Verifies a token's signature and claims, and remembers the caller until the token expires.
+    /// Verifies a token's signature and claims.
     async fn verify(&self, token: &str) -> Result<Caller, fileintel_auth::AuthError> {
         let now = now_seconds();
         let caller = match self.external.is_empty() {
@@ -175,15 +211,6 @@ impl AuthState {
                 }
             }
         };
-        if let Ok(mut cache) = self.cache.write() {
-            if cache.len() >= CACHE_LIMIT {
-                cache.retain(|_, (cached, _)| cached.expires + fileintel_auth::tokens::LEEWAY > now);
-                if cache.len() >= CACHE_LIMIT {
-                    cache.clear();
-                }
-            }
-            cache.insert(token.to_owned(), (caller.clone(), now));
-        }
         Ok(caller)
     }
 }
@@ -212,16 +239,31 @@ fn bearer(headers: &axum::http::HeaderMap) -> Result<&str, ApiError> {
         .ok_or_else(|| ApiError::Unauthorized("the Authorization header is not a bearer token".into()))
 }
 
-/// Authenticates a request's bearer token. A token verified before costs a cache lookup; any
-/// other spends one check of the client address's budget first, so a flood of bad tokens is
-/// refused with 429 before it costs signature checks.
+/// Authenticates a request's bearer token. A token verified before costs a read of the store's
+/// identity generation and a cache lookup (and, once the generation has moved, its application
+/// and user looked up again); any other spends one check of the client address's budget first,
+/// so a flood of bad tokens is refused with 429 before it costs signature checks.
 pub async fn authenticate(
     state: &AppState,
     headers: &axum::http::HeaderMap,
     address: &str,
 ) -> Result<Caller, ApiError> {
     let token = bearer(headers)?;
-    if let Some(caller) = state.auth.cached(token) {
+    // Read before the checks below, so that a deletion committed while they run moves the
+    // generation past the one this caller is remembered under.
+    let generation = state.store.identity_generation().await?;
+    if let Some((caller, checked)) = state.auth.cached(token) {
+        if checked != generation {
+            // The signature held before and still does: only who it names may have gone. A token
+            // refused now is forgotten, so that presenting it again spends the address's budget.
+            if caller.issued_here
+                && let Err(refused) = still_registered(state, &caller).await
+            {
+                state.auth.forget(token);
+                return Err(refused);
+            }
+            state.auth.remember(token, &caller, generation);
+        }
         return Ok(caller);
     }
     if state.limits.enabled {
@@ -235,18 +277,28 @@ pub async fn authenticate(
         verified => verified,
     }
     .map_err(|error| ApiError::Unauthorized(error.to_string()))?;
-    // A token fileintel issued to an application holds only while that application exists.
-    if caller.issued_here && !caller.is_delegated() {
-        let app = caller.app_id.as_deref().unwrap_or_default();
-        if state.store.get_application(&caller.tenant, app).await?.is_none() {
-            state.auth.forget_tokens();
-            return Err(ApiError::Unauthorized(format!(
-                "application {app} of tenant {} no longer exists",
-                caller.tenant
-            )));
-        }
+    if caller.issued_here {
+        still_registered(state, &caller).await?;
     }
+    state.auth.remember(token, &caller, generation);
     Ok(caller)
+}
+
+/// A token fileintel issued holds only while the application it was issued to exists: its own
+/// token, or a user's obtained through it (`appid`/`azp` name it in both). A user's token holds
+/// only while the user exists too.
+async fn still_registered(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
+    let app = caller.app_id.as_deref().unwrap_or_default();
+    if state.store.get_application(&caller.tenant, app).await?.is_none() {
+        return Err(ApiError::Unauthorized(format!("application {app} of tenant {} no longer exists", caller.tenant)));
+    }
+    if caller.is_delegated() && state.store.get_user_by_object_id(&caller.tenant, &caller.object_id).await?.is_none() {
+        return Err(ApiError::Unauthorized(format!(
+            "user {} of tenant {} no longer exists",
+            caller.object_id, caller.tenant
+        )));
+    }
+    Ok(())
 }
 
 /// Replicas share their keys through the store: a key made or rotated by another replica is

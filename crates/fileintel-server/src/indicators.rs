@@ -15,13 +15,12 @@ use fileintel_core::{Indicator, Timestamp};
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::auth::{Authenticated, TI_READ_WRITE_ALL};
+use crate::auth::{Authenticated, TI_READ_WRITE, TI_READ_WRITE_ALL};
 use crate::error::ApiError;
 use crate::files::{caller_tenant, now, odata_value, request_host, time_value};
 
 /// The most indicators one import takes, as in MDE.
 pub const MAX_IMPORT: usize = 500;
-const TI_READ_WRITE: &str = "Ti.ReadWrite";
 
 pub fn router() -> Router<AppState> {
     Router::new()

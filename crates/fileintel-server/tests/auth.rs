@@ -34,6 +34,28 @@ struct Answer {
 }
 
 async fn spawn_app() -> TestApp {
+    spawn_app_with(|auth| auth).await
+}
+
+/// The external issuer [`spawn_app_trusting_an_external_issuer`] trusts, for tenant contoso.
+const EXTERNAL_ISSUER: &str = "https://login.example/contoso/v2.0";
+
+/// An app that also trusts tokens from [`EXTERNAL_ISSUER`], signed with the returned key, taking
+/// users' directory roles from the tokens' claims.
+async fn spawn_app_trusting_an_external_issuer() -> (TestApp, SigningKey) {
+    let external = keys::generate(fileintel_server::auth::now_seconds());
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, keys::jwks(std::slice::from_ref(&external)).unwrap().to_string()).unwrap();
+    let config = dir.path().join("issuers.json");
+    let issuers = json!([{"issuer": "https://login.example/{tenantid}/v2.0", "jwks_file": jwks,
+                          "tenants": ["contoso"], "user_roles": "claims"}]);
+    std::fs::write(&config, issuers.to_string()).unwrap();
+    let issuers = fileintel_server::issuers::ExternalIssuers::load(&config).unwrap();
+    (spawn_app_with(|auth| auth.with_external_issuers(issuers)).await, external)
+}
+
+async fn spawn_app_with(configure: impl FnOnce(AuthState) -> AuthState) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(FjallStore::open(dir.path()).unwrap());
     let key = keys::generate(fileintel_server::auth::now_seconds());
@@ -59,7 +81,7 @@ async fn spawn_app() -> TestApp {
         .unwrap();
     let mut config = ServerConfig::for_address("127.0.0.1:8443".parse().unwrap());
     config.scheme = "https".into();
-    let auth = AuthState::new(true, vec![BASE.into()], vec![key.clone()], default_audiences()).unwrap();
+    let auth = configure(AuthState::new(true, vec![BASE.into()], vec![key.clone()], default_audiences()).unwrap());
     TestApp { app: router(AppState::new(store.clone(), config, auth)), store, key, _dir: dir }
 }
 
@@ -135,6 +157,11 @@ impl TestApp {
 
     /// A token signed with the real key, with claims of the test's choosing.
     fn forge(&self, change: impl FnOnce(&mut AccessClaims)) -> String {
+        self.forge_with(&self.key, change)
+    }
+
+    /// A token signed with `key`, with claims of the test's choosing.
+    fn forge_with(&self, key: &SigningKey, change: impl FnOnce(&mut AccessClaims)) -> String {
         let now = fileintel_server::auth::now_seconds();
         let mut claims = AccessClaims {
             aud: MDE.into(),
@@ -154,7 +181,7 @@ impl TestApp {
             ver: "2.0".into(),
         };
         change(&mut claims);
-        fileintel_auth::tokens::sign(&self.key, &claims).unwrap()
+        fileintel_auth::tokens::sign(key, &claims).unwrap()
     }
 }
 
@@ -292,12 +319,82 @@ async fn every_kind_of_bad_token_gets_401_in_the_envelope() {
 }
 
 #[tokio::test]
+async fn a_token_issued_years_ahead_gets_401_though_its_lifetime_looks_ordinary() {
+    let app = spawn_app().await;
+    let path = format!("/api/files/{SHA1}");
+    let now = fileintel_server::auth::now_seconds();
+    let ahead = now + 10 * 365 * 86_400;
+    assert_unauthorized(
+        &app.get(
+            &path,
+            Some(&app.forge(|c| {
+                c.iat = ahead;
+                c.exp = ahead + 3599;
+            })),
+        )
+        .await,
+    );
+    assert_eq!(app.get(&path, Some(&app.forge(|_| {}))).await.status, StatusCode::OK);
+}
+
+/// A user's token from a trusted external issuer that carries `roles` but no `scp` has no
+/// delegated permission, and its `roles` are not application permissions: it can neither read
+/// nor write. The same claims as an application's token (`idtyp: app`, no user) can.
+#[tokio::test]
+async fn an_external_user_token_without_scopes_cannot_act_as_an_application() {
+    let (app, external) = spawn_app_trusting_an_external_issuer().await;
+    let security_reader = "5d6b6bb7-de71-4623-b4af-96380a352509";
+    let user_without_scopes = |idtyp: Option<&str>| {
+        app.forge_with(&external, |c| {
+            c.iss = EXTERNAL_ISSUER.into();
+            c.idtyp = idtyp.map(str::to_owned);
+            c.upn = Some("mallory@contoso.example".into());
+            c.roles = Some(vec!["File.ReadWrite.All".into(), "File.Read.All".into()]);
+        })
+    };
+    let path = format!("/api/files/{SHA1}");
+    for token in [user_without_scopes(Some("user")), user_without_scopes(None)] {
+        assert_forbidden(&app.ingest(&token).await);
+        assert_forbidden(&app.get(&path, Some(&token)).await);
+    }
+    // Sanity: the issuer is trusted, and its application tokens do act with their roles.
+    let application = app.forge_with(&external, |c| {
+        c.iss = EXTERNAL_ISSUER.into();
+        c.roles = Some(vec!["File.ReadWrite.All".into(), "File.Read.All".into()]);
+    });
+    assert_eq!(app.ingest(&application).await.status, StatusCode::OK);
+    assert_eq!(app.get(&path, Some(&application)).await.status, StatusCode::OK);
+    // And its user tokens act with their scopes, never their roles.
+    let reader = serde_json::to_value(AccessClaims {
+        scp: Some("File.Read.All".into()),
+        ..serde_json::from_slice(
+            &URL_SAFE_NO_PAD.decode(user_without_scopes(Some("user")).split('.').nth(1).unwrap()).unwrap(),
+        )
+        .unwrap()
+    })
+    .unwrap();
+    let mut reader = reader;
+    reader["wids"] = json!([security_reader]);
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some(external.kid.clone());
+    let reader =
+        jsonwebtoken::encode(&header, &reader, &jsonwebtoken::EncodingKey::from_ec_der(&external.pkcs8)).unwrap();
+    assert_eq!(app.get(&path, Some(&reader)).await.status, StatusCode::OK);
+    assert_forbidden(&app.ingest(&reader).await);
+}
+
+#[tokio::test]
 async fn valid_tokens_without_the_permission_get_403() {
     let app = spawn_app().await;
     let path = format!("/api/files/{SHA1}");
     assert_forbidden(&app.get(&path, Some(&app.forge(|c| c.roles = Some(vec!["Machine.Read.All".into()])))).await);
     // A delegated token with the scope, from a user without a View Data role.
+    let mut helpdesk =
+        fileintel_auth::new_user("contoso", "alice@contoso.com", vec!["Helpdesk Administrator".into()], "pw", 0);
+    helpdesk.object_id = "oid".into();
+    app.store.put_user(helpdesk).await.unwrap();
     let delegated = app.forge(|c| {
+        c.idtyp = Some("user".into());
         c.roles = None;
         c.scp = Some("File.Read.All".into());
         c.upn = Some("alice@contoso.com".into());
@@ -436,6 +533,38 @@ async fn the_password_grant_gives_a_delegated_token_that_needs_a_view_data_role(
         answer.json["error_description"].as_str().unwrap().split(" Trace ID").next().unwrap().to_owned()
     };
     assert_eq!(strip(&wrong_password), strip(&unknown_user));
+}
+
+/// A user's token obtained through an application stops with the application (and with the
+/// user), at the very next request, though it was verified and remembered before.
+#[tokio::test]
+async fn a_delegated_token_stops_working_the_moment_its_application_or_user_is_deleted() {
+    let app = spawn_app().await;
+    let user = fileintel_auth::new_user("contoso", "alice@contoso.com", vec!["Security Reader".into()], "pw", 0);
+    app.store.put_user(user).await.unwrap();
+    let path = format!("/api/files/{SHA1}");
+    let delegated_token = |client_id: String| {
+        let app = &app;
+        async move {
+            let form = format!(
+                "grant_type=password&client_id={client_id}&username=alice@contoso.com&password=pw&scope={MDE}/.default"
+            );
+            let answer = app.token_request("/contoso/oauth2/v2.0/token", &form, None).await;
+            assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+            answer.json["access_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let (client_id, _) = app.register("contoso", &["File.Read.All"]).await;
+    let token = delegated_token(client_id.clone()).await;
+    assert_eq!(app.get(&path, Some(&token)).await.status, StatusCode::OK);
+    assert!(app.store.delete_application("contoso", &client_id).await.unwrap());
+    assert_unauthorized(&app.get(&path, Some(&token)).await);
+
+    let (client_id, _) = app.register("contoso", &["File.Read.All"]).await;
+    let token = delegated_token(client_id).await;
+    assert_eq!(app.get(&path, Some(&token)).await.status, StatusCode::OK);
+    assert!(app.store.delete_user("contoso", "alice@contoso.com").await.unwrap());
+    assert_unauthorized(&app.get(&path, Some(&token)).await);
 }
 
 #[tokio::test]
@@ -853,8 +982,18 @@ async fn indicators_decide_their_own_tenants_determinations() {
             .body(Body::empty())
             .unwrap()
     };
-    assert_eq!(app.send(delete(&fabrikam_id, &contoso)).await.status, StatusCode::NOT_FOUND);
+    // Each tenant numbers its own, so an id says nothing of another tenant's count, and an id
+    // contoso does not have names nothing for it, though fabrikam has one by that number.
+    assert_eq!((contoso_id.as_str(), fabrikam_id.as_str()), ("1", "1"));
+    let other = json!({"indicatorValue": "4388963aaa83afe2042a46a3c017ad50bdcdafb3", "indicatorType": "FileSha1",
+                       "action": "Audit", "title": "t", "description": "d"});
+    let answer = app.send(post("/api/indicators", other, &fabrikam)).await;
+    let fabrikam_second = answer.json["id"].as_str().unwrap().to_owned();
+    assert_eq!(fabrikam_second, "2");
+    assert_eq!(app.send(delete(&fabrikam_second, &contoso)).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.send(delete(&fabrikam_second, &fabrikam)).await.status, StatusCode::NO_CONTENT);
     assert_eq!(app.send(delete(&fabrikam_id, &fabrikam)).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(determination(contoso.clone()).await.0, "Pua", "contoso's own 1 is untouched");
     assert_eq!(determination(fabrikam.clone()).await.0, "Unknown");
 
     // An expired indicator no longer speaks and is no longer listed.

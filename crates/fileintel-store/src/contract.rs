@@ -313,6 +313,48 @@ pub async fn users_are_found_by_sign_in_name_and_object_id(store: &dyn Store) {
     assert!(store.get_user("fabrikam", "alice@contoso.com").await.unwrap().is_some());
 }
 
+pub async fn every_write_of_an_application_or_user_moves_the_identity_generation(store: &dyn Store) {
+    let app = fileintel_core::Application {
+        tenant: "contoso".into(),
+        client_id: "a".into(),
+        object_id: "oid-a".into(),
+        name: "SOAR".into(),
+        roles: vec!["File.Read.All".into()],
+        secret_hash: "$argon2id$old".into(),
+        created: 1,
+    };
+    let user = fileintel_core::User {
+        tenant: "contoso".into(),
+        upn: "alice@contoso.com".into(),
+        object_id: "oid-u".into(),
+        roles: vec!["Security Reader".into()],
+        password_hash: "$argon2id$x".into(),
+        created: 1,
+    };
+    let mut seen = store.identity_generation().await.unwrap();
+    assert_eq!(store.identity_generation().await.unwrap(), seen, "reading moves nothing");
+    // Telemetry is no identity: it leaves the generation where it was.
+    store.ingest(vec![seen_at("contoso", "d", now(), 1, "a.exe")]).await.unwrap();
+    assert_eq!(store.identity_generation().await.unwrap(), seen);
+    store.put_application(app.clone()).await.unwrap();
+    seen = moved_on(store, seen, "an application created").await;
+    store.put_application(fileintel_core::Application { secret_hash: "$argon2id$new".into(), ..app }).await.unwrap();
+    seen = moved_on(store, seen, "its secret rotated").await;
+    store.put_user(user).await.unwrap();
+    seen = moved_on(store, seen, "a user created").await;
+    assert!(store.delete_application("contoso", "a").await.unwrap());
+    seen = moved_on(store, seen, "the application deleted").await;
+    assert!(store.delete_user("contoso", "alice@contoso.com").await.unwrap());
+    moved_on(store, seen, "the user deleted").await;
+}
+
+/// The identity generation now, which must have grown past `seen` since `what`.
+async fn moved_on(store: &dyn Store, seen: u64, what: &str) -> u64 {
+    let now = store.identity_generation().await.unwrap();
+    assert!(now > seen, "{what}: the identity generation stayed at {seen}");
+    now
+}
+
 pub async fn large_calls_count_exactly_across_partial_hashes_and_links(store: &dyn Store) {
     // Files first reported by MD5 alone, then by SHA-1 alone (two records), then by all three
     // hashes (which links them), interleaved across one large call and a second one.
@@ -712,7 +754,6 @@ pub async fn indicators_are_kept_per_tenant_and_speak_through_verdicts(store: &d
     let first = store.put_indicator(indicator("contoso", value.clone(), "Block", 1)).await.unwrap();
     assert!(!first.id.is_empty());
     let other = store.put_indicator(indicator("fabrikam", value.clone(), "Allowed", 2)).await.unwrap();
-    assert_ne!(other.id, first.id, "ids are the store's, whatever the tenant");
     // The same value again in the same tenant updates it: same id, creation kept.
     let mut again = indicator("contoso", value.to_uppercase(), "Warn", 3);
     again.created_by = "app-2".into();
@@ -741,8 +782,36 @@ pub async fn indicators_are_kept_per_tenant_and_speak_through_verdicts(store: &d
     assert!(store.delete_indicator("fabrikam", &other.id).await.unwrap());
     assert!(!store.delete_indicator("fabrikam", &other.id).await.unwrap());
     assert!(!store.delete_indicator("contoso", "no-such-id").await.unwrap());
-    assert!(!store.delete_indicator("fabrikam", &first.id).await.unwrap(), "another tenant's id is not found");
     assert!(store.verdicts(&file).await.unwrap().is_empty());
+}
+
+/// Ids count each tenant's own indicators (1, 2, 3...): one tenant's ids say nothing of how many
+/// another has, and an id names an indicator of the caller's tenant only.
+pub async fn each_tenant_numbers_its_own_indicators(store: &dyn Store) {
+    let put = |tenant: &str, n: u8| store.put_indicator(indicator(tenant, sha1(n).to_string(), "Block", 1));
+    let contoso: Vec<String> = [put("contoso", 1).await, put("contoso", 2).await, put("contoso", 3).await]
+        .into_iter()
+        .map(|stored| stored.unwrap().id)
+        .collect();
+    assert_eq!(contoso, ["1", "2", "3"]);
+    let fabrikam = put("fabrikam", 1).await.unwrap();
+    assert_eq!(fabrikam.id, "1", "fabrikam's first, however many contoso has");
+    // The same id in another tenant is another indicator: deleting one leaves the other.
+    assert!(!store.delete_indicator("fabrikam", "2").await.unwrap(), "contoso's 2 is not fabrikam's");
+    assert!(store.delete_indicator("fabrikam", "1").await.unwrap());
+    let left: Vec<String> = store.list_indicators("contoso").await.unwrap().into_iter().map(|i| i.id).collect();
+    assert_eq!(left, ["1", "2", "3"]);
+    let source = VerdictSource::Indicator { tenant: "contoso".into(), id: "1".into() };
+    let verdicts = store.verdicts(&only(FileHash::Sha1(sha1(1)))).await.unwrap();
+    assert_eq!(
+        verdicts.iter().map(|verdict| &verdict.source).collect::<Vec<_>>(),
+        [&source],
+        "contoso's 1 still speaks"
+    );
+    // A deleted id is not given again.
+    assert_eq!(put("fabrikam", 9).await.unwrap().id, "2");
+    assert!(store.delete_indicator("contoso", "3").await.unwrap());
+    assert_eq!(put("contoso", 9).await.unwrap().id, "4");
 }
 
 /// Instantiates the whole contract suite as `#[tokio::test]`s for one backend.
@@ -773,6 +842,7 @@ macro_rules! contract_suite {
             a_file_first_known_by_one_hash_gains_the_others,
             applications_and_signing_keys_are_kept,
             users_are_found_by_sign_in_name_and_object_id,
+            every_write_of_an_application_or_user_moves_the_identity_generation,
             stats_count_the_tenants_devices_within_the_window,
             stats_are_exact_at_the_edge_of_the_window,
             top_file_names_rank_names_by_devices,
@@ -785,6 +855,7 @@ macro_rules! contract_suite {
             verdicts_are_kept_per_source_and_the_newest_statement_wins,
             verdicts_a_whole_feed_no_longer_lists_stop_speaking,
             indicators_are_kept_per_tenant_and_speak_through_verdicts,
+            each_tenant_numbers_its_own_indicators,
             a_lookup_reads_the_record_and_every_verdict_under_any_of_its_hashes,
         );
     };

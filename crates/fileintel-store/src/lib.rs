@@ -23,7 +23,7 @@ use fileintel_core::{
     Verdict, VerdictSource,
 };
 
-pub use fjall_store::{DEFAULT_CACHE_BYTES, ExportedFile, FjallStore};
+pub use fjall_store::{DEFAULT_CACHE_BYTES, ExportedFile, FjallStore, create_private_dir};
 pub use pipeline::Ingestor;
 
 /// The one error type every backend returns.
@@ -212,4 +212,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether there was such a user to delete.
     async fn delete_user(&self, tenant: &str, upn: &str) -> Result<bool, StoreError>;
+
+    /// A number that grows with every write of an application or user (created, replaced, its
+    /// secret rotated, deleted), committed with the write. Whoever caches what it verified
+    /// against applications and users (the server's verified tokens) keeps it beside them and
+    /// trusts them only while it is unchanged, so a deletion through any process holds at once.
+    /// One small read: a replica reads it at every request.
+    async fn identity_generation(&self) -> Result<u64, StoreError>;
 }

@@ -68,9 +68,14 @@ pub enum UsersCommand {
         tenant: String,
         #[arg(long)]
         upn: String,
-        /// Directory roles, e.g. "Security Reader" (repeat the flag for several).
+        /// Directory roles, e.g. "Security Reader" (repeat the flag for several): one MDE knows,
+        /// or one `serve --view-data-role` names.
         #[arg(long = "role")]
         roles: Vec<String>,
+        /// Roles besides MDE's that grant View Data, as given to `serve`; only for a store no
+        /// server holds (a running server checks against its own).
+        #[arg(long = "view-data-role", env = "FILEINTEL_VIEW_DATA_ROLES", value_delimiter = ',')]
+        view_data_roles: Vec<String>,
         #[arg(long, env = "FILEINTEL_USER_PASSWORD", hide_env_values = true)]
         password: Option<String>,
     },
@@ -151,9 +156,17 @@ enum Target {
 }
 
 impl Target {
+    /// The database when one is named; else the server answering on the data directory's admin
+    /// socket (a server on the embedded store, or a replica whose data directory this is, which
+    /// holds no store there to open); else the embedded store itself.
     async fn open(args: &StoreArgs) -> anyhow::Result<Target> {
         if let Some(database) = args.database.connect().await? {
             return Ok(Target::Store(Arc::new(database)));
+        }
+        let socket = args.data_dir.join(ADMIN_SOCKET);
+        // A socket nobody answers on is left by a server that was killed.
+        if tokio::net::UnixStream::connect(&socket).await.is_ok() {
+            return Ok(Target::Server(socket));
         }
         match args.open() {
             Ok(store) => Ok(Target::Store(Arc::new(store))),
@@ -213,6 +226,7 @@ pub fn run_apps(command: AppsCommand) -> anyhow::Result<ExitCode> {
         match command {
             AppsCommand::Create { store, tenant, name, roles } => match Target::open(&store).await? {
                 Target::Store(store) => {
+                    fileintel_server::auth::check_application_roles(&roles).map_err(anyhow::Error::msg)?;
                     let (application, secret) = fileintel_auth::new_application(&tenant, &name, roles, now());
                     store.put_application(application.clone()).await?;
                     print_json(&with_secret(&application, secret))?;
@@ -289,13 +303,15 @@ fn read_password() -> anyhow::Result<String> {
 pub fn run_users(command: UsersCommand) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         match command {
-            UsersCommand::Create { store, tenant, upn, roles, password } => {
+            UsersCommand::Create { store, tenant, upn, roles, view_data_roles, password } => {
                 let password = match password {
                     Some(password) => password,
                     None => read_password()?,
                 };
                 match Target::open(&store).await? {
                     Target::Store(store) => {
+                        fileintel_server::auth::check_user_roles(&roles, &view_data_roles)
+                            .map_err(anyhow::Error::msg)?;
                         let user = fileintel_auth::new_user(&tenant, &upn, roles, &password, now());
                         store.put_user(user.clone()).await?;
                         print_json(&fileintel_auth::public_user(&user))?;

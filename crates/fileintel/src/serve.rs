@@ -110,9 +110,6 @@ fn demo_observations(now: std::time::SystemTime) -> String {
 /// every start.
 const DEMO_CLIENT_ID: &str = "00000000-0000-0000-0000-00000000de70";
 const DEMO_TENANT: &str = "contoso";
-/// On a shared database, how long a verified token is trusted before it (and its application)
-/// is checked again.
-const REPLICA_TOKEN_TRUST_SECONDS: i64 = 30;
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
@@ -134,7 +131,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 let store = sweeper.clone();
                 async move { store.sweep_windows(now).await }
             });
-            std::fs::create_dir_all(&args.store.data_dir)
+            // Only the admin socket lives there, which is its owner's alone.
+            fileintel_store::create_private_dir(&args.store.data_dir)
                 .with_context(|| format!("creating {}", args.store.data_dir.display()))?;
             (Arc::new(database) as Arc<dyn Store>, address, listener, "PostgreSQL".to_owned())
         }
@@ -192,11 +190,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let issuers = fileintel_server::issuers::ExternalIssuers::load(path).map_err(anyhow::Error::msg)?;
             auth.with_external_issuers(issuers)
         }
-        None => auth,
-    };
-    // Replicas: an application deleted through another process stops working here within 30 s.
-    let auth = match args.store.database.database_url {
-        Some(_) => auth.with_cache_trust(REPLICA_TOKEN_TRUST_SECONDS),
         None => auth,
     };
     let demo_secret = match args.demo {
@@ -342,8 +335,11 @@ fn rate_limits(args: &ServeArgs) -> anyhow::Result<(RateLimits, Limiter)> {
 }
 
 /// The admin API's socket in the data directory, owner only. A stale one from a killed server
-/// is replaced: holding the store's lock means no other server is using it.
+/// is replaced: holding the store's lock means no other server is using it. It is bound inside
+/// the owner-only data directory, so nobody else can connect in the moment before its own mode
+/// is set.
 fn bind_admin_socket(data_dir: &std::path::Path) -> anyhow::Result<tokio::net::UnixListener> {
+    fileintel_store::create_private_dir(data_dir).with_context(|| format!("preparing {}", data_dir.display()))?;
     let path = data_dir.join(crate::identity::ADMIN_SOCKET);
     match std::fs::remove_file(&path) {
         Err(error) if error.kind() != std::io::ErrorKind::NotFound => {

@@ -420,6 +420,64 @@ fn apps_and_keys_work_through_a_running_server() {
     assert_eq!(client_token(server.address, "contoso", client_id, renewed["clientSecret"].as_str().unwrap()).0, 401);
 }
 
+/// A misspelt permission or role would make an application or user that can do nothing: it is
+/// refused, naming the known ones, on a store no server holds and through a running server alike.
+#[test]
+fn unknown_roles_are_refused_with_the_known_ones_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = |args: &[&str]| {
+        let output = Command::new(BIN).args(args).arg("--data-dir").arg(dir.path()).output().unwrap();
+        assert!(!output.status.success(), "{args:?} was accepted");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let misspelt_app = ["apps", "create", "--tenant", "contoso", "--name", "typo", "--role", "File.Reed.All"];
+    let misspelt_user = [
+        "users",
+        "create",
+        "--tenant",
+        "contoso",
+        "--upn",
+        "alice@contoso.com",
+        "--password",
+        "pw",
+        "--role",
+        "Security Reeder",
+    ];
+    for round in ["no server", "through a running server"] {
+        let server = (round != "no server").then(|| spawn_server(dir.path(), &["--view-data-role", "Custom Viewer"]));
+        let said = refused(&misspelt_app);
+        assert!(said.contains("File.Reed.All") && said.contains("File.ReadWrite.All"), "{round}: {said}");
+        let said = refused(&misspelt_user);
+        assert!(said.contains("Security Reeder") && said.contains("Security Reader"), "{round}: {said}");
+        assert_eq!(fileintel_json(&["apps", "list"], dir.path()), Value::Array(vec![]), "{round}");
+        assert_eq!(fileintel_json(&["users", "list"], dir.path()), Value::Array(vec![]), "{round}");
+        // The known ones, and a role the server was told grants View Data, are taken.
+        let known = ["apps", "create", "--tenant", "contoso", "--name", "ok", "--role", "Machine.Read"];
+        assert_eq!(fileintel_json(&known, dir.path())["roles"][0], "Machine.Read", "{round}");
+        if server.is_some() {
+            let custom = ["users", "create", "--tenant", "contoso", "--upn", "bob@contoso.com", "--password", "pw"];
+            let custom = [&custom[..], &["--role", "Custom Viewer"]].concat();
+            assert_eq!(fileintel_json(&custom, dir.path())["roles"][0], "Custom Viewer");
+        }
+        let apps = fileintel_json(&["apps", "list"], dir.path());
+        let client_id = apps[0]["clientId"].as_str().unwrap();
+        let deleted = Command::new(BIN)
+            .args(["apps", "delete", "--tenant", "contoso", "--client-id", client_id, "--data-dir"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(deleted.status.success(), "{}", String::from_utf8_lossy(&deleted.stderr));
+        if server.is_some() {
+            let deleted = Command::new(BIN)
+                .args(["users", "delete", "--tenant", "contoso", "--upn", "bob@contoso.com", "--data-dir"])
+                .arg(dir.path())
+                .output()
+                .unwrap();
+            assert!(deleted.status.success(), "{}", String::from_utf8_lossy(&deleted.stderr));
+        }
+    }
+}
+
 #[test]
 fn a_user_made_with_users_create_signs_in_with_the_password_grant() {
     let dir = tempfile::tempdir().unwrap();

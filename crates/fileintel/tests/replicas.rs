@@ -7,6 +7,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::path::Path;
 
 use common::{call, call_as, client_token, fileintel_json, node_ready, start_node};
 use fileintel_postgres::testing::{TestDatabase, server_url};
@@ -19,8 +20,11 @@ fn database() -> Option<(tokio::runtime::Runtime, TestDatabase)> {
     Some((runtime, database))
 }
 
-fn create_app(url: &str, name: &str, roles: &[&str]) -> Value {
-    let mut args = vec!["apps", "create", "--database-url", url, "--tenant", "contoso", "--name", name];
+/// Creates an application through the replica whose data directory is `data_dir`, as an
+/// administrator on its host does: `fileintel apps` finds the replica's admin socket there.
+fn create_app(data_dir: &Path, name: &str, roles: &[&str]) -> Value {
+    let data_dir = data_dir.to_str().unwrap();
+    let mut args = vec!["apps", "create", "--data-dir", data_dir, "--tenant", "contoso", "--name", name];
     for role in roles {
         args.extend(["--role", role]);
     }
@@ -51,9 +55,10 @@ fn get(address: SocketAddr, path: &str, token: &str) -> (u16, Value) {
 }
 
 /// Two replicas started at the same moment on a new database (both migrate it, both may make
-/// a signing key): a token from either works on both, an application made while they run can
-/// sign in through either at once, observations sent to both at once, overlapping, are
-/// counted once each, and with Redis they spend one rate-limit budget between them.
+/// a signing key): a token from either works on both, an application made through one while
+/// they run can sign in through either at once, observations sent to both at once, overlapping,
+/// are counted once each, an application deleted through one stops working on both at once,
+/// and with Redis they spend one rate-limit budget between them.
 #[test]
 fn two_replicas_on_one_database_behave_as_one_service() {
     let Some((_runtime, database)) = database() else { return };
@@ -65,16 +70,24 @@ fn two_replicas_on_one_database_behave_as_one_service() {
         args.extend(["--rate-limit-redis", redis.as_str()]);
     }
     // Started together: the migrations and the first signing key race.
-    let (a, b) = (start_node(&dir.path().join("a"), &args), start_node(&dir.path().join("b"), &args));
+    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+    let (a, b) = (start_node(&a_dir, &args), start_node(&b_dir, &args));
     let (a, b) = (node_ready(a), node_ready(b));
     let nodes = [a.address, b.address];
     for node in nodes {
         let (status, _, body) = call(node, "GET", "/ready", "", None);
         assert_eq!(status, 200, "{body}");
     }
+    // Each made its data directory, where only its admin socket lives, its owner's alone.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    for data_dir in [&a_dir, &b_dir] {
+        assert_eq!(mode(data_dir), 0o700, "{}", data_dir.display());
+        assert_eq!(mode(&data_dir.join("admin.sock")), 0o600, "{}", data_dir.display());
+    }
 
-    // An application made while both run: a token from each node works on the other.
-    let writer = create_app(&database.url, "writer", &["File.Read.All", "File.ReadWrite.All"]);
+    // An application made through one while both run: a token from each node works on the other.
+    let writer = create_app(&a_dir, "writer", &["File.Read.All", "File.ReadWrite.All"]);
     let from_a = client_token(a.address, "contoso", &writer);
     let from_b = client_token(b.address, "contoso", &writer);
     let unknown = format!("/api/files/{}", sha1_of(999_999));
@@ -116,12 +129,33 @@ fn two_replicas_on_one_database_behave_as_one_service() {
         }
     }
 
+    // Deleted through one replica, the application's tokens, verified and remembered by both
+    // above, are refused by both at their very next use; an application made beside it is not.
+    let bystander = create_app(&b_dir, "bystander", &["File.Read.All"]);
+    let bystanders = client_token(a.address, "contoso", &bystander);
+    assert_eq!(get(b.address, &unknown, &bystanders).0, 404);
+    let client_id = writer["clientId"].as_str().unwrap();
+    let b_arg = b_dir.to_str().unwrap();
+    let deleted = std::process::Command::new(common::BIN)
+        .args(["apps", "delete", "--data-dir", b_arg, "--tenant", "contoso", "--client-id", client_id])
+        .output()
+        .unwrap();
+    assert!(deleted.status.success(), "{}", String::from_utf8_lossy(&deleted.stderr));
+    for node in nodes {
+        for token in [&from_a, &from_b] {
+            let (status, body) = get(node, &unknown, token);
+            assert_eq!(status, 401, "a deleted application's token through {node}: {body}");
+            assert_eq!(body["error"]["code"], "Unauthorized");
+        }
+        assert_eq!(get(node, &unknown, &bystanders).0, 404, "another application's token through {node}");
+    }
+
     // One budget of 100 calls a minute between both nodes, when they share Redis.
     if redis.is_none() {
         eprintln!("the shared rate limit is skipped: set FILEINTEL_TEST_REDIS");
         return;
     }
-    let reader = create_app(&database.url, "reader", &["File.Read.All"]);
+    let reader = create_app(&b_dir, "reader", &["File.Read.All"]);
     let token = client_token(b.address, "contoso", &reader);
     let threads: Vec<_> = (0..20)
         .map(|thread| {

@@ -20,7 +20,7 @@
 //! | `users`       | tenant, 0, lower-cased sign-in name   | `User` (password as argon2id)          |
 //! | `users_by_oid`| tenant, 0, object id                  | lower-cased sign-in name               |
 //! | `signing_keys`| sequence number (u64)                 | `SigningKey`, in the order added       |
-//! | `meta`        | name                                  | counters and the schema version        |
+//! | `meta`        | name                                  | counters (each tenant's last indicator id too) and the schema version |
 //!
 //! Indexes point at a compact internal file id rather than at a full hash, and sightings key on
 //! numbers rather than names, so the per-observation rows stay small.
@@ -317,6 +317,9 @@ struct Inner {
     indicators_by_value: Keyspace,
     /// Whether any verdict was ever stored: until one is, lookups skip the verdict scans.
     has_verdicts: std::sync::atomic::AtomicBool,
+    /// [`Store::identity_generation`]: in memory, since only this process uses the store and
+    /// every cache it is compared against lives in this process too.
+    identity_generation: std::sync::atomic::AtomicU64,
     meta: Keyspace,
     writer: Mutex<Writer>,
     lock: Mutex<File>,
@@ -375,6 +378,7 @@ impl FjallStore {
             indicators_by_value: keyspace("indicators_by_value")?,
             verdict_writes: Mutex::new(()),
             has_verdicts: std::sync::atomic::AtomicBool::new(false),
+            identity_generation: std::sync::atomic::AtomicU64::new(1),
             meta,
             db,
             writer: Mutex::new(Writer {
@@ -496,21 +500,60 @@ impl FjallStore {
     }
 }
 
-/// Creates the data directory, or tightens an existing one, so that only its owner can read it:
-/// it holds the token signing keys and the password hashes.
-fn create_private_dir(path: &Path) -> Result<(), StoreError> {
+/// Creates the data directory readable by its owner only (it holds the token signing keys, the
+/// password hashes and the admin socket), or tightens an existing one. Made that way from the
+/// start, so there is no moment when others may enter it; only a directory somebody else made
+/// too open is worth a warning.
+pub fn create_private_dir(path: &Path) -> Result<(), StoreError> {
     let failed = |error: std::io::Error| StoreError::Backend(format!("preparing {}: {error}", path.display()));
-    std::fs::create_dir_all(path).map_err(failed)?;
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        let created = match std::fs::DirBuilder::new().mode(0o700).create(path) {
+            Ok(()) => true,
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => false,
+            // Parents are missing: they are made as the data directory is, owner only.
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path).map_err(failed)?;
+                true
+            }
+            Err(error) => return Err(failed(error)),
+        };
         let mode = std::fs::metadata(path).map_err(failed)?.permissions().mode();
-        if mode & 0o077 != 0 {
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(failed)?;
-            tracing::warn!(path = %path.display(), was = format!("{:o}", mode & 0o777), "made the data directory readable by its owner only");
+        match tightening(created, mode) {
+            Tightening::None => {}
+            tighten => {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(failed)?;
+                if tighten == Tightening::Warn {
+                    tracing::warn!(path = %path.display(), was = format!("{:o}", mode & 0o777), "made the data directory readable by its owner only");
+                }
+            }
         }
     }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(path).map_err(failed)?;
     Ok(())
+}
+
+/// What a data directory's mode calls for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tightening {
+    None,
+    /// One fileintel just made, which an unusual umask left other than asked: nobody else made
+    /// it so, so there is nothing to warn about.
+    Quietly,
+    /// One that was there before, open to others: somebody should know it was.
+    Warn,
+}
+
+fn tightening(created_here: bool, mode: u32) -> Tightening {
+    match (mode & 0o777 == 0o700, created_here) {
+        (true, _) => Tightening::None,
+        (false, true) => Tightening::Quietly,
+        (false, false) if mode & 0o077 != 0 => Tightening::Warn,
+        // The owner's own bits only (0500, say): theirs to choose, and nobody else can enter.
+        (false, false) => Tightening::None,
+    }
 }
 
 fn application_key(tenant: &str, client_id: &str) -> Vec<u8> {
@@ -799,7 +842,9 @@ impl Store for FjallStore {
         let key = application_key(&application.tenant, &application.client_id);
         let mut write = self.inner.db.batch().durability(Some(PersistMode::SyncAll));
         write.insert(&self.inner.applications, key, encode(&application));
-        Ok(write.commit()?)
+        write.commit()?;
+        self.inner.identity_changed();
+        Ok(())
     }
 
     async fn get_application(&self, tenant: &str, client_id: &str) -> Result<Option<Application>, StoreError> {
@@ -823,6 +868,7 @@ impl Store for FjallStore {
         let mut write = self.inner.db.batch().durability(Some(PersistMode::SyncAll));
         write.remove(&self.inner.applications, key);
         write.commit()?;
+        self.inner.identity_changed();
         Ok(true)
     }
 
@@ -848,7 +894,9 @@ impl Store for FjallStore {
             upn.clone().into_bytes(),
         );
         write.insert(&self.inner.users, application_key(&user.tenant, &upn), encode(&user));
-        Ok(write.commit()?)
+        write.commit()?;
+        self.inner.identity_changed();
+        Ok(())
     }
 
     async fn get_user(&self, tenant: &str, upn: &str) -> Result<Option<User>, StoreError> {
@@ -877,7 +925,12 @@ impl Store for FjallStore {
         write.remove(&self.inner.users, application_key(tenant, &user.upn.to_lowercase()));
         write.remove(&self.inner.users_by_oid, application_key(tenant, &user.object_id));
         write.commit()?;
+        self.inner.identity_changed();
         Ok(true)
+    }
+
+    async fn identity_generation(&self) -> Result<u64, StoreError> {
+        Ok(self.inner.identity_generation.load(std::sync::atomic::Ordering::Acquire))
     }
 
     async fn add_signing_key(&self, key: SigningKey) -> Result<(), StoreError> {
@@ -900,6 +953,11 @@ fn tenant_prefix(tenant: &str) -> Vec<u8> {
 
 fn indicator_key(tenant: &str, number: u64) -> Vec<u8> {
     [tenant_prefix(tenant), format!("{number:020}").into_bytes()].concat()
+}
+
+/// The `meta` key of a tenant's last indicator id.
+fn indicator_counter_key(tenant: &str) -> Vec<u8> {
+    [b"indicator_seq\0".as_slice(), tenant.as_bytes()].concat()
 }
 
 fn indicator_value_key(indicator: &Indicator) -> Vec<u8> {
@@ -933,6 +991,11 @@ fn verdict_keys(hashes: &FileHashes, source: &VerdictSource) -> Vec<Vec<u8>> {
 }
 
 impl Inner {
+    /// Moves [`Store::identity_generation`] on, after an identity write has committed.
+    fn identity_changed(&self) {
+        self.identity_generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
     fn put_indicator(&self, mut indicator: Indicator) -> Result<Indicator, StoreError> {
         let _guard = self.verdict_writes.lock().map_err(|_| StoreError::Backend("verdicts poisoned".into()))?;
         let value_key = indicator_value_key(&indicator);
@@ -949,11 +1012,19 @@ impl Inner {
                 indicator.id = id;
             }
             None => {
-                let next = match self.meta.get("indicator_seq")? {
-                    Some(bytes) => decode::<u64>("indicator sequence", &bytes)? + 1,
-                    None => 1,
+                // Each tenant numbers its own, so an id tells nothing of other tenants'. A store
+                // from before kept one count for all tenants: a tenant's own count starts past
+                // it, so no id it ever gave out is given again.
+                let counter = indicator_counter_key(&indicator.tenant);
+                let last = match self.meta.get(&counter)? {
+                    Some(bytes) => decode::<u64>("indicator counter", &bytes)?,
+                    None => match self.meta.get("indicator_seq")? {
+                        Some(bytes) => decode::<u64>("indicator sequence", &bytes)?,
+                        None => 0,
+                    },
                 };
-                write.insert(&self.meta, "indicator_seq", encode(&next));
+                let next = last + 1;
+                write.insert(&self.meta, counter, encode(&next));
                 indicator.id = next.to_string();
                 write.insert(&self.indicators_by_value, value_key, indicator.id.clone().into_bytes());
             }
@@ -1038,6 +1109,15 @@ mod tests {
 
     crate::contract_suite!(fresh);
 
+    #[test]
+    fn only_a_directory_made_too_open_by_somebody_else_is_warned_about() {
+        assert_eq!(tightening(true, 0o40700), Tightening::None, "a fresh directory, as asked");
+        assert_eq!(tightening(true, 0o40500), Tightening::Quietly, "a fresh one the umask changed");
+        assert_eq!(tightening(false, 0o40755), Tightening::Warn);
+        assert_eq!(tightening(false, 0o40770), Tightening::Warn);
+        assert_eq!(tightening(false, 0o40700), Tightening::None);
+    }
+
     #[cfg(unix)]
     #[test]
     fn the_data_directory_is_readable_by_its_owner_only() {
@@ -1047,6 +1127,9 @@ mod tests {
         let fresh = parent.path().join("fresh");
         drop(FjallStore::open(&fresh).unwrap());
         assert_eq!(mode(&fresh), 0o700);
+        let nested = parent.path().join("made").join("here");
+        create_private_dir(&nested).unwrap();
+        assert_eq!((mode(&nested), mode(nested.parent().unwrap())), (0o700, 0o700));
         let existing = parent.path().join("existing");
         std::fs::create_dir(&existing).unwrap();
         std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o755)).unwrap();
