@@ -27,7 +27,7 @@ use crate::trust::{CODE_SIGNING, TIME_STAMPING, TrustStore};
 use crate::asn1::common_name;
 
 /// One signature of a file.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SignatureFacts {
     /// 0 for a signature of the certificate table, 1 for one nested in it, and so on.
@@ -61,7 +61,7 @@ pub struct SignatureFacts {
 }
 
 /// A signature's timestamp.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TimestampFacts {
     /// `RFC3161` for a token in Microsoft's `1.3.6.1.4.1.311.3.3.1` attribute, `Authenticode`
