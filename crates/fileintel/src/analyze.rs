@@ -139,10 +139,12 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
     let store: Option<Arc<dyn Store>> = match (runtime.block_on(args.database.connect())?, &args.data_dir) {
         (Some(database), _) => Some(Arc::new(database)),
-        (None, Some(data_dir)) => Some(Arc::new(
-            fileintel_store::FjallStore::open(data_dir)
-                .with_context(|| format!("opening the store in {}", data_dir.display()))?,
-        )),
+        (None, Some(data_dir)) => Some(Arc::new(match fileintel_store::FjallStore::open(data_dir) {
+            Err(fileintel_store::StoreError::Busy(holder)) => {
+                anyhow::bail!(crate::ingest::held_by_server(&holder, "analyze"))
+            }
+            opened => opened.with_context(|| format!("opening the store in {}", data_dir.display()))?,
+        })),
         (None, None) => None,
     };
     let jobs = if args.jobs == 0 { std::thread::available_parallelism().map_or(2, usize::from) } else { args.jobs };
