@@ -208,16 +208,34 @@ pub struct Fetched {
     pub wheel: Vec<u8>,
 }
 
+/// A URL as it may be shown or written down: without the user name and password an index URL
+/// may carry (as pip allows).
+pub fn shown(url: &reqwest::Url) -> reqwest::Url {
+    let mut url = url.clone();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url
+}
+
 async fn get(client: &reqwest::Client, url: &reqwest::Url, limit: usize) -> anyhow::Result<Vec<u8>> {
-    let mut response = client.get(url.clone()).send().await.with_context(|| format!("fetching {url}"))?;
+    let shown = shown(url);
+    // The client's errors name the URL, credentials and all: they are left out.
+    let mut response = client
+        .get(url.clone())
+        .send()
+        .await
+        .map_err(reqwest::Error::without_url)
+        .with_context(|| format!("fetching {shown}"))?;
     let status = response.status();
     if !status.is_success() {
-        bail!("fetching {url}: the server answered {status}");
+        bail!("fetching {shown}: the server answered {status}");
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.with_context(|| format!("reading {url}"))? {
+    while let Some(chunk) =
+        response.chunk().await.map_err(reqwest::Error::without_url).with_context(|| format!("reading {shown}"))?
+    {
         if body.len() + chunk.len() > limit {
-            bail!("{url} is larger than {limit} bytes");
+            bail!("{shown} is larger than {limit} bytes");
         }
         body.extend_from_slice(&chunk);
     }
@@ -251,10 +269,10 @@ fn client(index: &reqwest::Url) -> anyhow::Result<reqwest::Client> {
 /// Finds the release on the index, fetches its wheel and checks it against the SHA-256 the index
 /// publishes; a wheel the index publishes no SHA-256 for is refused.
 pub async fn fetch(index: &str, release: Option<&str>) -> anyhow::Result<Fetched> {
-    let index = reqwest::Url::parse(&format!("{}/", index.trim_end_matches('/')))
-        .with_context(|| format!("the index URL {index}"))?;
+    let index =
+        reqwest::Url::parse(&format!("{}/", index.trim_end_matches('/'))).context("the index URL is not a URL")?;
     if index.scheme() != "https" && !(index.scheme() == "http" && is_loopback(&index)) {
-        bail!("the index must be an https:// URL (plain http:// only on this machine): {index}");
+        bail!("the index must be an https:// URL (plain http:// only on this machine): {}", shown(&index));
     }
     let client = client(&index)?;
     let page_url = index.join(&format!("{PACKAGE}/")).context("the project page's URL")?;
@@ -269,7 +287,7 @@ pub async fn fetch(index: &str, release: Option<&str>) -> anyhow::Result<Fetched
     if actual != published {
         bail!(
             "{} does not match the SHA-256 the index publishes for it ({actual}, not {published}): not installed",
-            link.url
+            shown(&link.url)
         );
     }
     Ok(Fetched { link, wheel })
@@ -324,6 +342,8 @@ mod tests {
         assert!(is_loopback(&reqwest::Url::parse("http://127.0.0.1:1/simple/").unwrap()));
         assert!(is_loopback(&reqwest::Url::parse("http://[::1]:1/simple/").unwrap()));
         assert!(!is_loopback(&reqwest::Url::parse("http://127.example/simple/").unwrap()));
+        let private = reqwest::Url::parse("https://reader:s3cret@mirror.example/simple/").unwrap();
+        assert_eq!(shown(&private).as_str(), "https://mirror.example/simple/");
     }
 
     /// A wheel of these members, with a RECORD giving `record_hash` for the trust list.

