@@ -92,9 +92,10 @@ fn in_order<T>(items: impl IntoIterator<Item = (usize, T)>) -> impl Iterator<Ite
     })
 }
 
-/// "1 file", "2 files".
-fn count_files(count: u64) -> String {
-    if count == 1 { "1 file".to_owned() } else { format!("{count} files") }
+/// A count and its noun, plural unless it is one: "1 file", "2 files", "0 files" (for nouns
+/// whose plural takes an s).
+pub(crate) fn counted(count: u64, noun: &str) -> String {
+    if count == 1 { format!("1 {noun}") } else { format!("{count} {noun}s") }
 }
 
 /// The profile of a file a server analysed, from its answer: the entity with the analysis beside.
@@ -125,7 +126,7 @@ fn run_remote(server: &str, token: Option<&str>, paths: &[PathBuf]) -> anyhow::R
             }
         }
     }
-    eprintln!("sent {} to {server}, {failed} refused", count_files(paths.len() as u64));
+    eprintln!("sent {} to {server}, {failed} refused", counted(paths.len() as u64, "file"));
     Ok(if failed > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }
 
@@ -211,7 +212,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     eprintln!(
         "analysed {} ({pe_files} PE, {signed} signed: {valid} valid, {invalid} not; {with_problems} with \
          problems, {failed} unreadable), {:.1} MB in {seconds:.2} s{}",
-        count_files(files),
+        counted(files, "file"),
         bytes as f64 / 1e6,
         if store.is_some() { ", recorded" } else { "" }
     );

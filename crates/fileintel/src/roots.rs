@@ -31,12 +31,17 @@ pub fn default_dir() -> Option<PathBuf> {
     Some(data.join("fileintel/trust-roots"))
 }
 
+/// A count and its noun, plural unless it is one.
+fn counted(count: usize, noun: &str) -> String {
+    crate::analyze::counted(count as u64, noun)
+}
+
 /// Adds one file to the store, by what its bytes are; returns a line saying what it held.
 fn add_file(store: &mut TrustStore, path: &Path) -> anyhow::Result<String> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     if bytes.first() == Some(&0x30) {
         if let Ok(entries) = store.add_trust_list(&bytes) {
-            return Ok(format!("{}: a trust list of {entries} roots", path.display()));
+            return Ok(format!("{}: a trust list of {}", path.display(), counted(entries, "root")));
         }
         store.add_der(&bytes).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
         return Ok(format!("{}: one certificate", path.display()));
@@ -48,7 +53,7 @@ fn add_file(store: &mut TrustStore, path: &Path) -> anyhow::Result<String> {
     for problem in problems {
         tracing::warn!(path = %path.display(), %problem, "a certificate of the trust roots was skipped");
     }
-    Ok(format!("{}: {added} certificates", path.display()))
+    Ok(format!("{}: {}", path.display(), counted(added, "certificate")))
 }
 
 /// Loads the roots named, or the default folder when none is; a path named that cannot be read
@@ -176,8 +181,10 @@ pub fn run(command: TrustRootsCommand) -> anyhow::Result<ExitCode> {
     install(&dir, "authroot.stl", &roots.authroot_stl)?;
     install(&dir, SOURCE_FILE, format!("{release}\nfrom {origin}\n").as_bytes())?;
     println!(
-        "installed {release} into {}: {certificates} certificates and a trust list of {entries} roots",
-        dir.display()
+        "installed {release} into {}: {} and a trust list of {}",
+        dir.display(),
+        counted(certificates, "certificate"),
+        counted(entries, "root")
     );
     Ok(ExitCode::SUCCESS)
 }
