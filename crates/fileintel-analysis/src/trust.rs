@@ -33,6 +33,16 @@ pub const CODE_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1
 /// The extended key usage of timestamping authorities.
 pub const TIME_STAMPING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.8");
 
+/// The extended key usage of the certificates that sign Microsoft's root list
+/// (`szOID_ROOT_LIST_SIGNER`).
+pub const ROOT_LIST_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.10.3.9");
+
+/// The roots Microsoft signs its root list under, by SHA-1 thumbprint: "Microsoft Root
+/// Certificate Authority 2010" (which the list of 2026 chains to) and "... 2011". Pinned here,
+/// so that a bundle cannot vouch for a trust list of its own making.
+const ROOT_LIST_ANCHORS: [&str; 2] =
+    ["3b1efd3a66ea28b16697394703a72ca340a05bd5", "8f43288ad272f3103b6fb1428485ea3014c0bcfe"];
+
 const CTL_CONTENT: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.10.1");
 const CTL_ENHKEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.10.11.9");
 const CTL_DISALLOWED_FILETIME: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.10.11.104");
@@ -217,6 +227,37 @@ impl TrustStore {
         Ok(count)
     }
 
+    /// Checks that a certificate trust list is Microsoft's: signed, as of the time it says it
+    /// was issued, through certificates allowed to sign root lists, up to one of the roots
+    /// Microsoft signs it under (pinned by thumbprint, their certificates taken from this
+    /// store). Returns the signer's chain by name.
+    pub fn verify_trust_list(&self, stl: &[u8]) -> Result<Vec<String>, String> {
+        let mut anchors = TrustStore::new();
+        for thumbprint in ROOT_LIST_ANCHORS {
+            let Some(anchor) = self.anchors.iter().find(|anchor| {
+                anchor.certificate.to_der().is_ok_and(|der| crate::asn1::hex(&sha1_of(&der)) == thumbprint)
+            }) else {
+                continue;
+            };
+            anchors.add_der(&anchor.certificate.to_der().map_err(|error| error.to_string())?)?;
+        }
+        if anchors.is_empty() {
+            return Err("none of the roots Microsoft signs its trust list under is loaded".into());
+        }
+        let issued = trust_list_issued(stl)?;
+        crate::authenticode::verify_signed_data(stl, &anchors, ROOT_LIST_SIGNING, issued)
+            .map_err(|problem| format!("the trust list's signature does not hold: {problem}"))
+    }
+
+    /// The roots loaded that no trust list applied has an entry for, by name.
+    pub fn roots_without_entry(&self) -> Vec<String> {
+        self.by_thumbprint
+            .iter()
+            .filter(|(thumbprint, _)| !self.policies.contains_key(*thumbprint))
+            .map(|(_, &index)| crate::asn1::display_name(&self.anchors[index].certificate))
+            .collect()
+    }
+
     /// Whether the root with this SHA-1 thumbprint is one Windows carries in its own store (and
     /// so keeps the purposes Microsoft documents for it, whatever the trust list says).
     pub fn is_windows_root(&self, thumbprint: &[u8; 20]) -> bool {
@@ -243,17 +284,33 @@ fn filetime(bytes: &[u8]) -> Option<i64> {
     Some((ticks / 10_000_000) as i64 - 11_644_473_600)
 }
 
-/// The entries of a certificate trust list: each subject's identifier (a SHA-1 thumbprint) and
-/// its policy. Entries whose identifier is not 20 bytes are skipped.
-fn read_trust_list(stl: &[u8]) -> Result<Vec<([u8; 20], RootPolicy)>, String> {
-    use der::asn1::Any;
+/// When a certificate trust list says it was issued (its `thisUpdate`), Unix seconds.
+fn trust_list_issued(stl: &[u8]) -> Result<i64, String> {
+    let list = trust_list_content(stl)?;
+    let fields = crate::asn1::elements(&list).map_err(|error| format!("trust list: {error}"))?;
+    fields
+        .iter()
+        .find(|field| matches!(field.tag(), der::Tag::UtcTime | der::Tag::GeneralizedTime))
+        .and_then(crate::asn1::lenient_time)
+        .ok_or_else(|| "trust list: no time of issue".to_owned())
+}
+
+/// The `CertificateTrustList` a trust list's SignedData holds.
+fn trust_list_content(stl: &[u8]) -> Result<der::asn1::Any, String> {
     let content = cms::content_info::ContentInfo::from_der(stl).map_err(|error| format!("trust list: {error}"))?;
     let signed =
         content.content.decode_as::<cms::signed_data::SignedData>().map_err(|error| format!("trust list: {error}"))?;
     if signed.encap_content_info.econtent_type != CTL_CONTENT {
         return Err(format!("trust list: content type {} is not a CTL", signed.encap_content_info.econtent_type));
     }
-    let list = signed.encap_content_info.econtent.ok_or("trust list: no content")?;
+    signed.encap_content_info.econtent.ok_or_else(|| "trust list: no content".to_owned())
+}
+
+/// The entries of a certificate trust list: each subject's identifier (a SHA-1 thumbprint) and
+/// its policy. Entries whose identifier is not 20 bytes are skipped.
+fn read_trust_list(stl: &[u8]) -> Result<Vec<([u8; 20], RootPolicy)>, String> {
+    use der::asn1::Any;
+    let list = trust_list_content(stl)?;
     // CertificateTrustList ::= SEQUENCE { version DEFAULT, subjectUsage, listIdentifier OPTIONAL,
     //   sequenceNumber OPTIONAL, thisUpdate, nextUpdate OPTIONAL, subjectAlgorithm,
     //   trustedSubjects OPTIONAL, extensions [0] OPTIONAL }: the subjects are its only

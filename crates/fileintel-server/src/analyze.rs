@@ -1,6 +1,7 @@
 //! `POST /api/files/analyze`: a file's bytes in the body, hashed as they stream in and spooled to
 //! an anonymous temporary file (gone when the request ends); the file is then analysed, the
-//! results recorded, and the File entity answered.
+//! results recorded, and the File entity answered with the analysis beside it (`analysis`: what
+//! `fileintel analyze` prints of a file, its PE facts and every signature).
 
 use std::io::Write;
 
@@ -95,5 +96,8 @@ async fn post_analyze(
         .get_file(FileHash::Sha256(sha256))
         .await?
         .ok_or_else(|| ApiError::Internal("the analysed file was not recorded".into()))?;
-    crate::files::entity_answer(&state, &caller, &headers, record).await
+    let mut entity = crate::files::entity_value(&state, &caller, &headers, record).await?;
+    entity["analysis"] = serde_json::to_value(&analysis)
+        .map_err(|error| ApiError::Internal(format!("serializing the analysis: {error}")))?;
+    Ok(crate::files::odata_value(&entity))
 }

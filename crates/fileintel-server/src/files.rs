@@ -155,26 +155,31 @@ async fn get_file(
 }
 
 /// The File entity of a record as the caller sees it: its profile, with the determination the
-/// caller's tenant gets decided.
-pub(crate) async fn entity_answer(
+/// caller's tenant gets decided; as JSON, for an answer that adds to it.
+pub(crate) async fn entity_value(
     state: &AppState,
     caller: &Authenticated,
     headers: &HeaderMap,
     record: FileRecord,
-) -> Result<Response, ApiError> {
+) -> Result<Value, ApiError> {
     let judged = judged(state, caller, record).await?;
     let decision = decide(&judged.verdicts, caller_tenant(caller), now());
-    Ok(entity_with(state, headers, &judged.record, &decision))
+    serde_json::from_slice(&entity_json(state, headers, &judged.record, &decision))
+        .map_err(|error| ApiError::Internal(format!("the File entity: {error}")))
 }
 
 fn entity_with(state: &AppState, headers: &HeaderMap, record: &FileRecord, decision: &Decision) -> Response {
+    odata_json(entity_json(state, headers, record, decision))
+}
+
+fn entity_json(state: &AppState, headers: &HeaderMap, record: &FileRecord, decision: &Decision) -> Vec<u8> {
     let context = file_entity_context(&state.config.scheme, request_host(headers, state));
     let mut facts = record.effective_facts();
     if decision.winner.is_some() {
         facts.determination_type = decision.determination_type;
         facts.determination_value = decision.determination_value.clone();
     }
-    odata_json(FileEntity::new(context, record, &facts).to_json())
+    FileEntity::new(context, record, &facts).to_json()
 }
 
 /// `GET /api/files/{id}/sources` (a fileintel extension): where each static field of the profile

@@ -861,7 +861,8 @@ async fn delegated_tokens_read_machines_with_the_machine_read_scope() {
     }
 }
 
-/// `POST /api/files/analyze`: the body is the file; the answer is its entity, recorded.
+/// `POST /api/files/analyze`: the body is the file; the answer is its entity, recorded, with the
+/// analysis beside it.
 #[tokio::test]
 async fn analyzing_a_posted_file_records_and_answers_its_profile() {
     let app = spawn_app().await;
@@ -881,6 +882,8 @@ async fn analyzing_a_posted_file_records_and_answers_its_profile() {
     assert_eq!((answer.json["fileType"].clone(), answer.json["isPeFile"].clone()), (json!("Script"), json!(false)));
     assert_eq!(answer.json["size"], script.len());
     assert_eq!(answer.json["signer"], Value::Null);
+    let analysis = &answer.json["analysis"];
+    assert_eq!((analysis["fileType"].clone(), analysis["signatures"].clone()), (json!("Script"), json!([])));
     let read = app.get(&format!("/api/files/{sha256}"), Some(&token)).await;
     assert_eq!(read.json["fileType"], "Script", "recorded");
 

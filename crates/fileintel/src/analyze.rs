@@ -37,7 +37,8 @@ pub struct AnalyzeArgs {
     paths: Vec<PathBuf>,
 }
 
-/// One file's analysis as printed: its path, the profile's fields, and the details.
+/// One file's analysis as printed, analysed here or by a server: its path, the profile's fields,
+/// and the details.
 fn profile(path: &Path, analysis: &Analysis, facts: &fileintel_core::FileFacts) -> serde_json::Value {
     serde_json::json!({
         "path": path.display().to_string(),
@@ -73,7 +74,42 @@ fn analyze_file(analyzer: &Analyzer, path: &Path) -> anyhow::Result<Analysis> {
     Ok(analyzer.analyze(&map))
 }
 
-/// Sends each file to the server, which analyses and records it; prints what it answers.
+/// Items numbered from 0 that arrive in any order, in their order. Those that arrive early wait
+/// here: a few kilobytes each for analyses, while the channel they come through stays bounded.
+fn in_order<T>(items: impl IntoIterator<Item = (usize, T)>) -> impl Iterator<Item = T> {
+    let mut items = items.into_iter();
+    let mut early = std::collections::BTreeMap::new();
+    let mut next = 0;
+    std::iter::from_fn(move || {
+        loop {
+            if let Some(item) = early.remove(&next) {
+                next += 1;
+                return Some(item);
+            }
+            match items.next() {
+                Some((index, item)) => early.insert(index, item),
+                // A number that never came (its worker died) holds up no others.
+                None => return early.pop_first().map(|(_, item)| item),
+            };
+        }
+    })
+}
+
+/// A count and its noun, plural unless it is one: "1 file", "2 files", "0 files" (for nouns
+/// whose plural takes an s).
+pub(crate) fn counted(count: u64, noun: &str) -> String {
+    if count == 1 { format!("1 {noun}") } else { format!("{count} {noun}s") }
+}
+
+/// The profile of a file a server analysed, from its answer: the entity with the analysis beside.
+fn remote_profile(path: &Path, answer: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
+    let analysis = answer.get("analysis").context("the server's answer holds no analysis (an older fileintel?)")?;
+    let analysis: Analysis = serde_json::from_value(analysis.clone()).context("the server's analysis")?;
+    Ok(profile(path, &analysis, &analysis.facts()))
+}
+
+/// Sends each file to the server, which analyses and records it; prints the profile it answers,
+/// as a run here would.
 fn run_remote(server: &str, token: Option<&str>, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
     let mut failed = 0;
@@ -85,18 +121,15 @@ fn run_remote(server: &str, token: Option<&str>, paths: &[PathBuf]) -> anyhow::R
             path,
             "application/octet-stream",
         ));
-        match answer {
-            Ok(mut entity) => {
-                entity["path"] = serde_json::Value::String(path.display().to_string());
-                println!("{entity}");
-            }
+        match answer.and_then(|answer| remote_profile(path, &answer)) {
+            Ok(profile) => println!("{profile}"),
             Err(error) => {
                 failed += 1;
                 eprintln!("{}: {error:#}", path.display());
             }
         }
     }
-    eprintln!("sent {} files to {server}, {failed} refused", paths.len());
+    eprintln!("sent {} to {server}, {failed} refused", counted(paths.len() as u64, "file"));
     Ok(if failed > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }
 
@@ -110,10 +143,12 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
     let store: Option<Arc<dyn Store>> = match (runtime.block_on(args.database.connect())?, &args.data_dir) {
         (Some(database), _) => Some(Arc::new(database)),
-        (None, Some(data_dir)) => Some(Arc::new(
-            fileintel_store::FjallStore::open(data_dir)
-                .with_context(|| format!("opening the store in {}", data_dir.display()))?,
-        )),
+        (None, Some(data_dir)) => Some(Arc::new(match fileintel_store::FjallStore::open(data_dir) {
+            Err(fileintel_store::StoreError::Busy(holder)) => {
+                anyhow::bail!(crate::ingest::held_by_server(&holder, "analyze"))
+            }
+            opened => opened.with_context(|| format!("opening the store in {}", data_dir.display()))?,
+        })),
         (None, None) => None,
     };
     let jobs = if args.jobs == 0 { std::thread::available_parallelism().map_or(2, usize::from) } else { args.jobs };
@@ -122,24 +157,27 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         ProgressStyle::with_template("{bar:30} {pos}/{len} files {per_sec} eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let queue = Mutex::new(paths.iter());
-    let (sender, results) = std::sync::mpsc::sync_channel::<(PathBuf, anyhow::Result<Analysis>)>(2 * jobs);
+    let queue = Mutex::new(paths.iter().enumerate());
+    let (sender, results) = std::sync::mpsc::sync_channel::<(usize, (PathBuf, anyhow::Result<Analysis>))>(2 * jobs);
     let (mut files, mut bytes, mut pe_files, mut failed, mut with_problems) = (0u64, 0u64, 0u64, 0u64, 0u64);
     let (mut signed, mut valid, mut invalid) = (0u64, 0u64, 0u64);
     std::thread::scope(|scope| -> anyhow::Result<()> {
         for _ in 0..jobs.max(1) {
             let (queue, sender, analyzer) = (&queue, sender.clone(), &analyzer);
             scope.spawn(move || {
-                while let Some(path) = queue.lock().ok().and_then(|mut queue| queue.next().cloned()) {
+                while let Some((index, path)) =
+                    queue.lock().ok().and_then(|mut queue| queue.next().map(|(index, path)| (index, path.clone())))
+                {
                     let analysis = analyze_file(analyzer, &path);
-                    if sender.send((path, analysis)).is_err() {
+                    if sender.send((index, (path, analysis))).is_err() {
                         return;
                     }
                 }
             });
         }
         drop(sender);
-        for (path, analysis) in results {
+        // Files finish in any order and are printed (and recorded) in the order named.
+        for (path, analysis) in in_order(results) {
             bar.inc(1);
             let analysis = match analysis {
                 Ok(analysis) => analysis,
@@ -175,10 +213,22 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     eprintln!(
-        "analysed {files} files ({pe_files} PE, {signed} signed: {valid} valid, {invalid} not; {with_problems} with \
+        "analysed {} ({pe_files} PE, {signed} signed: {valid} valid, {invalid} not; {with_problems} with \
          problems, {failed} unreadable), {:.1} MB in {seconds:.2} s{}",
+        counted(files, "file"),
         bytes as f64 / 1e6,
         if store.is_some() { ", recorded" } else { "" }
     );
     Ok(if failed > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbered_items_come_out_in_order_and_a_missing_number_holds_up_none() {
+        let items = [(2, 'c'), (0, 'a'), (4, 'e'), (1, 'b')];
+        assert_eq!(in_order(items).collect::<String>(), "abce");
+    }
 }

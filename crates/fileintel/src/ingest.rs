@@ -169,13 +169,23 @@ pub(crate) fn open_store(args: &StoreArgs) -> anyhow::Result<FjallStore> {
     let data_dir = &args.data_dir;
     match args.open() {
         Ok(store) => Ok(store),
-        Err(StoreError::Busy(holder)) => {
-            let address = holder.split("listening on ").nth(1).unwrap_or("http://HOST:PORT");
-            bail!(
-                "{holder}.\nThe embedded store takes one process at a time. Stop that server, or send the data through it:\n  fileintel ingest --server {address} FILE..."
-            )
-        }
+        Err(StoreError::Busy(holder)) => bail!(held_by_server(&holder, "ingest")),
         Err(error) => Err(error).with_context(|| format!("opening the store in {}", data_dir.display())),
+    }
+}
+
+/// What to do when a server holds the data directory: stop it, or send the data through it with
+/// the `fileintel COMMAND --server` this prints, to paste as it is once TOKEN holds a token.
+pub(crate) fn held_by_server(holder: &str, command: &str) -> String {
+    let stop = format!("{holder}.\nThe embedded store takes one process at a time.");
+    match holder.split("listening on ").nth(1) {
+        Some(address) if address.starts_with("http://") => format!(
+            "{stop} Stop that server, or send the data through it with an access token in TOKEN (of an \
+             application with File.ReadWrite.All):\n  fileintel {command} --server {address} --token \"$TOKEN\" FILE..."
+        ),
+        // --server speaks plain HTTP only, so there is no command to offer.
+        Some(_) => format!("{stop} Stop that server first: it serves HTTPS, which --server does not take."),
+        None => format!("{stop} Stop that process first."),
     }
 }
 

@@ -6,6 +6,7 @@ mod feeds;
 mod identity;
 mod ingest;
 mod migrate;
+mod mscerts;
 mod roots;
 mod serve;
 
@@ -46,6 +47,9 @@ enum Command {
     Keys(identity::KeysCommand),
     /// Make a local CA and a server certificate for localhost (for --tls-cert and --tls-key).
     DevCert(devcert::DevCertArgs),
+    /// The roots Authenticode signatures are verified against: Microsoft's root program.
+    #[command(subcommand)]
+    TrustRoots(roots::TrustRootsCommand),
     /// Benchmarks: lookups against a ceiling server, ingestion against a parse-only pass.
     Bench(fileintel_bench::BenchArgs),
     /// Benchmarks: import of real event logs against a parse-only pass, and `/stats` latency.
@@ -135,6 +139,7 @@ fn main() -> std::process::ExitCode {
         Command::Users(command) => identity::run_users(command),
         Command::Keys(command) => identity::run_keys(command),
         Command::DevCert(args) => devcert::run(args),
+        Command::TrustRoots(command) => roots::run(command),
         Command::Migrate(args) => migrate::run(args),
         Command::Bench(args) => fileintel_bench::run(args),
         Command::BenchTelemetry(args) => fileintel_bench::run_telemetry(args),

@@ -140,8 +140,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let store =
                 args.store.open().with_context(|| format!("opening the store in {}", args.store.data_dir.display()))?;
             let (listener, address) = bind(listen).await?;
+            // The scheme clients reach it by, for the command a second process suggests.
+            let scheme = if args.tls_cert.is_some() && args.tls_key.is_some() { "https" } else { "http" };
             store
-                .describe_holder(&format!("fileintel serve (pid {}) listening on http://{address}", std::process::id()))
+                .describe_holder(&format!(
+                    "fileintel serve (pid {}) listening on {scheme}://{}",
+                    std::process::id(),
+                    reachable(address)
+                ))
                 .context("recording the lock holder")?;
             let sweeper = store.clone();
             every_six_hours(move |now| {
@@ -209,7 +215,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if args.insecure_no_auth {
         tracing::warn!(
-            "AUTHENTICATION IS OFF (--insecure-no-auth): anyone who can reach {address} can read and write everything"
+            %address,
+            "AUTHENTICATION IS OFF (--insecure-no-auth): anyone who can reach this address can read and write everything"
         );
     }
     // Bound before the address is announced, so that whoever reads it can use the socket at once.
@@ -218,12 +225,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // On stdout as well, for scripts and tests that asked for port 0.
     say(&format!("fileintel listening on {scheme}://{address}"));
     if let Some(secret) = demo_secret {
+        // Commands to paste as they are: an address a client can reach, curl failing loudly
+        // (-f), and over TLS the certificate to trust (the file served, which holds the chain).
+        let url = format!("{scheme}://{}", reachable(address));
+        let curl = match &args.tls_cert {
+            Some(cert) if tls.is_some() => format!("curl -sSf --cacert {}", shell_word(&std::path::absolute(cert)?)),
+            _ => "curl -sSf".to_owned(),
+        };
         say(&format!(
             "demo application (tenant {DEMO_TENANT}, a new secret at every start):\n  \
-             TOKEN=$(curl -s {scheme}://{address}/{DEMO_TENANT}/oauth2/v2.0/token -d grant_type=client_credentials \\\n    \
+             TOKEN=$({curl} {url}/{DEMO_TENANT}/oauth2/v2.0/token -d grant_type=client_credentials \\\n    \
              -d client_id={DEMO_CLIENT_ID} -d client_secret={secret} \\\n    \
              -d scope=https://api.securitycenter.microsoft.com/.default | sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')\n  \
-             curl -s -H \"Authorization: Bearer $TOKEN\" {scheme}://{address}/api/files/2c4cd67ad70a478e658e5a9cbf26ae44e666d039"
+             {curl} -H \"Authorization: Bearer $TOKEN\" {url}/api/files/2c4cd67ad70a478e658e5a9cbf26ae44e666d039"
         ));
     }
     // One signal stops both the API and the admin socket.
@@ -355,6 +369,28 @@ fn bind_admin_socket(data_dir: &std::path::Path) -> anyhow::Result<tokio::net::U
 }
 
 /// Writes a line to stdout for whoever started the server; a closed stdout must not stop it.
+/// The address a client on this machine reaches a server listening on `address` at: a loopback
+/// address for one listening on all (0.0.0.0 is no address to connect to, nor a name a
+/// certificate carries).
+fn reachable(address: SocketAddr) -> SocketAddr {
+    match address.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => (std::net::Ipv4Addr::LOCALHOST, address.port()).into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => (std::net::Ipv6Addr::LOCALHOST, address.port()).into(),
+        _ => address,
+    }
+}
+
+/// A path as one word of a POSIX shell command: as it is when it holds nothing the shell reads,
+/// otherwise single-quoted.
+fn shell_word(path: &std::path::Path) -> String {
+    let text = path.display().to_string();
+    if !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+=:@%,".contains(c)) {
+        text
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
 fn say(line: &str) {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();

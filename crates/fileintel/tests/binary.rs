@@ -612,7 +612,8 @@ fn analyze_reads_files_here_or_sends_them_to_a_running_server() {
     assert_eq!(script["fileType"], "Script");
     assert_eq!(script["isPeFile"], false);
 
-    // Through a server that holds the store: it analyses, records and answers the entity.
+    // Through a server that holds the store: it analyses and records the file, and the same
+    // profile is printed as a run here prints.
     let server = start_server(&data);
     let (status, recorded) = get_json(server.address, &format!("/api/files/{}", script["sha256"].as_str().unwrap()));
     assert_eq!((status, recorded["fileType"].clone()), (200, Value::from("Script")), "recorded here before");
@@ -623,10 +624,18 @@ fn analyze_reads_files_here_or_sends_them_to_a_running_server() {
         .output()
         .unwrap();
     assert!(through.status.success(), "{}", String::from_utf8_lossy(&through.stderr));
-    let entity: Value = serde_json::from_slice(&through.stdout).unwrap();
-    assert_eq!(entity["fileType"], "Script");
-    assert!(entity["@odata.context"].as_str().unwrap().ends_with("#Files/$entity"));
-    let (status, recorded) = get_json(server.address, &format!("/api/files/{}", entity["sha1"].as_str().unwrap()));
+    assert!(
+        String::from_utf8_lossy(&through.stderr).contains("sent 1 file to"),
+        "{}",
+        String::from_utf8_lossy(&through.stderr)
+    );
+    let remote: Value = serde_json::from_slice(&through.stdout).unwrap();
+    let here = Command::new(BIN).arg("analyze").arg(files.join("other.sh")).output().unwrap();
+    assert!(here.status.success(), "{}", String::from_utf8_lossy(&here.stderr));
+    let local: Value = serde_json::from_slice(&here.stdout).unwrap();
+    assert_eq!(remote, local, "the same profile, analysed there or here");
+    assert_eq!(remote["fileType"], "Script");
+    let (status, recorded) = get_json(server.address, &format!("/api/files/{}", remote["sha1"].as_str().unwrap()));
     assert_eq!((status, recorded["size"].clone()), (200, Value::from(21)));
 }
 

@@ -525,7 +525,7 @@ pub fn create_private_dir(path: &Path) -> Result<(), StoreError> {
             tighten => {
                 std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(failed)?;
                 if tighten == Tightening::Warn {
-                    tracing::warn!(path = %path.display(), was = format!("{:o}", mode & 0o777), "made the data directory readable by its owner only");
+                    tracing::warn!(path = %path.display(), was = %format_args!("{:o}", mode & 0o777), "made the data directory readable by its owner only");
                 }
             }
         }
