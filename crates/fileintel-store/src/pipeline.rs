@@ -207,8 +207,7 @@ impl Ingestor {
         let outcome = outcome?;
         // A dropped repeat shares its first copy's fate: accepted or rejected with it (only the
         // first copy's position is listed).
-        let repeated_rejections: u64 =
-            outcome.rejected.iter().map(|(index, _)| u64::from(repeats[*index].count)).sum();
+        let repeated_rejections: u64 = outcome.rejected.iter().map(|(index, _)| u64::from(repeats[*index].count)).sum();
         let all_repeats: u64 = repeats.iter().map(|repeats| u64::from(repeats.count)).sum();
         self.summary.accepted += outcome.accepted + all_repeats - repeated_rejections;
         self.summary.rejected += repeated_rejections;

@@ -73,7 +73,7 @@ pub fn run(command: FeedsCommand) -> anyhow::Result<ExitCode> {
             rejected += answer["rejected"].as_array().map_or(0, Vec::len);
             println!("{}", serde_json::json!({"file": file.display().to_string(), "answer": answer}));
         }
-        return Ok(if rejected > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS });
+        return Ok(crate::exit::import(rejected > 0));
     }
     let source = load_sources(args.feed_sources.as_ref())?
         .into_iter()
@@ -106,7 +106,7 @@ pub fn run(command: FeedsCommand) -> anyhow::Result<ExitCode> {
                 "changed": changed, "rejected": rejections.len()})
         );
     }
-    Ok(if rejected > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
+    Ok(crate::exit::import(rejected > 0))
 }
 
 fn format_name(format: Format) -> &'static str {
