@@ -42,7 +42,7 @@ pub struct ImportArgs {
     /// Bearer token for --server (an application token with Ti.ReadWrite.All).
     #[arg(long, env = "FILEINTEL_TOKEN", hide_env_values = true)]
     token: Option<String>,
-    /// Feed files.
+    /// Feed files (folders are walked).
     #[arg(required = true)]
     files: Vec<PathBuf>,
 }
@@ -56,11 +56,13 @@ pub fn load_sources(path: Option<&PathBuf>) -> anyhow::Result<Vec<Source>> {
 
 pub fn run(command: FeedsCommand) -> anyhow::Result<ExitCode> {
     let FeedsCommand::Import(args) = command;
+    // Every feed file is found before anything is opened or created.
+    let files = crate::ingest::expand_inputs(&args.files)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
     let mut rejected = 0;
     if let Some(server) = &args.server {
         let target = format!("/api/feeds/import?format={}&source={}", format_name(args.format), args.source);
-        for file in &args.files {
+        for file in &files {
             let answer = runtime
                 .block_on(crate::ingest::post_file(
                     server,
@@ -86,7 +88,7 @@ pub fn run(command: FeedsCommand) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("opening the store in {}", args.data_dir.display()))?,
         ),
     };
-    for file in &args.files {
+    for file in &files {
         let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
         let (verdicts, rejections) = fileintel_feeds::verdicts(&source, fileintel_feeds::read(args.format, &bytes));
         let taken = verdicts.len();

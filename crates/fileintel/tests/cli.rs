@@ -54,6 +54,11 @@ fn a_missing_input_is_an_error_of_its_own_and_creates_nothing() {
     assert!(stderr(&output).contains(&format!("input {} does not exist", missing.display())), "{}", stderr(&output));
     assert!(output.stdout.is_empty(), "no counts: {}", String::from_utf8_lossy(&output.stdout));
     assert!(!data.exists(), "the data directory was created");
+    let output =
+        fileintel(&["feeds", "import", "--format", "csv", "--source", "team", "--data-dir"], &[&data, &missing]);
+    assert_eq!(output.status.code(), Some(FAILED), "{}", stderr(&output));
+    assert!(stderr(&output).contains(&format!("input {} does not exist", missing.display())), "{}", stderr(&output));
+    assert!(!data.exists(), "feeds import created the data directory");
 }
 
 #[test]
