@@ -190,9 +190,17 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
                         },
                         false => args.format,
                     };
-                    let summary = ingest_remote(server, args.token.as_deref(), &input.path, format)
-                        .await
-                        .with_context(|| format!("importing {name}"))?;
+                    let summary = match ingest_remote(server, args.token.as_deref(), &input.path, format).await {
+                        Ok(summary) => summary,
+                        // Refused as a whole, like an input that cannot be read here: the
+                        // others go on.
+                        Err(error) if error.downcast_ref::<Refused>().is_some_and(Refused::is_about_the_input) => {
+                            let rejection =
+                                fileintel_core::Rejection::new(fileintel_core::Position::Offset(0), error.to_string());
+                            IngestSummary { rejected: 1, rejected_lines: vec![rejection], ..IngestSummary::default() }
+                        }
+                        Err(error) => return Err(error.context(format!("importing {name}"))),
+                    };
                     reported.push(Reported { input: name, outcome: Ok(summary) });
                 }
                 (None, reported)
@@ -496,9 +504,32 @@ pub(crate) async fn post_file(
             .ok()
             .and_then(|body| body["error"]["message"].as_str().map(str::to_owned))
             .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-        bail!("the server refused it ({status}): {message}");
+        return Err(Refused { status: status.as_u16(), message }.into());
     }
     serde_json::from_slice(&bytes).context("decoding the server's answer")
+}
+
+/// The server's error answer to a request: it was reached, and said no.
+#[derive(Debug)]
+pub(crate) struct Refused {
+    pub status: u16,
+    pub message: String,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "the server refused it ({}): {}", self.status, self.message)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+impl Refused {
+    /// Whether the refusal is about this input (its content or size), so that the next input
+    /// may fare better; any other (a bad token, a server in trouble) holds for every input.
+    fn is_about_the_input(&self) -> bool {
+        matches!(self.status, 400 | 413 | 415 | 422)
+    }
 }
 
 fn futures_stream<T: Send + 'static>(

@@ -216,7 +216,14 @@ fn ingest_through_a_server_takes_folders_and_skips_what_is_not_telemetry() {
     let accepted: Vec<_> = lines.iter().filter(|line| line["accepted"] == 1).collect();
     assert_eq!(accepted.len(), 2, "{lines:?}");
     assert!(stderr(&output).contains("LICENSE: skipped"), "{}", stderr(&output));
-    for sha1 in ['a', 'b'] {
+    // Named, a file the server cannot tell is refused by it, and the inputs after it still go.
+    let late = dir.path().join("late.ndjson");
+    std::fs::write(&late, observation("d3", 'c')).unwrap();
+    let output = fileintel(&["ingest", "--server", &server], &[&folder.join("LICENSE"), &late]);
+    assert_eq!(output.status.code(), Some(REJECTIONS), "{}", stderr(&output));
+    assert!(stderr(&output).contains("the server refused it (400"), "{}", stderr(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("late.ndjson: records 1, accepted 1"));
+    for sha1 in ['a', 'b', 'c'] {
         let (status, _, _) =
             call(node.address, "GET", &format!("/api/files/{}", sha1.to_string().repeat(40)), "", None);
         assert_eq!(status, 200);
