@@ -310,6 +310,7 @@ fn sniff(path: &Path) -> anyhow::Result<(std::fs::File, Vec<u8>)> {
 
 /// Imports every input: `jobs` threads each decode one input at a time, and one ingestor
 /// gathers their batches into durable commits.
+///
 /// Returns the summary, what each input came to, and the files skipped with the reason.
 async fn ingest_local(
     store: Arc<dyn Store>,
@@ -510,19 +511,12 @@ pub(crate) async fn post_file(
 }
 
 /// The server's error answer to a request: it was reached, and said no.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("the server refused it ({status}): {message}")]
 pub(crate) struct Refused {
     pub status: u16,
     pub message: String,
 }
-
-impl std::fmt::Display for Refused {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(formatter, "the server refused it ({}): {}", self.status, self.message)
-    }
-}
-
-impl std::error::Error for Refused {}
 
 impl Refused {
     /// Whether the refusal is about this input (its content or size), so that the next input
