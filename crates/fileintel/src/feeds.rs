@@ -24,8 +24,9 @@ pub struct ImportArgs {
     /// --feed-sources when it is configured there).
     #[arg(long)]
     source: String,
-    /// The source's trust rank when --feed-sources does not configure it (higher wins).
-    #[arg(long, default_value_t = 0)]
+    /// The source's trust rank when --feed-sources does not configure it (higher wins); with
+    /// --server, the server's configuration decides.
+    #[arg(long, default_value_t = 0, conflicts_with = "server")]
     rank: i32,
     /// Feed sources: a JSON array of {"name", "rank", "labels": {label: determinationType}}.
     #[arg(long, env = "FILEINTEL_FEED_SOURCES")]
