@@ -4,7 +4,7 @@
 # PostgreSQL keeps Debian's defaults (128 MB of shared buffers, a checkpoint every 1 GB of WAL),
 # which nobody would serve ten million files from and which are not ours to change.
 #
-#   scripts/bench-own-postgres.sh FILES OUT.json [more fileintel bench flags]
+#   scripts/bench-own-postgres.sh FILES OUT.json [more fileintel bench lookups flags]
 #
 # Durability stays as in production: fsync, full-page writes and synchronous commit are on. What
 # changes is memory and checkpoint spacing (see SETTINGS below), the usual first tuning of a
@@ -53,4 +53,4 @@ trap stop EXIT
     -o "-p $port -k $dir -c listen_addresses=127.0.0.1 ${SETTINGS[*]}" >/dev/null
 echo "PostgreSQL of its own on 127.0.0.1:$port ($dir)" >&2
 
-"$exe" bench --files "$files" --database-url "postgres://postgres@127.0.0.1:$port/postgres" --out "$out" "$@"
+"$exe" bench lookups --files "$files" --database-url "postgres://postgres@127.0.0.1:$port/postgres" --out "$out" "$@"

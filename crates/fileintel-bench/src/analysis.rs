@@ -1,4 +1,4 @@
-//! `fileintel bench-analysis`: static analysis of real files, against the tools the issue names.
+//! `fileintel bench analysis`: static analysis of real files, against the tools the issue names.
 //!
 //! - Folder: `fileintel analyze` (with Microsoft's root program loaded once) over a folder,
 //!   against `sha256sum` over the same files, each a fresh process, in alternating rounds;

@@ -1,4 +1,4 @@
-//! `fileintel bench-feeds`: import of a generated STIX 2.1 bundle (one indicator per file
+//! `fileintel bench feeds`: import of a generated STIX 2.1 bundle (one indicator per file
 //! hash, half of them indicating a malware through a relationship) by `fileintel feeds import`
 //! into a fresh store, against a pass that only parses the same bundle into statements, in this
 //! process. Indicators per second, and the ratio.

@@ -1,4 +1,4 @@
-//! Benchmarks for fileintel, run as `fileintel bench`:
+//! Benchmarks for fileintel, run as `fileintel bench lookups|telemetry|analysis|feeds`:
 //!
 //! - ingestion: `fileintel ingest` of synthetic NDJSON into a fresh store, against a parse-only
 //!   pass over the same bytes in this process (observations per second, and the ratio);

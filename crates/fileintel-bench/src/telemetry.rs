@@ -1,4 +1,4 @@
-//! `fileintel bench-telemetry`: the telemetry issue's two figures.
+//! `fileintel bench telemetry`: the telemetry issue's two figures.
 //!
 //! - Import: `fileintel ingest --format evtx` of many real event logs (the given ones repeated,
 //!   through a folder of links) into a fresh store, parse, extract and durable store included,
@@ -154,8 +154,14 @@ fn import(exe: &Path, work_dir: &Path, farm: &Path, jobs: usize) -> anyhow::Resu
     if !output.status.success() {
         bail!("fileintel ingest failed: {}", output.status);
     }
-    let summaries: serde_json::Value = serde_json::from_slice(&output.stdout).context("reading the summary")?;
-    Ok((summaries[0].clone(), seconds))
+    // One JSON line per input: the import's counts are their sums.
+    let (mut records, mut accepted) = (0, 0);
+    for line in output.stdout.split(|&byte| byte == b'\n').filter(|line| !line.is_empty()) {
+        let summary: serde_json::Value = serde_json::from_slice(line).context("reading the summary")?;
+        records += summary["records"].as_u64().unwrap_or_default();
+        accepted += summary["accepted"].as_u64().unwrap_or_default();
+    }
+    Ok((serde_json::json!({"records": records, "accepted": accepted}), seconds))
 }
 
 pub fn run_telemetry(args: TelemetryArgs) -> anyhow::Result<ExitCode> {

@@ -126,6 +126,11 @@ impl ExternalIssuers {
         Ok(ExternalIssuers { issuers })
     }
 
+    /// The tenants whose tokens some issuer is trusted for (for `--rate-limit TENANT=...`).
+    pub fn tenants(&self) -> impl Iterator<Item = &str> {
+        self.issuers.iter().flat_map(|issuer| issuer.config.tenants.iter().map(String::as_str))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.issuers.is_empty()
     }

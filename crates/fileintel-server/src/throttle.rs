@@ -21,7 +21,7 @@ pub struct RateLimits {
     pub enabled: bool,
     /// Every API's budget unless overridden: MDE's 100 a minute and 1500 an hour.
     pub default: Vec<Window>,
-    /// Per API (`files`, `ingest`, `token`), replacing the default.
+    /// Per API (one of [`RateLimits::API_NAMES`]), replacing the default.
     pub per_api: HashMap<String, Vec<Window>>,
     /// Per tenant or per application (client id), replacing the API's budget.
     pub per_caller: HashMap<String, Vec<Window>>,
@@ -58,6 +58,11 @@ impl Default for RateLimits {
 }
 
 impl RateLimits {
+    /// The APIs that spend budgets of their own, by the names `--rate-limit` takes: every name
+    /// [`api_of`] gives a route, and nothing else.
+    pub const API_NAMES: [&'static str; 8] =
+        ["files", "stats", "machines", "ingest", "analyze", "feeds", "indicators", "token"];
+
     /// The budget of `api` for an application of `tenant`.
     pub fn windows(&self, api: &str, tenant: &str, app: &str) -> &[Window] {
         self.per_caller
@@ -173,4 +178,36 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
     }
     request.extensions_mut().insert(Verified(caller));
     next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_with_a_budget_is_named_in_the_list_of_apis_and_every_listed_api_has_a_route() {
+        let routes = [
+            "/api/files/{id}",
+            "/api/v1.0/files/{id}",
+            "/api/files/{id}/stats",
+            "/api/v1.0/files/{id}/stats",
+            "/api/files/{id}/machines",
+            "/api/v1.0/files/{id}/machines",
+            "/api/files/{id}/sources",
+            "/api/v1.0/files/{id}/sources",
+            "/api/files/{id}/determinations",
+            "/api/v1.0/files/{id}/determinations",
+            "/api/feeds/import",
+            "/api/indicators",
+            "/api/indicators/{id}",
+            "/api/indicators/import",
+            "/api/ingest/observations",
+            "/api/files/analyze",
+            "/{tenant}/oauth2/v2.0/token",
+            "/{tenant}/oauth2/token",
+        ];
+        let named: HashSet<&str> = routes.iter().map(|route| api_of(route).unwrap()).collect();
+        assert_eq!(named, RateLimits::API_NAMES.into_iter().collect::<HashSet<_>>());
+        assert_eq!(api_of("/health"), None);
+    }
 }

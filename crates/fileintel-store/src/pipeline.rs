@@ -14,9 +14,36 @@ use crate::{IngestOutcome, Store, StoreError};
 pub const DEFAULT_BATCH: usize = 50_000;
 
 type Labels = Vec<Option<Arc<str>>>;
-/// A commit in flight: positions and inputs of its observations, how many exact duplicates of
-/// them were dropped before it, and the store's answer.
-type Commit = JoinHandle<(Vec<Position>, Labels, Vec<u32>, Result<IngestOutcome, StoreError>)>;
+/// A commit in flight: positions and inputs of its observations, the exact duplicates of them
+/// dropped before it, and the store's answer.
+type Commit = JoinHandle<(Vec<Position>, Labels, Vec<Repeats>, Result<IngestOutcome, StoreError>)>;
+
+/// The exact repeats of one pending observation that were dropped: how many, and the other
+/// inputs that held some (a repeat in the first copy's own input is only counted).
+#[derive(Debug, Default)]
+struct Repeats {
+    count: u32,
+    elsewhere: Vec<Arc<str>>,
+}
+
+/// What one named input of an import came to, once every commit is durable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InputSummary {
+    /// Records read: lines, events or rows, whether or not they held an observation.
+    pub records: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+}
+
+/// Per named input while the import runs: observations handed over (repeats included) and
+/// those the store refused.
+#[derive(Debug, Default)]
+struct InputCounts {
+    records: u64,
+    observations: u64,
+    refused_by_parser: u64,
+    refused_by_store: u64,
+}
 
 /// An import in progress. Push NDJSON bytes or submit batches parsed elsewhere, then
 /// [`Ingestor::finish`] for the summary; nothing is counted as accepted before the store has made
@@ -35,8 +62,10 @@ pub struct Ingestor {
     /// overlapping exports) before they cost the store anything: an observation changes nothing
     /// the second time.
     pending_hashes: HashMap<u64, Vec<usize>>,
-    /// Per pending observation, how many exact repeats of it were dropped.
-    pending_repeats: Vec<u32>,
+    /// Per pending observation, the exact repeats of it that were dropped.
+    pending_repeats: Vec<Repeats>,
+    /// Per named input, so that each can be reported on its own.
+    inputs: HashMap<Arc<str>, InputCounts>,
     /// Seeded at random per ingestor, so crafted input cannot aim for collisions.
     hasher: ahash::RandomState,
     started: Instant,
@@ -60,6 +89,7 @@ impl Ingestor {
             pending_labels: Vec::new(),
             pending_hashes: HashMap::new(),
             pending_repeats: Vec::new(),
+            inputs: HashMap::new(),
             hasher: Default::default(),
             started: Instant::now(),
         }
@@ -81,7 +111,13 @@ impl Ingestor {
     }
 
     /// Commits what is left and returns the summary.
-    pub async fn finish(mut self) -> Result<IngestSummary, StoreError> {
+    pub async fn finish(self) -> Result<IngestSummary, StoreError> {
+        Ok(self.finish_by_input().await?.0)
+    }
+
+    /// Commits what is left and returns the summary, and what each input named in
+    /// [`Ingestor::submit_from`] came to.
+    pub async fn finish_by_input(mut self) -> Result<(IngestSummary, HashMap<Arc<str>, InputSummary>), StoreError> {
         self.reader.finish();
         let batch = self.reader.take_batch();
         self.submit(batch).await?;
@@ -89,7 +125,18 @@ impl Ingestor {
         self.wait().await?;
         let summary = std::mem::take(&mut self.summary);
         let rejections = std::mem::take(&mut self.rejections);
-        Ok(summary.finish(rejections, self.started.elapsed().as_secs_f64()))
+        let inputs = std::mem::take(&mut self.inputs)
+            .into_iter()
+            .map(|(label, counts)| {
+                let summary = InputSummary {
+                    records: counts.records,
+                    accepted: counts.observations.saturating_sub(counts.refused_by_store),
+                    rejected: counts.refused_by_parser + counts.refused_by_store,
+                };
+                (label, summary)
+            })
+            .collect();
+        Ok((summary.finish(rejections, self.started.elapsed().as_secs_f64()), inputs))
     }
 
     /// Commits a batch parsed elsewhere (by an importer), after the previous one is durable.
@@ -101,6 +148,12 @@ impl Ingestor {
     /// commit's worth, so that a thousand small files do not cost a thousand syncs.
     pub async fn submit_from(&mut self, label: Option<Arc<str>>, batch: ParsedBatch) -> Result<(), StoreError> {
         let ParsedBatch { observations, positions, rejections, records } = batch;
+        if let Some(label) = &label {
+            let counts = self.inputs.entry(label.clone()).or_default();
+            counts.records += records;
+            counts.observations += observations.len() as u64;
+            counts.refused_by_parser += rejections.len() as u64;
+        }
         self.summary.records += records;
         self.summary.rejected += rejections.len() as u64;
         self.rejections.extend(rejections.into_iter().map(|mut rejection| {
@@ -110,11 +163,17 @@ impl Ingestor {
         for (observation, position) in observations.into_iter().zip(positions) {
             let slots = self.pending_hashes.entry(self.hasher.hash_one(&observation)).or_default();
             if let Some(&slot) = slots.iter().find(|&&slot| self.pending.observations[slot] == observation) {
-                self.pending_repeats[slot] += 1;
+                let repeats = &mut self.pending_repeats[slot];
+                repeats.count += 1;
+                if let Some(label) = &label
+                    && self.pending_labels[slot].as_ref() != Some(label)
+                {
+                    repeats.elsewhere.push(label.clone());
+                }
                 continue;
             }
             slots.push(self.pending.observations.len());
-            self.pending_repeats.push(0);
+            self.pending_repeats.push(Repeats::default());
             self.pending.push(position, observation);
             self.pending_labels.push(label.clone());
         }
@@ -148,8 +207,8 @@ impl Ingestor {
         let outcome = outcome?;
         // A dropped repeat shares its first copy's fate: accepted or rejected with it (only the
         // first copy's position is listed).
-        let repeated_rejections: u64 = outcome.rejected.iter().map(|(index, _)| u64::from(repeats[*index])).sum();
-        let all_repeats: u64 = repeats.iter().map(|&count| u64::from(count)).sum();
+        let repeated_rejections: u64 = outcome.rejected.iter().map(|(index, _)| u64::from(repeats[*index].count)).sum();
+        let all_repeats: u64 = repeats.iter().map(|repeats| u64::from(repeats.count)).sum();
         self.summary.accepted += outcome.accepted + all_repeats - repeated_rejections;
         self.summary.rejected += repeated_rejections;
         self.summary.files_touched += outcome.files_touched;
@@ -157,9 +216,65 @@ impl Ingestor {
         self.summary.rejected += outcome.rejected.len() as u64;
         for (index, reason) in outcome.rejected {
             let at = positions.get(index).copied().unwrap_or(Position::Line(0));
-            let input = labels.get(index).cloned().flatten().as_deref().map(str::to_owned);
+            let label = labels.get(index).cloned().flatten();
+            // The refusal holds for every copy, in whichever input it was.
+            if let Some(repeats) = repeats.get(index) {
+                let at_home = u64::from(repeats.count) - repeats.elsewhere.len() as u64;
+                if let Some(counts) = label.as_ref().and_then(|label| self.inputs.get_mut(label)) {
+                    counts.refused_by_store += 1 + at_home;
+                }
+                for other in &repeats.elsewhere {
+                    if let Some(counts) = self.inputs.get_mut(other) {
+                        counts.refused_by_store += 1;
+                    }
+                }
+            }
+            let input = label.as_deref().map(str::to_owned);
             self.rejections.push(Rejection { input, at, reason });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(lines: &[String]) -> ParsedBatch {
+        let mut reader = NdjsonReader::new();
+        for line in lines {
+            reader.push(format!("{line}\n").as_bytes());
+        }
+        reader.finish();
+        reader.take_batch()
+    }
+
+    fn line(device: &str, sha1: char, sha256: char) -> String {
+        format!(
+            r#"{{"tenantId": "t", "deviceId": "{device}", "timestamp": "2026-11-20T13:24:13Z", "sha1": "{}", "sha256": "{}"}}"#,
+            sha1.to_string().repeat(40),
+            sha256.to_string().repeat(64)
+        )
+    }
+
+    #[tokio::test]
+    async fn each_named_input_is_counted_on_its_own_repeats_and_refusals_included() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(crate::FjallStore::open(dir.path()).unwrap());
+        let mut ingestor = Ingestor::new(store, 1000);
+        let (a, b): (Arc<str>, Arc<str>) = (Arc::from("a.ndjson"), Arc::from("b.ndjson"));
+        // a: two observations and a line that is no JSON.
+        let mut from_a = vec![line("d1", 'a', 'b'), line("d2", 'a', 'b')];
+        from_a.push("not json".into());
+        ingestor.submit_from(Some(a.clone()), parsed(&from_a)).await.unwrap();
+        // b: a repeat of a's first, one observation of its own, and one pairing a's SHA-1 with
+        // another SHA-256, which the store refuses; then that refused line's repeat in a.
+        let from_b = [line("d1", 'a', 'b'), line("d3", 'c', 'd'), line("d4", 'a', 'e')];
+        ingestor.submit_from(Some(b.clone()), parsed(&from_b)).await.unwrap();
+        ingestor.submit_from(Some(a.clone()), parsed(&[line("d4", 'a', 'e')])).await.unwrap();
+        let (total, inputs) = ingestor.finish_by_input().await.unwrap();
+        assert_eq!((total.records, total.accepted, total.rejected), (7, 4, 3));
+        assert_eq!(inputs[&a], InputSummary { records: 4, accepted: 2, rejected: 2 });
+        assert_eq!(inputs[&b], InputSummary { records: 3, accepted: 2, rejected: 1 });
     }
 }

@@ -144,6 +144,40 @@ pub fn detect(prefix: &[u8]) -> Result<Format, String> {
     Err("it is neither an event log, JSON lines, nor a CSV export with Timestamp and DeviceId columns".into())
 }
 
+/// The first bytes of an input, as many as [`detect`] needs to tell its format: up to the end of
+/// the first line (within a bound), further for JSON written over many lines. Whoever reads the
+/// input afterwards starts with these bytes.
+pub fn read_prefix<R: Read>(input: &mut R) -> io::Result<Vec<u8>> {
+    let mut prefix = Vec::new();
+    let mut buffer = [0u8; 8192];
+    while prefix.len() < DETECT_BYTES && !prefix.contains(&b'\n') {
+        let read = match input.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        prefix.extend_from_slice(&buffer[..read]);
+        if prefix.starts_with(evtx_log::FILE_MAGIC) {
+            break;
+        }
+    }
+    // JSON written over many lines: look further for what kind it is.
+    let trimmed = prefix.trim_ascii_start();
+    let first_line = trimmed.split(|&byte| byte == b'\n').next().unwrap_or(trimmed);
+    if trimmed.starts_with(b"{") && serde_json::from_slice::<serde::de::IgnoredAny>(first_line).is_err() {
+        while prefix.len() < DETECT_WINDOW {
+            match input.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(read) => prefix.extend_from_slice(&buffer[..read]),
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(error),
+            }
+        }
+    }
+    Ok(prefix)
+}
+
 /// Reads one input as a stream of parsed batches.
 pub trait Decoder: Send {
     /// The next batch of at most about `max` observations, with the rejections met on the way;
@@ -189,36 +223,7 @@ pub fn decoder<'a, R: Read + Send + 'a>(
 ) -> Result<Box<dyn Decoder + 'a>, OpenError> {
     // Read up to the end of the first line (or a bounded prefix), tell the format, then read the
     // stream again from its start: the prefix is chained back in front of the rest.
-    let mut prefix = Vec::new();
-    if format.is_none() {
-        let mut buffer = [0u8; 8192];
-        while prefix.len() < DETECT_BYTES && !prefix.contains(&b'\n') {
-            let read = match input.read(&mut buffer) {
-                Ok(0) => break,
-                Ok(read) => read,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Err(error) => return Err(error.into()),
-            };
-            prefix.extend_from_slice(&buffer[..read]);
-            if prefix.starts_with(evtx_log::FILE_MAGIC) {
-                break;
-            }
-        }
-        // JSON written over many lines: look further for what kind it is.
-        let trimmed = prefix.trim_ascii_start();
-        let first_line = trimmed.split(|&byte| byte == b'\n').next().unwrap_or(trimmed);
-        if trimmed.starts_with(b"{") && serde_json::from_slice::<serde::de::IgnoredAny>(first_line).is_err() {
-            let mut buffer = [0u8; 8192];
-            while prefix.len() < DETECT_WINDOW {
-                match input.read(&mut buffer) {
-                    Ok(0) => break,
-                    Ok(read) => prefix.extend_from_slice(&buffer[..read]),
-                    Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(error) => return Err(error.into()),
-                }
-            }
-        }
-    }
+    let prefix = if format.is_none() { read_prefix(&mut input)? } else { Vec::new() };
     let format = match format {
         Some(format) => format,
         None => detect(&prefix).map_err(OpenError::Undetected)?,

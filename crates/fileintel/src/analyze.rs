@@ -130,7 +130,7 @@ fn run_remote(server: &str, token: Option<&str>, paths: &[PathBuf]) -> anyhow::R
         }
     }
     eprintln!("sent {} to {server}, {failed} refused", counted(paths.len() as u64, "file"));
-    Ok(if failed > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
+    Ok(crate::exit::import(failed > 0))
 }
 
 pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
@@ -219,7 +219,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         bytes as f64 / 1e6,
         if store.is_some() { ", recorded" } else { "" }
     );
-    Ok(if failed > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
+    Ok(crate::exit::import(failed > 0))
 }
 
 #[cfg(test)]

@@ -24,8 +24,9 @@ pub struct ImportArgs {
     /// --feed-sources when it is configured there).
     #[arg(long)]
     source: String,
-    /// The source's trust rank when --feed-sources does not configure it (higher wins).
-    #[arg(long, default_value_t = 0)]
+    /// The source's trust rank when --feed-sources does not configure it (higher wins); with
+    /// --server, the server's configuration decides.
+    #[arg(long, default_value_t = 0, conflicts_with = "server")]
     rank: i32,
     /// Feed sources: a JSON array of {"name", "rank", "labels": {label: determinationType}}.
     #[arg(long, env = "FILEINTEL_FEED_SOURCES")]
@@ -46,7 +47,7 @@ pub struct ImportArgs {
     /// lists stops speaking (kept as history in /determinations). Without it, an import adds.
     #[arg(long)]
     replace: bool,
-    /// Feed files.
+    /// Feed files (folders are walked).
     #[arg(required = true)]
     files: Vec<PathBuf>,
 }
@@ -60,15 +61,17 @@ pub fn load_sources(path: Option<&PathBuf>) -> anyhow::Result<Vec<Source>> {
 
 pub fn run(command: FeedsCommand) -> anyhow::Result<ExitCode> {
     let FeedsCommand::Import(args) = command;
+    // Every feed file is found before anything is opened or created.
+    let files = crate::ingest::expand_inputs(&args.files)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
     let mut rejected = 0;
     if let Some(server) = &args.server {
-        if args.replace && args.files.len() > 1 {
+        if args.replace && files.len() > 1 {
             anyhow::bail!("--replace with --server takes one file: the whole feed (each request is one import)");
         }
         let mode = if args.replace { "&mode=replace" } else { "" };
         let target = format!("/api/feeds/import?format={}&source={}{mode}", format_name(args.format), args.source);
-        for file in &args.files {
+        for file in &files {
             let answer = runtime
                 .block_on(crate::ingest::post_file(
                     server,
@@ -81,7 +84,7 @@ pub fn run(command: FeedsCommand) -> anyhow::Result<ExitCode> {
             rejected += answer["rejected"].as_array().map_or(0, Vec::len);
             println!("{}", serde_json::json!({"file": file.display().to_string(), "answer": answer}));
         }
-        return Ok(if rejected > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS });
+        return Ok(crate::exit::import(rejected > 0));
     }
     let source = load_sources(args.feed_sources.as_ref())?
         .into_iter()
@@ -96,7 +99,7 @@ pub fn run(command: FeedsCommand) -> anyhow::Result<ExitCode> {
     };
     let mode = if args.replace { fileintel_server::ImportMode::Replace } else { fileintel_server::ImportMode::Add };
     let mut import = fileintel_server::FeedImport::new(store.as_ref(), &source, mode);
-    for file in &args.files {
+    for file in &files {
         let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
         let (verdicts, rejections) = fileintel_feeds::verdicts(&source, fileintel_feeds::read(args.format, &bytes));
         let taken = verdicts.len();
@@ -117,7 +120,7 @@ pub fn run(command: FeedsCommand) -> anyhow::Result<ExitCode> {
     if args.replace {
         println!("{}", serde_json::json!({"source": source.name, "ended": ended}));
     }
-    Ok(if rejected > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
+    Ok(crate::exit::import(rejected > 0))
 }
 
 fn format_name(format: Format) -> &'static str {

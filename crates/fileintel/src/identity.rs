@@ -24,8 +24,10 @@ pub enum AppsCommand {
     Create {
         #[command(flatten)]
         store: StoreArgs,
+        /// The tenant (directory id or name) the application belongs to and gets tokens for.
         #[arg(long)]
         tenant: String,
+        /// A name for people to recognise the application by.
         #[arg(long)]
         name: String,
         /// Application permissions, e.g. File.Read.All (repeat the flag for several).
@@ -41,8 +43,10 @@ pub enum AppsCommand {
     Delete {
         #[command(flatten)]
         store: StoreArgs,
+        /// The application's tenant.
         #[arg(long)]
         tenant: String,
+        /// The application's client id (`apps list` shows it).
         #[arg(long)]
         client_id: String,
     },
@@ -50,8 +54,10 @@ pub enum AppsCommand {
     RotateSecret {
         #[command(flatten)]
         store: StoreArgs,
+        /// The application's tenant.
         #[arg(long)]
         tenant: String,
+        /// The application's client id (`apps list` shows it).
         #[arg(long)]
         client_id: String,
     },
@@ -64,8 +70,10 @@ pub enum UsersCommand {
     Create {
         #[command(flatten)]
         store: StoreArgs,
+        /// The tenant the user belongs to.
         #[arg(long)]
         tenant: String,
+        /// The user's sign-in name (user principal name), e.g. alice@contoso.com.
         #[arg(long)]
         upn: String,
         /// Directory roles, e.g. "Security Reader" (repeat the flag for several): one MDE knows,
@@ -76,6 +84,8 @@ pub enum UsersCommand {
         /// server holds (a running server checks against its own).
         #[arg(long = "view-data-role", env = "FILEINTEL_VIEW_DATA_ROLES", value_delimiter = ',')]
         view_data_roles: Vec<String>,
+        /// The user's password (better from FILEINTEL_USER_PASSWORD or standard input, which no
+        /// process list shows).
         #[arg(long, env = "FILEINTEL_USER_PASSWORD", hide_env_values = true)]
         password: Option<String>,
     },
@@ -88,8 +98,10 @@ pub enum UsersCommand {
     Delete {
         #[command(flatten)]
         store: StoreArgs,
+        /// The user's tenant.
         #[arg(long)]
         tenant: String,
+        /// The user's sign-in name (`users list` shows it).
         #[arg(long)]
         upn: String,
     },
@@ -156,10 +168,21 @@ enum Target {
 }
 
 impl Target {
-    /// The database when one is named; else the server answering on the data directory's admin
-    /// socket (a server on the embedded store, or a replica whose data directory this is, which
-    /// holds no store there to open); else the embedded store itself.
+    /// The target of a command that adds something: the database when one is named; else the
+    /// server answering on the data directory's admin socket (a server on the embedded store, or
+    /// a replica whose data directory this is, which holds no store there to open); else the
+    /// embedded store itself, created if missing.
     async fn open(args: &StoreArgs) -> anyhow::Result<Target> {
+        Target::open_as(args, true).await
+    }
+
+    /// The target of a command that reads or changes what exists: a missing data directory is
+    /// an error (most likely a mistyped path), and nothing is created.
+    async fn existing(args: &StoreArgs) -> anyhow::Result<Target> {
+        Target::open_as(args, false).await
+    }
+
+    async fn open_as(args: &StoreArgs, create: bool) -> anyhow::Result<Target> {
         if let Some(database) = args.database.connect().await? {
             return Ok(Target::Store(Arc::new(database)));
         }
@@ -167,6 +190,9 @@ impl Target {
         // A socket nobody answers on is left by a server that was killed.
         if tokio::net::UnixStream::connect(&socket).await.is_ok() {
             return Ok(Target::Server(socket));
+        }
+        if !create && !args.data_dir.exists() {
+            bail!("the data directory {} does not exist", args.data_dir.display());
         }
         match args.open() {
             Ok(store) => Ok(Target::Store(Arc::new(store))),
@@ -239,7 +265,7 @@ pub fn run_apps(command: AppsCommand) -> anyhow::Result<ExitCode> {
                     }
                 }
             },
-            AppsCommand::List { store } => match Target::open(&store).await? {
+            AppsCommand::List { store } => match Target::existing(&store).await? {
                 Target::Store(store) => {
                     let listed = store.list_applications().await?.iter().map(fileintel_auth::public_view).collect();
                     print_json(&Value::Array(listed))?;
@@ -250,7 +276,7 @@ pub fn run_apps(command: AppsCommand) -> anyhow::Result<ExitCode> {
                 },
             },
             AppsCommand::Delete { store, tenant, client_id } => {
-                let deleted = match Target::open(&store).await? {
+                let deleted = match Target::existing(&store).await? {
                     Target::Store(store) => store.delete_application(&tenant, &client_id).await?,
                     Target::Server(socket) => {
                         match admin(&socket, "DELETE", &format!("/admin/apps/{tenant}/{client_id}"), None).await? {
@@ -265,7 +291,7 @@ pub fn run_apps(command: AppsCommand) -> anyhow::Result<ExitCode> {
                 }
                 println!("deleted application {client_id} of tenant {tenant}");
             }
-            AppsCommand::RotateSecret { store, tenant, client_id } => match Target::open(&store).await? {
+            AppsCommand::RotateSecret { store, tenant, client_id } => match Target::existing(&store).await? {
                 Target::Store(store) => {
                     let Some(application) = store.get_application(&tenant, &client_id).await? else {
                         bail!("no application {client_id} in tenant {tenant}");
@@ -325,7 +351,7 @@ pub fn run_users(command: UsersCommand) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-            UsersCommand::List { store } => match Target::open(&store).await? {
+            UsersCommand::List { store } => match Target::existing(&store).await? {
                 Target::Store(store) => {
                     let listed = store.list_users().await?.iter().map(fileintel_auth::public_user).collect();
                     print_json(&Value::Array(listed))?;
@@ -336,7 +362,7 @@ pub fn run_users(command: UsersCommand) -> anyhow::Result<ExitCode> {
                 },
             },
             UsersCommand::Delete { store, tenant, upn } => {
-                let deleted = match Target::open(&store).await? {
+                let deleted = match Target::existing(&store).await? {
                     Target::Store(store) => store.delete_user(&tenant, &upn).await?,
                     Target::Server(socket) => {
                         match admin(&socket, "DELETE", &format!("/admin/users/{tenant}/{upn}"), None).await? {
@@ -370,7 +396,7 @@ pub fn run_keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
                     (status, body) => return Err(server_said(status, &body)),
                 },
             },
-            KeysCommand::List { store } => match Target::open(&store).await? {
+            KeysCommand::List { store } => match Target::existing(&store).await? {
                 Target::Store(store) => {
                     let listed: Vec<Value> = store
                         .signing_keys()

@@ -2,6 +2,7 @@
 
 mod analyze;
 mod devcert;
+mod exit;
 mod feeds;
 mod identity;
 mod ingest;
@@ -14,9 +15,13 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-/// A self-hosted file-intelligence service that speaks Microsoft Defender for Endpoint's Files API.
+/// A file-intelligence service of your own: it answers Microsoft Defender for Endpoint's Files
+/// API (`GET /api/files/{hash}`, `/stats`, `/machines`) from your telemetry (Sysmon event logs,
+/// MDE exports, NDJSON), static analysis of files, and threat-intelligence feeds.
+///
+/// Start with `fileintel serve --demo`, which prints a token command and a first query.
 #[derive(Parser)]
-#[command(name = "fileintel", version, about)]
+#[command(name = "fileintel", version, after_help = AFTER_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -50,23 +55,33 @@ enum Command {
     /// The roots Authenticode signatures are verified against: Microsoft's root program.
     #[command(subcommand)]
     TrustRoots(roots::TrustRootsCommand),
-    /// Benchmarks: lookups against a ceiling server, ingestion against a parse-only pass.
-    Bench(fileintel_bench::BenchArgs),
-    /// Benchmarks: import of real event logs against a parse-only pass, and `/stats` latency.
-    BenchTelemetry(fileintel_bench::TelemetryArgs),
-    /// Benchmarks: static analysis of real files against sha256sum and osslsigncode.
-    BenchAnalysis(fileintel_bench::AnalysisArgs),
-    /// Benchmarks: import of a generated STIX bundle against a parse-only pass.
-    BenchFeeds(fileintel_bench::FeedsArgs),
-    /// The ceiling server the lookup benchmark compares against (started by `bench`).
+    /// Benchmarks of this build (see BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    /// The ceiling server the lookup benchmark compares against (started by `bench lookups`).
     #[command(hide = true)]
     BenchCeiling(fileintel_bench::CeilingArgs),
 }
 
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Lookups against a ceiling server, and ingestion against a parse-only pass.
+    Lookups(fileintel_bench::BenchArgs),
+    /// Import of real event logs against a parse-only pass, and `/stats` latency.
+    Telemetry(fileintel_bench::TelemetryArgs),
+    /// Static analysis of real files against sha256sum and osslsigncode.
+    Analysis(fileintel_bench::AnalysisArgs),
+    /// Import of a generated STIX bundle against a parse-only pass.
+    Feeds(fileintel_bench::FeedsArgs),
+}
+
+const AFTER_HELP: &str = "Exit codes: 0 done (an import took everything), 1 failed, 2 wrong command line, \
+3 an import took what it could and rejected some records.";
+
 /// Where the store lives: the embedded store in a data directory (the default), or PostgreSQL.
 #[derive(clap::Args, Debug, Clone)]
 pub struct StoreArgs {
-    /// Data directory of the embedded store (created if missing). With --database-url it holds
+    /// Data directory of the embedded store (created by the commands that add data, if missing). With --database-url it holds
     /// only this process's own files (the admin socket).
     #[arg(long, env = "FILEINTEL_DATA_DIR", default_value = "fileintel-data")]
     pub data_dir: PathBuf,
@@ -124,7 +139,17 @@ impl StoreArgs {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            // Help and version are asked for, not mistakes.
+            return match error.use_stderr() {
+                true => std::process::ExitCode::from(exit::USAGE),
+                false => std::process::ExitCode::SUCCESS,
+            };
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("FILEINTEL_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
@@ -141,17 +166,75 @@ fn main() -> std::process::ExitCode {
         Command::DevCert(args) => devcert::run(args),
         Command::TrustRoots(command) => roots::run(command),
         Command::Migrate(args) => migrate::run(args),
-        Command::Bench(args) => fileintel_bench::run(args),
-        Command::BenchTelemetry(args) => fileintel_bench::run_telemetry(args),
-        Command::BenchAnalysis(args) => fileintel_bench::run_analysis(args),
-        Command::BenchFeeds(args) => fileintel_bench::run_feeds(args),
+        Command::Bench(BenchCommand::Lookups(args)) => fileintel_bench::run(args),
+        Command::Bench(BenchCommand::Telemetry(args)) => fileintel_bench::run_telemetry(args),
+        Command::Bench(BenchCommand::Analysis(args)) => fileintel_bench::run_analysis(args),
+        Command::Bench(BenchCommand::Feeds(args)) => fileintel_bench::run_feeds(args),
         Command::BenchCeiling(args) => fileintel_bench::run_ceiling(args),
     };
     match result {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(exit::FAILED)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every option and positional argument of `command` and of its subcommands, as
+    /// "fileintel sub --option", that has no description.
+    fn undescribed(command: &clap::Command, path: &str, found: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            if arg.is_hide_set() || ["help", "version"].contains(&arg.get_id().as_str()) {
+                continue;
+            }
+            if arg.get_help().is_none_or(|help| help.to_string().trim().is_empty()) {
+                let name = arg.get_long().map_or_else(|| arg.get_id().to_string(), |long| format!("--{long}"));
+                found.push(format!("{path} {name}"));
+            }
+        }
+        for sub in command.get_subcommands() {
+            if sub.is_hide_set() {
+                continue;
+            }
+            if sub.get_about().is_none() {
+                found.push(format!("{path} {} (the command itself)", sub.get_name()));
+            }
+            undescribed(sub, &format!("{path} {}", sub.get_name()), found);
+        }
+    }
+
+    #[test]
+    fn every_command_and_every_option_of_every_command_has_a_description() {
+        use clap::CommandFactory;
+        let mut command = Cli::command();
+        command.build();
+        let mut found = Vec::new();
+        undescribed(&command, "fileintel", &mut found);
+        assert!(found.is_empty(), "without a description:\n{}", found.join("\n"));
+    }
+
+    #[test]
+    fn the_help_says_what_fileintel_is_for_and_lists_the_exit_codes() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("Defender for Endpoint's Files"), "{help}");
+        assert!(!help.contains("Thin glue"), "{help}");
+        assert!(help.contains("3 an import took what it could"), "{help}");
+        for bench in ["bench-telemetry", "bench-analysis", "bench-feeds", "bench-ceiling"] {
+            assert!(!help.contains(bench), "{bench} is listed: {help}");
+        }
+    }
+
+    #[test]
+    fn the_benchmarks_are_subcommands_of_bench() {
+        for sub in ["lookups", "telemetry", "analysis", "feeds"] {
+            assert!(Cli::try_parse_from(["fileintel", "bench", sub, "--help"]).is_err_and(|error| !error.use_stderr()));
+        }
+        assert!(Cli::try_parse_from(["fileintel", "bench-telemetry"]).is_err());
     }
 }

@@ -61,10 +61,11 @@ pub struct ServeArgs {
     #[arg(long, env = "FILEINTEL_RATE_LIMIT_REDIS")]
     rate_limit_redis: Option<String>,
     /// A budget other than MDE's 100 a minute and 1500 an hour, as NAME=PER_MINUTE/PER_HOUR, where
-    /// NAME is an API (files, ingest, token), a tenant or an application's client id. Repeatable.
+    /// NAME is an API (files, stats, machines, ingest, analyze, feeds, indicators, token), a known
+    /// tenant or an application's client id. Repeatable.
     #[arg(long = "rate-limit", env = "FILEINTEL_RATE_LIMITS", value_delimiter = ',')]
     rate_limits: Vec<String>,
-    /// An application (client id) that is never rate limited. Repeatable.
+    /// A registered application (client id) that is never rate limited. Repeatable.
     #[arg(long = "rate-limit-exempt", env = "FILEINTEL_RATE_LIMIT_EXEMPT", value_delimiter = ',')]
     rate_limit_exempt: Vec<String>,
     /// A proxy or load balancer whose X-Forwarded-For names the real client (for the per-address
@@ -191,9 +192,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let auth = AuthState::new(!args.insecure_no_auth, public_urls, keys, fileintel_auth::tokens::default_audiences())
         .context("loading the signing keys")?
         .with_view_data_roles(args.view_data_roles.clone());
+    let mut external_tenants = Vec::new();
     let auth = match &args.trusted_issuers {
         Some(path) => {
             let issuers = fileintel_server::issuers::ExternalIssuers::load(path).map_err(anyhow::Error::msg)?;
+            external_tenants.extend(issuers.tenants().map(str::to_owned));
             auth.with_external_issuers(issuers)
         }
         None => auth,
@@ -208,7 +211,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             None
         }
     };
-    let (limits, limiter) = rate_limits(&args)?;
+    let applications = store.list_applications().await.context("listing the applications")?;
+    let known = KnownCallers {
+        tenants: applications
+            .iter()
+            .map(|application| application.tenant.clone())
+            .chain(store.list_users().await.context("listing the users")?.into_iter().map(|user| user.tenant))
+            .chain(external_tenants)
+            .collect(),
+        applications: applications.iter().map(|application| application.client_id.clone()).collect(),
+        external_issuers: args.trusted_issuers.is_some(),
+    };
+    let (limits, limiter) = rate_limits(&args, &known)?;
     let state = AppState::new(store, config, auth).with_rate_limits(limits, limiter);
     if args.store.database.database_url.is_some() {
         refresh_keys(state.clone());
@@ -224,6 +238,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(%address, store = %location, "fileintel is serving");
     // On stdout as well, for scripts and tests that asked for port 0.
     say(&format!("fileintel listening on {scheme}://{address}"));
+    if applications.is_empty() && !args.insecure_no_auth {
+        say(&format!(
+            "no application may obtain a token yet; register one with:\n  {}",
+            apps_create_command(&args.store)
+        ));
+    }
     if let Some(secret) = demo_secret {
         // Commands to paste as they are: an address a client can reach, curl failing loudly
         // (-f), and over TLS the certificate to trust (the file served, which holds the chain).
@@ -319,10 +339,62 @@ where
     });
 }
 
-fn rate_limits(args: &ServeArgs) -> anyhow::Result<(RateLimits, Limiter)> {
-    let mut limits = RateLimits { enabled: !args.rate_limit_off, ..RateLimits::default() };
-    limits.exempt = args.rate_limit_exempt.iter().cloned().collect();
-    for spec in &args.rate_limits {
+/// Who `--rate-limit` and `--rate-limit-exempt` may name besides an API: the tenants and
+/// applications this server knows, so that a mistyped name is refused rather than becoming a
+/// budget nobody spends.
+#[derive(Debug, Default)]
+struct KnownCallers {
+    tenants: std::collections::BTreeSet<String>,
+    applications: std::collections::BTreeSet<String>,
+    /// Applications of trusted external issuers cannot be listed: any client id (a GUID) may be one.
+    external_issuers: bool,
+}
+
+impl KnownCallers {
+    fn is_application(&self, name: &str) -> bool {
+        self.applications.contains(name) || (self.external_issuers && uuid::Uuid::try_parse(name).is_ok())
+    }
+
+    /// What `option` could have named instead of `name`.
+    fn refuse(&self, option: &str, name: &str, apis: bool) -> anyhow::Error {
+        let list = |names: &mut dyn Iterator<Item = &str>| {
+            let names: Vec<&str> = names.collect();
+            if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+        };
+        let mut message = format!("{option} {name}: no such ");
+        if apis {
+            message += &format!(
+                "API, tenant or application.\nAPIs: {}\ntenants: {}\n",
+                RateLimits::API_NAMES.join(", "),
+                list(&mut self.tenants.iter().map(String::as_str))
+            );
+        } else {
+            message += "application.\n";
+        }
+        message += &format!("applications (client ids): {}", list(&mut self.applications.iter().map(String::as_str)));
+        if self.external_issuers {
+            message += " (and any GUID, for applications of the trusted issuers)";
+        }
+        anyhow::anyhow!(message)
+    }
+}
+
+/// The budgets `--rate-limit` and `--rate-limit-exempt` configure, each name checked against the
+/// APIs and the callers the server knows.
+fn configured_limits(
+    specs: &[String],
+    exempt: &[String],
+    enabled: bool,
+    known: &KnownCallers,
+) -> anyhow::Result<RateLimits> {
+    let mut limits = RateLimits { enabled, ..RateLimits::default() };
+    for client_id in exempt {
+        if !known.is_application(client_id) {
+            return Err(known.refuse("--rate-limit-exempt", client_id, false));
+        }
+        limits.exempt.insert(client_id.clone());
+    }
+    for spec in specs {
         let parse = || -> Option<(String, Vec<Window>)> {
             let (name, budget) = spec.split_once('=')?;
             let (minute, hour) = budget.split_once('/')?;
@@ -335,17 +407,51 @@ fn rate_limits(args: &ServeArgs) -> anyhow::Result<(RateLimits, Limiter)> {
         };
         let (name, windows) =
             parse().with_context(|| format!("--rate-limit {spec}: expected NAME=PER_MINUTE/PER_HOUR"))?;
-        match name.as_str() {
-            "files" | "ingest" | "token" => limits.per_api.insert(name, windows),
-            _ => limits.per_caller.insert(name, windows),
-        };
+        if RateLimits::API_NAMES.contains(&name.as_str()) {
+            limits.per_api.insert(name, windows);
+        } else if known.tenants.contains(&name) || known.is_application(&name) {
+            limits.per_caller.insert(name, windows);
+        } else {
+            return Err(known.refuse("--rate-limit", &name, true));
+        }
     }
+    Ok(limits)
+}
+
+fn rate_limits(args: &ServeArgs, known: &KnownCallers) -> anyhow::Result<(RateLimits, Limiter)> {
+    let limits = configured_limits(&args.rate_limits, &args.rate_limit_exempt, !args.rate_limit_off, known)?;
     let limiter = match &args.rate_limit_redis {
         Some(url) => Limiter::with_redis(url).map_err(anyhow::Error::msg).context("--rate-limit-redis")?,
         None => Limiter::local(),
     };
     tracing::info!(backend = limiter.backend(), enabled = limits.enabled, "rate limits");
     Ok((limits, limiter))
+}
+
+/// The `fileintel apps create` command that registers a first application in this server's
+/// store, ready to paste. A database password is not printed: the command then reads the URL
+/// from `FILEINTEL_DATABASE_URL`, which the user has (or sets) for the server anyway.
+fn apps_create_command(store: &StoreArgs) -> String {
+    let place = match &store.database.database_url {
+        Some(url) if url_has_password(url) => "--database-url \"$FILEINTEL_DATABASE_URL\"".to_owned(),
+        Some(url) => format!("--database-url {}", shell_quoted(url)),
+        None => format!("--data-dir {}", shell_quoted(&store.data_dir.display().to_string())),
+    };
+    format!("fileintel apps create {place} --tenant my-tenant --name my-app --role File.Read.All")
+}
+
+/// Whether a PostgreSQL URL (or key=value connection string) carries a password.
+fn url_has_password(url: &str) -> bool {
+    let authority = url.split_once("://").map(|(_, rest)| rest.split(['/', '?']).next().unwrap_or_default());
+    let in_authority =
+        authority.and_then(|authority| authority.rsplit_once('@')).is_some_and(|(user, _)| user.contains(':'));
+    in_authority || url.contains("password")
+}
+
+/// `text` as one word of a POSIX shell command.
+fn shell_quoted(text: &str) -> String {
+    let plain = !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:@%+=,".contains(c));
+    if plain { text.to_owned() } else { format!("'{}'", text.replace('\'', "'\\''")) }
 }
 
 /// The admin API's socket in the data directory, owner only. A stale one from a killed server
@@ -431,6 +537,93 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn known() -> KnownCallers {
+        KnownCallers {
+            tenants: ["contoso".to_owned()].into(),
+            applications: ["11111111-2222-3333-4444-555555555555".to_owned()].into(),
+            external_issuers: false,
+        }
+    }
+
+    fn specs(specs: &[&str]) -> Vec<String> {
+        specs.iter().map(|spec| spec.to_string()).collect()
+    }
+
+    #[test]
+    fn every_api_the_throttle_knows_can_be_given_its_own_budget() {
+        for api in RateLimits::API_NAMES {
+            let limits = configured_limits(&specs(&[&format!("{api}=10/100")]), &[], true, &known()).unwrap();
+            let windows = &limits.per_api[api];
+            assert_eq!((windows[0].limit, windows[1].limit), (10, 100), "{api}");
+            assert!(limits.per_caller.is_empty(), "{api} is an API, not a caller");
+            assert_eq!(limits.windows(api, "contoso", "any").len(), 2);
+        }
+        let limits = configured_limits(&specs(&["stats=10/100"]), &[], true, &known()).unwrap();
+        assert_eq!(limits.windows("stats", "contoso", "any")[0].limit, 10);
+        assert_eq!(limits.windows("files", "contoso", "any")[0].limit, 100, "other APIs keep MDE's budget");
+    }
+
+    #[test]
+    fn a_known_tenant_or_application_gets_a_budget_of_its_own() {
+        let app = "11111111-2222-3333-4444-555555555555";
+        let limits = configured_limits(&specs(&["contoso=5/50", &format!("{app}=7/70")]), &[], true, &known()).unwrap();
+        assert!(limits.per_api.is_empty());
+        assert_eq!(limits.windows("files", "contoso", "another app")[0].limit, 5);
+        assert_eq!(limits.windows("files", "contoso", app)[0].limit, 7, "the application's budget comes first");
+        assert_eq!(limits.windows("files", "fabrikam", "another app")[0].limit, 100);
+    }
+
+    #[test]
+    fn a_name_that_is_no_api_tenant_or_application_is_refused_with_the_valid_names() {
+        let error = configured_limits(&specs(&["stat=10/100"]), &[], true, &known()).unwrap_err().to_string();
+        assert!(error.starts_with("--rate-limit stat: no such API, tenant or application"), "{error}");
+        for name in RateLimits::API_NAMES.into_iter().chain(["contoso", "11111111-2222-3333-4444-555555555555"]) {
+            assert!(error.contains(name), "{name} is not listed in: {error}");
+        }
+        let guid = "99999999-2222-3333-4444-555555555555";
+        assert!(configured_limits(&specs(&[&format!("{guid}=1/1")]), &[], true, &known()).is_err());
+        let external = KnownCallers { external_issuers: true, ..known() };
+        assert!(
+            configured_limits(&specs(&[&format!("{guid}=1/1")]), &[], true, &external).is_ok(),
+            "an external issuer's application cannot be listed, so any client id may be one"
+        );
+        assert!(configured_limits(&specs(&["fabrikam=1/1"]), &[], true, &external).is_err());
+    }
+
+    #[test]
+    fn only_a_known_application_can_be_exempted() {
+        let app = "11111111-2222-3333-4444-555555555555";
+        let limits = configured_limits(&[], &specs(&[app]), true, &known()).unwrap();
+        assert!(limits.exempt.contains(app));
+        let error = configured_limits(&[], &specs(&["contoso"]), true, &known()).unwrap_err().to_string();
+        assert!(error.starts_with("--rate-limit-exempt contoso: no such application"), "{error}");
+        assert!(error.contains(app), "{error}");
+    }
+
+    #[test]
+    fn a_malformed_or_zero_budget_is_refused() {
+        for spec in ["files", "files=10", "files=0/100", "files=ten/100"] {
+            assert!(configured_limits(&specs(&[spec]), &[], true, &known()).is_err(), "{spec}");
+        }
+    }
+
+    #[test]
+    fn the_apps_create_hint_names_the_store_and_never_a_database_password() {
+        let mut store = StoreArgs { data_dir: "my data".into(), cache_mb: 1, database: crate::DatabaseArgs::default() };
+        assert_eq!(
+            apps_create_command(&store),
+            "fileintel apps create --data-dir 'my data' --tenant my-tenant --name my-app --role File.Read.All"
+        );
+        store.database.database_url = Some("postgres://postgres@127.0.0.1:5432/test".into());
+        assert!(apps_create_command(&store).contains("--database-url postgres://postgres@127.0.0.1:5432/test "));
+        for url in ["postgres://app:s3cret@db/fileintel", "host=db user=app password=s3cret"] {
+            store.database.database_url = Some(url.into());
+            let command = apps_create_command(&store);
+            assert!(!command.contains("s3cret"), "{command}");
+            assert!(command.contains("--database-url \"$FILEINTEL_DATABASE_URL\""), "{command}");
+        }
+    }
 
     #[test]
     fn demo_times_move_forward_by_whole_days_only() {

@@ -158,13 +158,14 @@ fn ingest_reports_rejected_lines_and_the_server_then_answers_from_the_store() {
     std::fs::write(&input, lines.join("\n")).unwrap();
     let data = dir.path().join("data");
     let output = Command::new(BIN).args(["ingest", "--json", "--data-dir"]).arg(&data).arg(&input).output().unwrap();
-    assert_eq!(output.status.code(), Some(2), "rejections give exit code 2");
+    assert_eq!(output.status.code(), Some(3), "rejections give exit code 3");
     let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(summary[0]["accepted"], 3);
-    assert_eq!(summary[0]["rejected"], 2);
-    assert_eq!(summary[0]["rejectedLines"][0]["line"], 2);
-    assert_eq!(summary[0]["rejectedLines"][1]["line"], 4);
-    assert!(summary[0]["rejectedLines"][1]["reason"].as_str().unwrap().contains("sha256"));
+    assert_eq!(summary["input"], input.display().to_string());
+    assert_eq!(summary["accepted"], 3);
+    assert_eq!(summary["rejected"], 2);
+    assert_eq!(summary["rejectedLines"][0]["line"], 2);
+    assert_eq!(summary["rejectedLines"][1]["line"], 4);
+    assert!(summary["rejectedLines"][1]["reason"].as_str().unwrap().contains("sha256"));
 
     let server = start_server(&data);
     let (status, file) = get_json(server.address, &format!("/api/files/{}", sha1.to_uppercase()));
@@ -753,7 +754,7 @@ fn feeds_imported_here_decide_what_the_server_answers() {
         .arg(&feed)
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(2), "a rejected line makes the exit status 2");
+    assert_eq!(output.status.code(), Some(3), "a rejected line makes the exit status 3");
     let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!((summary["taken"].clone(), summary["rejected"].clone()), (Value::from(1), Value::from(1)));
     assert!(String::from_utf8_lossy(&output.stderr).contains("line 3"), "the rejection names its line");
