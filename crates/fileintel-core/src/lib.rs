@@ -29,7 +29,7 @@ pub use entity::{FileEntity, file_entity_context};
 pub use hash::{FileHash, FileHashes, HashError, Md5, PairingConflict, Sha1, Sha256};
 pub use identity::{Application, SigningKey, User};
 pub use indicator::Indicator;
-pub use ndjson::{IngestSummary, NdjsonReader, ParsedBatch};
+pub use ndjson::{IngestSummary, NdjsonReader, ParsedBatch, RejectionList};
 pub use observation::{
     DEFAULT_TENANT, IdentifierTooLong, MAX_ID_BYTES, MAX_REASON_BYTES, Observation, ObservationError, Position,
     Rejection, ReportedFacts, check_identifier,

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use fileintel_core::{IngestSummary, NdjsonReader, ParsedBatch, Position, Rejection};
+use fileintel_core::{IngestSummary, NdjsonReader, ParsedBatch, Position, Rejection, RejectionList};
 use tokio::task::JoinHandle;
 
 use crate::{IngestOutcome, Store, StoreError};
@@ -27,7 +27,9 @@ pub struct Ingestor {
     batch_size: usize,
     in_flight: Option<Commit>,
     summary: IngestSummary,
-    rejections: Vec<Rejection>,
+    /// The first rejections, in input order, and a count of the rest: a body of nothing but bad
+    /// records must not cost memory for each.
+    rejections: RejectionList,
     /// Observations gathered from several inputs until a commit's worth, with the input of each.
     pending: ParsedBatch,
     pending_labels: Labels,
@@ -55,7 +57,7 @@ impl Ingestor {
             batch_size: batch_size.max(1),
             in_flight: None,
             summary: IngestSummary::default(),
-            rejections: Vec::new(),
+            rejections: RejectionList::default(),
             pending: ParsedBatch::default(),
             pending_labels: Vec::new(),
             pending_hashes: HashMap::new(),
@@ -88,8 +90,8 @@ impl Ingestor {
         self.commit_pending().await?;
         self.wait().await?;
         let summary = std::mem::take(&mut self.summary);
-        let rejections = std::mem::take(&mut self.rejections);
-        Ok(summary.finish(rejections, self.started.elapsed().as_secs_f64()))
+        let (rejections, omitted) = std::mem::take(&mut self.rejections).into_parts();
+        Ok(summary.finish(rejections, omitted, self.started.elapsed().as_secs_f64()))
     }
 
     /// Commits a batch parsed elsewhere (by an importer), after the previous one is durable.
@@ -103,10 +105,10 @@ impl Ingestor {
         let ParsedBatch { observations, positions, rejections, records } = batch;
         self.summary.records += records;
         self.summary.rejected += rejections.len() as u64;
-        self.rejections.extend(rejections.into_iter().map(|mut rejection| {
+        for mut rejection in rejections {
             rejection.input = label.as_deref().map(str::to_owned);
-            rejection
-        }));
+            self.rejections.push(rejection);
+        }
         for (observation, position) in observations.into_iter().zip(positions) {
             let slots = self.pending_hashes.entry(self.hasher.hash_one(&observation)).or_default();
             if let Some(&slot) = slots.iter().find(|&&slot| self.pending.observations[slot] == observation) {
@@ -158,7 +160,7 @@ impl Ingestor {
         for (index, reason) in outcome.rejected {
             let at = positions.get(index).copied().unwrap_or(Position::Line(0));
             let input = labels.get(index).cloned().flatten().as_deref().map(str::to_owned);
-            self.rejections.push(Rejection { input, at, reason });
+            self.rejections.push(Rejection { input, ..Rejection::new(at, reason) });
         }
         Ok(())
     }
