@@ -69,8 +69,13 @@ fn one_upload_of_any_kind_keeps_the_server_under_300_mb() {
     let (peak, now) = memory_mib(&node);
     assert!(peak < LIMIT_MIB, "bad lines: peak {peak} MiB (now {now} MiB)");
 
-    let record = r#"{"time":"2024-03-01T10:00:00Z","category":"AdvancedHunting-DeviceFileEvents","properties":{"DeviceId":"d","SHA1":"68b26c16080d71013123c6dee7b1aabc3d2857d0"}}"#;
-    let records = vec![record; size / record.len()].join(",\n    ");
+    // Many short properties, as real records have: a JSON tree costs most per small value.
+    let extra: Vec<String> = (0..60).map(|i| format!(r#""P{i}":"v""#)).collect();
+    let extra = extra.join(",");
+    let record = format!(
+        r#"{{"time":"2024-03-01T10:00:00Z","category":"AdvancedHunting-DeviceFileEvents","properties":{{"DeviceId":"d","SHA1":"68b26c16080d71013123c6dee7b1aabc3d2857d0",{extra}}}}}"#
+    );
+    let records = vec![record.as_str(); size / record.len()].join(",\n    ");
     let document = format!("{{\n  \"records\": [\n    {records}\n  ]\n}}\n");
     let path = "/api/ingest/observations?format=mde-json";
     let (status, answer) = post(node.address, path, document);
@@ -80,7 +85,7 @@ fn one_upload_of_any_kind_keeps_the_server_under_300_mb() {
     assert!(peak < LIMIT_MIB, "MDE document: peak {peak} MiB (now {now} MiB)");
 
     let attribute = format!(
-        r#"{{"uuid":"5f1c2d3e-aaaa-bbbb-cccc-000000000000","type":"sha256","value":"{}","to_ids":true,"timestamp":"1700000000","category":"Payload delivery","comment":""}}"#,
+        r#"{{"uuid":"5f1c2d3e-aaaa-bbbb-cccc-000000000000","type":"sha256","value":"{}","to_ids":true,"timestamp":"1700000000","Tag":[{{"name":"t"}}],{extra}}}"#,
         "a".repeat(64)
     );
     let attributes = vec![attribute.as_str(); size / attribute.len()].join(",");
