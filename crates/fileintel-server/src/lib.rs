@@ -166,10 +166,8 @@ impl AppState {
     /// A permit to read an upload's body, or 429 when [`ServerConfig::max_uploads`] are being
     /// read already: the client tries again shortly rather than every upload sharing memory.
     pub(crate) fn upload_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
-        self.uploads.clone().try_acquire_owned().map_err(|_| {
-            tracing::warn!(limit = self.config.max_uploads, "an upload refused: as many are in flight as allowed");
-            ApiError::TooManyRequests { retry_after: 1 }
-        })
+        // The refusal is logged as every refusal is, by the error envelope.
+        self.uploads.clone().try_acquire_owned().map_err(|_| ApiError::TooManyRequests { retry_after: 1 })
     }
 }
 
@@ -359,12 +357,26 @@ where
         let accepted = self.inner.accept(stream, service);
         Box::pin(async move {
             let Ok(permit) = permit else {
-                tracing::warn!("a connection closed at once: as many are open as --max-connections allows");
+                warn_connection_cap();
                 return Err(std::io::Error::other("the connection cap is reached"));
             };
             let (stream, service) = accepted.await?;
             Ok((Permitted { stream, _permit: permit }, service))
         })
+    }
+}
+
+/// Says that connections are being closed at the cap, at most once a minute: a flood of
+/// connections must not become a flood of log lines.
+fn warn_connection_cap() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let now = limits::now_millis().max(0) as u64;
+    let next = NEXT.load(Ordering::Relaxed);
+    if now >= next && NEXT.compare_exchange(next, now + 60_000, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+        tracing::warn!(
+            "connections are closed at once: as many are open as --max-connections allows (logged at most once a minute)"
+        );
     }
 }
 
