@@ -29,9 +29,10 @@ pub use entity::{FileEntity, file_entity_context};
 pub use hash::{FileHash, FileHashes, HashError, Md5, PairingConflict, Sha1, Sha256};
 pub use identity::{Application, SigningKey, User};
 pub use indicator::Indicator;
-pub use ndjson::{IngestSummary, NdjsonReader, ParsedBatch};
+pub use ndjson::{IngestSummary, NdjsonReader, ParsedBatch, RejectionList};
 pub use observation::{
-    DEFAULT_TENANT, MAX_ID_BYTES, Observation, ObservationError, Position, Rejection, ReportedFacts,
+    DEFAULT_TENANT, IdentifierTooLong, MAX_ID_BYTES, MAX_REASON_BYTES, Observation, ObservationError, Position,
+    Rejection, ReportedFacts, check_identifier,
 };
 pub use record::{
     DeterminationType, FactSource, FactSources, FileFacts, FileRecord, NAMES_PER_SIGHTING, Sighting, top_names,

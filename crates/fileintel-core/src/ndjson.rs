@@ -26,6 +26,13 @@ impl ParsedBatch {
         self.observations.is_empty()
     }
 
+    /// Whether the batch holds `max` records, observations and rejections together: decoders
+    /// stop there, so that a run of bad records is handed on in batches like good ones rather
+    /// than gathered whole.
+    pub fn is_full(&self, max: usize) -> bool {
+        self.observations.len() + self.rejections.len() >= max
+    }
+
     pub fn push(&mut self, at: Position, observation: Observation) {
         self.observations.push(observation);
         self.positions.push(at);
@@ -96,9 +103,10 @@ impl NdjsonReader {
         }
     }
 
-    /// Observations parsed so far and not yet taken.
+    /// Records parsed so far and not yet taken, observations and rejections alike (a body of
+    /// nothing but bad lines must be taken in batches too).
     pub fn pending(&self) -> usize {
-        self.batch.len()
+        self.batch.len() + self.batch.rejections.len()
     }
 
     /// The observations and rejections so far, not yet taken.
@@ -168,21 +176,51 @@ pub struct IngestSummary {
     pub rejected_lines: Vec<Rejection>,
     /// True when more lines were rejected than are listed.
     pub rejected_lines_truncated: bool,
+    /// How many rejected records are not listed: only the first [`MAX_REPORTED_REJECTIONS`] are.
+    pub rejected_lines_omitted: u64,
 }
 
 /// Caps the rejections listed in one summary, so a wholly bad upload cannot produce an unbounded answer.
 pub const MAX_REPORTED_REJECTIONS: usize = 10_000;
 
 impl IngestSummary {
-    /// Builds the summary, listing rejections in line order.
-    pub fn finish(mut self, mut rejections: Vec<Rejection>, seconds: f64) -> Self {
+    /// Builds the summary, listing rejections in line order; `omitted` counts rejections already
+    /// dropped (see [`RejectionList`]).
+    pub fn finish(mut self, mut rejections: Vec<Rejection>, omitted: u64, seconds: f64) -> Self {
         rejections.sort_by(|a, b| (&a.input, a.at).cmp(&(&b.input, b.at)));
-        self.rejected_lines_truncated = rejections.len() > MAX_REPORTED_REJECTIONS;
+        let over = rejections.len().saturating_sub(MAX_REPORTED_REJECTIONS) as u64;
         rejections.truncate(MAX_REPORTED_REJECTIONS);
+        self.rejected_lines_omitted = omitted + over;
+        self.rejected_lines_truncated = self.rejected_lines_omitted > 0;
         self.rejected_lines = rejections;
         self.seconds = seconds;
         self.observations_per_second = if seconds > 0.0 { self.accepted as f64 / seconds } else { 0.0 };
         self
+    }
+}
+
+/// The rejections an import lists: the first [`MAX_REPORTED_REJECTIONS`] in input order, and a
+/// count of the others, so that memory stays bounded however many records are bad.
+#[derive(Debug, Default)]
+pub struct RejectionList {
+    kept: Vec<Rejection>,
+    omitted: u64,
+}
+
+impl RejectionList {
+    pub fn push(&mut self, rejection: Rejection) {
+        self.kept.push(rejection);
+        // Trimmed at twice the limit, so each sort is paid for by as many pushes as it keeps.
+        if self.kept.len() >= 2 * MAX_REPORTED_REJECTIONS {
+            self.kept.sort_by(|a, b| (&a.input, a.at).cmp(&(&b.input, b.at)));
+            self.omitted += (self.kept.len() - MAX_REPORTED_REJECTIONS) as u64;
+            self.kept.truncate(MAX_REPORTED_REJECTIONS);
+        }
+    }
+
+    /// The rejections kept, and how many were dropped.
+    pub fn into_parts(self) -> (Vec<Rejection>, u64) {
+        (self.kept, self.omitted)
     }
 }
 
@@ -231,12 +269,43 @@ mod tests {
 
     #[test]
     fn the_summary_lists_rejections_in_line_order() {
-        let summary = IngestSummary { accepted: 10, ..Default::default() }
-            .finish(vec![Rejection::new(Position::Line(9), "b"), Rejection::new(Position::Line(2), "a")], 2.0);
+        let summary = IngestSummary { accepted: 10, ..Default::default() }.finish(
+            vec![Rejection::new(Position::Line(9), "b"), Rejection::new(Position::Line(2), "a")],
+            0,
+            2.0,
+        );
         assert_eq!(summary.rejected_lines[0].at, Position::Line(2));
         assert_eq!(summary.observations_per_second, 5.0);
         let json = serde_json::to_value(&summary).unwrap();
         assert_eq!(json["rejectedLines"][1]["reason"], "b");
         assert_eq!(json["rejectedLines"][0]["line"], 2);
+    }
+
+    #[test]
+    fn an_import_lists_the_first_rejections_and_counts_the_rest() {
+        let mut list = RejectionList::default();
+        let total = 5 * MAX_REPORTED_REJECTIONS as u64 + 7;
+        // Out of order, as store rejections come after later lines' parse rejections.
+        for line in (1..=total).rev() {
+            list.push(Rejection::new(Position::Line(line), "bad"));
+            assert!(list.kept.len() < 2 * MAX_REPORTED_REJECTIONS);
+        }
+        let (kept, omitted) = list.into_parts();
+        let summary = IngestSummary { rejected: total, ..Default::default() }.finish(kept, omitted, 1.0);
+        assert_eq!(summary.rejected_lines.len(), MAX_REPORTED_REJECTIONS);
+        assert_eq!(summary.rejected_lines[0].at, Position::Line(1));
+        assert_eq!(summary.rejected_lines.last().unwrap().at, Position::Line(MAX_REPORTED_REJECTIONS as u64));
+        assert_eq!(summary.rejected_lines_omitted, total - MAX_REPORTED_REJECTIONS as u64);
+        assert!(summary.rejected_lines_truncated);
+        assert_eq!(serde_json::to_value(&summary).unwrap()["rejectedLinesOmitted"], total - 10_000);
+    }
+
+    #[test]
+    fn a_reader_fed_only_bad_lines_hands_them_on_in_batches() {
+        let mut reader = NdjsonReader::new();
+        reader.push("{}\n".repeat(1000).as_bytes());
+        assert_eq!(reader.pending(), 1000);
+        assert_eq!(reader.take_batch().rejections.len(), 1000);
+        assert_eq!(reader.pending(), 0);
     }
 }

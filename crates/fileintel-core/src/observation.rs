@@ -25,9 +25,27 @@ pub struct Observation {
     pub reported: Option<Box<ReportedFacts>>,
 }
 
-/// The longest tenant id, device id and name, file name and platform a store keeps (keys are
-/// built from them).
+/// The longest identifier anything keeps or looks up by: tenant ids, device ids and names, file
+/// names, platforms, client ids, user names and source names. Keys are built from them (the
+/// embedded store refuses keys over 64 KiB; rate-limit budgets are keyed by them), so every input
+/// that becomes a key is held to this first.
 pub const MAX_ID_BYTES: usize = 1024;
+
+/// An identifier longer than [`MAX_ID_BYTES`]; the message names the field, never the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("field '{field}' is longer than {MAX_ID_BYTES} bytes")]
+pub struct IdentifierTooLong {
+    pub field: &'static str,
+}
+
+/// Checks one identifier against [`MAX_ID_BYTES`]: the one length rule for both stores, the
+/// token endpoint and every API that looks something up by name.
+pub fn check_identifier(field: &'static str, value: &str) -> Result<(), IdentifierTooLong> {
+    match value.len() > MAX_ID_BYTES {
+        true => Err(IdentifierTooLong { field }),
+        false => Ok(()),
+    }
+}
 
 impl Observation {
     /// The text fields a store keys on or keeps beside the keys, by their wire names.
@@ -43,11 +61,10 @@ impl Observation {
 
     /// Why the observation's identifiers are too long to keep, if one is.
     pub fn oversized(&self) -> Option<String> {
-        self.identifiers().into_iter().find_map(|(field, value)| {
-            value
-                .filter(|value| value.len() > MAX_ID_BYTES)
-                .map(|_| format!("field '{field}' is longer than {MAX_ID_BYTES} bytes"))
-        })
+        self.identifiers()
+            .into_iter()
+            .find_map(|(field, value)| value.and_then(|value| check_identifier(field, value).err()))
+            .map(|error| error.to_string())
     }
 }
 
@@ -66,6 +83,8 @@ pub enum ObservationError {
     Empty(&'static str),
     #[error("tenantId '{given}' is not the caller's tenant '{scope}'")]
     OtherTenant { given: String, scope: String },
+    #[error(transparent)]
+    TooLong(#[from] IdentifierTooLong),
 }
 
 // The wire form, borrowing from the input line wherever no unescaping is needed.
@@ -135,6 +154,11 @@ impl Observation {
         if hashes.is_empty() {
             return Err(ObservationError::Missing("sha1, sha256 or md5"));
         }
+        // Before the tenant is echoed in a rejection or anything is kept.
+        if let Some(tenant) = &raw.tenant_id {
+            check_identifier("tenantId", tenant)?;
+        }
+        check_identifier("deviceId", &device_id)?;
         let tenant_id = match (non_empty(raw.tenant_id), scope) {
             (Some(given), Some(scope)) if given != scope => {
                 return Err(ObservationError::OtherTenant { given, scope: scope.to_owned() });
@@ -179,6 +203,9 @@ impl std::fmt::Display for Position {
     }
 }
 
+/// The longest reason a [`Rejection`] keeps.
+pub const MAX_REASON_BYTES: usize = 512;
+
 /// A rejected input record: where it was and why. Serialized as `{"line": 3, "reason": ...}`
 /// (or `record`, or `offset`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -192,8 +219,19 @@ pub struct Rejection {
 }
 
 impl Rejection {
+    /// A rejection whose reason is cut to [`MAX_REASON_BYTES`]: reasons are for people, and may
+    /// quote the input.
     pub fn new(at: Position, reason: impl Into<String>) -> Self {
-        Rejection { input: None, at, reason: reason.into() }
+        let mut reason = reason.into();
+        if reason.len() > MAX_REASON_BYTES {
+            let mut end = MAX_REASON_BYTES;
+            while !reason.is_char_boundary(end) {
+                end -= 1;
+            }
+            reason.truncate(end);
+            reason.push_str("...");
+        }
+        Rejection { input: None, at, reason }
     }
 }
 

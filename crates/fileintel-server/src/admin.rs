@@ -43,6 +43,15 @@ struct NewApp {
     roles: Vec<String>,
 }
 
+/// Holds names that become keys to the core's identifier rule.
+fn identifiers(fields: &[(&'static str, &str)]) -> Result<(), ApiError> {
+    for (field, value) in fields {
+        fileintel_core::check_identifier(field, value)
+            .map_err(|error| ApiError::BadRequest { code: "InvalidInput", message: error.to_string() })?;
+    }
+    Ok(())
+}
+
 fn with_secret(application: &fileintel_core::Application, secret: String) -> Value {
     let mut shown = fileintel_auth::public_view(application);
     shown["clientSecret"] = Value::String(secret);
@@ -53,6 +62,7 @@ async fn create_app(
     State(state): State<AppState>,
     Json(new): Json<NewApp>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    identifiers(&[("tenant", &new.tenant), ("name", &new.name)])?;
     if new.tenant.is_empty() || new.roles.is_empty() {
         return Err(ApiError::BadRequest {
             code: "InvalidInput",
@@ -109,6 +119,7 @@ async fn create_user(
     State(state): State<AppState>,
     Json(new): Json<NewUser>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    identifiers(&[("tenant", &new.tenant), ("upn", &new.upn)])?;
     if new.tenant.is_empty() || new.upn.is_empty() || new.password.is_empty() {
         return Err(ApiError::BadRequest {
             code: "InvalidInput",

@@ -50,6 +50,7 @@ async fn post_analyze(
     body: Body,
 ) -> Result<Response, ApiError> {
     caller.require_role(FILE_READ_WRITE_ALL)?;
+    let _permit = state.upload_permit()?;
     let limit = state.config.max_analyze_bytes;
     if crate::ingest::declared_over(&headers, limit) {
         return Err(too_large(limit));

@@ -92,6 +92,7 @@ async fn post_import(
     body: Body,
 ) -> Result<Response, ApiError> {
     caller.require_role(TI_READ_WRITE_ALL)?;
+    let _permit = state.upload_permit()?;
     let query = query.as_deref();
     let format: fileintel_feeds::Format = query_param(query, "format")
         .ok_or_else(|| ApiError::bad_request("Name the feed's format: ?format=csv, bazaar-csv, stix or misp."))?
@@ -108,7 +109,7 @@ async fn post_import(
             return Err(ApiError::bad_request(format!("mode is add (the default) or replace, not '{other}'.")));
         }
     };
-    let limit = state.config.max_ingest_bytes;
+    let limit = state.config.max_feed_bytes;
     if crate::ingest::declared_over(&headers, limit) {
         return Err(ApiError::PayloadTooLarge(format!("The feed exceeds the limit of {limit} bytes.")));
     }

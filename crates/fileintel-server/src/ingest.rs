@@ -91,6 +91,7 @@ async fn post_observations(
     body: Body,
 ) -> Result<Json<IngestSummary>, ApiError> {
     caller.require_role(FILE_READ_WRITE_ALL)?;
+    let _permit = state.upload_permit()?;
     let format = requested_format(query.as_deref())?;
     let limit = state.config.max_ingest_bytes;
     if declared_over(&headers, limit) {

@@ -69,6 +69,39 @@ pub struct ServerConfig {
     pub feed_sources: Vec<fileintel_feeds::Source>,
     /// Proxies (load balancers) whose `X-Forwarded-For` names the real client address.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Largest body `POST /api/feeds/import` takes: a feed is read whole, so this bounds the
+    /// memory one import costs.
+    pub max_feed_bytes: u64,
+    /// Uploads (ingestion, feed imports, analyses) served at once; more wait for none of them
+    /// and get 429 with `Retry-After`, so that a burst of large bodies cannot exhaust memory.
+    pub max_uploads: usize,
+    /// Timeouts and the connection cap of the listener.
+    pub connections: ConnectionLimits,
+}
+
+/// How long a connection may take and how many there may be: without them a client that opens
+/// connections and sends nothing (or a header a byte a minute) holds them, and their memory,
+/// for ever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// From a connection's first byte (or the end of the previous request) to the end of the
+    /// request's headers; a connection that sends no complete header in time is closed.
+    pub header_timeout: std::time::Duration,
+    /// Longest a connection may wait for the client while a request body is read; a body that
+    /// stalls longer fails the request.
+    pub body_timeout: std::time::Duration,
+    /// Connections served at once; the next waits in the listen backlog until one closes.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_timeout: std::time::Duration::from_secs(30),
+            body_timeout: std::time::Duration::from_secs(60),
+            max_connections: 1024,
+        }
+    }
 }
 
 impl ServerConfig {
@@ -83,6 +116,9 @@ impl ServerConfig {
             keep_analyzed: None,
             feed_sources: Vec::new(),
             trusted_proxies: Vec::new(),
+            max_feed_bytes: 64 << 20,
+            max_uploads: 4,
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -95,6 +131,8 @@ pub struct AppState {
     pub auth: Arc<AuthState>,
     pub limits: Arc<throttle::RateLimits>,
     pub limiter: Arc<limits::Limiter>,
+    /// Permits for uploads in flight ([`ServerConfig::max_uploads`]).
+    uploads: Arc<tokio::sync::Semaphore>,
     /// The last readiness answer and when it was made: `/ready` asks the backends at most once
     /// a second, however often it is called (it needs no token).
     readiness: Arc<tokio::sync::Mutex<Option<Readiness>>>,
@@ -108,6 +146,7 @@ impl AppState {
     pub fn new(store: Arc<dyn Store>, config: ServerConfig, auth: AuthState) -> Self {
         AppState {
             store,
+            uploads: Arc::new(tokio::sync::Semaphore::new(config.max_uploads.max(1))),
             config: Arc::new(config),
             auth: Arc::new(auth),
             limits: Arc::new(throttle::RateLimits::default()),
@@ -125,6 +164,15 @@ impl AppState {
 
 pub use throttle::RateLimits;
 
+impl AppState {
+    /// A permit to read an upload's body, or 429 when [`ServerConfig::max_uploads`] are being
+    /// read already: the client tries again shortly rather than every upload sharing memory.
+    pub(crate) fn upload_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        // The refusal is logged as every refusal is, by the error envelope.
+        self.uploads.clone().try_acquire_owned().map_err(|_| ApiError::TooManyRequests { retry_after: 1 })
+    }
+}
+
 /// The whole API. Unknown routes and wrong methods answer in the error envelope too.
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -140,10 +188,21 @@ pub fn router(state: AppState) -> Router {
         // After routing, so it knows which API a request is for.
         .layer(axum::middleware::from_fn(odata::refuse_unsupported_options))
         .layer(axum::middleware::from_fn_with_state(state.clone(), throttle::enforce))
+        // Every request body must keep coming: one that stalls longer than the timeout fails,
+        // rather than holding its connection (and an upload permit) for ever.
+        .layer(axum::middleware::map_request_with_state(state.clone(), time_body))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)
+}
+
+async fn time_body(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+) -> axum::extract::Request {
+    let timeout = state.config.connections.body_timeout;
+    request.map(|body| axum::body::Body::new(tower_http::timeout::TimeoutBody::new(timeout, body)))
 }
 
 async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
@@ -216,37 +275,162 @@ fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then lets requests in flight finish.
+/// Connections are held to [`ServerConfig::connections`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    // Small responses must leave at once rather than wait for Nagle's algorithm.
-    let listener = listener.tap_io(|stream| {
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "could not set TCP_NODELAY");
-        }
-    });
-    let service = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service).with_graceful_shutdown(shutdown).await
+    let limits = state.config.connections;
+    let server = limited(axum_server::from_tcp(listener.into_std()?)?, limits);
+    let service = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    server.handle(stopping(shutdown, None)).serve(service).await
 }
 
 /// Serves the API over TLS (rustls) on `listener` until `shutdown` resolves, then gives requests in
-/// flight up to ten seconds to finish.
+/// flight up to ten seconds to finish. Connections are held to [`ServerConfig::connections`].
 pub async fn serve_tls(
     listener: tokio::net::TcpListener,
     tls: axum_server::tls_rustls::RustlsConfig,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let listener = listener.into_std()?;
+    let limits = state.config.connections;
+    let server = limited(axum_server::from_tcp_rustls(listener.into_std()?, tls)?, limits);
+    let service = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    server.handle(stopping(shutdown, Some(std::time::Duration::from_secs(10)))).serve(service).await
+}
+
+/// A handle that starts a graceful shutdown when `shutdown` resolves, giving connections `grace`
+/// to finish (`None`: as long as they need).
+fn stopping(
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Option<std::time::Duration>,
+) -> axum_server::Handle<SocketAddr> {
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();
     tokio::spawn(async move {
         shutdown.await;
-        stopper.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+        stopper.graceful_shutdown(grace);
     });
-    let service = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum_server::from_tcp_rustls(listener, tls)?.handle(handle).serve(service).await
+    handle
+}
+
+/// The same limits for the plain and the TLS listener: hyper's header read timeout (which also
+/// closes a kept-alive connection whose next request does not come in time), a deadline for the
+/// first request that covers the TLS handshake, and the connection cap. Request bodies are held
+/// to their own timeout in [`router`].
+fn limited<Acceptor>(
+    mut server: axum_server::Server<SocketAddr, Acceptor>,
+    limits: ConnectionLimits,
+) -> axum_server::Server<SocketAddr, Capped<Acceptor>> {
+    server
+        .http_builder()
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .keep_alive(true);
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    server.first_request_timeout(limits.header_timeout).map(|inner| Capped { inner, permits })
+}
+
+/// An acceptor in front of another (plain or TLS) that sets `TCP_NODELAY`, so small responses
+/// leave at once rather than wait for Nagle's algorithm, and closes connections past the cap at
+/// once: each holds a permit for as long as it is open.
+#[derive(Clone)]
+struct Capped<Acceptor> {
+    inner: Acceptor,
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl<Acceptor, S> axum_server::accept::Accept<tokio::net::TcpStream, S> for Capped<Acceptor>
+where
+    Acceptor: axum_server::accept::Accept<tokio::net::TcpStream, S>,
+    Acceptor::Future: Send + 'static,
+{
+    type Stream = Permitted<Acceptor::Stream>;
+    type Service = Acceptor::Service;
+    type Future = std::pin::Pin<Box<dyn Future<Output = std::io::Result<(Self::Stream, Self::Service)>> + Send>>;
+
+    fn accept(&self, stream: tokio::net::TcpStream, service: S) -> Self::Future {
+        let permit = self.permits.clone().try_acquire_owned();
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY");
+        }
+        let accepted = self.inner.accept(stream, service);
+        Box::pin(async move {
+            let Ok(permit) = permit else {
+                warn_connection_cap();
+                return Err(std::io::Error::other("the connection cap is reached"));
+            };
+            let (stream, service) = accepted.await?;
+            Ok((Permitted { stream, _permit: permit }, service))
+        })
+    }
+}
+
+/// Says that connections are being closed at the cap, at most once a minute: a flood of
+/// connections must not become a flood of log lines.
+fn warn_connection_cap() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let now = limits::now_millis().max(0) as u64;
+    let next = NEXT.load(Ordering::Relaxed);
+    if now >= next && NEXT.compare_exchange(next, now + 60_000, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+        tracing::warn!(
+            "connections are closed at once: as many are open as --max-connections allows (logged at most once a minute)"
+        );
+    }
+}
+
+/// A connection's stream with its permit, released when the connection closes.
+struct Permitted<S> {
+    stream: S,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Permitted<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+        buffer: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_read(context, buffer)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Permitted<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+        buffer: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write(context, buffer)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(context)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(context)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+        buffers: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write_vectored(context, buffers)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
 }

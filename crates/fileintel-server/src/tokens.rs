@@ -129,6 +129,19 @@ async fn post_token(
     let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).map_err(|_| {
         OAuthError::bad_request("invalid_request", "AADSTS900144: The request body must be a form.", 900144)
     })?;
+    // Before anything is looked up or keyed by them: no tenant, application or user has a longer
+    // name, and a longer one would only cost memory.
+    let identifiers =
+        [("tenant", Some(&tenant)), ("client_id", form.get("client_id")), ("username", form.get("username"))];
+    for (field, value) in identifiers {
+        if let Some(Err(error)) = value.map(|value| fileintel_core::check_identifier(field, value)) {
+            return Err(OAuthError::bad_request(
+                "invalid_request",
+                format!("AADSTS900144: The request is invalid: {error}."),
+                900144,
+            ));
+        }
+    }
     let address = address.map_or_else(|| "unknown".to_owned(), |Extension(ClientAddress(address))| address);
     let key = form
         .get("client_id")

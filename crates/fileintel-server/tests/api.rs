@@ -525,3 +525,25 @@ async fn feeds_decide_the_determination_and_every_source_is_listed() {
     let request = Request::post("/api/feeds/import?source=vendor").body(Body::empty()).unwrap();
     app.send(request).await.assert_envelope(StatusCode::BAD_REQUEST, "BadRequest");
 }
+
+#[tokio::test]
+async fn an_upload_past_the_limit_in_flight_gets_429_with_retry_after_and_the_next_one_is_taken() {
+    let app = spawn_app_with(|config| config.max_uploads = 1);
+    // An upload whose body keeps coming until the sender is dropped holds the only permit.
+    let (sender, chunks) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
+    let body = Body::from_stream(futures_util::stream::unfold(chunks, |mut chunks| async move {
+        chunks.recv().await.map(|chunk| (chunk, chunks))
+    }));
+    let held = app.app.clone().oneshot(Request::post("/api/ingest/observations").body(body).unwrap());
+    let held = tokio::spawn(held);
+    // Once the held upload's handler reads its body, the permit is taken.
+    sender.send(Ok(bytes::Bytes::from_static(b"\n"))).await.unwrap();
+    sender.send(Ok(bytes::Bytes::from_static(b"\n"))).await.unwrap();
+    let refused = app.send(Request::post("/api/ingest/observations").body(Body::from("")).unwrap()).await;
+    refused.assert_envelope(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests");
+    assert_eq!(refused.headers["retry-after"], "1");
+    drop(sender);
+    assert_eq!(held.await.unwrap().unwrap().status(), StatusCode::OK);
+    let taken = app.send(Request::post("/api/ingest/observations").body(Body::from("")).unwrap()).await;
+    assert_eq!(taken.status, StatusCode::OK, "{}", taken.text);
+}

@@ -594,6 +594,26 @@ async fn repeated_failed_sign_ins_from_an_address_are_refused_for_a_while() {
 }
 
 #[tokio::test]
+async fn a_token_request_with_an_over_long_identifier_gets_a_400_in_the_oauth_shape() {
+    let app = spawn_app().await;
+    let huge = "c".repeat(1_900_000);
+    let forms = [
+        format!("grant_type=client_credentials&client_id={huge}&client_secret=s&scope={MDE}/.default"),
+        format!("grant_type=password&client_id=app&username={huge}&password=p&scope={MDE}/.default"),
+    ];
+    for form in &forms {
+        let answer = app.token_request("/contoso/oauth2/v2.0/token", form, None).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.json);
+        assert_eq!(answer.json["error"], "invalid_request");
+        assert!(answer.json["error_description"].as_str().unwrap().contains("longer than 1024 bytes"));
+    }
+    let tenant = "t".repeat(5_000);
+    let form = format!("grant_type=client_credentials&client_id=app&client_secret=s&scope={MDE}/.default");
+    let answer = app.token_request(&format!("/{tenant}/oauth2/v2.0/token"), &form, None).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.json);
+}
+
+#[tokio::test]
 async fn the_101st_lookup_in_a_minute_gets_429_with_an_honest_retry_after() {
     let app = spawn_app().await;
     let (client_id, secret) = app.register("contoso", &["File.Read.All"]).await;

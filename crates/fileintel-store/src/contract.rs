@@ -613,6 +613,23 @@ pub async fn identifiers_too_long_to_keep_are_rejected(store: &dyn Store) {
     assert_eq!(store.get_file(FileHash::Sha1(sha1(12))).await.unwrap().unwrap().global_prevalence, 2);
 }
 
+pub async fn lookups_by_identifiers_too_long_to_keep_find_nothing(store: &dyn Store) {
+    let long = "x".repeat(70_000);
+    let time = Timestamp(now().0 - HOUR);
+    store.ingest(vec![seen_at("contoso", "d1", time, 13, "a.exe")]).await.unwrap();
+    assert!(store.get_application(&long, "c").await.unwrap().is_none());
+    assert!(store.get_application("t", &long).await.unwrap().is_none());
+    assert!(!store.delete_application("t", &long).await.unwrap());
+    assert!(store.get_user("t", &long).await.unwrap().is_none());
+    assert!(store.get_user_by_object_id(&long, "o").await.unwrap().is_none());
+    assert!(!store.delete_user(&long, "u").await.unwrap());
+    assert!(store.list_indicators(&long).await.unwrap().is_empty());
+    assert!(!store.delete_indicator(&long, "1").await.unwrap());
+    assert!(store.file_devices(FileHash::Sha1(sha1(13)), &long).await.unwrap().is_empty());
+    let stats = store.file_stats(FileHash::Sha1(sha1(13)), &long, time).await.unwrap().unwrap();
+    assert_eq!(stats.prevalence, 0);
+}
+
 fn verdict(source: VerdictSource, kind: DeterminationType, value: &str, said_at: i64) -> Verdict {
     Verdict {
         source,
@@ -852,6 +869,7 @@ macro_rules! contract_suite {
             window_counts_match_a_count_over_every_device,
             a_device_named_later_in_a_call_is_one_device,
             identifiers_too_long_to_keep_are_rejected,
+            lookups_by_identifiers_too_long_to_keep_find_nothing,
             verdicts_are_kept_per_source_and_the_newest_statement_wins,
             verdicts_a_whole_feed_no_longer_lists_stop_speaking,
             indicators_are_kept_per_tenant_and_speak_through_verdicts,

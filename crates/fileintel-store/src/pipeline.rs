@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use fileintel_core::{IngestSummary, NdjsonReader, ParsedBatch, Position, Rejection};
+use fileintel_core::{IngestSummary, NdjsonReader, ParsedBatch, Position, Rejection, RejectionList};
 use tokio::task::JoinHandle;
 
 use crate::{IngestOutcome, Store, StoreError};
@@ -54,7 +54,9 @@ pub struct Ingestor {
     batch_size: usize,
     in_flight: Option<Commit>,
     summary: IngestSummary,
-    rejections: Vec<Rejection>,
+    /// The first rejections, in input order, and a count of the rest: a body of nothing but bad
+    /// records must not cost memory for each.
+    rejections: RejectionList,
     /// Observations gathered from several inputs until a commit's worth, with the input of each.
     pending: ParsedBatch,
     pending_labels: Labels,
@@ -84,7 +86,7 @@ impl Ingestor {
             batch_size: batch_size.max(1),
             in_flight: None,
             summary: IngestSummary::default(),
-            rejections: Vec::new(),
+            rejections: RejectionList::default(),
             pending: ParsedBatch::default(),
             pending_labels: Vec::new(),
             pending_hashes: HashMap::new(),
@@ -124,7 +126,7 @@ impl Ingestor {
         self.commit_pending().await?;
         self.wait().await?;
         let summary = std::mem::take(&mut self.summary);
-        let rejections = std::mem::take(&mut self.rejections);
+        let (rejections, omitted) = std::mem::take(&mut self.rejections).into_parts();
         let inputs = std::mem::take(&mut self.inputs)
             .into_iter()
             .map(|(label, counts)| {
@@ -136,7 +138,7 @@ impl Ingestor {
                 (label, summary)
             })
             .collect();
-        Ok((summary.finish(rejections, self.started.elapsed().as_secs_f64()), inputs))
+        Ok((summary.finish(rejections, omitted, self.started.elapsed().as_secs_f64()), inputs))
     }
 
     /// Commits a batch parsed elsewhere (by an importer), after the previous one is durable.
@@ -156,10 +158,10 @@ impl Ingestor {
         }
         self.summary.records += records;
         self.summary.rejected += rejections.len() as u64;
-        self.rejections.extend(rejections.into_iter().map(|mut rejection| {
+        for mut rejection in rejections {
             rejection.input = label.as_deref().map(str::to_owned);
-            rejection
-        }));
+            self.rejections.push(rejection);
+        }
         for (observation, position) in observations.into_iter().zip(positions) {
             let slots = self.pending_hashes.entry(self.hasher.hash_one(&observation)).or_default();
             if let Some(&slot) = slots.iter().find(|&&slot| self.pending.observations[slot] == observation) {
@@ -230,7 +232,7 @@ impl Ingestor {
                 }
             }
             let input = label.as_deref().map(str::to_owned);
-            self.rejections.push(Rejection { input, at, reason });
+            self.rejections.push(Rejection { input, ..Rejection::new(at, reason) });
         }
         Ok(())
     }

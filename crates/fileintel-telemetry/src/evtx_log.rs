@@ -489,7 +489,7 @@ impl<R: Read + Send> Decoder for EvtxDecoder<R> {
                 return Ok(Some(batch));
             }
         }
-        while batch.len() < max && !self.done {
+        while !batch.is_full(max) && !self.done {
             let mut data = Vec::with_capacity(CHUNK_SIZE);
             let at = self.offset;
             let read = self.read_chunk_bytes(&mut data)?;

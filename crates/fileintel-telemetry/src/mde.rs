@@ -145,7 +145,7 @@ impl<R: BufRead + Send> Decoder for MdeCsvDecoder<R> {
     fn next_batch(&mut self, max: usize) -> io::Result<Option<ParsedBatch>> {
         let mut batch = ParsedBatch::default();
         let mut any = false;
-        while batch.len() < max {
+        while !batch.is_full(max) {
             let read = match self.reader.read_byte_record(&mut self.record) {
                 Ok(read) => read,
                 Err(error) => match error.kind() {
@@ -221,7 +221,35 @@ impl<R: BufRead + Send> Decoder for MdeCsvDecoder<R> {
 enum JsonInput<R: BufRead> {
     Undecided(Option<R>),
     Lines(Lines<Replayed<R>>),
-    Documents(serde_json::StreamDeserializer<'static, serde_json::de::IoRead<Replayed<R>>, Value>),
+    Documents(serde_json::StreamDeserializer<'static, serde_json::de::IoRead<Bounded<Replayed<R>>>, Value>, Budget),
+}
+
+/// The longest message written over many lines that is read: as long as a line may be. A
+/// document is parsed whole (into a `Value` several times its size), so its size bounds memory;
+/// a Streaming API message is at most 1 MB (Event Hubs' limit) anyway.
+pub const MAX_DOCUMENT_BYTES: usize = fileintel_core::ndjson::MAX_LINE_BYTES;
+
+/// Bytes the current document may still take, shared with the reader that spends them.
+type Budget = std::sync::Arc<std::sync::atomic::AtomicUsize>;
+
+/// A reader that fails once the current document's budget is spent.
+struct Bounded<R> {
+    input: R,
+    budget: Budget,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        use std::sync::atomic::Ordering;
+        let left = self.budget.load(Ordering::Relaxed);
+        if left == 0 && !buffer.is_empty() {
+            return Err(io::Error::other(format!("a JSON document longer than {MAX_DOCUMENT_BYTES} bytes")));
+        }
+        let length = buffer.len().min(left);
+        let read = self.input.read(&mut buffer[..length])?;
+        self.budget.fetch_sub(read, Ordering::Relaxed);
+        Ok(read)
+    }
 }
 
 /// The input with the bytes read to decide its shape put back in front.
@@ -334,12 +362,14 @@ impl<R: BufRead + Send> Decoder for MdeJsonDecoder<R> {
             self.input = if whole_line {
                 JsonInput::Lines(Lines::new(input))
             } else {
-                JsonInput::Documents(serde_json::Deserializer::from_reader(input).into_iter())
+                let budget = Budget::default();
+                let input = Bounded { input, budget: budget.clone() };
+                JsonInput::Documents(serde_json::Deserializer::from_reader(input).into_iter(), budget)
             };
         }
         let mut batch = ParsedBatch::default();
         let mut any = false;
-        while batch.len() < max {
+        while !batch.is_full(max) {
             match &mut self.input {
                 JsonInput::Undecided(_) => break,
                 JsonInput::Lines(lines) => {
@@ -362,12 +392,24 @@ impl<R: BufRead + Send> Decoder for MdeJsonDecoder<R> {
                         }
                     }
                 }
-                JsonInput::Documents(documents) => {
+                JsonInput::Documents(documents, budget) => {
+                    let start = documents.byte_offset() as u64;
+                    budget.store(MAX_DOCUMENT_BYTES, std::sync::atomic::Ordering::Relaxed);
                     let Some(document) = documents.next() else { break };
                     any = true;
                     let at = Position::Offset(documents.byte_offset() as u64);
+                    let spent = budget.load(std::sync::atomic::Ordering::Relaxed) == 0;
                     match document {
                         Ok(value) => self.message(&value, at, &mut batch),
+                        Err(error) if error.is_io() && spent => {
+                            // Nothing after it can be told from the rest of it.
+                            batch.records += 1;
+                            let reason = format!(
+                                "a JSON document longer than {MAX_DOCUMENT_BYTES} bytes, reading stopped: send long exports as one record or message per line"
+                            );
+                            batch.rejections.push(Rejection::new(Position::Offset(start), reason));
+                            self.input = JsonInput::Undecided(None);
+                        }
                         Err(error) if error.is_io() => return Err(io::Error::other(error.to_string())),
                         Err(error) => {
                             // A document that does not parse leaves no place to resume from.
@@ -408,6 +450,26 @@ mod tests {
                 assert_eq!(all.rejections[0].at, Position::Line(3), "line mode: the bad line is named and skipped");
             }
         }
+    }
+
+    #[test]
+    fn a_document_over_the_limit_is_rejected_without_being_read_whole() {
+        let record = r#"{"time":"2024-03-01T10:00:00Z","category":"AdvancedHunting-DeviceFileEvents","properties":{"DeviceId":"d","SHA1":"68b26c16080d71013123c6dee7b1aabc3d2857d0"}}"#;
+        let small = format!("{{\n  \"records\": [\n    {record}\n  ]\n}}\n");
+        let count = MAX_DOCUMENT_BYTES / record.len() + 10;
+        let big = format!("{{\n  \"records\": [\n{}\n  ]\n}}\n", vec![record; count].join(",\n"));
+        let input = format!("{small}{big}{small}");
+        let mut decoder = MdeJsonDecoder::new(std::io::Cursor::new(input.into_bytes()), "t".into());
+        let mut all = ParsedBatch::default();
+        while let Some(batch) = decoder.next_batch(100).unwrap() {
+            all.observations.extend(batch.observations);
+            all.rejections.extend(batch.rejections);
+        }
+        assert_eq!(all.observations.len(), 1, "the document before it is read");
+        assert_eq!(all.rejections.len(), 1);
+        // Named by where the previous document ended.
+        assert_eq!(all.rejections[0].at, Position::Offset(small.trim_end().len() as u64));
+        assert!(all.rejections[0].reason.contains("longer than"), "{}", all.rejections[0].reason);
     }
 
     #[test]

@@ -110,7 +110,7 @@ impl<R: BufRead + Send> Decoder for SysmonJsonDecoder<R> {
     fn next_batch(&mut self, max: usize) -> io::Result<Option<ParsedBatch>> {
         let mut batch = ParsedBatch::default();
         let mut any = false;
-        while batch.len() < max {
+        while !batch.is_full(max) {
             let Some((number, line)) = self.lines.next_record()? else { break };
             any = true;
             let at = Position::Line(number);

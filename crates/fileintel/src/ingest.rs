@@ -586,7 +586,7 @@ fn report(total: Option<&(String, IngestSummary)>, reported: &[Reported], json: 
             eprintln!("{source}: {}: rejected: {}", rejection.at, rejection.reason);
         }
         if summary.rejected_lines_truncated {
-            eprintln!("{input}: more rejected records than listed");
+            eprintln!("{input}: {} more rejected records not listed", summary.rejected_lines_omitted);
         }
         println!(
             "{input}: records {}, accepted {}, rejected {}, files touched {} ({} new), {:.2} s, {:.0} observations/s",

@@ -35,6 +35,21 @@ pub struct ServeArgs {
     /// Largest file `POST /api/files/analyze` takes, in bytes.
     #[arg(long, env = "FILEINTEL_MAX_ANALYZE_BYTES", default_value_t = 256 << 20)]
     max_analyze_bytes: u64,
+    /// Largest feed `POST /api/feeds/import` takes, in bytes (a feed is read whole).
+    #[arg(long, env = "FILEINTEL_MAX_FEED_BYTES", default_value_t = 64 << 20)]
+    max_feed_bytes: u64,
+    /// Uploads (ingestion, feed imports, analyses) read at once; more get 429 with Retry-After.
+    #[arg(long, env = "FILEINTEL_MAX_UPLOADS", default_value_t = 4)]
+    max_uploads: usize,
+    /// Seconds a connection may take to send a request's headers, and may stay idle between requests.
+    #[arg(long, env = "FILEINTEL_HEADER_TIMEOUT", default_value_t = 30)]
+    header_timeout: u64,
+    /// Seconds a request body may stall before the request fails.
+    #[arg(long, env = "FILEINTEL_BODY_TIMEOUT", default_value_t = 60)]
+    body_timeout: u64,
+    /// Connections served at once; more are closed at once.
+    #[arg(long, env = "FILEINTEL_MAX_CONNECTIONS", default_value_t = 1024)]
+    max_connections: usize,
     /// Keep the bytes of files sent to `POST /api/files/analyze` in this folder, named by their
     /// SHA-256 (by default they are dropped once analysed).
     #[arg(long, env = "FILEINTEL_KEEP_ANALYZED")]
@@ -171,6 +186,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = ServerConfig::for_address(address);
     config.max_ingest_bytes = args.max_ingest_bytes;
     config.max_analyze_bytes = args.max_analyze_bytes;
+    config.max_feed_bytes = args.max_feed_bytes;
+    config.max_uploads = args.max_uploads;
+    config.connections = fileintel_server::ConnectionLimits {
+        header_timeout: std::time::Duration::from_secs(args.header_timeout.max(1)),
+        body_timeout: std::time::Duration::from_secs(args.body_timeout.max(1)),
+        max_connections: args.max_connections.max(1),
+    };
     config.analyzer = args.trust.analyzer()?;
     config.keep_analyzed = args.keep_analyzed.clone();
     config.feed_sources = crate::feeds::load_sources(args.feed_sources.as_ref())?;

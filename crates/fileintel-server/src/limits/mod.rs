@@ -50,6 +50,24 @@ pub struct Decision {
     pub retry_after: u64,
 }
 
+/// What a budget is known by: the SHA-256 of its key (`loginfail|tenant|client|address`, ...), so
+/// that an entry, here or in Redis, has the same size whatever names the key is built from, and
+/// every replica derives the same one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyDigest(pub [u8; 32]);
+
+impl KeyDigest {
+    pub fn of(key: &str) -> Self {
+        use sha2::Digest;
+        KeyDigest(sha2::Sha256::digest(key.as_bytes()).into())
+    }
+
+    /// The digest in lower-case hex, as Redis keys name it.
+    pub fn hex(&self) -> String {
+        self.0.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+}
+
 /// Milliseconds rounded up to whole seconds, never 0 for a wait.
 pub(crate) fn whole_seconds(millis: i64) -> u64 {
     (millis.max(1) as u64).div_ceil(1000)
@@ -342,6 +360,30 @@ mod tests {
         let refused = local::LocalLimiter::default().check_at("k", &zero, 1_000);
         assert!(!refused.allowed);
         assert_eq!(refused.retry_after, 60);
+    }
+
+    #[test]
+    fn looking_at_a_budget_nobody_spent_adds_no_entry() {
+        let limiter = local::LocalLimiter::default();
+        for i in 0..1000 {
+            assert!(limiter.peek_at(&format!("loginfail|t|client {i}|192.0.2.1"), &windows(), i).allowed);
+        }
+        assert_eq!(limiter.keys(), 0);
+        limiter.check_at("spent", &windows(), 1000);
+        assert!(limiter.peek_at("spent", &windows(), 1001).allowed);
+        assert_eq!(limiter.keys(), 1);
+    }
+
+    #[test]
+    fn budget_keys_are_the_same_size_whatever_names_they_hold() {
+        let short = KeyDigest::of("loginfail|t|c|192.0.2.1");
+        let long = KeyDigest::of(&format!("loginfail|t|{}|192.0.2.1", "c".repeat(2_000_000)));
+        assert_ne!(short, long);
+        assert_eq!(short.hex().len(), 64);
+        assert_eq!(long.hex().len(), 64);
+        let (short, long) = (redis::redis_key("a"), redis::redis_key(&"a".repeat(100_000)));
+        assert_eq!(short.len(), long.len());
+        assert!(short.starts_with("fileintel:ratelimit:"));
     }
 
     #[test]

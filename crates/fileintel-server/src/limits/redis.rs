@@ -74,7 +74,7 @@ impl RedisLimiter {
 
     /// Checks and, when allowed, records a call (or with `record` false, only looks).
     pub async fn check(&self, key: &str, windows: &[Window], record: bool) -> Result<Decision, redis::RedisError> {
-        let mut invocation = self.script.key(format!("fileintel:ratelimit:{key}"));
+        let mut invocation = self.script.key(redis_key(key));
         invocation.arg(if record { rand_member() } else { String::new() });
         for window in windows {
             invocation.arg(window.duration.as_millis() as u64).arg(window.limit);
@@ -91,6 +91,12 @@ impl RedisLimiter {
             retry_after: if allowed { 0 } else { whole_seconds(figure(4)) },
         })
     }
+}
+
+/// The sorted set of a budget: named by the digest of its key, so its name is the same length
+/// whatever the key holds.
+pub(crate) fn redis_key(key: &str) -> String {
+    format!("fileintel:ratelimit:{}", super::KeyDigest::of(key).hex())
 }
 
 /// A member suffix unique to this call, so two calls in the same millisecond both count.

@@ -556,6 +556,21 @@ fn tightening(created_here: bool, mode: u32) -> Tightening {
     }
 }
 
+/// Whether names can be part of a key: no longer than the core's identifier rule. Nothing longer
+/// is ever stored, so a lookup by a longer one finds nothing (and the engine, which refuses keys
+/// over 64 KiB, is never asked).
+fn keyable(names: &[&str]) -> bool {
+    names.iter().all(|name| name.len() <= fileintel_core::MAX_ID_BYTES)
+}
+
+/// Refuses to store under names longer than the core's identifier rule.
+fn check_keyable(fields: &[(&'static str, &str)]) -> Result<(), StoreError> {
+    for (field, value) in fields {
+        fileintel_core::check_identifier(field, value).map_err(|error| StoreError::Backend(error.to_string()))?;
+    }
+    Ok(())
+}
+
 fn application_key(tenant: &str, client_id: &str) -> Vec<u8> {
     let mut key = tenant.as_bytes().to_vec();
     key.push(0);
@@ -602,6 +617,9 @@ impl Inner {
         let Some(id) = self.lookup_id(hash)? else {
             return Ok(Vec::new());
         };
+        if !keyable(&[tenant]) {
+            return Ok(Vec::new());
+        }
         let Some(tenant) = self.tenants.get(tenant)? else {
             return Ok(Vec::new());
         };
@@ -635,6 +653,9 @@ impl Inner {
         let record = self.load_record(id)?;
         let mut stats =
             OrgFileStats { record, prevalence: 0, first_seen: None, last_seen: None, top_file_names: Vec::new() };
+        if !keyable(&[tenant]) {
+            return Ok(Some(stats));
+        }
         let Some(tenant) = self.tenants.get(tenant)? else { return Ok(Some(stats)) };
         // Every window read from one snapshot: a commit landing between two of them could
         // otherwise move a device from one count to another unseen.
@@ -807,6 +828,9 @@ impl Store for FjallStore {
     }
 
     async fn list_indicators(&self, tenant: &str) -> Result<Vec<Indicator>, StoreError> {
+        if !keyable(&[tenant]) {
+            return Ok(Vec::new());
+        }
         let mut indicators = Vec::new();
         for item in self.inner.indicators.prefix(tenant_prefix(tenant)) {
             indicators.push(decode("indicator", &item.value()?)?);
@@ -817,6 +841,9 @@ impl Store for FjallStore {
     async fn delete_indicator(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
         let _guard = self.inner.verdict_writes.lock().map_err(|_| StoreError::Backend("verdicts poisoned".into()))?;
         let Ok(number) = id.parse::<u64>() else { return Ok(false) };
+        if !keyable(&[tenant]) {
+            return Ok(false);
+        }
         let key = indicator_key(tenant, number);
         let Some(bytes) = self.inner.indicators.get(&key)? else { return Ok(false) };
         let indicator: Indicator = decode("indicator", &bytes)?;
@@ -839,6 +866,7 @@ impl Store for FjallStore {
     }
 
     async fn put_application(&self, application: Application) -> Result<(), StoreError> {
+        check_keyable(&[("tenant", &application.tenant), ("clientId", &application.client_id)])?;
         let key = application_key(&application.tenant, &application.client_id);
         let mut write = self.inner.db.batch().durability(Some(PersistMode::SyncAll));
         write.insert(&self.inner.applications, key, encode(&application));
@@ -848,6 +876,9 @@ impl Store for FjallStore {
     }
 
     async fn get_application(&self, tenant: &str, client_id: &str) -> Result<Option<Application>, StoreError> {
+        if !keyable(&[tenant, client_id]) {
+            return Ok(None);
+        }
         let bytes = self.inner.applications.get(application_key(tenant, client_id))?;
         bytes.map(|bytes| decode("application", &bytes)).transpose()
     }
@@ -861,6 +892,9 @@ impl Store for FjallStore {
     }
 
     async fn delete_application(&self, tenant: &str, client_id: &str) -> Result<bool, StoreError> {
+        if !keyable(&[tenant, client_id]) {
+            return Ok(false);
+        }
         let key = application_key(tenant, client_id);
         if self.inner.applications.get(&key)?.is_none() {
             return Ok(false);
@@ -881,6 +915,7 @@ impl Store for FjallStore {
     }
 
     async fn put_user(&self, user: User) -> Result<(), StoreError> {
+        check_keyable(&[("tenant", &user.tenant), ("upn", &user.upn), ("objectId", &user.object_id)])?;
         let upn = user.upn.to_lowercase();
         let mut write = self.inner.db.batch().durability(Some(PersistMode::SyncAll));
         if let Some(previous) = self.get_user(&user.tenant, &upn).await?
@@ -900,11 +935,17 @@ impl Store for FjallStore {
     }
 
     async fn get_user(&self, tenant: &str, upn: &str) -> Result<Option<User>, StoreError> {
+        if !keyable(&[tenant, upn]) {
+            return Ok(None);
+        }
         let bytes = self.inner.users.get(application_key(tenant, &upn.to_lowercase()))?;
         bytes.map(|bytes| decode("user", &bytes)).transpose()
     }
 
     async fn get_user_by_object_id(&self, tenant: &str, object_id: &str) -> Result<Option<User>, StoreError> {
+        if !keyable(&[tenant, object_id]) {
+            return Ok(None);
+        }
         match self.inner.users_by_oid.get(application_key(tenant, object_id))? {
             Some(upn) => self.get_user(tenant, &String::from_utf8_lossy(&upn)).await,
             None => Ok(None),
