@@ -107,7 +107,8 @@ async fn post_observations(
             "The body exceeds the ingestion limit of {limit} bytes; {committed} observations before the limit were stored."
         ))
     };
-    let mut stream = body.into_data_stream();
+    // Fused: detection may have read to the end before the rest of the body is asked for.
+    let mut stream = body.into_data_stream().fuse();
     let mut received: u64 = 0;
     // The first bytes, enough to tell the format when the query names none.
     let mut prefix = Vec::new();
@@ -199,7 +200,10 @@ async fn post_observations(
 }
 
 /// The body's next chunk, counted into `received`.
-async fn next_chunk(stream: &mut axum::body::BodyDataStream, received: &mut u64) -> Result<Option<Bytes>, ApiError> {
+async fn next_chunk(
+    stream: &mut (impl futures_util::Stream<Item = Result<Bytes, axum::Error>> + Unpin),
+    received: &mut u64,
+) -> Result<Option<Bytes>, ApiError> {
     let Some(chunk) = stream.next().await else { return Ok(None) };
     let chunk = chunk.map_err(|error| ApiError::bad_request(format!("The request body could not be read: {error}")))?;
     *received += chunk.len() as u64;

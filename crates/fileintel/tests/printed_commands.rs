@@ -185,8 +185,10 @@ fn over_tls_the_dev_certs_serve_command_and_the_demos_commands_work_as_printed()
     assert_demo_lookup(&succeeded(&paste(&demo, dir.path()), "the demo's commands over TLS"));
 
     // --server speaks plain HTTP only: beside a TLS server no command is suggested that would fail.
+    let input = dir.path().join("x.ndjson");
+    std::fs::write(&input, "").unwrap();
     let refused =
-        Command::new(BIN).args(["ingest", "--data-dir"]).arg(dir.path().join("data")).arg("x").output().unwrap();
+        Command::new(BIN).args(["ingest", "--data-dir"]).arg(dir.path().join("data")).arg(&input).output().unwrap();
     assert!(!refused.status.success());
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(commands(&said).is_empty() && said.contains("HTTPS"), "{said}");
