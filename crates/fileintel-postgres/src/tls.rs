@@ -165,11 +165,11 @@ fn client_config(mode: SslMode, roots: &Roots) -> Result<ClientConfig, StoreErro
         .with_safe_default_protocol_versions()
         .map_err(|error| StoreError::Backend(format!("TLS for PostgreSQL: {error}")))?;
     let verifier: Arc<dyn ServerCertVerifier> = match (roots, mode) {
-        (_, SslMode::Disable) | (Roots::None, _) => Arc::new(AnyCertificate { algorithms }),
+        (_, SslMode::Disable) | (Roots::None, _) => Arc::new(WithoutHostName { roots: None, algorithms }),
         (roots, SslMode::VerifyFull) => WebPkiServerVerifier::builder_with_provider(Arc::new(load(roots)?), provider)
             .build()
             .map_err(|error| StoreError::Backend(format!("TLS for PostgreSQL: {error}")))?,
-        (roots, _) => Arc::new(ChainOnly { roots: Arc::new(load(roots)?), algorithms }),
+        (roots, _) => Arc::new(WithoutHostName { roots: Some(Arc::new(load(roots)?)), algorithms }),
     };
     let mut config = builder.dangerous().with_custom_certificate_verifier(verifier).with_no_client_auth();
     // PostgreSQL 17 refuses a direct TLS connection (`sslnegotiation=direct`) without it, and
@@ -332,58 +332,18 @@ fn key_value_pairs(text: &str) -> Option<Vec<(String, String, std::ops::Range<us
     }
 }
 
-/// `prefer` and `require` without `sslrootcert`: encryption against whoever answers, as libpq
-/// does. The handshake's signatures are still checked, so the key that signed it is the
-/// certificate's.
+/// A certificate check short of `verify-full`'s. Without roots (`prefer` and `require` without
+/// `sslrootcert`) it is encryption against whoever answers, as libpq does; with roots
+/// (`verify-ca`, and `prefer` or `require` given `sslrootcert`) the certificate must chain to one
+/// of them, whichever host name it was made for. Either way the handshake's signatures are
+/// checked, so the key that signed it is the certificate's.
 #[derive(Debug)]
-struct AnyCertificate {
+struct WithoutHostName {
+    roots: Option<Arc<RootCertStore>>,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
-/// `verify-ca` (and `prefer` or `require` given `sslrootcert`): the certificate must chain to one
-/// of the roots; whichever host name it was made for.
-#[derive(Debug)]
-struct ChainOnly {
-    roots: Arc<RootCertStore>,
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        certificate: &CertificateDer<'_>,
-        signed: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, certificate, signed, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        certificate: &CertificateDer<'_>,
-        signed: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, certificate, signed, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for WithoutHostName {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -392,8 +352,10 @@ impl ServerCertVerifier for ChainOnly {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let certificate = ParsedCertificate::try_from(end_entity)?;
-        verify_server_cert_signed_by_trust_anchor(&certificate, &self.roots, intermediates, now, self.algorithms.all)?;
+        if let Some(roots) = &self.roots {
+            let certificate = ParsedCertificate::try_from(end_entity)?;
+            verify_server_cert_signed_by_trust_anchor(&certificate, roots, intermediates, now, self.algorithms.all)?;
+        }
         Ok(ServerCertVerified::assertion())
     }
 
