@@ -343,8 +343,9 @@ pub(crate) fn read_chunk<'a>(chunk: &'a [u8], templates: &mut Templates) -> Opti
         });
         at += size;
     }
-    // A record header cut short is a cut record too.
-    let cut_at = (!whole && at < free && at < chunk.len()).then_some(at);
+    // A record header cut short is a cut record too, and so is one the cut falls just before:
+    // the chunk says it holds records up to `free`.
+    let cut_at = (!whole && at < free).then_some(at);
     Some(ChunkRecords { records, cut_at })
 }
 

@@ -86,12 +86,23 @@ impl<R: Read + Send> EvtxDecoder<R> {
     /// and then every record wholly before the cut is read and the one it goes through rejected.
     fn read_chunk(&mut self, mut data: Vec<u8>, at: u64, batch: &mut ParsedBatch) {
         let read = data.len();
-        let cut = |record: Option<usize>| match record {
-            Some(offset) => Rejection::new(
-                Position::Offset(at + offset as u64),
+        // Where the cut is: inside (or just before) the record at an offset of the chunk, after
+        // the chunk's last record (`Some(None)`), or unknown (the direct reader does not follow
+        // the chunk, or the cut is inside its header).
+        let cut = |record: Option<Option<usize>>| match record {
+            Some(Some(offset)) => {
+                let offset = at + offset as u64;
+                Rejection::new(
+                    Position::Offset(offset),
+                    format!(
+                        "truncated: the file ends within the record at byte offset {offset}; every record before it was read"
+                    ),
+                )
+            }
+            Some(None) => Rejection::new(
+                Position::Offset(at + read as u64),
                 format!(
-                    "truncated: the file ends inside the record at byte offset {}; every record before it was read",
-                    at + offset as u64
+                    "truncated: the file ends after the last record of the chunk at byte offset {at}; every record was read"
                 ),
             ),
             None => Rejection::new(
@@ -110,7 +121,7 @@ impl<R: Read + Send> EvtxDecoder<R> {
         let direct = if self.direct { binxml::read_chunk(&data, &mut self.templates) } else { None };
         let mut cut_at = None;
         let leftover: Option<HashSet<u64>> = direct.map(|chunk| {
-            cut_at = chunk.cut_at;
+            cut_at = Some(chunk.cut_at);
             let mut leftover = HashSet::new();
             for record in chunk.records {
                 batch.records += 1;
@@ -135,7 +146,7 @@ impl<R: Read + Send> EvtxDecoder<R> {
             leftover
         });
         if read < CHUNK_SIZE {
-            if cut_at.is_some() {
+            if cut_at.flatten().is_some_and(|offset| offset < read) {
                 batch.records += 1;
             }
             batch.rejections.push(cut(cut_at));

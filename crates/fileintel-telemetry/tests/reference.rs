@@ -195,7 +195,7 @@ fn assert_cut_record(bytes: &[u8], cut: usize, rejection: &fileintel_core::Rejec
     let offset = offset as usize;
     assert_eq!(&bytes[offset..offset + 4], b"**\0\0", "a record starts at {offset}");
     let size = u32::from_le_bytes(bytes[offset + 4..offset + 8].try_into().unwrap()) as usize;
-    assert!(offset < cut && cut < offset + size, "the cut at {cut} goes through {offset}..{}", offset + size);
+    assert!(offset <= cut && cut < offset + size, "the cut at {cut} goes through {offset}..{}", offset + size);
 }
 
 /// A log of one chunk, cut anywhere inside its records: every record wholly before the cut is
@@ -224,6 +224,10 @@ fn a_log_cut_inside_its_only_chunk_keeps_every_record_before_the_cut() {
         }
     }
     assert!(cuts > 10, "the cuts went through records");
+    // Cut after the last record: everything is read, and the cut is named after it.
+    let read = read_all(Some(Format::Evtx), bytes[..free + 10].to_vec());
+    assert_eq!(read.observations, whole.observations);
+    assert_eq!(read.rejections.last().unwrap().at, Position::Offset(free as u64 + 10));
     assert!(before > 0 && before < whole.observations.len() + 1);
     // `head -c 69000` of such a log, as the issue that found this put it.
     let read = read_all(Some(Format::Evtx), bytes[..69000].to_vec());
