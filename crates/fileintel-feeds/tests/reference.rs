@@ -14,10 +14,7 @@ use fileintel_feeds::{Format, Source};
 use serde_json::Value;
 
 fn generated() -> Option<tempfile::TempDir> {
-    let Ok(python) = std::env::var("FILEINTEL_E2E_PYTHON") else {
-        eprintln!("skipped: set FILEINTEL_E2E_PYTHON to a Python with pip");
-        return None;
-    };
+    let python = fileintel_testing::env_or_skip("FILEINTEL_E2E_PYTHON", "to a Python with pip")?;
     let dir = tempfile::tempdir().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let script = root.join("scripts/feeds-reference.py");

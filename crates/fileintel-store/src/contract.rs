@@ -684,8 +684,8 @@ pub async fn indicators_are_kept_per_tenant_and_speak_through_verdicts(store: &d
 /// `$factory` is an async fn returning `(store, guard)`.
 ///
 /// `contract_suite!(optional $factory)` is for backends that need a server: `$factory` returns
-/// `Option<(store, guard)>`, and each test passes without running when it gives `None` (the
-/// factory says why, e.g. "skipped: set FILEINTEL_TEST_DATABASE_URL").
+/// `Option<(store, guard)>`, and each test passes without running when it gives `None`; the
+/// factory says why through `fileintel_testing::skip`, which under `CI=true` fails instead.
 #[macro_export]
 macro_rules! contract_suite {
     (optional $factory:ident) => {

@@ -53,11 +53,7 @@ fn read_all(format: Option<Format>, bytes: Vec<u8>) -> ParsedBatch {
 }
 
 fn python() -> Option<String> {
-    let python = std::env::var("FILEINTEL_E2E_PYTHON").ok();
-    if python.is_none() {
-        eprintln!("skipped: set FILEINTEL_E2E_PYTHON to a Python with python-evtx to compare against it");
-    }
-    python
+    fileintel_testing::env_or_skip("FILEINTEL_E2E_PYTHON", "to a Python with python-evtx to compare against it")
 }
 
 fn reference(python: &str, mode: Option<&str>, files: &[PathBuf]) -> Vec<u8> {

