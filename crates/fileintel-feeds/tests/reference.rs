@@ -179,6 +179,13 @@ fn misp_events_made_by_pymisp_read_as_they_were_made() {
 /// event of pymisp's tests (CIRCL OSINT events among them) reads as those libraries read it:
 /// the same hashes, threat names and references, the same records reported. What they say
 /// for detection (`malicious-activity` indicators, `to_ids` attributes) comes out Malware.
+///
+/// Whose expectations these are: the hashes, references and records are what stix2 and pymisp
+/// read from the examples; a MISP threat name is the galaxy cluster the event's authors exported
+/// for the tag (its galaxy type and name, as pymisp reads them). Still ours, and so unable to
+/// catch a mistake in fileintel's own rules: which galaxy types name a threat, the `to_ids`
+/// rule, and the event's name as the fallback; the generated bundle and event of the tests
+/// above are ours throughout.
 #[test]
 fn public_example_bundles_and_events_read_as_their_libraries_read_them() {
     let Some(dir) = generated() else { return };
