@@ -134,6 +134,10 @@ fn every_sysmon_log_yields_what_python_evtx_reads() {
     assert_eq!(total, (767, 476), "the shared logs hold 767 records, 476 of them Sysmon events with hashes");
 }
 
+/// The JSON inputs here are ours: our script writes python-evtx's reading of the public logs
+/// in the NXLog and Winlogbeat shapes, so this holds the JSON importer to the event-log
+/// importer, not to JSON that its shippers wrote. No public Sysmon JSON dataset is published
+/// on a package registry (PyPI, npm, Debian) to take instead.
 #[test]
 fn sysmon_json_in_both_shapes_yields_the_same_as_the_event_logs() {
     let Some(python) = python() else { return };
