@@ -24,7 +24,10 @@ and, from public examples that others published (read in place, never copied int
   modules). The sdists are downloaded once into CACHE_DIR (default OUT_DIR/cache).
 
 The expectations come from the objects this script created or from what the libraries read,
-never from fileintel. Installs stix2 and pymisp with pip when they are missing.
+never from fileintel's code; for the public MISP events, threat names are the galaxy clusters
+their authors exported (type and name as pymisp reads them). What is still ours, and so cannot
+catch a mistake in it: which galaxy types name a threat, the to_ids rule, and the event and
+bundle this script builds itself. Installs stix2 and pymisp with pip when they are missing.
 """
 
 from __future__ import annotations
@@ -305,11 +308,30 @@ def misp_public(path: str) -> bool:
         """The uuid as the file gives it; pymisp makes one up where the file has none."""
         return item.uuid if item.uuid in text else "?"
 
+    # The clusters the event's authors exported with it (its "Galaxy" sections, the event's and
+    # its attributes'), as pymisp reads them: for a tag of one of them, the galaxy's type and
+    # the cluster's name are the authors', not parsed out of the tag here. Only for a tag with
+    # no exported cluster is the tag itself parsed. Which galaxy types name a threat
+    # (THREAT_GALAXIES) and the to_ids rule below are still fileintel's documented rules.
+    clusters = {}
+    holders = [event] + list(event.attributes) + [a for o in event.objects for a in o.attributes]
+    for holder in holders:
+        for galaxy in getattr(holder, "galaxies", None) or []:
+            for cluster in galaxy.clusters:
+                if getattr(cluster, "tag_name", None) and getattr(cluster, "value", None):
+                    clusters[cluster.tag_name] = (galaxy.type, cluster.value)
+
     def threat(tags) -> str | None:
         for tag in tags:
-            match = re.fullmatch(r'misp-galaxy:([^=]+)="?(.*?)"?', tag.name)
-            if match and match.group(1) in THREAT_GALAXIES:
-                return match.group(2)
+            if tag.name in clusters:
+                kind, name = clusters[tag.name]
+            else:
+                match = re.fullmatch(r'misp-galaxy:([^=]+)="?(.*?)"?', tag.name)
+                if not match:
+                    continue
+                kind, name = match.group(1), match.group(2)
+            if kind in THREAT_GALAXIES:
+                return name
         return None
 
     def hash_of(attribute) -> str | None | bool:

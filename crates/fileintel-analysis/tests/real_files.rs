@@ -24,8 +24,7 @@ fn testdata() -> Option<PathBuf> {
         "FILEINTEL_ANALYSIS_TESTDATA={} holds no files/: run scripts/fetch-analysis-testdata.sh",
         dir.display()
     );
-    eprintln!("skipped: run scripts/fetch-analysis-testdata.sh to fetch the real files");
-    None
+    fileintel_testing::skip("run scripts/fetch-analysis-testdata.sh to fetch the real files")
 }
 
 /// The common name of an RFC 4514 name as signify prints it (`CN=Microsoft Corporation, O=...`).
@@ -67,8 +66,7 @@ fn expected_version(pe: &Value) -> Option<(Option<String>, Option<String>)> {
 #[test]
 fn real_files_read_as_pefile_reads_them() {
     let Some(dir) = testdata() else { return };
-    let Ok(python) = std::env::var("FILEINTEL_E2E_PYTHON") else {
-        eprintln!("skipped: set FILEINTEL_E2E_PYTHON to a Python with pefile");
+    let Some(python) = fileintel_testing::env_or_skip("FILEINTEL_E2E_PYTHON", "to a Python with pefile") else {
         return;
     };
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/analysis-reference.py");

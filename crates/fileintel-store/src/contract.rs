@@ -835,8 +835,8 @@ pub async fn each_tenant_numbers_its_own_indicators(store: &dyn Store) {
 /// `$factory` is an async fn returning `(store, guard)`.
 ///
 /// `contract_suite!(optional $factory)` is for backends that need a server: `$factory` returns
-/// `Option<(store, guard)>`, and each test passes without running when it gives `None` (the
-/// factory says why, e.g. "skipped: set FILEINTEL_TEST_DATABASE_URL").
+/// `Option<(store, guard)>`, and each test passes without running when it gives `None`; the
+/// factory says why through `fileintel_testing::skip`, which under `CI=true` fails instead.
 #[macro_export]
 macro_rules! contract_suite {
     (optional $factory:ident) => {

@@ -52,6 +52,11 @@ pub struct IngestArgs {
     /// instead of text.
     #[arg(long)]
     json: bool,
+    /// Into the data directory: after each commit, write a line `{"durable":N}` to standard
+    /// error, N being the observations accepted so far that are on disk (a kill after it loses
+    /// none of them), for scripts that must know how far an import got.
+    #[arg(long, conflicts_with = "server")]
+    progress_json: bool,
     /// Files and folders to import (folders are walked; files in them of no format that can be
     /// told, or of another than --format, are skipped); `-` reads standard input.
     #[arg(required = true)]
@@ -87,6 +92,8 @@ fn parse_format(text: &str) -> Result<Format, String> {
 struct Progress {
     records: AtomicU64,
     observations: AtomicU64,
+    /// `--progress-json`: report each commit's durable count on standard error.
+    report_durable: bool,
 }
 
 fn progress_bar(length: Option<u64>, label: &str) -> ProgressBar {
@@ -126,7 +133,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
         };
         let (total, reported) = match &store {
             Some(store) => {
-                let progress = Arc::new(Progress::default());
+                let progress = Arc::new(Progress { report_durable: args.progress_json, ..Progress::default() });
                 let bar = ProgressBar::new_spinner();
                 bar.set_style(
                     ProgressStyle::with_template("{spinner} {elapsed} {msg}")
@@ -415,11 +422,18 @@ async fn ingest_local(
     }
     drop(sender);
     let mut ingestor = Ingestor::new(store, batch);
+    let mut reported = 0;
     while let Some(parcel) = parcels.recv().await {
         for (label, parsed) in parcel {
             let observations = parsed.observations.len() as u64;
             ingestor.submit_from(Some(label), parsed).await.context("storing observations")?;
             progress.observations.fetch_add(observations, Ordering::Relaxed);
+            // The ingestor counts an observation as accepted only once its commit is durable.
+            let durable = ingestor.progress().accepted;
+            if progress.report_durable && durable > reported {
+                reported = durable;
+                eprintln!("{}", serde_json::json!({ "durable": durable }));
+            }
         }
     }
     for decoder in decoders {

