@@ -233,8 +233,9 @@ fn a_kill_9_during_a_local_import_loses_no_observation_reported_durable() {
             // It finished first: its summary acknowledges everything.
             let mut out = String::new();
             child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-            let summary: Value = serde_json::from_str(&out).unwrap();
-            durable = summary[0]["accepted"].as_u64().unwrap() as usize;
+            // One line per input, and here one input.
+            let summary: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+            durable = summary["accepted"].as_u64().unwrap() as usize;
             assert_eq!(durable, total);
         }
         println!("round {round}: killed after durable line {kill_after} (+{pause} ms): {durable} durable");
