@@ -93,14 +93,14 @@ if wants analyze || wants signature; then
     export FILEINTEL_FUZZ_TEMPLATE=$DATA/files/unsigned-versioninfo/electron-winstaller-5.4.4/Squirrel.com
 fi
 
-# Event logs: the smaller real logs whole, and the first chunk of each (a log cut short).
+# Event logs: the smaller real logs whole, and each cut short inside its first chunk.
 if [[ -d $EVTX ]]; then
     while IFS= read -r -d '' log; do
         for target in evtx evtx-crate; do
             mkdir -p "$CORPUS/$target"
             name=$(sha1sum "$log" | cut -c1-40)
             if [[ $(stat -c %s "$log") -le 300000 ]]; then cp "$log" "$CORPUS/$target/$name"; fi
-            head -c 69632 "$log" > "$CORPUS/$target/$name.cut"
+            head -c 34096 "$log" > "$CORPUS/$target/$name.cut"
         done
     done < <(find "$EVTX" -name '*.evtx' -print0)
 fi
