@@ -43,8 +43,15 @@ impl Timestamp {
         })
     }
 
+    /// For seconds known to be in range (a clock, a time fileintel stored); beyond what a
+    /// timestamp holds (about 29,000 years either side of 1970) it gives the nearest one it holds.
     pub fn from_unix_seconds(seconds: i64) -> Self {
-        Timestamp(seconds * TICKS_PER_SECOND)
+        Timestamp(seconds.saturating_mul(TICKS_PER_SECOND))
+    }
+
+    /// For seconds read from input, which may say anything: `None` beyond what a timestamp holds.
+    pub fn checked_from_unix_seconds(seconds: i64) -> Option<Self> {
+        seconds.checked_mul(TICKS_PER_SECOND).map(Timestamp)
     }
 }
 
@@ -117,6 +124,15 @@ mod tests {
     fn offsets_are_converted_to_utc() {
         assert_eq!(round_trip("2020-01-01T01:30:00+02:00"), "2019-12-31T23:30:00Z");
         assert_eq!(round_trip("2024-02-29T23:59:59.9999999-00:30"), "2024-03-01T00:29:59.9999999Z");
+    }
+
+    #[test]
+    fn unix_seconds_beyond_what_a_timestamp_holds_are_refused_or_clamped_never_overflowed() {
+        assert_eq!(Timestamp::checked_from_unix_seconds(1_700_000_000), Some(Timestamp(17_000_000_000_000_000)));
+        assert_eq!(Timestamp::checked_from_unix_seconds(i64::MAX), None);
+        assert_eq!(Timestamp::checked_from_unix_seconds(i64::MIN / 1000), None);
+        assert_eq!(Timestamp::from_unix_seconds(i64::MAX), Timestamp(i64::MAX));
+        assert_eq!(Timestamp::from_unix_seconds(i64::MIN), Timestamp(i64::MIN));
     }
 
     #[test]

@@ -313,7 +313,8 @@ fn timestamp(value: &Scalar) -> Option<Timestamp> {
         Scalar::Int(number) => *number,
         _ => return None,
     };
-    Some(Timestamp::from_unix_seconds(seconds))
+    // Seconds beyond what a timestamp holds say no time, as text that is no number does.
+    Timestamp::checked_from_unix_seconds(seconds)
 }
 
 /// The hash an attribute carries, when its type is one of the file-hash types.
@@ -480,6 +481,15 @@ pub(crate) fn read(bytes: &[u8]) -> Read {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_time_beyond_what_a_timestamp_holds_is_no_time_and_no_overflow() {
+        let event = serde_json::json!({"Event": {"uuid": "e1", "timestamp": "1700000000", "Attribute": [
+            {"uuid": "a1", "type": "md5", "value": "f".repeat(32), "to_ids": true, "timestamp": "2629319419144089473"}
+        ]}});
+        let read = read(event.to_string().as_bytes());
+        assert_eq!(read.statements[0].said_at, Some(Timestamp::from_unix_seconds(1_700_000_000)), "the event's time");
+    }
 
     #[test]
     fn events_attributes_and_file_objects_read_with_their_names() {

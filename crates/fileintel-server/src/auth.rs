@@ -227,7 +227,7 @@ pub struct Authenticated(pub Option<Caller>);
 #[derive(Clone)]
 pub struct Verified(pub Option<Caller>);
 
-fn bearer(headers: &axum::http::HeaderMap) -> Result<&str, ApiError> {
+pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Result<&str, ApiError> {
     let header =
         headers.get(header::AUTHORIZATION).ok_or_else(|| ApiError::Unauthorized("no Authorization header".into()))?;
     header

@@ -260,7 +260,7 @@ async fn get_determinations(
 
 /// `lookBackHours` from the query (the name compared without regard to case, as OData does):
 /// 1 to 720, 720 when absent.
-fn look_back_hours(query: Option<&str>) -> Result<i64, ApiError> {
+pub(crate) fn look_back_hours(query: Option<&str>) -> Result<i64, ApiError> {
     let Some(value) = query_param(query, "lookBackHours") else { return Ok(MAX_LOOKBACK_HOURS) };
     value
         .parse::<i64>()

@@ -22,6 +22,8 @@ pub mod auth;
 pub mod error;
 mod feeds;
 mod files;
+#[doc(hidden)]
+pub mod fuzzing;
 mod indicators;
 mod ingest;
 pub mod issuers;

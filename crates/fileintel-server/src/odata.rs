@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use crate::error::ApiError;
 
 /// The system query options a request names, as written (`$filter`, or `%24filter` decoded).
-fn system_options(query: &str) -> Vec<String> {
+pub(crate) fn system_options(query: &str) -> Vec<String> {
     query
         .split('&')
         .filter_map(|pair| {

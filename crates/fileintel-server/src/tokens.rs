@@ -45,7 +45,7 @@ pub fn router() -> Router<AppState> {
 
 /// An OAuth2 error in Entra ID's shape. Credential failures all read the same, so a caller learns
 /// nothing about which part was wrong.
-struct OAuthError {
+pub(crate) struct OAuthError {
     status: StatusCode,
     error: &'static str,
     description: String,
@@ -114,6 +114,13 @@ fn base(state: &AppState, headers: &HeaderMap) -> String {
     state.auth.base_for(scheme(state), request_host(headers, state))
 }
 
+/// A token request's body as its fields; what is not a form is refused with `invalid_request`.
+pub(crate) fn read_form(body: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
+    serde_urlencoded::from_bytes(body).map_err(|_| {
+        OAuthError::bad_request("invalid_request", "AADSTS900144: The request body must be a form.", 900144)
+    })
+}
+
 /// A token request at either endpoint: the body is read as a form whatever the `Content-Type`
 /// says, since some clients send none. Failed sign-ins spend a budget per client id and address:
 /// once it is spent, that address gets 429 for that client until failures age out, while other
@@ -126,9 +133,7 @@ async fn post_token(
     body: Bytes,
     version: TokenVersion,
 ) -> Result<Response, OAuthError> {
-    let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).map_err(|_| {
-        OAuthError::bad_request("invalid_request", "AADSTS900144: The request body must be a form.", 900144)
-    })?;
+    let form = read_form(&body)?;
     // Before anything is looked up or keyed by them: no tenant, application or user has a longer
     // name, and a longer one would only cost memory.
     let identifiers =

@@ -58,6 +58,12 @@ impl<R: Read + Send> EvtxDecoder<R> {
         }
     }
 
+    /// A decoder that leaves every record to the crate, so that the crate path can be fuzzed
+    /// on its own (the direct path would otherwise take nearly every record).
+    pub(crate) fn crate_only(input: R, tenant: String) -> Self {
+        EvtxDecoder { direct: false, ..Self::new(input, tenant) }
+    }
+
     /// Fills `buffer` as far as the input goes; returns how much it read.
     /// Reads up to one chunk into `data` (spare capacity, not zeroed first); returns how much.
     fn read_chunk_bytes(&mut self, data: &mut Vec<u8>) -> io::Result<usize> {

@@ -211,6 +211,13 @@ impl<R: BufRead + Send> Decoder for NdjsonDecoder<R> {
     }
 }
 
+/// An event-log decoder that reads every record through the evtx crate, never the direct
+/// reader: for the fuzz target of the crate path (fuzz/fuzz_targets/evtx-crate.rs) and its replay.
+#[doc(hidden)]
+pub fn evtx_crate_decoder<'a, R: Read + Send + 'a>(input: R, tenant: String) -> Box<dyn Decoder + 'a> {
+    Box::new(evtx_log::EvtxDecoder::crate_only(input, tenant))
+}
+
 /// A decoder for `input` in `format`, or in the format its first bytes show when `format` is `None`.
 ///
 /// `scope` is the tenant the observations belong to: for the native format, lines naming another

@@ -1,0 +1,8 @@
+//! Any bytes as a SysmonJson input, through the decoder the ingest paths use, drained to its end.
+#![no_main]
+
+mod telemetry;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    telemetry::run(fileintel_telemetry::Format::SysmonJson, data, true);
+});
