@@ -92,7 +92,7 @@ pub struct ConnectionLimits {
     /// Longest a connection may wait for the client while a request body is read; a body that
     /// stalls longer fails the request.
     pub body_timeout: std::time::Duration,
-    /// Connections served at once; the next waits in the listen backlog until one closes.
+    /// Connections served at once; one past it is closed at once.
     pub max_connections: usize,
 }
 
@@ -318,14 +318,19 @@ fn stopping(
     handle
 }
 
-/// The same limits for the plain and the TLS listener: hyper's header read timeout (which also
-/// closes a kept-alive connection whose next request does not come in time), a deadline for the
-/// first request that covers the TLS handshake, and the connection cap. Request bodies are held
+/// The same limits for the plain and the TLS listener: HTTP/1 only, hyper's header read timeout
+/// (which also closes a kept-alive connection whose next request does not come in time), a
+/// deadline for the first request, and the connection cap (the TLS handshake has the acceptor's
+/// own deadline). Request bodies are held
 /// to their own timeout in [`router`].
 fn limited<Acceptor>(
-    mut server: axum_server::Server<SocketAddr, Acceptor>,
+    server: axum_server::Server<SocketAddr, Acceptor>,
     limits: ConnectionLimits,
 ) -> axum_server::Server<SocketAddr, Capped<Acceptor>> {
+    // HTTP/1 only: hyper's header read timeout, which closes idle connections, is HTTP/1's; an
+    // HTTP/2 connection (h2c, or h2 through ALPN) would be held open by one request for ever,
+    // and a few hundred of them would fill the connection cap. No MDE client needs HTTP/2.
+    let mut server = server.http1_only();
     server
         .http_builder()
         .http1()

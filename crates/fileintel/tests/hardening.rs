@@ -139,6 +139,13 @@ fn slow_clients_are_dropped_within_the_timeouts() {
     let dir = tempfile::tempdir().unwrap();
     let node = spawn_node(dir.path(), &QUICK);
     slow_clients_are_dropped(&node);
+    // HTTP/2 with prior knowledge, then one request's worth of settings: an HTTP/2 connection
+    // would outlive every HTTP/1 timeout, so it is not spoken at all.
+    let mut h2c = TcpStream::connect(node.address).unwrap();
+    h2c.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00").unwrap();
+    // HEADERS for `GET /health` on stream 1 (HPACK: GET, http, then /health as a literal path).
+    h2c.write_all(b"\x00\x00\x0b\x01\x05\x00\x00\x00\x01\x82\x86\x44\x07/health").unwrap();
+    assert!(closed_within(&mut h2c, Duration::from_secs(20)), "an HTTP/2 connection stays open");
     // The server goes on answering.
     let (status, _, _) = call_as(node.address, "GET", "/health", "", None, "x");
     assert_eq!(status, 200);
