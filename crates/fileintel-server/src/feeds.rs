@@ -44,6 +44,8 @@ pub struct FeedImport<'a> {
     mode: ImportMode,
     /// Every hash the import listed, for `Replace`.
     listed: HashSet<FileHash>,
+    /// Records the inputs held that could not be read: a hash among them may still be listed.
+    rejected: usize,
     /// How many verdicts were new or replaced one.
     pub changed: u64,
 }
@@ -51,11 +53,13 @@ pub struct FeedImport<'a> {
 impl<'a> FeedImport<'a> {
     pub fn new(store: &'a dyn Store, source: &fileintel_feeds::Source, mode: ImportMode) -> Self {
         let source = VerdictSource::Feed { name: source.name.clone() };
-        FeedImport { store, source, mode, listed: HashSet::new(), changed: 0 }
+        FeedImport { store, source, mode, listed: HashSet::new(), rejected: 0, changed: 0 }
     }
 
-    /// Records verdicts read from one input, in commits of [`CHUNK`].
-    pub async fn record(&mut self, verdicts: Vec<(FileHashes, Verdict)>) -> Result<(), StoreError> {
+    /// Records verdicts read from one input, in commits of [`CHUNK`], and how many of its
+    /// records were rejected.
+    pub async fn record(&mut self, verdicts: Vec<(FileHashes, Verdict)>, rejected: usize) -> Result<(), StoreError> {
+        self.rejected += rejected;
         if self.mode == ImportMode::Replace {
             for (hashes, _) in &verdicts {
                 self.listed.extend(hashes.iter());
@@ -69,12 +73,21 @@ impl<'a> FeedImport<'a> {
     }
 
     /// Ends the import: with `Replace`, what the source said about hashes no input listed stops
-    /// speaking now. Returns how many verdicts that ended.
-    pub async fn finish(self) -> Result<u64, StoreError> {
+    /// speaking now. Returns how many verdicts that ended, or why nothing was ended: an import
+    /// with a rejected record, or with no record at all, is not known to be the whole feed (a
+    /// record that could not be read may name a hash the feed still lists), so it ends nothing.
+    pub async fn finish(self) -> Result<Result<u64, String>, StoreError> {
         match self.mode {
-            ImportMode::Add => Ok(0),
+            ImportMode::Add => Ok(Ok(0)),
+            ImportMode::Replace if self.rejected > 0 => Ok(Err(format!(
+                "not replaced: {} records were rejected, and may name hashes the feed still lists; nothing was ended",
+                self.rejected
+            ))),
+            ImportMode::Replace if self.listed.is_empty() => {
+                Ok(Err("not replaced: the import lists no hash; nothing was ended".to_owned()))
+            }
             ImportMode::Replace => {
-                self.store.end_unlisted_verdicts(&self.source, &self.listed, crate::files::now()).await
+                Ok(Ok(self.store.end_unlisted_verdicts(&self.source, &self.listed, crate::files::now()).await?))
             }
         }
     }
@@ -130,9 +143,13 @@ async fn post_import(
             .map_err(|error| ApiError::Internal(format!("feed task: {error}")))?;
     let taken = verdicts.len();
     let mut import = FeedImport::new(state.store.as_ref(), &source, mode);
-    import.record(verdicts).await?;
+    import.record(verdicts, rejections.len()).await?;
     let changed = import.changed;
-    let ended = import.finish().await?;
-    let body = json!({"source": name, "taken": taken, "changed": changed, "ended": ended, "rejected": rejections});
+    let (ended, not_replaced) = match import.finish().await? {
+        Ok(ended) => (ended, None),
+        Err(reason) => (0, Some(reason)),
+    };
+    let body = json!({"source": name, "taken": taken, "changed": changed, "ended": ended,
+        "notReplaced": not_replaced, "rejected": rejections});
     Ok(odata_value(&body))
 }

@@ -426,6 +426,17 @@ async fn a_whole_feed_import_ends_what_the_feed_no_longer_lists() {
     assert_eq!(history["value"][0]["speaks"], false, "{history}");
     assert!(history["value"][0]["validUntil"].is_string(), "{history}");
     app.send(import("&mode=sometimes", &later)).await.assert_envelope(StatusCode::BAD_REQUEST, "BadRequest");
+    // Listed again, it speaks again; a whole feed with a record it could not read ends nothing,
+    // since that record may name a hash the feed still lists; nor does a feed that lists nothing.
+    app.send(import("", &format!("{SHA1},Malware,Emotet\n"))).await;
+    assert_eq!(determination(SHA1).await, "Malware");
+    let with_a_bad_line = format!("{other},Malware,Qakbot\nnot-a-hash,Malware,x\n");
+    for body in [with_a_bad_line.as_str(), ""] {
+        let answer = app.send(import("&mode=replace", body)).await.json();
+        assert_eq!(answer["ended"], 0, "{answer}");
+        assert!(answer["notReplaced"].as_str().unwrap().contains("not replaced"), "{answer}");
+        assert_eq!(determination(SHA1).await, "Malware", "{answer}");
+    }
 }
 
 #[tokio::test]

@@ -104,7 +104,7 @@ pub fn run(command: FeedsCommand) -> anyhow::Result<ExitCode> {
         let (verdicts, rejections) = fileintel_feeds::verdicts(&source, fileintel_feeds::read(args.format, &bytes));
         let taken = verdicts.len();
         let before = import.changed;
-        runtime.block_on(import.record(verdicts))?;
+        runtime.block_on(import.record(verdicts, rejections.len()))?;
         let changed = import.changed - before;
         for rejection in &rejections {
             eprintln!("{}: {}: {}", file.display(), rejection.at, rejection.reason);
@@ -116,9 +116,13 @@ pub fn run(command: FeedsCommand) -> anyhow::Result<ExitCode> {
                 "changed": changed, "rejected": rejections.len()})
         );
     }
-    let ended = runtime.block_on(import.finish())?;
-    if args.replace {
-        println!("{}", serde_json::json!({"source": source.name, "ended": ended}));
+    match runtime.block_on(import.finish())? {
+        Ok(ended) if args.replace => println!("{}", serde_json::json!({"source": source.name, "ended": ended})),
+        Ok(_) => {}
+        Err(reason) => {
+            eprintln!("{reason}");
+            println!("{}", serde_json::json!({"source": source.name, "ended": 0, "notReplaced": reason}));
+        }
     }
     Ok(crate::exit::import(rejected > 0))
 }
