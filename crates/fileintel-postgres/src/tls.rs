@@ -88,6 +88,13 @@ pub(crate) fn driver_config(url: &str) -> Result<tokio_postgres::Config, StoreEr
 
 fn parse(url: &str) -> Result<(tokio_postgres::Config, SslMode, Roots), StoreError> {
     let (rest, sslmode, sslrootcert) = split_tls_keys(url);
+    // A string whose TLS keys could not be taken out must not fall back to `prefer`, which a
+    // server in the middle can answer without TLS: fail closed instead.
+    if sslmode.is_none() && sslrootcert.is_none() && (rest.contains("sslmode") || rest.contains("sslrootcert")) {
+        return Err(invalid(
+            "the connection string names sslmode or sslrootcert where they cannot be read (a stray quote or backslash?); nothing was connected",
+        ));
+    }
     let mut config: tokio_postgres::Config = rest.parse().map_err(invalid)?;
     let roots = match sslrootcert.as_deref() {
         None | Some("") => Roots::None,
@@ -421,6 +428,16 @@ mod tests {
         assert_eq!(split(r"sslrootcert=a\ b.pem host=db"), (" host=db".into(), None, Some("a b.pem".into())));
         // Not a key-value string: left whole for the driver to report.
         assert_eq!(split("host=db sslmode='unterminated"), ("host=db sslmode='unterminated".into(), None, None));
+    }
+
+    /// What the splitter cannot read is refused, never connected as `prefer`: here the driver
+    /// would read `sslmode=require`, and our reading of the string would have lost it.
+    #[test]
+    fn tls_keys_that_cannot_be_read_are_refused_not_weakened() {
+        for url in [r"host=db sslmode=require password=x\", "host=db sslmode='unterminated"] {
+            let error = read(url).err().unwrap_or_else(|| panic!("{url} connected"));
+            assert!(error.to_string().contains("cannot be read"), "{url}: {error}");
+        }
     }
 
     #[test]
