@@ -6,23 +6,8 @@
 #[path = "../../../fuzz/fuzz_targets/feeds.rs"]
 mod feeds;
 
-use std::path::Path;
-
 fn replay(target: &str, check: impl Fn(&[u8])) {
-    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-regressions").join(target);
-    let mut inputs: Vec<_> = std::fs::read_dir(&folder)
-        .unwrap_or_else(|error| panic!("{}: {error}", folder.display()))
-        .map(|entry| entry.expect("a folder entry").path())
-        .filter(|path| path.is_file())
-        .collect();
-    inputs.sort();
-    assert!(!inputs.is_empty(), "{} holds no input to replay", folder.display());
-    for input in inputs {
-        let data = std::fs::read(&input).expect("a kept input reads");
-        // Named first, so that a failure says which input it was.
-        eprintln!("replaying {}", input.display());
-        check(&data);
-    }
+    fileintel_testing::replay(env!("CARGO_MANIFEST_DIR"), target, check);
 }
 
 #[test]

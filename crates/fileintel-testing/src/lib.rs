@@ -55,3 +55,24 @@ mod tests {
         }
     }
 }
+
+/// Replays every input kept in `<crate>/tests/fuzz-regressions/<target>/` (fuzz findings once
+/// fixed, and interesting inputs) through `check`, the same check the fuzz target runs, in name
+/// order. `crate_dir` is the calling crate's `env!("CARGO_MANIFEST_DIR")`. An empty or missing
+/// folder fails: a replay with nothing to replay would pass by having nothing to do.
+pub fn replay(crate_dir: &str, target: &str, check: impl Fn(&[u8])) {
+    let folder = std::path::Path::new(crate_dir).join("tests/fuzz-regressions").join(target);
+    let mut inputs: Vec<_> = std::fs::read_dir(&folder)
+        .unwrap_or_else(|error| panic!("{}: {error}", folder.display()))
+        .map(|entry| entry.expect("a folder entry").path())
+        .filter(|path| path.is_file())
+        .collect();
+    inputs.sort();
+    assert!(!inputs.is_empty(), "{} holds no input to replay", folder.display());
+    for input in inputs {
+        let data = std::fs::read(&input).expect("a kept input reads");
+        // Named first, so that a failure says which input it was.
+        eprintln!("replaying {}", input.display());
+        check(&data);
+    }
+}
