@@ -41,21 +41,6 @@ pub fn env_or_skip(name: &str, purpose: &str) -> Option<String> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_skip_outside_ci_gives_none_and_under_ci_fails() {
-        // Whichever this run is, the half that applies to it.
-        if in_ci() {
-            assert!(std::panic::catch_unwind(|| skip::<()>("x")).is_err(), "under CI a skip fails");
-        } else {
-            assert_eq!(skip::<u8>("nothing to see"), None);
-        }
-    }
-}
-
 /// Replays every input kept in `<crate>/tests/fuzz-regressions/<target>/` (fuzz findings once
 /// fixed, and interesting inputs) through `check`, the same check the fuzz target runs, in name
 /// order. `crate_dir` is the calling crate's `env!("CARGO_MANIFEST_DIR")`. An empty or missing
@@ -74,5 +59,20 @@ pub fn replay(crate_dir: &str, target: &str, check: impl Fn(&[u8])) {
         // Named first, so that a failure says which input it was.
         eprintln!("replaying {}", input.display());
         check(&data);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_skip_outside_ci_gives_none_and_under_ci_fails() {
+        // Whichever this run is, the half that applies to it.
+        if in_ci() {
+            assert!(std::panic::catch_unwind(|| skip::<()>("x")).is_err(), "under CI a skip fails");
+        } else {
+            assert_eq!(skip::<u8>("nothing to see"), None);
+        }
     }
 }
