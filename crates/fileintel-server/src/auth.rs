@@ -239,20 +239,19 @@ pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Result<&str, ApiError> 
         .ok_or_else(|| ApiError::Unauthorized("the Authorization header is not a bearer token".into()))
 }
 
-/// Authenticates a request's bearer token. A token verified before costs a read of the store's
-/// identity generation and a cache lookup (and, once the generation has moved, its application
+/// Authenticates a request's bearer token. A token verified before costs a cache lookup and a
+/// read of the store's identity generation (and, once the generation has moved, its application
 /// and user looked up again); any other spends one check of the client address's budget first,
-/// so a flood of bad tokens is refused with 429 before it costs signature checks.
+/// so a flood of bad tokens is refused with 429 before it costs a store read or a signature
+/// check.
 pub async fn authenticate(
     state: &AppState,
     headers: &axum::http::HeaderMap,
     address: &str,
 ) -> Result<Caller, ApiError> {
     let token = bearer(headers)?;
-    // Read before the checks below, so that a deletion committed while they run moves the
-    // generation past the one this caller is remembered under.
-    let generation = state.store.identity_generation().await?;
     if let Some((caller, checked)) = state.auth.cached(token) {
+        let generation = state.store.identity_generation().await?;
         if checked != generation {
             // The signature held before and still does: only who it names may have gone. A token
             // refused now is forgotten, so that presenting it again spends the address's budget.
@@ -272,6 +271,10 @@ pub async fn authenticate(
             return Err(ApiError::TooManyRequests { retry_after: decision.retry_after });
         }
     }
+    // Only once the budget allows it, so that a flood of bad tokens costs no store reads; and
+    // before the checks below, so that a deletion committed while they run moves the
+    // generation past the one this caller is remembered under.
+    let generation = state.store.identity_generation().await?;
     let caller = match state.auth.verify(token).await {
         Err(fileintel_auth::AuthError::UnknownKey(kid)) => reload_keys_for(state, token, kid).await?,
         verified => verified,
