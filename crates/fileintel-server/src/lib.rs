@@ -297,6 +297,11 @@ pub async fn serve_tls(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Offer only HTTP/1.1 in the handshake: the listener speaks nothing else (see [`limited`]),
+    // and a client that was offered h2 (curl, browsers) would speak it and get no answer.
+    let mut only_http1 = (*tls.get_inner()).clone();
+    only_http1.alpn_protocols = vec![b"http/1.1".to_vec()];
+    tls.reload_from_config(Arc::new(only_http1));
     let limits = state.config.connections;
     let server = limited(axum_server::from_tcp_rustls(listener.into_std()?, tls)?, limits);
     let service = router(state).into_make_service_with_connect_info::<SocketAddr>();

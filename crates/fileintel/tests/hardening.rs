@@ -167,6 +167,14 @@ fn slow_clients_are_dropped_within_the_timeouts_over_tls_too() {
     half_hello.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).unwrap();
     assert!(closed_within(&mut silent, Duration::from_secs(20)), "a silent TLS connection stays open");
     assert!(closed_within(&mut half_hello, Duration::from_secs(20)), "half a TLS hello stays open");
+    // A client that offers h2 and HTTP/1.1 in the handshake (curl does) is answered over 1.1.
+    let answered = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code} %{http_version}", "--cacert"])
+        .arg(certs.join("ca.pem"))
+        .arg(format!("https://127.0.0.1:{}/health", node.address.port()))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&answered.stdout), "200 1.1", "{}", String::from_utf8_lossy(&answered.stderr));
 }
 
 #[test]
