@@ -85,16 +85,39 @@ fn csv_reader(bytes: &[u8]) -> csv::Reader<&[u8]> {
 }
 
 /// The 1-based line a record starts on, counted from its byte offset: the csv crate's own line
-/// count skips comment lines, and a record's offset can point at the comments before it.
-fn line_of(bytes: &[u8], position: Option<&csv::Position>) -> u64 {
-    let mut offset = position.map_or(0, |position| position.byte() as usize).min(bytes.len());
-    while bytes.get(offset) == Some(&b'#') {
-        match bytes[offset..].iter().position(|&byte| byte == b'\n') {
-            Some(end) => offset += end + 1,
-            None => break,
-        }
+/// count skips comment lines, and a record's offset can point at the blank and comment lines
+/// before it. Records
+/// come in order, so each count goes on from the last one: a feed is read in one pass, not one
+/// pass per record.
+struct Lines<'a> {
+    bytes: &'a [u8],
+    /// The offset counted up to, and the line it is on.
+    counted: usize,
+    line: u64,
+}
+
+impl<'a> Lines<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Lines { bytes, counted: 0, line: 1 }
     }
-    1 + bytes[..offset].iter().filter(|&&byte| byte == b'\n').count() as u64
+
+    fn line_of(&mut self, position: Option<&csv::Position>) -> u64 {
+        let bytes = self.bytes;
+        let mut offset = position.map_or(0, |position| position.byte() as usize).min(bytes.len());
+        // The csv reader skips blank lines and comment lines before a record; so does the count.
+        while matches!(bytes.get(offset), Some(b'#' | b'\n' | b'\r')) {
+            match memchr::memchr(b'\n', &bytes[offset..]) {
+                Some(end) => offset += end + 1,
+                None => break,
+            }
+        }
+        if offset < self.counted {
+            (self.counted, self.line) = (0, 1);
+        }
+        self.line += memchr::memchr_iter(b'\n', &bytes[self.counted..offset]).count() as u64;
+        self.counted = offset;
+        self.line
+    }
 }
 
 /// A field as written, trimmed, and unquoted where a space before the quote kept the csv
@@ -106,10 +129,11 @@ fn unquoted(field: &str) -> &str {
 
 /// The records of a CSV feed with the lines they start on, or the rejection of what is not CSV.
 fn records(bytes: &[u8]) -> impl Iterator<Item = Result<(u64, csv::StringRecord), Rejection>> + '_ {
+    let mut lines = Lines::new(bytes);
     csv_reader(bytes).into_records().map(move |record| match record {
-        Ok(record) => Ok((line_of(bytes, record.position()), record)),
+        Ok(record) => Ok((lines.line_of(record.position()), record)),
         Err(error) => {
-            let line = line_of(bytes, error.position());
+            let line = lines.line_of(error.position());
             Err(Rejection::new(Position::Line(line), format!("not CSV: {error}")))
         }
     })
@@ -363,6 +387,24 @@ mod tests {
         let source = Source::new("team-list", 50);
         let (_, verdict) = source.verdict(read.statements[1].clone()).unwrap();
         assert_eq!(verdict.determination_type, DeterminationType::Pua);
+    }
+
+    #[test]
+    fn lines_are_counted_past_comments_and_fields_that_span_lines() {
+        let feed = format!(
+            "hash,determinationType,determinationValue\n# a comment\n{SHA1},Malware,\"two\nlines\"\n\n# two\n# comments\n{MD5},pua,\nbad,Malware,x\n{SHA256},Malware,x\n"
+        );
+        let read = read(Format::Csv, feed.as_bytes());
+        // Where each hash is in the text, found by searching for it.
+        let line_of_text = |text: &str| 1 + feed[..feed.find(text).unwrap()].matches('\n').count() as u64;
+        let lines: Vec<Position> = read.statements.iter().map(|statement| statement.at).collect();
+        let expected: Vec<Position> =
+            [SHA1, MD5, SHA256].iter().map(|hash| Position::Line(line_of_text(hash))).collect();
+        assert_eq!(lines, expected);
+        assert_eq!(
+            read.rejections.iter().map(|rejection| rejection.at).collect::<Vec<_>>(),
+            [Position::Line(line_of_text("bad,"))]
+        );
     }
 
     #[test]
