@@ -14,6 +14,15 @@ pub struct TimestampError(pub String);
 const TICKS_PER_SECOND: i64 = 10_000_000;
 
 impl Timestamp {
+    /// The system clock's time now: the one function of the core that reads anything but its
+    /// arguments. Nothing in the core calls it; the edges (the stores, the server) do, and hand
+    /// the time to the core's functions, which take it as a parameter. Before 1970 (a clock
+    /// badly wrong) it gives 1970.
+    pub fn now() -> Self {
+        let elapsed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        Timestamp(i64::try_from(elapsed.as_nanos() / 100).unwrap_or(i64::MAX))
+    }
+
     /// Parses RFC 3339 with any offset; digits past the seventh fraction digit are truncated.
     pub fn parse(text: &str) -> Result<Self, TimestampError> {
         let parsed = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)

@@ -73,7 +73,9 @@ use fileintel_core::{
     Application, FileFacts, FileHash, FileHashes, FileRecord, Indicator, Observation, SigningKey, Timestamp, User,
     Verdict, VerdictSource,
 };
-use fileintel_store::{DeviceSighting, IngestOutcome, OrgFileStats, Store, StoreError, StoreStats, TOP_FILE_NAMES};
+use fileintel_store::{
+    DeviceSighting, IngestOutcome, OrgFileStats, Store, StoreError, StoreStats, SweepReport, TOP_FILE_NAMES,
+};
 
 use crate::error::Failure;
 
@@ -540,6 +542,10 @@ impl Store for PgStore {
             }
         })
         .await
+    }
+
+    async fn sweep(&self, now: Timestamp) -> Result<SweepReport, StoreError> {
+        Ok(SweepReport { removed: self.sweep_windows(now).await? })
     }
 
     async fn stats(&self) -> Result<StoreStats, StoreError> {

@@ -344,10 +344,10 @@ async fn sweeping_removes_only_what_no_window_can_reach() {
     let times =
         async || -> i64 { client.query_one("SELECT count(*) FROM observation_times", &[]).await.unwrap().get(0) };
     assert_eq!(times().await, 3);
-    assert_eq!(store.sweep_windows(now).await.unwrap(), 0, "nothing is out of reach yet");
+    assert_eq!(store.sweep(now).await.unwrap().removed, 0, "nothing is out of reach yet");
     // A hundred hours on, "old" (800 hours back) is out of every window; "new" is not.
     let later = Timestamp(now.0 + 100 * HOUR);
-    assert_eq!(store.sweep_windows(later).await.unwrap(), 2);
+    assert_eq!(store.sweep(later).await.unwrap().removed, 2);
     assert_eq!(times().await, 1);
     let sha1 = FileHash::Sha1(hashes(3).sha1.unwrap());
     let stats = store.file_stats(sha1, "t", Timestamp(later.0 - 720 * HOUR)).await.unwrap().unwrap();

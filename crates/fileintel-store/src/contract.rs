@@ -461,6 +461,44 @@ pub async fn stats_are_exact_at_the_edge_of_the_window(store: &dyn Store) {
     assert_eq!(org(store, 3, "contoso", early).await.prevalence, 6);
 }
 
+pub async fn sweeping_changes_no_answer_a_window_can_give(store: &dyn Store) {
+    let now = now();
+    let ago = |hours: i64| Timestamp(now.0 - hours * HOUR);
+    store
+        .ingest(vec![
+            seen_at("contoso", "gone", ago(700), 5, "old.exe"),
+            seen_at("contoso", "twice", ago(710), 5, "old.exe"),
+            seen_at("contoso", "twice", ago(5), 5, "new.exe"),
+            seen_at("contoso", "kept", ago(600), 5, "mid.exe"),
+            seen_at("contoso", "recent", ago(10), 5, "new.exe"),
+        ])
+        .await
+        .unwrap();
+    // Every answer a window from `at` gives, and what `/machines` says.
+    let answers = async |at: Timestamp| {
+        let mut answers = Vec::new();
+        for hours in [720, 650, 600, 200, 105, 1] {
+            answers.push(org(store, 5, "contoso", Timestamp(at.0 - hours * HOUR)).await);
+        }
+        let mut devices = store.file_devices(FileHash::Sha1(sha1(5)), "contoso").await.unwrap();
+        devices.sort_by(|a, b| a.device_id.cmp(&b.device_id));
+        (answers, devices)
+    };
+    let before = answers(now).await;
+    store.sweep(now).await.unwrap();
+    assert_eq!(answers(now).await, before, "nothing is out of reach yet");
+    // A hundred hours on, the observations of 700 and 710 hours ago are out of every window.
+    let later = Timestamp(now.0 + 100 * HOUR);
+    let before = answers(later).await;
+    assert_eq!(before.0[0].prevalence, 3, "gone is out of the longest window; twice, kept and recent are in");
+    assert_eq!(before.0[0].first_seen, Some(ago(600)));
+    store.sweep(later).await.unwrap();
+    assert_eq!(answers(later).await, before);
+    assert_eq!(store.sweep(later).await.unwrap().removed, 0, "a second sweep finds nothing left");
+    let record = store.get_file(FileHash::Sha1(sha1(5))).await.unwrap().unwrap();
+    assert_eq!(record.global_prevalence, 4, "sightings themselves stay");
+}
+
 pub async fn top_file_names_rank_names_by_devices(store: &dyn Store) {
     let time = Timestamp(now().0 - HOUR);
     let mut observations = Vec::new();
@@ -862,6 +900,7 @@ macro_rules! contract_suite {
             every_write_of_an_application_or_user_moves_the_identity_generation,
             stats_count_the_tenants_devices_within_the_window,
             stats_are_exact_at_the_edge_of_the_window,
+            sweeping_changes_no_answer_a_window_can_give,
             top_file_names_rank_names_by_devices,
             top_file_names_come_from_the_window,
             stats_follow_records_when_they_are_linked,

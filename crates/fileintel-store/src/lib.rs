@@ -100,6 +100,13 @@ pub struct StoreStats {
     pub disk_bytes: u64,
 }
 
+/// What one [`Store::sweep`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Window entries removed, in the backend's own unit (keys, rows): for logs.
+    pub removed: u64,
+}
+
 /// A file-intelligence store. Implementations are shared between request handlers (`Arc<dyn Store>`).
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -175,6 +182,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<OrgFileStats>, StoreError>;
 
     async fn stats(&self) -> Result<StoreStats, StoreError>;
+
+    /// Removes what no look-back window from `now` on can reach any more (observation times of
+    /// hours that ended more than [`MAX_LOOKBACK_HOURS`], plus slack, before `now`): maintenance
+    /// the application runs now and then, off the request path. No answer changes. A backend
+    /// that keeps nothing of the kind has nothing to do, which is the default. Replicas of one
+    /// database may sweep at once; the second finds little left.
+    async fn sweep(&self, now: Timestamp) -> Result<SweepReport, StoreError> {
+        let _ = now;
+        Ok(SweepReport::default())
+    }
 
     /// Whether the store can serve now (for `/ready`): `Err` says why not. The embedded store
     /// is always ready once open; a database backend asks its database.

@@ -45,7 +45,7 @@ use fileintel_core::{
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
 use serde::{Deserialize, Serialize};
 
-use crate::{DeviceSighting, IngestOutcome, OrgFileStats, Store, StoreError, StoreStats, TOP_FILE_NAMES};
+use crate::{DeviceSighting, IngestOutcome, OrgFileStats, Store, StoreError, StoreStats, SweepReport, TOP_FILE_NAMES};
 
 mod export;
 mod writer;
@@ -860,6 +860,14 @@ impl Store for FjallStore {
         Ok(true)
     }
 
+    async fn sweep(&self, now: Timestamp) -> Result<SweepReport, StoreError> {
+        let store = self.clone();
+        let removed = tokio::task::spawn_blocking(move || store.sweep_windows(now))
+            .await
+            .map_err(|error| StoreError::Backend(format!("sweep task: {error}")))??;
+        Ok(SweepReport { removed })
+    }
+
     async fn stats(&self) -> Result<StoreStats, StoreError> {
         let files = self.inner.writer.lock().map_err(|_| StoreError::Backend("writer poisoned".into()))?.counters.files;
         Ok(StoreStats { files, disk_bytes: self.inner.db.disk_space()? })
@@ -1238,10 +1246,10 @@ mod tests {
             "an hour and a day counter each"
         );
         // Nothing is out of reach yet.
-        assert_eq!(store.sweep_windows(now).unwrap(), 0);
+        assert_eq!(store.sweep(now).await.unwrap().removed, 0);
         // A hundred hours on, "old" (800 hours back) is out of every window; "new" is not.
         let later = Timestamp(now.0 + 100 * hour);
-        assert_eq!(store.sweep_windows(later).unwrap(), 4);
+        assert_eq!(store.sweep(later).await.unwrap().removed, 4);
         assert_eq!(
             (count(&store.inner.recent_times), count(&store.inner.recent_devices), count(&store.inner.recent_counts)),
             (1, 1, 2)
