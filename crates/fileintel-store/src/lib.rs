@@ -87,8 +87,9 @@ pub struct OrgFileStats {
     pub top_file_names: Vec<String>,
 }
 
-/// The longest look-back window, in hours, that [`Store::file_stats`] answers exactly (MDE's 720).
-pub const MAX_LOOKBACK_HOURS: i64 = 720;
+/// The longest look-back window, in hours, that [`Store::file_stats`] answers exactly (MDE's 720):
+/// the core's, named here too for the callers of the trait.
+pub use fileintel_core::MAX_LOOKBACK_HOURS;
 
 /// How many names `/stats` lists.
 pub const TOP_FILE_NAMES: usize = 5;

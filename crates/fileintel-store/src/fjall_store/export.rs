@@ -229,12 +229,7 @@ mod tests {
     use super::*;
     use crate::Store;
 
-    const HOUR: i64 = 3600 * 10_000_000;
-
-    fn now() -> Timestamp {
-        let elapsed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
-        Timestamp((elapsed.as_nanos() / 100) as i64)
-    }
+    const HOUR: i64 = fileintel_core::TICKS_PER_HOUR;
 
     fn hashes(n: u8) -> FileHashes {
         FileHashes {
@@ -247,7 +242,7 @@ mod tests {
     /// Observations with repeats, renames, several tenants and devices, times inside and far
     /// outside the windows, platforms and a report.
     fn observations() -> Vec<Observation> {
-        let now = now();
+        let now = Timestamp::now();
         let mut observations = Vec::new();
         for n in 1..=6u8 {
             for device in 0..(n as usize + 2) {
@@ -303,7 +298,7 @@ mod tests {
             }
         }
         assert_eq!(from.stats().await.unwrap().files, to.stats().await.unwrap().files);
-        let now = now();
+        let now = Timestamp::now();
         for n in (1..=6u8).chain([9]) {
             let hash = FileHash::Sha1(Sha1([n; 20]));
             assert_eq!(from.get_file(hash).await.unwrap(), to.get_file(hash).await.unwrap(), "file {n}");

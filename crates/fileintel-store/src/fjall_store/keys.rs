@@ -6,11 +6,6 @@ use fileintel_core::{FileHashes, Indicator, Timestamp, VerdictSource};
 
 use crate::StoreError;
 
-/// The longest look-back `/stats` answers for (MDE's 720 hours), plus an hour of slack for
-/// clocks that disagree.
-pub(super) const MAX_LOOKBACK: i64 = 721 * TICKS_PER_HOUR;
-pub(super) const TICKS_PER_HOUR: i64 = 3600 * 10_000_000;
-
 /// Times as key bytes that sort in time order, before 1970 too.
 pub(super) fn time_bytes(time: Timestamp) -> [u8; 8] {
     ((time.0 as u64) ^ (1 << 63)).to_be_bytes()
@@ -18,10 +13,6 @@ pub(super) fn time_bytes(time: Timestamp) -> [u8; 8] {
 
 pub(super) fn time_from_bytes(bytes: &[u8]) -> Timestamp {
     Timestamp((u64::from_be_bytes(bytes.try_into().unwrap_or_default()) ^ (1 << 63)) as i64)
-}
-
-pub(super) fn hour_of(time: Timestamp) -> i64 {
-    time.0.div_euclid(TICKS_PER_HOUR)
 }
 
 /// File id and tenant id: the prefix every per-tenant key of a file starts with.
@@ -50,10 +41,6 @@ pub(super) fn recent_device_key(file: u64, tenant: u32, last: Timestamp, device:
 pub(super) const HOUR_LEVEL: u8 = 0;
 pub(super) const DAY_LEVEL: u8 = 1;
 
-pub(super) fn day_of(time: Timestamp) -> i64 {
-    time.0.div_euclid(24 * TICKS_PER_HOUR)
-}
-
 pub(super) fn count_key(file: u64, tenant: u32, level: u8, bucket: i64) -> [u8; 21] {
     let mut key = [0u8; 21];
     key[..12].copy_from_slice(&file_tenant(file, tenant));
@@ -64,7 +51,7 @@ pub(super) fn count_key(file: u64, tenant: u32, level: u8, bucket: i64) -> [u8; 
 
 /// The hour and the day counters a last sighting at `time` counts in.
 pub(super) fn count_keys(file: u64, tenant: u32, time: Timestamp) -> [[u8; 21]; 2] {
-    [count_key(file, tenant, HOUR_LEVEL, hour_of(time)), count_key(file, tenant, DAY_LEVEL, day_of(time))]
+    [count_key(file, tenant, HOUR_LEVEL, time.hour()), count_key(file, tenant, DAY_LEVEL, time.day())]
 }
 
 pub(super) fn bucket_of_key(key: &[u8]) -> i64 {

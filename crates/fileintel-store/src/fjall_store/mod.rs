@@ -5,8 +5,9 @@
 //! hash, and sightings key on numbers rather than names, so the per-observation rows stay small.
 //!
 //! The `recent_*` keyspaces answer `/stats` for any look-back window of up to
-//! [`MAX_LOOKBACK`](keys::MAX_LOOKBACK) without visiting every device: they hold only times
-//! within that horizon of the moment they were written (older ones can never fall inside a
+//! [`MAX_LOOKBACK_HOURS`](fileintel_core::MAX_LOOKBACK_HOURS) without visiting every device: they
+//! hold only times within [`WINDOW_HORIZON_HOURS`](fileintel_core::WINDOW_HORIZON_HOURS) of the
+//! moment they were written (older ones can never fall inside a
 //! window again). An entry that has since aged out may linger until it is swept
 //! ([`FjallStore::sweep_windows`]), but always together with its hour and day counts, so counts
 //! taken over a window stay exact.
@@ -340,8 +341,8 @@ impl Store for FjallStore {
 #[cfg(test)]
 mod tests {
     use super::codec::{SCHEMA_VERSION, decode_sighting};
-    use super::keys::TICKS_PER_HOUR;
     use super::*;
+    use fileintel_core::TICKS_PER_HOUR;
 
     async fn fresh() -> (FjallStore, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
@@ -349,10 +350,6 @@ mod tests {
     }
 
     crate::contract_suite!(fresh);
-
-    fn now() -> Timestamp {
-        Timestamp((std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() / 100) as i64)
-    }
 
     /// Device `device` of tenant `t` saw file `n` (by SHA-1) `hours_ago` before `now`, as `name`.
     fn seen_ago(now: Timestamp, device: &str, hours_ago: i64, n: u8, name: &str) -> Observation {
@@ -414,8 +411,8 @@ mod tests {
             external_id: None,
             expiration_time: None,
             created_by: "app-1".into(),
-            creation_time: now(),
-            last_update_time: now(),
+            creation_time: Timestamp::now(),
+            last_update_time: Timestamp::now(),
             last_updated_by: None,
         };
         // One commit that writes an indicator, its value's entry, its verdict and its counter.
@@ -434,7 +431,7 @@ mod tests {
     async fn sweeping_removes_only_what_no_window_can_reach() {
         let (store, _dir) = fresh().await;
         let hour = TICKS_PER_HOUR;
-        let now = now();
+        let now = Timestamp::now();
         let hash = fileintel_core::Sha1([7; 20]);
         let seen = |device: &str, hours_ago: i64| seen_ago(now, device, hours_ago, 7, "x.exe");
         store.ingest(vec![seen("old", 700), seen("new", 10)]).await.unwrap();
@@ -472,7 +469,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FjallStore::open(dir.path()).unwrap();
         let hour = TICKS_PER_HOUR;
-        let now = now();
+        let now = Timestamp::now();
         let hash = fileintel_core::Sha1([8; 20]);
         let seen = |device: &str, hours_ago: i64, name: &str| seen_ago(now, device, hours_ago, 8, name);
         store.ingest(vec![seen("a", 10, "x.exe"), seen("b", 30, "x.exe"), seen("c", 900, "y.exe")]).await.unwrap();

@@ -6,23 +6,22 @@ use fjall::{Keyspace, PersistMode, Readable};
 
 use super::codec::{decode_sighting, u32_value};
 use super::keys::{
-    DAY_LEVEL, HOUR_LEVEL, MAX_LOOKBACK, TICKS_PER_HOUR, bucket_of_key, count_key, day_of, file_tenant, hour_of,
-    keyable, recent_device_key, recent_time_key, time_from_bytes,
+    DAY_LEVEL, HOUR_LEVEL, bucket_of_key, count_key, file_tenant, keyable, recent_device_key, recent_time_key,
+    time_from_bytes,
 };
 use super::{FjallStore, Inner};
 use crate::{OrgFileStats, StoreError, TOP_FILE_NAMES};
 
 impl FjallStore {
     /// Removes window entries that no look-back from `now` on can reach: observation times, and
-    /// devices with their hour counts, of whole hours that ended more than [`MAX_LOOKBACK`] (plus an
-    /// hour) before `now`. Queries and the writer only touch later hours, so this runs beside
-    /// them. Returns how many entries went.
+    /// devices with their hour counts, of whole hours before [`Timestamp::first_hour_kept`].
+    /// Queries and the writer only touch later hours, so this runs beside them. Returns how many
+    /// entries went.
     pub fn sweep_windows(&self, now: Timestamp) -> Result<u64, StoreError> {
         let inner = &self.inner;
-        let horizon = now.0.saturating_sub(MAX_LOOKBACK + TICKS_PER_HOUR);
         // The first hour still kept, and the first time in it.
-        let kept_hour = horizon.div_euclid(TICKS_PER_HOUR);
-        let kept_from = Timestamp(kept_hour * TICKS_PER_HOUR);
+        let kept_hour = now.first_hour_kept();
+        let kept_from = Timestamp::start_of_hour(kept_hour);
         // Keys to remove, committed in bounded batches.
         let mut removed = 0u64;
         let mut doomed: Vec<(&Keyspace, Vec<u8>)> = Vec::new();
@@ -97,8 +96,8 @@ impl Inner {
         // Devices whose last sighting is at or after `since`: whole days after the one `since`
         // falls in, then the whole hours after its hour in that day, from their counts; within
         // its hour, from the devices themselves, counting whichever part of the hour is shorter.
-        let hour = hour_of(since);
-        let day = day_of(since);
+        let hour = since.hour();
+        let day = since.day();
         let mut prevalence: i64 = 0;
         let counts = [
             count_key(id, tenant, DAY_LEVEL, day + 1)..count_key(id, tenant, DAY_LEVEL + 1, i64::MIN),
@@ -109,8 +108,8 @@ impl Inner {
                 prevalence += i64::from(u32_value("device count", &item.value()?)?);
             }
         }
-        let hour_start = Timestamp(hour * TICKS_PER_HOUR);
-        let hour_end = Timestamp((hour + 1) * TICKS_PER_HOUR);
+        let hour_start = Timestamp::start_of_hour(hour);
+        let hour_end = Timestamp::start_of_hour(hour + 1);
         let count_devices = |from: Timestamp, to: Timestamp| -> Result<i64, StoreError> {
             let range = recent_device_key(id, tenant, from, 0)..recent_device_key(id, tenant, to, 0);
             let mut count = 0;

@@ -12,7 +12,7 @@ use fileintel_core::{FileFacts, FileHash, FileHashes, FileRecord, Observation, T
 use fjall::{OwnedWriteBatch as WriteBatch, PersistMode};
 
 use super::codec::{DeviceInfo, corrupt, decode_device_info, decode_sighting, encode, u32_value, u64_value};
-use super::keys::{MAX_LOOKBACK, count_keys, device_key, name_key, recent_device_key, recent_time_key, sighting_key};
+use super::keys::{count_keys, device_key, name_key, recent_device_key, recent_time_key, sighting_key};
 use super::{DEVICE_CACHE_LIMIT, Inner, Sighting, Writer};
 use crate::{IngestOutcome, StoreError};
 
@@ -169,7 +169,8 @@ impl Inner {
         }
     }
 
-    /// Finds which record an observation's hashes name, or says why they cannot name one.
+    /// Finds which record an observation's hashes name, or says why they cannot name one
+    /// ([`FileHashes::resolve`] decides, from what the lookups found).
     fn resolve_file(
         &self,
         writer: &mut Writer,
@@ -177,15 +178,16 @@ impl Inner {
         overlay: Option<&Batch>,
         hashes: &FileHashes,
     ) -> Result<Resolution, StoreError> {
-        let mut found: Vec<u64> = Vec::with_capacity(3);
+        // Each file found, once, with its hashes.
+        let mut found: Vec<(u64, FileHashes)> = Vec::with_capacity(3);
         let mut unknown: Vec<FileHash> = Vec::with_capacity(3);
         // When the SHA-256 is unknown, only a record without a SHA-256 can hold the other hashes;
         // while the store has none such, looking them up on disk is wasted work.
         let mut search_store = true;
         for hash in hashes.iter() {
             // A hash the record found so far already carries points at that record: no lookup.
-            if let [id] = found[..]
-                && batch.records.get(&id).is_some_and(|record| record.hashes.iter().any(|known| known == hash))
+            if let [(_, known)] = &found[..]
+                && known.iter().any(|known| known == hash)
             {
                 continue;
             }
@@ -193,9 +195,9 @@ impl Inner {
             match id {
                 Some(id) => {
                     batch.ids.insert(hash, id);
-                    if !found.contains(&id) {
-                        found.push(id);
-                        self.batch_record(batch, overlay, id)?;
+                    if !found.iter().any(|(file, _)| *file == id) {
+                        let known = self.batch_record(batch, overlay, id)?.hashes;
+                        found.push((id, known));
                     }
                 }
                 None => {
@@ -206,33 +208,23 @@ impl Inner {
                 }
             }
         }
-        let id = match found[..] {
-            [] => {
+        let id = match hashes.resolve(&found) {
+            fileintel_core::Resolution::New => {
                 let id = writer.counters.next_file;
                 writer.counters.next_file += 1;
                 batch.records.insert(id, FileRecord { hashes: *hashes, ..Default::default() });
                 batch.new_files.insert(id);
-                for hash in unknown {
-                    batch.ids.insert(hash, id);
-                    batch.new_index.push((hash, id));
-                }
-                return Ok(Resolution::File(id));
+                id
             }
-            [id] => id,
-            [first, second, ..] => {
-                let one = self.batch_record(batch, overlay, first)?.hashes;
-                let other = self.batch_record(batch, overlay, second)?.hashes;
-                if let Some(conflict) = one.conflict(&other) {
-                    return Ok(Resolution::Conflict(format!("hashes name two different files: {conflict}")));
-                }
-                return Ok(Resolution::Link(first.min(second), first.max(second)));
+            fileintel_core::Resolution::Fill(id, filled) => {
+                self.batch_record(batch, overlay, id)?.hashes = filled;
+                id
             }
+            fileintel_core::Resolution::Link(one, other) => {
+                return Ok(Resolution::Link(one.min(other), one.max(other)));
+            }
+            fileintel_core::Resolution::Conflict(reason) => return Ok(Resolution::Conflict(reason)),
         };
-        let record = self.batch_record(batch, overlay, id)?;
-        if let Some(conflict) = record.hashes.conflict(hashes) {
-            return Ok(Resolution::Conflict(format!("conflicting hashes: {conflict}; the first pairing is kept")));
-        }
-        record.hashes.fill_from(hashes);
         for hash in unknown {
             batch.ids.insert(hash, id);
             batch.new_index.push((hash, id));
@@ -726,8 +718,5 @@ impl Inner {
 /// windows. The horizon never moves back, even if the clock does: an entry written above it must
 /// stay above it, or its removal would be skipped while its counts were decremented.
 fn refresh_horizon(writer: &mut Writer) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_nanos() / 100).unwrap_or(i64::MAX));
-    writer.horizon = writer.horizon.max(Timestamp(now.saturating_sub(MAX_LOOKBACK)));
+    writer.horizon = writer.horizon.max(Timestamp::now().window_horizon());
 }
