@@ -102,6 +102,11 @@ impl Timestamp {
         Timestamp(seconds.saturating_mul(TICKS_PER_SECOND))
     }
 
+    /// Whole seconds since 1970 (rounded down, before it too): for clocks that count seconds.
+    pub fn unix_seconds(self) -> i64 {
+        self.0.div_euclid(TICKS_PER_SECOND)
+    }
+
     /// For seconds read from input, which may say anything: `None` beyond what a timestamp holds.
     pub fn checked_from_unix_seconds(seconds: i64) -> Option<Self> {
         seconds.checked_mul(TICKS_PER_SECOND).map(Timestamp)
@@ -186,6 +191,8 @@ mod tests {
         assert_eq!(Timestamp::checked_from_unix_seconds(i64::MIN / 1000), None);
         assert_eq!(Timestamp::from_unix_seconds(i64::MAX), Timestamp(i64::MAX));
         assert_eq!(Timestamp::from_unix_seconds(i64::MIN), Timestamp(i64::MIN));
+        assert_eq!(Timestamp::from_unix_seconds(1_700_000_000).unix_seconds(), 1_700_000_000);
+        assert_eq!(Timestamp(-1).unix_seconds(), -1, "a tick before 1970 is in the second before it");
     }
 
     #[test]
