@@ -9,7 +9,8 @@ use super::keys::{application_key, check_keyable, keyable};
 use crate::StoreError;
 
 impl Inner {
-    /// Moves [`Store::identity_generation`] on, after an identity write has committed.
+    /// Moves [`Store::identity_generation`](crate::Store::identity_generation) on, after an
+    /// identity write has committed.
     fn identity_changed(&self) {
         self.identity_generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
