@@ -16,10 +16,10 @@
 
 use std::collections::HashMap;
 
-use fileintel_core::{FileHash, FileHashes, FileRecord, Indicator, Observation, Verdict, VerdictSource};
+use fileintel_core::{FileHashes, FileRecord, Indicator, Observation, Verdict, VerdictSource};
 
 use super::codec::{corrupt, decode, decode_device_info, decode_record, decode_sighting, u32_value, u64_value};
-use super::keys::time_from_bytes;
+use super::keys::{time_from_bytes, verdict_key_hash};
 use super::{FjallStore, Inner};
 use crate::StoreError;
 
@@ -89,20 +89,6 @@ impl FjallStore {
         }
         Ok(indicators)
     }
-}
-
-/// The hash at the front of a `verdicts` key: a kind byte, then the hash.
-pub(super) fn verdict_key_hash(key: &[u8]) -> Result<FileHash, StoreError> {
-    let kind = *key.first().ok_or_else(|| corrupt("verdict key", "empty"))?;
-    let length = match kind {
-        0 => 16,
-        1 => 20,
-        2 => 32,
-        _ => return Err(corrupt("verdict key", "unknown hash kind")),
-    };
-    key.get(1..1 + length)
-        .and_then(|bytes| FileHash::from_key(kind, bytes))
-        .ok_or_else(|| corrupt("verdict key", "too short"))
 }
 
 /// A device's sightings of one file, with what the observations need of the device.
@@ -224,7 +210,7 @@ impl Inner {
 
 #[cfg(test)]
 mod tests {
-    use fileintel_core::{DeterminationType, FileFacts, Md5, ReportedFacts, Sha1, Sha256, Timestamp};
+    use fileintel_core::{DeterminationType, FileFacts, FileHash, Md5, ReportedFacts, Sha1, Sha256, Timestamp};
 
     use super::*;
     use crate::Store;

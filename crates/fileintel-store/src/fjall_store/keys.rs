@@ -2,8 +2,9 @@
 //! every integer big-endian so keys sort numerically, times and buckets with their sign bit
 //! flipped so they sort before 1970 too.
 
-use fileintel_core::{FileHashes, Indicator, Timestamp, VerdictSource};
+use fileintel_core::{FileHash, FileHashes, Indicator, Timestamp, VerdictSource};
 
+use super::codec::corrupt;
 use crate::StoreError;
 
 /// Times as key bytes that sort in time order, before 1970 too.
@@ -141,4 +142,18 @@ pub(super) fn verdict_prefixes(hashes: &FileHashes) -> Vec<Vec<u8>> {
 pub(super) fn verdict_keys(hashes: &FileHashes, source: &VerdictSource) -> Vec<Vec<u8>> {
     let source = source.key();
     verdict_prefixes(hashes).into_iter().map(|prefix| [prefix, source.as_bytes().to_vec()].concat()).collect()
+}
+
+/// The hash at the front of a `verdicts` key: a kind byte, then the hash.
+pub(super) fn verdict_key_hash(key: &[u8]) -> Result<FileHash, StoreError> {
+    let kind = *key.first().ok_or_else(|| corrupt("verdict key", "empty"))?;
+    let length = match kind {
+        0 => 16,
+        1 => 20,
+        2 => 32,
+        _ => return Err(corrupt("verdict key", "unknown hash kind")),
+    };
+    key.get(1..1 + length)
+        .and_then(|bytes| FileHash::from_key(kind, bytes))
+        .ok_or_else(|| corrupt("verdict key", "too short"))
 }

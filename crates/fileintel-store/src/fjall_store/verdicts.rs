@@ -3,11 +3,12 @@
 use fileintel_core::{FileHash, FileHashes, Indicator, Timestamp, Verdict, VerdictSource};
 use fjall::PersistMode;
 
+use super::Inner;
 use super::codec::{decode, encode};
 use super::keys::{
-    indicator_counter_key, indicator_key, indicator_value_key, keyable, tenant_prefix, verdict_keys, verdict_prefixes,
+    indicator_counter_key, indicator_key, indicator_value_key, keyable, tenant_prefix, verdict_key_hash, verdict_keys,
+    verdict_prefixes,
 };
-use super::{Inner, export};
 use crate::StoreError;
 
 impl Inner {
@@ -28,7 +29,7 @@ impl Inner {
             if !key.ends_with(source_key.as_bytes()) {
                 continue;
             }
-            let hash = export::verdict_key_hash(&key)?;
+            let hash = verdict_key_hash(&key)?;
             if key.len() != 1 + hash.bytes().len() + source_key.len() || listed.contains(&hash) {
                 continue;
             }
