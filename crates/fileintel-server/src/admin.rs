@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::routing::{delete, get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -171,4 +171,174 @@ async fn rotate_key(State(state): State<AppState>) -> Result<(StatusCode, Json<V
     let keys = state.store.signing_keys().await?;
     state.auth.set_keys(keys).map_err(|error| ApiError::Internal(error.to_string()))?;
     Ok((StatusCode::CREATED, Json(json!({"kid": key.kid}))))
+}
+
+/// The file name of a running server's admin socket, in its data directory.
+pub const SOCKET: &str = "admin.sock";
+
+/// Where administration commands are carried out: this admin API, served in this process over
+/// the store opened here, or served by the running server on the data directory's socket (which
+/// holds the embedded store, or is a replica on PostgreSQL). Either way each command is one admin
+/// request, written once.
+pub enum Admin {
+    InProcess(Router),
+    Socket(std::path::PathBuf),
+}
+
+/// Why an administration command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error(transparent)]
+    Open(#[from] crate::backend::OpenError),
+    #[error("{holder}, and it offers no admin socket at {}", socket.display())]
+    NoSocket { holder: String, socket: std::path::PathBuf },
+    #[error("reading the signing keys")]
+    Keys(#[source] fileintel_store::StoreError),
+    #[error(transparent)]
+    Socket(#[from] crate::client::SocketError),
+    /// Refused in this process: the same words the server would have answered with.
+    #[error("{0}")]
+    Refused(String),
+    #[error("the server refused ({status}): {message}")]
+    ServerRefused { status: u16, message: String },
+    #[error("no application {client_id} in tenant {tenant}")]
+    NoApplication { tenant: String, client_id: String },
+    #[error("no user {upn} in tenant {tenant}")]
+    NoUser { tenant: String, upn: String },
+}
+
+impl Admin {
+    /// The admin API for the store `settings` name: a database is opened here (every replica
+    /// shares it); else a server answering on the data directory's admin socket is used; else
+    /// the embedded store is opened here, and when another process holds it after all, its
+    /// socket. `view_data_roles` are the roles besides MDE's that grant View Data, which a
+    /// user's roles are checked against in this process (a running server checks its own).
+    pub async fn open(
+        settings: &crate::backend::StoreSettings,
+        view_data_roles: Vec<String>,
+    ) -> Result<Admin, AdminError> {
+        let socket = settings.data_dir.join(SOCKET);
+        // A socket nobody answers on is left by a server that was killed.
+        if settings.database.is_none() && tokio::net::UnixStream::connect(&socket).await.is_ok() {
+            return Ok(Admin::Socket(socket));
+        }
+        let store = match crate::backend::open_store(settings).await {
+            Ok(opened) => opened.shared(),
+            Err(crate::backend::OpenError::Embedded { source: fileintel_store::StoreError::Busy(holder), .. }) => {
+                if !socket.exists() {
+                    return Err(AdminError::NoSocket { holder, socket });
+                }
+                return Ok(Admin::Socket(socket));
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let keys = store.signing_keys().await.map_err(AdminError::Keys)?;
+        let auth = crate::AuthState::new(false, Vec::new(), keys, fileintel_auth::tokens::default_audiences())
+            .map_err(|error| AdminError::Keys(fileintel_store::StoreError::Corrupt(error.to_string())))?
+            .with_view_data_roles(view_data_roles);
+        let config = crate::ServerConfig::for_address(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+        Ok(Admin::InProcess(router(AppState::new(store, config, auth))))
+    }
+
+    /// One request: its status and JSON body (null when it has none).
+    async fn request(&self, method: Method, path: &str, body: Option<Value>) -> Result<(u16, Value), AdminError> {
+        let request = crate::client::admin_request(method, path, body);
+        match self {
+            Admin::InProcess(router) => {
+                use tower::ServiceExt;
+                let response = router
+                    .clone()
+                    .oneshot(request.map(axum::body::Body::from))
+                    .await
+                    .unwrap_or_else(|never| match never {});
+                let status = response.status().as_u16();
+                // The admin API's answers are small JSON bodies, made here.
+                let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap_or_default();
+                Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+            }
+            Admin::Socket(socket) => Ok(crate::client::admin_socket_request(socket, request).await?),
+        }
+    }
+
+    /// The answer's body when it has status `expected`, `None` when 404, else the refusal.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        expected: StatusCode,
+    ) -> Result<Option<Value>, AdminError> {
+        match self.request(method, path, body).await? {
+            (status, body) if status == expected.as_u16() => Ok(Some(body)),
+            (404, _) => Ok(None),
+            (status, body) => {
+                let message = body["error"]["message"].as_str().unwrap_or("no message").to_owned();
+                Err(match self {
+                    Admin::InProcess(_) => AdminError::Refused(message),
+                    Admin::Socket(_) => AdminError::ServerRefused { status, message },
+                })
+            }
+        }
+    }
+
+    /// Registers an application: its public view with its secret, shown once.
+    pub async fn create_app(&self, tenant: &str, name: &str, roles: &[String]) -> Result<Value, AdminError> {
+        let body = json!({"tenant": tenant, "name": name, "roles": roles});
+        Ok(self.call(Method::POST, "/admin/apps", Some(body), StatusCode::CREATED).await?.unwrap_or_default())
+    }
+
+    /// The applications, never their secrets.
+    pub async fn list_apps(&self) -> Result<Value, AdminError> {
+        Ok(self.call(Method::GET, "/admin/apps", None, StatusCode::OK).await?.unwrap_or_default())
+    }
+
+    pub async fn delete_app(&self, tenant: &str, client_id: &str) -> Result<(), AdminError> {
+        let path = format!("/admin/apps/{tenant}/{client_id}");
+        match self.call(Method::DELETE, &path, None, StatusCode::NO_CONTENT).await? {
+            Some(_) => Ok(()),
+            None => Err(AdminError::NoApplication { tenant: tenant.into(), client_id: client_id.into() }),
+        }
+    }
+
+    /// Gives an application a new secret: its public view with the secret, shown once.
+    pub async fn rotate_app_secret(&self, tenant: &str, client_id: &str) -> Result<Value, AdminError> {
+        let path = format!("/admin/apps/{tenant}/{client_id}/rotate-secret");
+        self.call(Method::POST, &path, None, StatusCode::OK)
+            .await?
+            .ok_or_else(|| AdminError::NoApplication { tenant: tenant.into(), client_id: client_id.into() })
+    }
+
+    /// Adds a user: their public view (never the password's hash).
+    pub async fn create_user(
+        &self,
+        tenant: &str,
+        upn: &str,
+        roles: &[String],
+        password: &str,
+    ) -> Result<Value, AdminError> {
+        let body = json!({"tenant": tenant, "upn": upn, "roles": roles, "password": password});
+        Ok(self.call(Method::POST, "/admin/users", Some(body), StatusCode::CREATED).await?.unwrap_or_default())
+    }
+
+    pub async fn list_users(&self) -> Result<Value, AdminError> {
+        Ok(self.call(Method::GET, "/admin/users", None, StatusCode::OK).await?.unwrap_or_default())
+    }
+
+    pub async fn delete_user(&self, tenant: &str, upn: &str) -> Result<(), AdminError> {
+        let path = format!("/admin/users/{tenant}/{upn}");
+        match self.call(Method::DELETE, &path, None, StatusCode::NO_CONTENT).await? {
+            Some(_) => Ok(()),
+            None => Err(AdminError::NoUser { tenant: tenant.into(), upn: upn.into() }),
+        }
+    }
+
+    /// Adds a signing key, which signs from then on: `{"kid"}`.
+    pub async fn rotate_key(&self) -> Result<Value, AdminError> {
+        Ok(self.call(Method::POST, "/admin/keys/rotate", None, StatusCode::CREATED).await?.unwrap_or_default())
+    }
+
+    /// The signing keys' ids and creation times.
+    pub async fn list_keys(&self) -> Result<Value, AdminError> {
+        Ok(self.call(Method::GET, "/admin/keys", None, StatusCode::OK).await?.unwrap_or_default())
+    }
 }

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use fileintel_analysis::{Analysis, Analyzer};
+use fileintel_server::backend::{StoreSettings, open_store};
 use fileintel_store::Store;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -17,6 +18,9 @@ pub struct AnalyzeArgs {
     /// `GET /api/files/{id}` returns them.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Block cache of the embedded store, in MiB (see `serve --cache-mb`).
+    #[arg(long, env = "FILEINTEL_CACHE_MB", default_value_t = fileintel_store::DEFAULT_CACHE_BYTES >> 20)]
+    cache_mb: u64,
     /// Or record them in PostgreSQL (see `serve --database-url`).
     #[command(flatten)]
     database: crate::DatabaseArgs,
@@ -141,15 +145,19 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let analyzer = args.trust.analyzer()?;
     let started = Instant::now();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
-    let store: Option<Arc<dyn Store>> = match (runtime.block_on(args.database.connect())?, &args.data_dir) {
-        (Some(database), _) => Some(Arc::new(database)),
-        (None, Some(data_dir)) => Some(Arc::new(match fileintel_store::FjallStore::open(data_dir) {
-            Err(fileintel_store::StoreError::Busy(holder)) => {
-                anyhow::bail!(crate::ingest::held_by_server(&holder, "analyze"))
-            }
-            opened => opened.with_context(|| format!("opening the store in {}", data_dir.display()))?,
-        })),
+    let settings = match (args.database.settings(), &args.data_dir) {
         (None, None) => None,
+        (database, data_dir) => Some(StoreSettings {
+            data_dir: data_dir.clone().unwrap_or_default(),
+            cache_bytes: args.cache_mb << 20,
+            database,
+            create: true,
+            server_command: Some("analyze".into()),
+        }),
+    };
+    let store: Option<Arc<dyn Store>> = match settings {
+        Some(settings) => Some(runtime.block_on(open_store(&settings))?.shared()),
+        None => None,
     };
     let jobs = if args.jobs == 0 { std::thread::available_parallelism().map_or(2, usize::from) } else { args.jobs };
     let bar = ProgressBar::new(paths.len() as u64);

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use fileintel_feeds::{Format, Source};
-use fileintel_store::Store;
+use fileintel_server::backend::open_store;
 
 #[derive(clap::Subcommand)]
 pub enum FeedsCommand {
@@ -31,12 +31,9 @@ pub struct ImportArgs {
     /// Feed sources: a JSON array of {"name", "rank", "labels": {label: determinationType}}.
     #[arg(long, env = "FILEINTEL_FEED_SOURCES")]
     feed_sources: Option<PathBuf>,
-    /// Record in this data directory (no server may hold it).
-    #[arg(long, env = "FILEINTEL_DATA_DIR", default_value = "fileintel-data")]
-    data_dir: PathBuf,
-    /// Or record in PostgreSQL (see `serve --database-url`).
+    /// Where to record them (no server may hold the data directory).
     #[command(flatten)]
-    database: crate::DatabaseArgs,
+    store: crate::StoreArgs,
     /// Send the feeds to a running fileintel instead, which applies its own source configuration.
     #[arg(long, env = "FILEINTEL_SERVER")]
     server: Option<String>,
@@ -90,22 +87,13 @@ pub fn run(command: FeedsCommand) -> anyhow::Result<ExitCode> {
         .into_iter()
         .find(|source| source.name == args.source)
         .unwrap_or_else(|| Source::new(args.source.clone(), args.rank));
-    let store: Box<dyn Store> = match runtime.block_on(args.database.connect())? {
-        Some(database) => Box::new(database),
-        None => Box::new(
-            fileintel_store::FjallStore::open(&args.data_dir)
-                .with_context(|| format!("opening the store in {}", args.data_dir.display()))?,
-        ),
-    };
+    let store = runtime.block_on(open_store(&args.store.settings()))?.shared();
     let mode = if args.replace { fileintel_server::ImportMode::Replace } else { fileintel_server::ImportMode::Add };
     let mut import = fileintel_server::FeedImport::new(store.as_ref(), &source, mode);
     for file in &files {
         let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-        let (verdicts, rejections) = fileintel_feeds::verdicts(&source, fileintel_feeds::read(args.format, &bytes));
-        let taken = verdicts.len();
-        let before = import.changed;
-        runtime.block_on(import.record(verdicts, rejections.len()))?;
-        let changed = import.changed - before;
+        let fileintel_server::Imported { taken, changed, rejections } =
+            runtime.block_on(import.import(args.format, bytes))?;
         for rejection in &rejections {
             eprintln!("{}: {}: {}", file.display(), rejection.at, rejection.reason);
         }
