@@ -173,6 +173,45 @@ async fn rotate_key(State(state): State<AppState>) -> Result<(StatusCode, Json<V
     Ok((StatusCode::CREATED, Json(json!({"kid": key.kid}))))
 }
 
+/// The signing keys, generating the first one when there is none.
+pub async fn signing_keys(store: &dyn fileintel_store::Store) -> Result<Vec<fileintel_core::SigningKey>, AdminError> {
+    let found = store.signing_keys().await.map_err(AdminError::Keys)?;
+    if !found.is_empty() {
+        return Ok(found);
+    }
+    let key = fileintel_auth::keys::generate(now_seconds());
+    store.add_signing_key(key.clone()).await.map_err(AdminError::StoringKey)?;
+    tracing::info!(kid = %key.kid, "generated the first token signing key");
+    // Read again: replicas starting together on one database may each have made one, and all
+    // of them must verify (a key made after this read is found when a token first names it).
+    store.signing_keys().await.map_err(AdminError::Keys)
+}
+
+/// Creates the demo application, or gives it a fresh secret; returns the secret.
+pub async fn refresh_demo_application(
+    store: &dyn fileintel_store::Store,
+    tenant: &str,
+    client_id: &str,
+) -> Result<String, AdminError> {
+    let secret = fileintel_auth::secrets::generate();
+    let application = fileintel_core::Application {
+        tenant: tenant.into(),
+        client_id: client_id.into(),
+        object_id: "00000000-0000-0000-0000-0000000000de".into(),
+        name: "fileintel demo".into(),
+        roles: vec![
+            "File.Read.All".into(),
+            "File.ReadWrite.All".into(),
+            "Machine.Read.All".into(),
+            "Ti.ReadWrite.All".into(),
+        ],
+        secret_hash: fileintel_auth::secrets::hash(&secret),
+        created: now_seconds(),
+    };
+    store.put_application(application).await.map_err(AdminError::Demo)?;
+    Ok(secret)
+}
+
 /// The file name of a running server's admin socket, in its data directory.
 pub const SOCKET: &str = "admin.sock";
 
@@ -194,6 +233,10 @@ pub enum AdminError {
     NoSocket { holder: String, socket: std::path::PathBuf },
     #[error("reading the signing keys")]
     Keys(#[source] fileintel_store::StoreError),
+    #[error("storing a new signing key")]
+    StoringKey(#[source] fileintel_store::StoreError),
+    #[error("registering the demo application")]
+    Demo(#[source] fileintel_store::StoreError),
     #[error(transparent)]
     Socket(#[from] crate::client::SocketError),
     /// Refused in this process: the same words the server would have answered with.
@@ -340,5 +383,65 @@ impl Admin {
     /// The signing keys' ids and creation times.
     pub async fn list_keys(&self) -> Result<Value, AdminError> {
         Ok(self.call(Method::GET, "/admin/keys", None, StatusCode::OK).await?.unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::StoreSettings;
+
+    #[tokio::test]
+    async fn commands_in_process_go_through_the_admin_api_over_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let admin = Admin::open(&StoreSettings::embedded(dir.path()), Vec::new()).await.unwrap();
+        assert!(matches!(admin, Admin::InProcess(_)));
+        let created = admin.create_app("contoso", "reader", &["File.Read.All".into()]).await.unwrap();
+        let client_id = created["clientId"].as_str().unwrap().to_owned();
+        let secret = created["clientSecret"].as_str().unwrap().to_owned();
+        let listed = admin.list_apps().await.unwrap();
+        assert_eq!(listed[0]["clientId"], client_id.as_str(), "{listed}");
+        assert!(listed[0].get("clientSecret").is_none(), "{listed}");
+        let rotated = admin.rotate_app_secret("contoso", &client_id).await.unwrap();
+        assert_ne!(rotated["clientSecret"].as_str().unwrap(), secret);
+        admin.delete_app("contoso", &client_id).await.unwrap();
+        let error = admin.delete_app("contoso", &client_id).await.unwrap_err();
+        assert_eq!(error.to_string(), format!("no application {client_id} in tenant contoso"));
+        let error = admin.rotate_app_secret("contoso", &client_id).await.unwrap_err();
+        assert_eq!(error.to_string(), format!("no application {client_id} in tenant contoso"));
+        let kid = admin.rotate_key().await.unwrap()["kid"].as_str().unwrap().to_owned();
+        assert_eq!(admin.list_keys().await.unwrap()[0]["kid"], kid.as_str());
+    }
+
+    #[tokio::test]
+    async fn a_refusal_in_process_says_what_the_admin_api_says_and_names_no_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let admin = Admin::open(&StoreSettings::embedded(dir.path()), Vec::new()).await.unwrap();
+        let error = admin.create_app("contoso", "reader", &["No.Such.Role".into()]).await.unwrap_err();
+        assert!(matches!(error, AdminError::Refused(_)), "{error:?}");
+        assert!(error.to_string().contains("No.Such.Role"), "{error}");
+        // A user's roles are checked against the View Data roles given.
+        let roles = ["Triage".to_owned()];
+        assert!(admin.create_user("contoso", "alice@contoso.com", &roles, "secret").await.is_err());
+        drop(admin);
+        let admin = Admin::open(&StoreSettings::embedded(dir.path()), vec!["Triage".into()]).await.unwrap();
+        let user = admin.create_user("contoso", "alice@contoso.com", &roles, "secret").await.unwrap();
+        assert_eq!(user["upn"], "alice@contoso.com", "{user}");
+        assert!(admin.list_users().await.unwrap().to_string().contains("alice@contoso.com"));
+        admin.delete_user("contoso", "alice@contoso.com").await.unwrap();
+        let error = admin.delete_user("contoso", "alice@contoso.com").await.unwrap_err();
+        assert_eq!(error.to_string(), "no user alice@contoso.com in tenant contoso");
+    }
+
+    #[tokio::test]
+    async fn a_store_held_by_a_process_with_no_admin_socket_is_refused_naming_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = fileintel_store::FjallStore::open(dir.path()).unwrap();
+        held.describe_holder("fileintel ingest (pid 1)").unwrap();
+        let Err(error) = Admin::open(&StoreSettings::embedded(dir.path()), Vec::new()).await else {
+            panic!("opened a held store")
+        };
+        let message = error.to_string();
+        assert!(message.contains("fileintel ingest (pid 1), and it offers no admin socket at"), "{message}");
     }
 }

@@ -4,11 +4,8 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use fileintel_auth::{keys, secrets};
-use fileintel_core::{Application, SigningKey};
 use fileintel_server::admin::Admin;
 use fileintel_server::backend::StoreSettings;
-use fileintel_store::Store;
 use serde_json::Value;
 
 use crate::StoreArgs;
@@ -119,44 +116,8 @@ pub enum KeysCommand {
     },
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
-/// The signing keys, generating the first one when there is none.
-pub async fn signing_keys(store: &dyn Store) -> anyhow::Result<Vec<SigningKey>> {
-    let found = store.signing_keys().await.context("reading the signing keys")?;
-    if !found.is_empty() {
-        return Ok(found);
-    }
-    let key = keys::generate(now());
-    store.add_signing_key(key.clone()).await.context("storing a new signing key")?;
-    tracing::info!(kid = %key.kid, "generated the first token signing key");
-    // Read again: replicas starting together on one database may each have made one, and all
-    // of them must verify (a key made after this read is found when a token first names it).
-    store.signing_keys().await.context("reading the signing keys")
-}
-
-/// Creates the demo application, or gives it a fresh secret; returns the secret.
-pub async fn refresh_demo_application(store: &dyn Store, tenant: &str, client_id: &str) -> anyhow::Result<String> {
-    let secret = secrets::generate();
-    let application = Application {
-        tenant: tenant.into(),
-        client_id: client_id.into(),
-        object_id: "00000000-0000-0000-0000-0000000000de".into(),
-        name: "fileintel demo".into(),
-        roles: vec![
-            "File.Read.All".into(),
-            "File.ReadWrite.All".into(),
-            "Machine.Read.All".into(),
-            "Ti.ReadWrite.All".into(),
-        ],
-        secret_hash: secrets::hash(&secret),
-        created: now(),
-    };
-    store.put_application(application).await.context("registering the demo application")?;
-    Ok(secret)
-}
+// Serve's, until the application owns its start.
+pub use fileintel_server::admin::{refresh_demo_application, signing_keys};
 
 /// The admin API the commands go through: in this process over the store (the embedded one
 /// when no server holds it, or PostgreSQL, which every replica shares), or the running server's
