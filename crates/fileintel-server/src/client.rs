@@ -114,6 +114,45 @@ pub async fn post_file(
     serde_json::from_slice(&bytes).map_err(ClientError::Decoding)
 }
 
+/// Sends observations to a running server (`POST /api/ingest/observations`) in `format`, told
+/// by the server from the content when `None`; returns its summary, timed here.
+pub async fn post_observations(
+    server: &str,
+    token: Option<&str>,
+    input: Box<dyn Read + Send>,
+    format: Option<fileintel_telemetry::Format>,
+    progress: impl Fn(u64) + Send + 'static,
+) -> Result<fileintel_core::IngestSummary, ClientError> {
+    use fileintel_telemetry::Format;
+    let started = std::time::Instant::now();
+    let content_type = match format {
+        Some(Format::Evtx) => "application/octet-stream",
+        Some(Format::MdeCsv) => "text/csv",
+        _ => "application/x-ndjson",
+    };
+    let target = format!("/api/ingest/observations?format={}", format.map_or("auto", Format::name));
+    let answer = post_file(server, &target, token, input, content_type, progress).await?;
+    let mut summary: fileintel_core::IngestSummary = serde_json::from_value(answer).unwrap_or_default();
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// Sends a feed to a running server (`POST /api/feeds/import`), which reads it as the source it
+/// configures under `source`; with `replace`, the input is the whole feed. Returns its answer.
+pub async fn post_feed(
+    server: &str,
+    token: Option<&str>,
+    input: Box<dyn Read + Send>,
+    format: fileintel_feeds::Format,
+    source: &str,
+    replace: bool,
+    progress: impl Fn(u64) + Send + 'static,
+) -> Result<Value, ClientError> {
+    let mode = if replace { "&mode=replace" } else { "" };
+    let target = format!("/api/feeds/import?format={}&source={source}{mode}", format.name());
+    post_file(server, &target, token, input, "application/octet-stream", progress).await
+}
+
 /// A client for plain HTTP (`--server` takes no other). reqwest is built without a TLS provider
 /// of its own; it is given ring's, as the rest of fileintel's TLS uses, though no TLS is spoken.
 fn http_client() -> Result<reqwest::Client, reqwest::Error> {

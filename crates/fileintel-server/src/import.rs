@@ -175,6 +175,31 @@ pub struct FilesImported {
     pub skipped: HashMap<String, String>,
 }
 
+impl FilesImported {
+    /// One input's share of the import: its counts, and the first `listed` of the import's
+    /// rejections that were in it.
+    pub fn of_input(&self, label: &str, listed: usize) -> IngestSummary {
+        let counts = self.by_input.get(label).copied().unwrap_or_default();
+        let mut rejected_lines: Vec<Rejection> = self
+            .summary
+            .rejected_lines
+            .iter()
+            .filter(|rejection| rejection.input.as_deref() == Some(label))
+            .cloned()
+            .collect();
+        rejected_lines.truncate(listed);
+        let truncated = (rejected_lines.len() as u64) < counts.rejected;
+        IngestSummary {
+            records: counts.records,
+            accepted: counts.accepted,
+            rejected: counts.rejected,
+            rejected_lines,
+            rejected_lines_truncated: truncated,
+            ..IngestSummary::default()
+        }
+    }
+}
+
 /// Imports files into `store`: `import.jobs` threads each decode one file at a time, and one
 /// ingestor gathers their batches into durable commits. `on_stored` is as for [`decode_into`].
 pub async fn ingest_files(

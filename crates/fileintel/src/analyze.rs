@@ -83,13 +83,16 @@ fn run_remote(server: &str, token: Option<&str>, paths: &[PathBuf]) -> anyhow::R
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
     let mut failed = 0;
     for path in paths {
-        let answer = runtime.block_on(crate::ingest::post_file(
-            server,
-            "/api/files/analyze",
-            token,
-            path,
-            "application/octet-stream",
-        ));
+        let answer = runtime.block_on(crate::ingest::upload(path, |input, progress| {
+            fileintel_server::client::post_file(
+                server,
+                "/api/files/analyze",
+                token,
+                input,
+                "application/octet-stream",
+                progress,
+            )
+        }));
         match answer.and_then(|answer| remote_profile(path, &answer)) {
             Ok(profile) => println!("{profile}"),
             Err(error) => {

@@ -66,18 +66,12 @@ pub fn run(command: FeedsCommand) -> anyhow::Result<ExitCode> {
         if args.replace && files.len() > 1 {
             anyhow::bail!("--replace with --server takes one file: the whole feed (each request is one import)");
         }
-        let mode = if args.replace { "&mode=replace" } else { "" };
-        let target = format!("/api/feeds/import?format={}&source={}{mode}", format_name(args.format), args.source);
         for file in &files {
-            let answer = runtime
-                .block_on(crate::ingest::post_file(
-                    server,
-                    &target,
-                    args.token.as_deref(),
-                    file,
-                    "application/octet-stream",
-                ))
-                .with_context(|| format!("sending {}", file.display()))?;
+            let sent = crate::ingest::upload(file, |input, progress| {
+                let (token, source) = (args.token.as_deref(), args.source.as_str());
+                fileintel_server::client::post_feed(server, token, input, args.format, source, args.replace, progress)
+            });
+            let answer = runtime.block_on(sent).with_context(|| format!("sending {}", file.display()))?;
             rejected += answer["rejected"].as_array().map_or(0, Vec::len);
             println!("{}", serde_json::json!({"file": file.display().to_string(), "answer": answer}));
         }
@@ -113,13 +107,4 @@ pub fn run(command: FeedsCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(crate::exit::import(rejected > 0))
-}
-
-fn format_name(format: Format) -> &'static str {
-    match format {
-        Format::Csv => "csv",
-        Format::BazaarCsv => "bazaar-csv",
-        Format::Stix => "stix",
-        Format::Misp => "misp",
-    }
 }

@@ -12,11 +12,9 @@ use anyhow::Context;
 use fileintel_core::IngestSummary;
 use fileintel_server::backend::{OpenedStore, StoreSettings, open_store};
 use fileintel_server::client::ClientError;
-use fileintel_server::import::{
-    FileImport, FilesImported, Input, Progress, folder_format, ingest_files, open_input, sniff,
-};
+use fileintel_server::import::{FileImport, Input, Progress, folder_format, ingest_files, open_input, sniff};
 use fileintel_store::Ingestor;
-use fileintel_store::pipeline::{DEFAULT_BATCH, InputSummary};
+use fileintel_store::pipeline::DEFAULT_BATCH;
 use fileintel_telemetry::Format;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -146,23 +144,22 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
                         eprintln!("{}", serde_json::json!({ "durable": durable }));
                     }
                 };
-                let FilesImported { summary, by_input, skipped } =
-                    ingest_files(store.clone(), inputs, &import, progress, report_durable)
-                        .await
-                        .context("storing observations")?;
+                let imported = ingest_files(store.clone(), inputs, &import, progress, report_durable)
+                    .await
+                    .context("storing observations")?;
                 ticker.abort();
                 bar.finish_and_clear();
                 let reported = labels
                     .into_iter()
                     .map(|input| {
-                        let outcome = match skipped.get(input.as_str()) {
+                        let outcome = match imported.skipped.get(input.as_str()) {
                             Some(reason) => Err(reason.clone()),
-                            None => Ok(input_summary(&summary, &input, by_input.get(input.as_str()))),
+                            None => Ok(imported.of_input(&input, LISTED_REJECTIONS)),
                         };
                         Reported { input, outcome }
                     })
                     .collect();
-                (Some((label, summary)), reported)
+                (Some((label, imported.summary)), reported)
             }
             None => {
                 let server = args.server.as_deref().unwrap_or_default();
@@ -179,7 +176,11 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
                         },
                         false => args.format,
                     };
-                    let summary = match ingest_remote(server, args.token.as_deref(), &input.path, format).await {
+                    let token = args.token.as_deref();
+                    let sent = upload(&input.path, |input, progress| {
+                        fileintel_server::client::post_observations(server, token, input, format, progress)
+                    });
+                    let summary = match sent.await {
                         Ok(summary) => summary,
                         // Refused as a whole, like an input that cannot be read here: the
                         // others go on.
@@ -207,24 +208,6 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// One input's share of a local import: its counts, and those of the import's rejections that
-/// were in it.
-fn input_summary(total: &IngestSummary, input: &str, counts: Option<&InputSummary>) -> IngestSummary {
-    let counts = counts.copied().unwrap_or_default();
-    let mut rejected_lines: Vec<fileintel_core::Rejection> =
-        total.rejected_lines.iter().filter(|rejection| rejection.input.as_deref() == Some(input)).cloned().collect();
-    rejected_lines.truncate(LISTED_REJECTIONS);
-    let truncated = (rejected_lines.len() as u64) < counts.rejected;
-    IngestSummary {
-        records: counts.records,
-        accepted: counts.accepted,
-        rejected: counts.rejected,
-        rejected_lines,
-        rejected_lines_truncated: truncated,
-        ..IngestSummary::default()
-    }
-}
-
 /// Files named, with directories replaced by the files beneath them (in name order).
 pub(crate) fn expand_inputs(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     Ok(inputs(paths)?.into_iter().map(|input| input.path).collect())
@@ -236,48 +219,21 @@ pub(crate) fn inputs(paths: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
     fileintel_server::import::inputs(paths).map_err(anyhow::Error::msg)
 }
 
-async fn ingest_remote(
-    server: &str,
-    token: Option<&str>,
+/// Opens a file (or stdin) for `send` to stream to a running server, with a progress bar of what
+/// is read of it.
+pub(crate) async fn upload<T, F>(
     path: &Path,
-    format: Option<Format>,
-) -> anyhow::Result<IngestSummary> {
-    let started = Instant::now();
-    let format_name = format.map_or("auto", Format::name);
-    let content_type = match format {
-        Some(Format::Evtx) => "application/octet-stream",
-        Some(Format::MdeCsv) => "text/csv",
-        _ => "application/x-ndjson",
-    };
-    let target = format!("/api/ingest/observations?format={format_name}");
-    let answer = post_file(server, &target, token, path, content_type).await?;
-    let mut summary = summary_from_json(&answer);
-    summary.seconds = started.elapsed().as_secs_f64();
-    Ok(summary)
-}
-
-/// Streams a file (or stdin) to `target` on a running server, with a progress bar, and returns
-/// its JSON answer.
-pub(crate) async fn post_file(
-    server: &str,
-    target: &str,
-    token: Option<&str>,
-    path: &Path,
-    content_type: &str,
-) -> anyhow::Result<serde_json::Value> {
+    send: impl FnOnce(Box<dyn std::io::Read + Send>, Box<dyn Fn(u64) + Send>) -> F,
+) -> anyhow::Result<T>
+where
+    F: std::future::Future<Output = Result<T, ClientError>>,
+{
     let (input, length) = open_input(path).map_err(anyhow::Error::msg)?;
     let bar = progress_bar(length, &path.display().to_string());
     let reader_bar = bar.clone();
-    let answer = fileintel_server::client::post_file(server, target, token, input, content_type, move |read| {
-        reader_bar.inc(read)
-    })
-    .await;
+    let answer = send(input, Box::new(move |read| reader_bar.inc(read))).await;
     bar.finish_and_clear();
     Ok(answer?)
-}
-
-fn summary_from_json(answer: &serde_json::Value) -> IngestSummary {
-    serde_json::from_value(answer.clone()).unwrap_or_default()
 }
 
 /// Prints the outcome: with `json`, one line per input; else the rejections, the skipped files
