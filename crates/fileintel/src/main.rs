@@ -234,6 +234,22 @@ mod tests {
     }
 
     #[test]
+    fn every_command_that_opens_the_embedded_store_takes_its_cache_size() {
+        for command in [
+            &["serve"][..],
+            &["ingest", "x.ndjson"],
+            &["analyze", "--data-dir", "d", "x.exe"],
+            &["feeds", "import", "--format", "csv", "--source", "s", "x.csv"],
+            &["apps", "list"],
+            &["users", "list"],
+            &["keys", "list"],
+        ] {
+            let line = [&["fileintel"][..], command, &["--cache-mb", "8"]].concat();
+            assert!(Cli::try_parse_from(&line).is_ok(), "{line:?}");
+        }
+    }
+
+    #[test]
     fn the_benchmarks_are_subcommands_of_bench() {
         for sub in ["lookups", "telemetry", "analysis", "feeds"] {
             assert!(Cli::try_parse_from(["fileintel", "bench", sub, "--help"]).is_err_and(|error| !error.use_stderr()));
