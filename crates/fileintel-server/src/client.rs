@@ -39,6 +39,9 @@ pub enum ClientError {
     Reading(#[source] reqwest::Error),
     #[error("decoding the server's answer")]
     Decoding(#[source] serde_json::Error),
+    /// The input could not be opened or read here; nothing was sent.
+    #[error("{0}")]
+    Input(String),
     /// The server was reached, and said no.
     #[error("the server refused it ({status}): {message}")]
     Refused { status: u16, message: String },
@@ -135,6 +138,52 @@ pub async fn post_observations(
     let mut summary: fileintel_core::IngestSummary = serde_json::from_value(answer).unwrap_or_default();
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// What sending one input of an import through a server came to.
+#[derive(Debug)]
+pub enum Sent {
+    /// The server's summary. An input the server refused as such (its content or size) has the
+    /// refusal as its one rejection, so that the others may go on.
+    Imported(fileintel_core::IngestSummary),
+    /// A file found in a folder that is not of the format imported: not sent, for this reason.
+    Skipped(String),
+}
+
+/// Sends one input of an import (`fileintel ingest --server`) to a running server. `start` is
+/// told the input's length, when known, as it starts, and returns what is told of each chunk
+/// read.
+pub async fn send_input(
+    server: &str,
+    token: Option<&str>,
+    input: &crate::import::Input,
+    format: Option<fileintel_telemetry::Format>,
+    start: impl FnOnce(Option<u64>) -> Box<dyn Fn(u64) + Send>,
+) -> Result<Sent, ClientError> {
+    let format = match input.in_folder {
+        true => {
+            let (_, prefix) = crate::import::sniff(&input.path).map_err(ClientError::Input)?;
+            match crate::import::folder_format(&prefix, format) {
+                Ok(format) => Some(format),
+                Err(reason) => return Ok(Sent::Skipped(reason)),
+            }
+        }
+        false => format,
+    };
+    let (reader, length) = crate::import::open_input(&input.path).map_err(ClientError::Input)?;
+    match post_observations(server, token, reader, format, start(length)).await {
+        Ok(summary) => Ok(Sent::Imported(summary)),
+        Err(refused) if refused.is_about_the_input() => {
+            let rejection = fileintel_core::Rejection::new(fileintel_core::Position::Offset(0), refused.to_string());
+            let summary = fileintel_core::IngestSummary {
+                rejected: 1,
+                rejected_lines: vec![rejection],
+                ..fileintel_core::IngestSummary::default()
+            };
+            Ok(Sent::Imported(summary))
+        }
+        Err(error) => Err(error),
+    }
 }
 
 /// Sends a feed to a running server (`POST /api/feeds/import`), which reads it as the source it

@@ -161,7 +161,7 @@ pub struct FileImport {
     pub tenant: Option<String>,
     /// Observations per durable commit.
     pub batch: usize,
-    /// Files read at once.
+    /// Files read at once; 0 means one per CPU.
     pub jobs: usize,
 }
 
@@ -215,9 +215,18 @@ pub async fn ingest_files(
         (Some(label), open_file(&path, in_folder, format, tenant.clone()))
     };
     let mut ingestor = Ingestor::new(store, import.batch);
-    let decoded = decode_into(&mut ingestor, inputs, import.jobs, import.batch, open, progress, on_stored).await?;
+    let jobs = one_per_cpu_if_none(import.jobs);
+    let decoded = decode_into(&mut ingestor, inputs, jobs, import.batch, open, progress, on_stored).await?;
     let (summary, by_input) = ingestor.finish_by_input().await?;
     Ok(FilesImported { summary, by_input, skipped: decoded.skipped })
+}
+
+/// `jobs`, or one per CPU when it is 0.
+pub(crate) fn one_per_cpu_if_none(jobs: usize) -> usize {
+    match jobs {
+        0 => std::thread::available_parallelism().map_or(2, usize::from),
+        jobs => jobs,
+    }
 }
 
 /// Opens one file of an import (told apart first when found in a folder, so that a file of no
