@@ -235,6 +235,8 @@ pub enum AdminError {
     Keys(#[source] fileintel_store::StoreError),
     #[error("storing a new signing key")]
     StoringKey(#[source] fileintel_store::StoreError),
+    #[error("loading the signing keys")]
+    KeyRing(#[source] fileintel_auth::AuthError),
     #[error("registering the demo application")]
     Demo(#[source] fileintel_store::StoreError),
     #[error(transparent)]
@@ -277,7 +279,7 @@ impl Admin {
         };
         let keys = store.signing_keys().await.map_err(AdminError::Keys)?;
         let auth = crate::AuthState::new(false, Vec::new(), keys, fileintel_auth::tokens::default_audiences())
-            .map_err(|error| AdminError::Keys(fileintel_store::StoreError::Corrupt(error.to_string())))?
+            .map_err(AdminError::KeyRing)?
             .with_view_data_roles(view_data_roles);
         let config = crate::ServerConfig::for_address(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
         Ok(Admin::InProcess(router(AppState::new(store, config, auth))))

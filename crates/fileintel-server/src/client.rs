@@ -209,7 +209,9 @@ fn http_client() -> Result<reqwest::Client, reqwest::Error> {
         rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
             .map(|builder| builder.with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth());
-    let builder = reqwest::Client::builder().user_agent(concat!("fileintel/", env!("CARGO_PKG_VERSION")));
+    // Straight to the server named, as before reqwest: a proxy from the environment is for
+    // reaching the internet, not one's own fileintel.
+    let builder = reqwest::Client::builder().no_proxy().user_agent(concat!("fileintel/", env!("CARGO_PKG_VERSION")));
     match tls {
         Ok(tls) => builder.tls_backend_preconfigured(tls),
         Err(_) => builder,
@@ -254,4 +256,34 @@ pub(crate) fn admin_request(method: http::Method, path: &str, body: Option<Value
     headers.insert(http::header::HOST, http::HeaderValue::from_static("localhost"));
     headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
     request
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn only_plain_http_servers_are_taken_and_nothing_is_read_for_another() {
+        let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = read.clone();
+        let input: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(b"{}\n".to_vec()));
+        let progress = move |bytes| {
+            counted.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+        };
+        let error = post_file("https://127.0.0.1:1", "/x", None, input, "text/plain", progress).await.unwrap_err();
+        assert_eq!(error.to_string(), "--server takes an http:// URL");
+        assert_eq!(read.load(std::sync::atomic::Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn only_a_refusal_of_the_input_itself_lets_the_next_input_go_on() {
+        let refused = |status| ClientError::Refused { status, message: String::new() };
+        for status in [400, 413, 415, 422] {
+            assert!(refused(status).is_about_the_input(), "{status}");
+        }
+        for status in [401, 403, 429, 500, 503] {
+            assert!(!refused(status).is_about_the_input(), "{status}");
+        }
+        assert!(!ClientError::NotHttp.is_about_the_input());
+    }
 }
