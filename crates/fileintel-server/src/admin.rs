@@ -240,7 +240,7 @@ pub enum AdminError {
     #[error("registering the demo application")]
     Demo(#[source] fileintel_store::StoreError),
     #[error(transparent)]
-    Socket(#[from] crate::client::SocketError),
+    Socket(#[from] crate::remote::SocketError),
     /// Refused in this process: the same words the server would have answered with.
     #[error("{0}")]
     Refused(String),
@@ -287,7 +287,7 @@ impl Admin {
 
     /// One request: its status and JSON body (null when it has none).
     async fn request(&self, method: Method, path: &str, body: Option<Value>) -> Result<(u16, Value), AdminError> {
-        let request = crate::client::admin_request(method, path, body);
+        let request = crate::remote::admin_request(method, path, body);
         match self {
             Admin::InProcess(router) => {
                 use tower::ServiceExt;
@@ -301,7 +301,7 @@ impl Admin {
                 let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap_or_default();
                 Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
             }
-            Admin::Socket(socket) => Ok(crate::client::admin_socket_request(socket, request).await?),
+            Admin::Socket(socket) => Ok(crate::remote::admin_socket_request(socket, request).await?),
         }
     }
 

@@ -20,7 +20,6 @@ pub mod admin;
 pub mod analyze;
 pub mod auth;
 pub mod backend;
-pub mod client;
 pub mod error;
 mod feeds;
 mod files;
@@ -33,6 +32,7 @@ pub mod issuers;
 pub mod limits;
 mod metadata;
 mod odata;
+pub mod remote;
 mod throttle;
 mod tokens;
 

@@ -84,7 +84,7 @@ fn run_remote(server: &str, token: Option<&str>, paths: &[PathBuf]) -> anyhow::R
     let mut failed = 0;
     for path in paths {
         let answer = runtime.block_on(crate::ingest::upload(path, |input, progress| {
-            fileintel_server::client::post_file(
+            fileintel_server::remote::post_file(
                 server,
                 "/api/files/analyze",
                 token,
