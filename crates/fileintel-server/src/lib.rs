@@ -19,17 +19,20 @@
 pub mod admin;
 pub mod analyze;
 pub mod auth;
+pub mod backend;
 pub mod error;
 mod feeds;
 mod files;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod import;
 mod indicators;
 mod ingest;
 pub mod issuers;
 pub mod limits;
 mod metadata;
 mod odata;
+pub mod remote;
 mod throttle;
 mod tokens;
 
@@ -46,7 +49,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 pub use auth::AuthState;
 pub use axum_server::tls_rustls::RustlsConfig;
 pub use error::ApiError;
-pub use feeds::{FeedImport, ImportMode};
+pub use feeds::{FeedImport, ImportMode, Imported};
 pub use metadata::METADATA;
 
 /// Settings the handlers need; the binary fills them from its flags.

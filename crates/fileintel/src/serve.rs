@@ -138,9 +138,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listen = args.listen;
-    let (store, address, listener, location) = match args.store.database.connect().await? {
+    use fileintel_server::backend::{OpenedStore, open_store};
+    let (store, address, listener, location) = match open_store(&args.store.settings()).await? {
         // Replicas keep no state of their own: everything is in the database.
-        Some(database) => {
+        OpenedStore::Postgres(database) => {
             let (listener, address) = bind(listen).await?;
             let sweeper = database.clone();
             every_six_hours(move |now| {
@@ -152,9 +153,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("creating {}", args.store.data_dir.display()))?;
             (Arc::new(database) as Arc<dyn Store>, address, listener, "PostgreSQL".to_owned())
         }
-        None => {
-            let store =
-                args.store.open().with_context(|| format!("opening the store in {}", args.store.data_dir.display()))?;
+        OpenedStore::Embedded(store) => {
             let (listener, address) = bind(listen).await?;
             // The scheme clients reach it by, for the command a second process suggests.
             let scheme = if args.tls_cert.is_some() && args.tls_key.is_some() { "https" } else { "http" };
