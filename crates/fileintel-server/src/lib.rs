@@ -18,6 +18,7 @@
 
 pub mod admin;
 pub mod analyze;
+pub mod application;
 pub mod auth;
 pub mod error;
 mod feeds;
@@ -43,6 +44,7 @@ use axum::response::{IntoResponse, Response};
 use fileintel_store::Store;
 use tower_http::catch_panic::CatchPanicLayer;
 
+pub use application::Application;
 pub use auth::AuthState;
 pub use axum_server::tls_rustls::RustlsConfig;
 pub use error::ApiError;

@@ -7,16 +7,15 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use fileintel_auth::{keys, secrets};
-use fileintel_core::{Application, SigningKey};
+use fileintel_auth::keys;
+use fileintel_core::Application;
 use fileintel_store::{Store, StoreError};
 use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 
 use crate::StoreArgs;
 
-/// The running server's admin API, in the data directory.
-pub const ADMIN_SOCKET: &str = "admin.sock";
+pub use fileintel_server::application::ADMIN_SOCKET;
 
 #[derive(clap::Subcommand)]
 pub enum AppsCommand {
@@ -123,41 +122,6 @@ pub enum KeysCommand {
 
 fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
-/// The signing keys, generating the first one when there is none.
-pub async fn signing_keys(store: &dyn Store) -> anyhow::Result<Vec<SigningKey>> {
-    let found = store.signing_keys().await.context("reading the signing keys")?;
-    if !found.is_empty() {
-        return Ok(found);
-    }
-    let key = keys::generate(now());
-    store.add_signing_key(key.clone()).await.context("storing a new signing key")?;
-    tracing::info!(kid = %key.kid, "generated the first token signing key");
-    // Read again: replicas starting together on one database may each have made one, and all
-    // of them must verify (a key made after this read is found when a token first names it).
-    store.signing_keys().await.context("reading the signing keys")
-}
-
-/// Creates the demo application, or gives it a fresh secret; returns the secret.
-pub async fn refresh_demo_application(store: &dyn Store, tenant: &str, client_id: &str) -> anyhow::Result<String> {
-    let secret = secrets::generate();
-    let application = Application {
-        tenant: tenant.into(),
-        client_id: client_id.into(),
-        object_id: "00000000-0000-0000-0000-0000000000de".into(),
-        name: "fileintel demo".into(),
-        roles: vec![
-            "File.Read.All".into(),
-            "File.ReadWrite.All".into(),
-            "Machine.Read.All".into(),
-            "Ti.ReadWrite.All".into(),
-        ],
-        secret_hash: secrets::hash(&secret),
-        created: now(),
-    };
-    store.put_application(application).await.context("registering the demo application")?;
-    Ok(secret)
 }
 
 /// Where the commands act: the store itself (the embedded one when no server holds it, or
