@@ -45,16 +45,27 @@ pub enum Format {
     Misp,
 }
 
+impl Format {
+    const ALL: [Format; 4] = [Format::Csv, Format::BazaarCsv, Format::Stix, Format::Misp];
+
+    /// The format's name, as `--format` and `?format=` take it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::BazaarCsv => "bazaar-csv",
+            Format::Stix => "stix",
+            Format::Misp => "misp",
+        }
+    }
+}
+
 impl std::str::FromStr for Format {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, String> {
-        match text {
-            "csv" => Ok(Self::Csv),
-            "bazaar-csv" => Ok(Self::BazaarCsv),
-            "stix" => Ok(Self::Stix),
-            "misp" => Ok(Self::Misp),
-            other => Err(format!("'{other}' is not a feed format: csv, bazaar-csv, stix, misp")),
-        }
+        Format::ALL
+            .into_iter()
+            .find(|format| format.name() == text)
+            .ok_or_else(|| format!("'{text}' is not a feed format: csv, bazaar-csv, stix, misp"))
     }
 }
 
@@ -342,6 +353,15 @@ pub fn verdicts(source: &Source, read: Read) -> (Vec<(FileHashes, Verdict)>, Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_format_is_read_back_from_its_name_and_an_unknown_name_lists_them() {
+        for format in Format::ALL {
+            assert_eq!(format.name().parse::<Format>(), Ok(format));
+        }
+        assert_eq!("bazaar-csv".parse::<Format>(), Ok(Format::BazaarCsv));
+        assert_eq!("json".parse::<Format>(), Err("'json' is not a feed format: csv, bazaar-csv, stix, misp".into()));
+    }
 
     const SHA256: &str = "094fd325049b8a9cf6d3e5ef2a6d4cc6a567d7d49c35f8bb8dd9e3c6acf3d78d";
     const SHA1: &str = "4388963aaa83afe2042a46a3c017ad50bdcdafb3";

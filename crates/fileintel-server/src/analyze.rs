@@ -102,3 +102,107 @@ async fn post_analyze(
         .map_err(|error| ApiError::Internal(format!("serializing the analysis: {error}")))?;
     Ok(crate::files::odata_value(&entity))
 }
+
+/// Analyses files on `jobs` threads and hands each analysis (or why the file could not be read)
+/// to `each` in the order named, on the calling thread; an error from `each` stops the rest.
+/// The use case of `fileintel analyze`.
+pub fn analyze_files<E>(
+    analyzer: &fileintel_analysis::Analyzer,
+    paths: &[std::path::PathBuf],
+    jobs: usize,
+    mut each: impl FnMut(&std::path::Path, Result<fileintel_analysis::Analysis, String>) -> Result<(), E>,
+) -> Result<(), E> {
+    let jobs = jobs.max(1);
+    let queue = std::sync::Mutex::new(paths.iter().enumerate());
+    type Analysed<'a> = (usize, (&'a std::path::Path, Result<fileintel_analysis::Analysis, String>));
+    let (sender, results) = std::sync::mpsc::sync_channel::<Analysed>(2 * jobs);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            let (queue, sender) = (&queue, sender.clone());
+            scope.spawn(move || {
+                while let Some((index, path)) = queue.lock().ok().and_then(|mut queue| queue.next()) {
+                    let analysis = analyze_file(analyzer, path);
+                    if sender.send((index, (path.as_path(), analysis))).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(sender);
+        // Files finish in any order and are handed over in the order named.
+        for (path, analysis) in in_order(results) {
+            each(path, analysis)?;
+        }
+        Ok(())
+    })
+}
+
+/// Maps a file for analysis: its pages are read as they are touched and can be dropped again,
+/// so memory stays bounded however large the file.
+fn analyze_file(
+    analyzer: &fileintel_analysis::Analyzer,
+    path: &std::path::Path,
+) -> Result<fileintel_analysis::Analysis, String> {
+    let file = std::fs::File::open(path).map_err(|error| format!("opening {}: {error}", path.display()))?;
+    let length = file.metadata().map(|metadata| metadata.len()).unwrap_or(0);
+    if length == 0 {
+        return Ok(analyzer.analyze(&[]));
+    }
+    // Safety: the mapping is read-only and private to this process; a file truncated by another
+    // process while mapped would fault, which is the accepted trade of mapping (as in ripgrep).
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|error| format!("mapping {}: {error}", path.display()))?;
+    Ok(analyzer.analyze(&map))
+}
+
+/// Items numbered from 0 that arrive in any order, in their order. Those that arrive early wait
+/// here: a few kilobytes each for analyses, while the channel they come through stays bounded.
+fn in_order<T>(items: impl IntoIterator<Item = (usize, T)>) -> impl Iterator<Item = T> {
+    let mut items = items.into_iter();
+    let mut early = std::collections::BTreeMap::new();
+    let mut next = 0;
+    std::iter::from_fn(move || {
+        loop {
+            if let Some(item) = early.remove(&next) {
+                next += 1;
+                return Some(item);
+            }
+            match items.next() {
+                Some((index, item)) => early.insert(index, item),
+                // A number that never came (its worker died) holds up no others.
+                None => return early.pop_first().map(|(_, item)| item),
+            };
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbered_items_come_out_in_order_and_a_missing_number_holds_up_none() {
+        let items = [(2, 'c'), (0, 'a'), (4, 'e'), (1, 'b')];
+        assert_eq!(in_order(items).collect::<String>(), "abce");
+    }
+
+    #[test]
+    fn files_are_handed_over_in_the_order_named_and_an_unreadable_one_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut paths = Vec::new();
+        for index in 0..20 {
+            let path = dir.path().join(format!("file{index}"));
+            std::fs::write(&path, vec![index as u8; index * 1000]).unwrap();
+            paths.push(path);
+        }
+        paths.insert(5, dir.path().join("missing"));
+        let mut seen = Vec::new();
+        analyze_files(&fileintel_analysis::Analyzer::default(), &paths, 4, |path, analysis| {
+            seen.push((path.to_owned(), analysis.map(|analysis| analysis.size)));
+            Ok::<_, ()>(())
+        })
+        .unwrap();
+        assert_eq!(seen.iter().map(|(path, _)| path.clone()).collect::<Vec<_>>(), paths);
+        assert_eq!(seen[6].1, Ok(5000));
+        assert!(seen[5].1.as_ref().is_err_and(|error| error.starts_with("opening ")), "{:?}", seen[5]);
+    }
+}

@@ -25,6 +25,17 @@ use crate::files::{odata_value, query_param};
 /// Verdicts recorded per store call, so that a feed of millions never sits in one commit.
 const CHUNK: usize = 10_000;
 
+/// What one input of an import came to.
+#[derive(Debug)]
+pub struct Imported {
+    /// Verdicts the input gave.
+    pub taken: usize,
+    /// Of those, how many were new or replaced one.
+    pub changed: u64,
+    /// The input's records that could not be read, where and why.
+    pub rejections: Vec<fileintel_core::Rejection>,
+}
+
 /// Whether an import adds to what a source said or is the whole of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ImportMode {
@@ -40,6 +51,8 @@ pub enum ImportMode {
 /// `fileintel feeds import` and `POST /api/feeds/import` share.
 pub struct FeedImport<'a> {
     store: &'a dyn Store,
+    /// The source as configured, whose labels and rank make the verdicts.
+    configured: fileintel_feeds::Source,
     source: VerdictSource,
     mode: ImportMode,
     /// Every hash the import listed, for `Replace`.
@@ -52,13 +65,28 @@ pub struct FeedImport<'a> {
 
 impl<'a> FeedImport<'a> {
     pub fn new(store: &'a dyn Store, source: &fileintel_feeds::Source, mode: ImportMode) -> Self {
+        let configured = source.clone();
         let source = VerdictSource::Feed { name: source.name.clone() };
-        FeedImport { store, source, mode, listed: HashSet::new(), rejected: 0, changed: 0 }
+        FeedImport { store, configured, source, mode, listed: HashSet::new(), rejected: 0, changed: 0 }
+    }
+
+    /// Reads one input of the feed (on a blocking thread: a feed may be large) and records its
+    /// verdicts: how many it gave, how many of those changed, and its records that were rejected.
+    pub async fn import(&mut self, format: fileintel_feeds::Format, bytes: Vec<u8>) -> Result<Imported, StoreError> {
+        let source = self.configured.clone();
+        let (verdicts, rejections) = tokio::task::spawn_blocking(move || {
+            fileintel_feeds::verdicts(&source, fileintel_feeds::read(format, &bytes))
+        })
+        .await
+        .map_err(|error| StoreError::Backend(format!("the feed task: {error}")))?;
+        let (taken, before) = (verdicts.len(), self.changed);
+        self.record(verdicts, rejections.len()).await?;
+        Ok(Imported { taken, changed: self.changed - before, rejections })
     }
 
     /// Records verdicts read from one input, in commits of [`CHUNK`], and how many of its
     /// records were rejected.
-    pub async fn record(&mut self, verdicts: Vec<(FileHashes, Verdict)>, rejected: usize) -> Result<(), StoreError> {
+    async fn record(&mut self, verdicts: Vec<(FileHashes, Verdict)>, rejected: usize) -> Result<(), StoreError> {
         self.rejected += rejected;
         if self.mode == ImportMode::Replace {
             for (hashes, _) in &verdicts {
@@ -136,15 +164,8 @@ async fn post_import(
         }
         bytes.extend_from_slice(&chunk);
     }
-    let reading = source.clone();
-    let (verdicts, rejections) =
-        tokio::task::spawn_blocking(move || fileintel_feeds::verdicts(&reading, fileintel_feeds::read(format, &bytes)))
-            .await
-            .map_err(|error| ApiError::Internal(format!("feed task: {error}")))?;
-    let taken = verdicts.len();
     let mut import = FeedImport::new(state.store.as_ref(), &source, mode);
-    import.record(verdicts, rejections.len()).await?;
-    let changed = import.changed;
+    let Imported { taken, changed, rejections } = import.import(format, bytes).await?;
     let (ended, not_replaced) = match import.finish().await? {
         Ok(ended) => (ended, None),
         Err(reason) => (0, Some(reason)),

@@ -4,6 +4,7 @@
 //! fits no format is read as native NDJSON, so its lines are rejected one by one.
 
 use std::io::Read;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
@@ -21,6 +22,7 @@ use futures_util::StreamExt;
 use crate::AppState;
 use crate::auth::{Authenticated, FILE_READ_WRITE_ALL};
 use crate::error::ApiError;
+use crate::import::{Failure, Opened, decode_into};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/ingest/observations", post(post_observations))
@@ -167,36 +169,27 @@ async fn post_observations(
         }
         Ok(())
     });
-    let (batch_sender, mut batches) = tokio::sync::mpsc::channel(2);
-    let decode = tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
-        let reader = BodyReader { chunks, current: Bytes::new() };
-        let mut decoder = fileintel_telemetry::decoder(format, reader, scope)
-            .map_err(|error| ApiError::BadRequest { code: "InvalidRequestBody", message: error.to_string() })?;
-        loop {
-            match decoder.next_batch(batch_size) {
-                Ok(Some(batch)) => {
-                    if batch_sender.blocking_send(batch).is_err() {
-                        return Ok(());
-                    }
-                }
-                Ok(None) => return Ok(()),
-                Err(error) => {
-                    return Err(ApiError::bad_request(format!("The request body could not be read: {error}")));
-                }
-            }
-        }
-    });
-    while let Some(batch) = batches.recv().await {
-        ingestor.submit(batch).await?;
-    }
-    let decoded = decode.await.map_err(|error| ApiError::Internal(format!("decoder task: {error}")))?;
+    let reader = BodyReader { chunks, current: Bytes::new() };
+    let open = move |reader: BodyReader| {
+        let opened = match fileintel_telemetry::decoder(format, reader, scope.clone()) {
+            Ok(decoder) => Opened::Decode(decoder),
+            Err(error) => Opened::Refuse(error.to_string()),
+        };
+        (None, opened)
+    };
+    let decoded = decode_into(&mut ingestor, vec![reader], 1, batch_size, open, Arc::default(), |_| {}).await?;
     match pump.await.map_err(|error| ApiError::Internal(format!("body task: {error}")))? {
         Err(ApiError::PayloadTooLarge(_)) => return Err(too_large(&ingestor)),
         Err(error) => return Err(error),
         Ok(()) => {}
     }
-    decoded?;
-    Ok(Json(ingestor.finish().await?))
+    match decoded.failed.into_iter().next() {
+        Some((_, Failure::Open(message))) => Err(ApiError::BadRequest { code: "InvalidRequestBody", message }),
+        Some((_, Failure::Read(error))) => {
+            Err(ApiError::bad_request(format!("The request body could not be read: {error}")))
+        }
+        None => Ok(Json(ingestor.finish().await?)),
+    }
 }
 
 /// The body's next chunk, counted into `received`.

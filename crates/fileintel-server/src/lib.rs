@@ -20,11 +20,14 @@ pub mod admin;
 pub mod analyze;
 pub mod application;
 pub mod auth;
+pub mod backend;
+pub mod client;
 pub mod error;
 mod feeds;
 mod files;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod import;
 mod indicators;
 mod ingest;
 pub mod issuers;
@@ -48,7 +51,7 @@ pub use application::Application;
 pub use auth::AuthState;
 pub use axum_server::tls_rustls::RustlsConfig;
 pub use error::ApiError;
-pub use feeds::{FeedImport, ImportMode};
+pub use feeds::{FeedImport, ImportMode, Imported};
 pub use metadata::METADATA;
 
 /// Settings the handlers need; the binary fills them from its flags.

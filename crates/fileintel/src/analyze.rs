@@ -3,11 +3,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use fileintel_analysis::{Analysis, Analyzer};
+use fileintel_analysis::Analysis;
+use fileintel_server::backend::{StoreSettings, open_store};
 use fileintel_store::Store;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -17,6 +18,9 @@ pub struct AnalyzeArgs {
     /// `GET /api/files/{id}` returns them.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Block cache of the embedded store, in MiB (see `serve --cache-mb`).
+    #[arg(long, env = "FILEINTEL_CACHE_MB", default_value_t = fileintel_store::DEFAULT_CACHE_BYTES >> 20)]
+    cache_mb: u64,
     /// Or record them in PostgreSQL (see `serve --database-url`).
     #[command(flatten)]
     database: crate::DatabaseArgs,
@@ -60,41 +64,6 @@ fn profile(path: &Path, analysis: &Analysis, facts: &fileintel_core::FileFacts) 
     })
 }
 
-/// Maps a file for analysis: its pages are read as they are touched and can be dropped again,
-/// so memory stays bounded however large the file.
-fn analyze_file(analyzer: &Analyzer, path: &Path) -> anyhow::Result<Analysis> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let length = file.metadata().map(|metadata| metadata.len()).unwrap_or(0);
-    if length == 0 {
-        return Ok(analyzer.analyze(&[]));
-    }
-    // Safety: the mapping is read-only and private to this process; a file truncated by another
-    // process while mapped would fault, which is the accepted trade of mapping (as in ripgrep).
-    let map = unsafe { memmap2::Mmap::map(&file) }.with_context(|| format!("mapping {}", path.display()))?;
-    Ok(analyzer.analyze(&map))
-}
-
-/// Items numbered from 0 that arrive in any order, in their order. Those that arrive early wait
-/// here: a few kilobytes each for analyses, while the channel they come through stays bounded.
-fn in_order<T>(items: impl IntoIterator<Item = (usize, T)>) -> impl Iterator<Item = T> {
-    let mut items = items.into_iter();
-    let mut early = std::collections::BTreeMap::new();
-    let mut next = 0;
-    std::iter::from_fn(move || {
-        loop {
-            if let Some(item) = early.remove(&next) {
-                next += 1;
-                return Some(item);
-            }
-            match items.next() {
-                Some((index, item)) => early.insert(index, item),
-                // A number that never came (its worker died) holds up no others.
-                None => return early.pop_first().map(|(_, item)| item),
-            };
-        }
-    })
-}
-
 /// A count and its noun, plural unless it is one: "1 file", "2 files", "0 files" (for nouns
 /// whose plural takes an s).
 pub(crate) fn counted(count: u64, noun: &str) -> String {
@@ -114,13 +83,16 @@ fn run_remote(server: &str, token: Option<&str>, paths: &[PathBuf]) -> anyhow::R
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
     let mut failed = 0;
     for path in paths {
-        let answer = runtime.block_on(crate::ingest::post_file(
-            server,
-            "/api/files/analyze",
-            token,
-            path,
-            "application/octet-stream",
-        ));
+        let answer = runtime.block_on(crate::ingest::upload(path, |input, progress| {
+            fileintel_server::client::post_file(
+                server,
+                "/api/files/analyze",
+                token,
+                input,
+                "application/octet-stream",
+                progress,
+            )
+        }));
         match answer.and_then(|answer| remote_profile(path, &answer)) {
             Ok(profile) => println!("{profile}"),
             Err(error) => {
@@ -141,15 +113,19 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let analyzer = args.trust.analyzer()?;
     let started = Instant::now();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
-    let store: Option<Arc<dyn Store>> = match (runtime.block_on(args.database.connect())?, &args.data_dir) {
-        (Some(database), _) => Some(Arc::new(database)),
-        (None, Some(data_dir)) => Some(Arc::new(match fileintel_store::FjallStore::open(data_dir) {
-            Err(fileintel_store::StoreError::Busy(holder)) => {
-                anyhow::bail!(crate::ingest::held_by_server(&holder, "analyze"))
-            }
-            opened => opened.with_context(|| format!("opening the store in {}", data_dir.display()))?,
-        })),
+    let settings = match (args.database.settings(), &args.data_dir) {
         (None, None) => None,
+        (database, data_dir) => Some(StoreSettings {
+            data_dir: data_dir.clone().unwrap_or_default(),
+            cache_bytes: args.cache_mb << 20,
+            database,
+            create: true,
+            server_command: Some("analyze".into()),
+        }),
+    };
+    let store: Option<Arc<dyn Store>> = match settings {
+        Some(settings) => Some(runtime.block_on(open_store(&settings))?.shared()),
+        None => None,
     };
     let jobs = if args.jobs == 0 { std::thread::available_parallelism().map_or(2, usize::from) } else { args.jobs };
     let bar = ProgressBar::new(paths.len() as u64);
@@ -157,56 +133,36 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         ProgressStyle::with_template("{bar:30} {pos}/{len} files {per_sec} eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let queue = Mutex::new(paths.iter().enumerate());
-    let (sender, results) = std::sync::mpsc::sync_channel::<(usize, (PathBuf, anyhow::Result<Analysis>))>(2 * jobs);
     let (mut files, mut bytes, mut pe_files, mut failed, mut with_problems) = (0u64, 0u64, 0u64, 0u64, 0u64);
     let (mut signed, mut valid, mut invalid) = (0u64, 0u64, 0u64);
-    std::thread::scope(|scope| -> anyhow::Result<()> {
-        for _ in 0..jobs.max(1) {
-            let (queue, sender, analyzer) = (&queue, sender.clone(), &analyzer);
-            scope.spawn(move || {
-                while let Some((index, path)) =
-                    queue.lock().ok().and_then(|mut queue| queue.next().map(|(index, path)| (index, path.clone())))
-                {
-                    let analysis = analyze_file(analyzer, &path);
-                    if sender.send((index, (path, analysis))).is_err() {
-                        return;
-                    }
-                }
-            });
+    fileintel_server::analyze::analyze_files(&analyzer, &paths, jobs, |path, analysis| -> anyhow::Result<()> {
+        bar.inc(1);
+        let analysis = match analysis {
+            Ok(analysis) => analysis,
+            Err(error) => {
+                failed += 1;
+                bar.suspend(|| eprintln!("{}: {error}", path.display()));
+                return Ok(());
+            }
+        };
+        files += 1;
+        bytes += analysis.size;
+        pe_files += u64::from(analysis.is_pe_file == Some(true));
+        with_problems += u64::from(
+            !analysis.problems.is_empty() || analysis.signatures.iter().any(|signature| !signature.problems.is_empty()),
+        );
+        signed += u64::from(!analysis.signatures.is_empty());
+        let facts = analysis.facts();
+        match facts.is_valid_certificate {
+            Some(true) => valid += 1,
+            Some(false) => invalid += 1,
+            None => {}
         }
-        drop(sender);
-        // Files finish in any order and are printed (and recorded) in the order named.
-        for (path, analysis) in in_order(results) {
-            bar.inc(1);
-            let analysis = match analysis {
-                Ok(analysis) => analysis,
-                Err(error) => {
-                    failed += 1;
-                    bar.suspend(|| eprintln!("{}: {error:#}", path.display()));
-                    continue;
-                }
-            };
-            files += 1;
-            bytes += analysis.size;
-            pe_files += u64::from(analysis.is_pe_file == Some(true));
-            with_problems += u64::from(
-                !analysis.problems.is_empty()
-                    || analysis.signatures.iter().any(|signature| !signature.problems.is_empty()),
-            );
-            signed += u64::from(!analysis.signatures.is_empty());
-            let facts = analysis.facts();
-            match facts.is_valid_certificate {
-                Some(true) => valid += 1,
-                Some(false) => invalid += 1,
-                None => {}
-            }
-            bar.suspend(|| println!("{}", profile(&path, &analysis, &facts)));
-            if let Some(store) = &store {
-                runtime
-                    .block_on(store.put_facts(analysis.hashes, Some(analysis.size), facts))
-                    .with_context(|| format!("recording {}", path.display()))?;
-            }
+        bar.suspend(|| println!("{}", profile(path, &analysis, &facts)));
+        if let Some(store) = &store {
+            runtime
+                .block_on(store.put_facts(analysis.hashes, Some(analysis.size), facts))
+                .with_context(|| format!("recording {}", path.display()))?;
         }
         Ok(())
     })?;
@@ -220,15 +176,4 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         if store.is_some() { ", recorded" } else { "" }
     );
     Ok(crate::exit::import(failed > 0))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbered_items_come_out_in_order_and_a_missing_number_holds_up_none() {
-        let items = [(2, 'c'), (0, 'a'), (4, 'e'), (1, 'b')];
-        assert_eq!(in_order(items).collect::<String>(), "abce");
-    }
 }

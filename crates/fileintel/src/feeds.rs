@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use fileintel_feeds::{Format, Source};
-use fileintel_store::Store;
+use fileintel_server::backend::open_store;
 
 #[derive(clap::Subcommand)]
 pub enum FeedsCommand {
@@ -31,12 +31,9 @@ pub struct ImportArgs {
     /// Feed sources: a JSON array of {"name", "rank", "labels": {label: determinationType}}.
     #[arg(long, env = "FILEINTEL_FEED_SOURCES")]
     feed_sources: Option<PathBuf>,
-    /// Record in this data directory (no server may hold it).
-    #[arg(long, env = "FILEINTEL_DATA_DIR", default_value = "fileintel-data")]
-    data_dir: PathBuf,
-    /// Or record in PostgreSQL (see `serve --database-url`).
+    /// Where to record them (no server may hold the data directory).
     #[command(flatten)]
-    database: crate::DatabaseArgs,
+    store: crate::StoreArgs,
     /// Send the feeds to a running fileintel instead, which applies its own source configuration.
     #[arg(long, env = "FILEINTEL_SERVER")]
     server: Option<String>,
@@ -69,18 +66,12 @@ pub fn run(command: FeedsCommand) -> anyhow::Result<ExitCode> {
         if args.replace && files.len() > 1 {
             anyhow::bail!("--replace with --server takes one file: the whole feed (each request is one import)");
         }
-        let mode = if args.replace { "&mode=replace" } else { "" };
-        let target = format!("/api/feeds/import?format={}&source={}{mode}", format_name(args.format), args.source);
         for file in &files {
-            let answer = runtime
-                .block_on(crate::ingest::post_file(
-                    server,
-                    &target,
-                    args.token.as_deref(),
-                    file,
-                    "application/octet-stream",
-                ))
-                .with_context(|| format!("sending {}", file.display()))?;
+            let sent = crate::ingest::upload(file, |input, progress| {
+                let (token, source) = (args.token.as_deref(), args.source.as_str());
+                fileintel_server::client::post_feed(server, token, input, args.format, source, args.replace, progress)
+            });
+            let answer = runtime.block_on(sent).with_context(|| format!("sending {}", file.display()))?;
             rejected += answer["rejected"].as_array().map_or(0, Vec::len);
             println!("{}", serde_json::json!({"file": file.display().to_string(), "answer": answer}));
         }
@@ -90,22 +81,13 @@ pub fn run(command: FeedsCommand) -> anyhow::Result<ExitCode> {
         .into_iter()
         .find(|source| source.name == args.source)
         .unwrap_or_else(|| Source::new(args.source.clone(), args.rank));
-    let store: Box<dyn Store> = match runtime.block_on(args.database.connect())? {
-        Some(database) => Box::new(database),
-        None => Box::new(
-            fileintel_store::FjallStore::open(&args.data_dir)
-                .with_context(|| format!("opening the store in {}", args.data_dir.display()))?,
-        ),
-    };
+    let store = runtime.block_on(open_store(&args.store.settings()))?.shared();
     let mode = if args.replace { fileintel_server::ImportMode::Replace } else { fileintel_server::ImportMode::Add };
     let mut import = fileintel_server::FeedImport::new(store.as_ref(), &source, mode);
     for file in &files {
         let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-        let (verdicts, rejections) = fileintel_feeds::verdicts(&source, fileintel_feeds::read(args.format, &bytes));
-        let taken = verdicts.len();
-        let before = import.changed;
-        runtime.block_on(import.record(verdicts, rejections.len()))?;
-        let changed = import.changed - before;
+        let fileintel_server::Imported { taken, changed, rejections } =
+            runtime.block_on(import.import(args.format, bytes))?;
         for rejection in &rejections {
             eprintln!("{}: {}: {}", file.display(), rejection.at, rejection.reason);
         }
@@ -125,13 +107,4 @@ pub fn run(command: FeedsCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(crate::exit::import(rejected > 0))
-}
-
-fn format_name(format: Format) -> &'static str {
-    match format {
-        Format::Csv => "csv",
-        Format::BazaarCsv => "bazaar-csv",
-        Format::Stix => "stix",
-        Format::Misp => "misp",
-    }
 }

@@ -1,21 +1,14 @@
-//! `fileintel apps` and `fileintel keys`: applications and signing keys, in the data directory
-//! directly, or through a running server's admin socket when the server holds the directory.
+//! `fileintel apps`, `users` and `keys`: applications, users and signing keys, through the admin
+//! API (in this process over the store, or a running server's on its admin socket).
 
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use bytes::Bytes;
-use fileintel_auth::keys;
-use fileintel_core::Application;
-use fileintel_store::{Store, StoreError};
-use http_body_util::{BodyExt, Full};
-use serde_json::{Value, json};
+use fileintel_server::admin::Admin;
+use fileintel_server::backend::StoreSettings;
+use serde_json::Value;
 
 use crate::StoreArgs;
-
-pub use fileintel_server::application::ADMIN_SOCKET;
 
 #[derive(clap::Subcommand)]
 pub enum AppsCommand {
@@ -120,91 +113,17 @@ pub enum KeysCommand {
     },
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
-/// Where the commands act: the store itself (the embedded one when no server holds it, or
-/// PostgreSQL, which every replica shares), or the server that holds the embedded store.
-enum Target {
-    Store(Arc<dyn Store>),
-    Server(PathBuf),
-}
-
-impl Target {
-    /// The target of a command that adds something: the database when one is named; else the
-    /// server answering on the data directory's admin socket (a server on the embedded store, or
-    /// a replica whose data directory this is, which holds no store there to open); else the
-    /// embedded store itself, created if missing.
-    async fn open(args: &StoreArgs) -> anyhow::Result<Target> {
-        Target::open_as(args, true).await
-    }
-
-    /// The target of a command that reads or changes what exists: a missing data directory is
-    /// an error (most likely a mistyped path), and nothing is created.
-    async fn existing(args: &StoreArgs) -> anyhow::Result<Target> {
-        Target::open_as(args, false).await
-    }
-
-    async fn open_as(args: &StoreArgs, create: bool) -> anyhow::Result<Target> {
-        if let Some(database) = args.database.connect().await? {
-            return Ok(Target::Store(Arc::new(database)));
-        }
-        let socket = args.data_dir.join(ADMIN_SOCKET);
-        // A socket nobody answers on is left by a server that was killed.
-        if tokio::net::UnixStream::connect(&socket).await.is_ok() {
-            return Ok(Target::Server(socket));
-        }
-        if !create && !args.data_dir.exists() {
-            bail!("the data directory {} does not exist", args.data_dir.display());
-        }
-        match args.open() {
-            Ok(store) => Ok(Target::Store(Arc::new(store))),
-            Err(StoreError::Busy(holder)) => {
-                let socket = args.data_dir.join(ADMIN_SOCKET);
-                if !socket.exists() {
-                    bail!("{holder}, and it offers no admin socket at {}", socket.display());
-                }
-                Ok(Target::Server(socket))
-            }
-            Err(error) => Err(error).with_context(|| format!("opening the store in {}", args.data_dir.display())),
-        }
-    }
-}
-
-/// One request to the admin socket: (status, JSON body or null).
-async fn admin(socket: &Path, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<(u16, Value)> {
-    let stream =
-        tokio::net::UnixStream::connect(socket).await.with_context(|| format!("connecting to {}", socket.display()))?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-    tokio::spawn(connection);
-    let bytes = body.map(|body| Bytes::from(body.to_string())).unwrap_or_default();
-    let request = hyper::Request::builder()
-        .method(method)
-        .uri(path)
-        .header(hyper::header::HOST, "localhost")
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(bytes))?;
-    let response = sender.send_request(request).await.context("talking to the server's admin socket")?;
-    let status = response.status().as_u16();
-    let bytes = response.into_body().collect().await?.to_bytes();
-    Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
-}
-
-fn server_said(status: u16, body: &Value) -> anyhow::Error {
-    let message = body["error"]["message"].as_str().unwrap_or("no message");
-    anyhow::anyhow!("the server refused ({status}): {message}")
+/// The admin API the commands go through: in this process over the store (the embedded one
+/// when no server holds it, or PostgreSQL, which every replica shares), or the running server's
+/// on the data directory's socket. Commands that add something create a missing data directory;
+/// those that read or change what exists refuse one (most likely a mistyped path).
+async fn admin(store: &StoreArgs, create: bool, view_data_roles: Vec<String>) -> anyhow::Result<Admin> {
+    Ok(Admin::open(&StoreSettings { create, ..store.settings() }, view_data_roles).await?)
 }
 
 fn print_json(value: &Value) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
-}
-
-fn with_secret(application: &Application, secret: String) -> Value {
-    let mut shown = fileintel_auth::public_view(application);
-    shown["clientSecret"] = Value::String(secret);
-    shown
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -214,64 +133,17 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub fn run_apps(command: AppsCommand) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         match command {
-            AppsCommand::Create { store, tenant, name, roles } => match Target::open(&store).await? {
-                Target::Store(store) => {
-                    fileintel_server::auth::check_application_roles(&roles).map_err(anyhow::Error::msg)?;
-                    let (application, secret) = fileintel_auth::new_application(&tenant, &name, roles, now());
-                    store.put_application(application.clone()).await?;
-                    print_json(&with_secret(&application, secret))?;
-                }
-                Target::Server(socket) => {
-                    let body = json!({"tenant": tenant, "name": name, "roles": roles});
-                    match admin(&socket, "POST", "/admin/apps", Some(body)).await? {
-                        (201, created) => print_json(&created)?,
-                        (status, body) => return Err(server_said(status, &body)),
-                    }
-                }
-            },
-            AppsCommand::List { store } => match Target::existing(&store).await? {
-                Target::Store(store) => {
-                    let listed = store.list_applications().await?.iter().map(fileintel_auth::public_view).collect();
-                    print_json(&Value::Array(listed))?;
-                }
-                Target::Server(socket) => match admin(&socket, "GET", "/admin/apps", None).await? {
-                    (200, listed) => print_json(&listed)?,
-                    (status, body) => return Err(server_said(status, &body)),
-                },
-            },
+            AppsCommand::Create { store, tenant, name, roles } => {
+                print_json(&admin(&store, true, Vec::new()).await?.create_app(&tenant, &name, &roles).await?)?
+            }
+            AppsCommand::List { store } => print_json(&admin(&store, false, Vec::new()).await?.list_apps().await?)?,
             AppsCommand::Delete { store, tenant, client_id } => {
-                let deleted = match Target::existing(&store).await? {
-                    Target::Store(store) => store.delete_application(&tenant, &client_id).await?,
-                    Target::Server(socket) => {
-                        match admin(&socket, "DELETE", &format!("/admin/apps/{tenant}/{client_id}"), None).await? {
-                            (204, _) => true,
-                            (404, _) => false,
-                            (status, body) => return Err(server_said(status, &body)),
-                        }
-                    }
-                };
-                if !deleted {
-                    bail!("no application {client_id} in tenant {tenant}");
-                }
+                admin(&store, false, Vec::new()).await?.delete_app(&tenant, &client_id).await?;
                 println!("deleted application {client_id} of tenant {tenant}");
             }
-            AppsCommand::RotateSecret { store, tenant, client_id } => match Target::existing(&store).await? {
-                Target::Store(store) => {
-                    let Some(application) = store.get_application(&tenant, &client_id).await? else {
-                        bail!("no application {client_id} in tenant {tenant}");
-                    };
-                    let (application, secret) = fileintel_auth::rotate_secret(application);
-                    store.put_application(application.clone()).await?;
-                    print_json(&with_secret(&application, secret))?;
-                }
-                Target::Server(socket) => {
-                    let path = format!("/admin/apps/{tenant}/{client_id}/rotate-secret");
-                    match admin(&socket, "POST", &path, None).await? {
-                        (200, rotated) => print_json(&rotated)?,
-                        (status, body) => return Err(server_said(status, &body)),
-                    }
-                }
-            },
+            AppsCommand::RotateSecret { store, tenant, client_id } => {
+                print_json(&admin(&store, false, Vec::new()).await?.rotate_app_secret(&tenant, &client_id).await?)?
+            }
         }
         Ok(ExitCode::SUCCESS)
     })
@@ -298,47 +170,12 @@ pub fn run_users(command: UsersCommand) -> anyhow::Result<ExitCode> {
                     Some(password) => password,
                     None => read_password()?,
                 };
-                match Target::open(&store).await? {
-                    Target::Store(store) => {
-                        fileintel_server::auth::check_user_roles(&roles, &view_data_roles)
-                            .map_err(anyhow::Error::msg)?;
-                        let user = fileintel_auth::new_user(&tenant, &upn, roles, &password, now());
-                        store.put_user(user.clone()).await?;
-                        print_json(&fileintel_auth::public_user(&user))?;
-                    }
-                    Target::Server(socket) => {
-                        let body = json!({"tenant": tenant, "upn": upn, "roles": roles, "password": password});
-                        match admin(&socket, "POST", "/admin/users", Some(body)).await? {
-                            (201, created) => print_json(&created)?,
-                            (status, body) => return Err(server_said(status, &body)),
-                        }
-                    }
-                }
+                let admin = admin(&store, true, view_data_roles).await?;
+                print_json(&admin.create_user(&tenant, &upn, &roles, &password).await?)?;
             }
-            UsersCommand::List { store } => match Target::existing(&store).await? {
-                Target::Store(store) => {
-                    let listed = store.list_users().await?.iter().map(fileintel_auth::public_user).collect();
-                    print_json(&Value::Array(listed))?;
-                }
-                Target::Server(socket) => match admin(&socket, "GET", "/admin/users", None).await? {
-                    (200, listed) => print_json(&listed)?,
-                    (status, body) => return Err(server_said(status, &body)),
-                },
-            },
+            UsersCommand::List { store } => print_json(&admin(&store, false, Vec::new()).await?.list_users().await?)?,
             UsersCommand::Delete { store, tenant, upn } => {
-                let deleted = match Target::existing(&store).await? {
-                    Target::Store(store) => store.delete_user(&tenant, &upn).await?,
-                    Target::Server(socket) => {
-                        match admin(&socket, "DELETE", &format!("/admin/users/{tenant}/{upn}"), None).await? {
-                            (204, _) => true,
-                            (404, _) => false,
-                            (status, body) => return Err(server_said(status, &body)),
-                        }
-                    }
-                };
-                if !deleted {
-                    bail!("no user {upn} in tenant {tenant}");
-                }
+                admin(&store, false, Vec::new()).await?.delete_user(&tenant, &upn).await?;
                 println!("deleted user {upn} of tenant {tenant}");
             }
         }
@@ -349,32 +186,8 @@ pub fn run_users(command: UsersCommand) -> anyhow::Result<ExitCode> {
 pub fn run_keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         match command {
-            KeysCommand::Rotate { store } => match Target::open(&store).await? {
-                Target::Store(store) => {
-                    let key = keys::generate(now());
-                    store.add_signing_key(key.clone()).await?;
-                    print_json(&json!({"kid": key.kid}))?;
-                }
-                Target::Server(socket) => match admin(&socket, "POST", "/admin/keys/rotate", None).await? {
-                    (201, rotated) => print_json(&rotated)?,
-                    (status, body) => return Err(server_said(status, &body)),
-                },
-            },
-            KeysCommand::List { store } => match Target::existing(&store).await? {
-                Target::Store(store) => {
-                    let listed: Vec<Value> = store
-                        .signing_keys()
-                        .await?
-                        .iter()
-                        .map(|key| json!({"kid": key.kid, "created": fileintel_core::Timestamp::from_unix_seconds(key.created).to_string()}))
-                        .collect();
-                    print_json(&Value::Array(listed))?;
-                }
-                Target::Server(socket) => match admin(&socket, "GET", "/admin/keys", None).await? {
-                    (200, listed) => print_json(&listed)?,
-                    (status, body) => return Err(server_said(status, &body)),
-                },
-            },
+            KeysCommand::Rotate { store } => print_json(&admin(&store, true, Vec::new()).await?.rotate_key().await?)?,
+            KeysCommand::List { store } => print_json(&admin(&store, false, Vec::new()).await?.list_keys().await?)?,
         }
         Ok(ExitCode::SUCCESS)
     })

@@ -94,29 +94,32 @@ pub struct DatabaseArgs {
 }
 
 impl DatabaseArgs {
+    /// The database settings, when a database URL is given.
+    pub fn settings(&self) -> Option<fileintel_server::backend::DatabaseSettings> {
+        Some(fileintel_server::backend::DatabaseSettings {
+            url: self.database_url.clone()?,
+            timeout: std::time::Duration::from_secs(self.database_timeout),
+            connections: self.database_connections,
+        })
+    }
+
     /// The PostgreSQL store, migrated, when a database URL is given.
     pub async fn connect(&self) -> anyhow::Result<Option<fileintel_postgres::PgStore>> {
-        let Some(url) = &self.database_url else { return Ok(None) };
-        let timeout = std::time::Duration::from_secs(self.database_timeout.max(1));
-        let options = fileintel_postgres::PgOptions {
-            max_connections: self.database_connections.max(1),
-            connect_timeout: timeout,
-            acquire_timeout: timeout,
-            statement_timeout: timeout,
-            // Writes may wait for another replica's write to the same files.
-            write_timeout: (timeout * 6).max(std::time::Duration::from_secs(30)),
-        };
-        let store = fileintel_postgres::PgStore::connect(url, options)
-            .await
-            .map_err(anyhow::Error::new)
-            .map_err(|error| error.context("connecting to PostgreSQL (--database-url)"))?;
-        Ok(Some(store))
+        let Some(settings) = self.settings() else { return Ok(None) };
+        Ok(Some(fileintel_server::backend::connect_database(&settings).await?))
     }
 }
 
 impl StoreArgs {
-    pub fn open(&self) -> Result<fileintel_store::FjallStore, fileintel_store::StoreError> {
-        fileintel_store::FjallStore::open_with(&self.data_dir, self.cache_mb << 20)
+    /// The settings of a command that adds data: a missing data directory is created.
+    pub fn settings(&self) -> fileintel_server::backend::StoreSettings {
+        fileintel_server::backend::StoreSettings {
+            data_dir: self.data_dir.clone(),
+            cache_bytes: self.cache_mb << 20,
+            database: self.database.settings(),
+            create: true,
+            server_command: None,
+        }
     }
 }
 
@@ -204,6 +207,22 @@ mod tests {
         assert!(help.contains("3 an import took what it could"), "{help}");
         for bench in ["bench-telemetry", "bench-analysis", "bench-feeds", "bench-ceiling"] {
             assert!(!help.contains(bench), "{bench} is listed: {help}");
+        }
+    }
+
+    #[test]
+    fn every_command_that_opens_the_embedded_store_takes_its_cache_size() {
+        for command in [
+            &["serve"][..],
+            &["ingest", "x.ndjson"],
+            &["analyze", "--data-dir", "d", "x.exe"],
+            &["feeds", "import", "--format", "csv", "--source", "s", "x.csv"],
+            &["apps", "list"],
+            &["users", "list"],
+            &["keys", "list"],
+        ] {
+            let line = [&["fileintel"][..], command, &["--cache-mb", "8"]].concat();
+            assert!(Cli::try_parse_from(&line).is_ok(), "{line:?}");
         }
     }
 

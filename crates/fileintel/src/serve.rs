@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use fileintel_server::application::{Config, RateLimitConfig, ServedStore, TlsFiles};
+use fileintel_server::application::{Config, RateLimitConfig, TlsFiles};
 use fileintel_server::{Application, ConnectionLimits};
 
 use crate::StoreArgs;
@@ -105,13 +105,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let store = match args.store.database.connect().await? {
-        Some(database) => ServedStore::Postgres(database),
-        None => ServedStore::Embedded(
-            args.store.open().with_context(|| format!("opening the store in {}", args.store.data_dir.display()))?,
-        ),
-    };
-    let mut config = Config::new(args.listen, args.store.data_dir.clone(), store);
+    let mut config = Config::new(args.listen, args.store.settings());
     config.server.max_ingest_bytes = args.max_ingest_bytes;
     config.server.max_analyze_bytes = args.max_analyze_bytes;
     config.server.max_feed_bytes = args.max_feed_bytes;

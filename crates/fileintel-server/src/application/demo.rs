@@ -4,8 +4,6 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use fileintel_auth::secrets;
-use fileintel_core::Application;
 use fileintel_store::{Ingestor, Store};
 
 /// Observations the `--demo` flag loads: five made-up files (their hashes are those of short
@@ -45,27 +43,6 @@ fn demo_observations(now: std::time::SystemTime) -> String {
         }
     }
     lines.iter().map(|line| format!("{line}\n")).collect()
-}
-
-/// Creates the demo application, or gives it a fresh secret; returns the secret.
-pub(crate) async fn refresh_application(store: &dyn Store) -> anyhow::Result<String> {
-    let secret = secrets::generate();
-    let application = Application {
-        tenant: DEMO_TENANT.into(),
-        client_id: DEMO_CLIENT_ID.into(),
-        object_id: "00000000-0000-0000-0000-0000000000de".into(),
-        name: "fileintel demo".into(),
-        roles: vec![
-            "File.Read.All".into(),
-            "File.ReadWrite.All".into(),
-            "Machine.Read.All".into(),
-            "Ti.ReadWrite.All".into(),
-        ],
-        secret_hash: secrets::hash(&secret),
-        created: crate::auth::now_seconds(),
-    };
-    store.put_application(application).await.context("registering the demo application")?;
-    Ok(secret)
 }
 
 /// The demo application's secrets were printed: it lives only while `--demo` is given.

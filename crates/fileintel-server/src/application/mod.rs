@@ -18,29 +18,17 @@ use std::time::Duration;
 use anyhow::Context;
 use fileintel_store::Store;
 
+use crate::backend::{OpenedStore, StoreSettings, open_store};
 use crate::{AppState, AuthState, RustlsConfig, ServerConfig};
 
 pub use rate_limits::RateLimitConfig;
-
-/// The running server's admin API, in the data directory.
-pub const ADMIN_SOCKET: &str = "admin.sock";
-
-/// The store the application serves from, opened.
-// TODO(i16-usecases): the one way to open the store replaces this once it lands.
-pub enum ServedStore {
-    /// The embedded store, which this process holds alone.
-    Embedded(fileintel_store::FjallStore),
-    /// PostgreSQL, shared by every replica.
-    Postgres(fileintel_postgres::PgStore),
-}
 
 /// What the application is built from: the command line's settings, parsed.
 pub struct Config {
     /// Address to listen on; port 0 picks a free one.
     pub listen: SocketAddr,
-    /// The store's data directory: the embedded store's, and in any case the admin socket's.
-    pub data_dir: PathBuf,
-    pub store: ServedStore,
+    /// The store; its data directory holds the admin socket whichever the store is.
+    pub store: StoreSettings,
     /// The handlers' settings; its scheme and public host are set from the address bound.
     pub server: ServerConfig,
     /// Load the demo observations and refresh the demo application (printing its secret);
@@ -65,10 +53,9 @@ pub struct Config {
 
 impl Config {
     /// An application on `listen` over `store`, with the settings `fileintel serve` has by default.
-    pub fn new(listen: SocketAddr, data_dir: impl Into<PathBuf>, store: ServedStore) -> Self {
+    pub fn new(listen: SocketAddr, store: StoreSettings) -> Self {
         Config {
             listen,
-            data_dir: data_dir.into(),
             store,
             server: ServerConfig::for_address(listen),
             demo: false,
@@ -112,9 +99,10 @@ impl Application {
         // The scheme clients reach it by, for the command a second process suggests.
         let scheme = if tls_files.is_some() { "https" } else { "http" };
         let mut background: Vec<Background> = Vec::new();
-        let (store, listener, address, location) = match config.store {
+        let data_dir = &config.store.data_dir;
+        let (store, listener, address, location) = match open_store(&config.store).await? {
             // Replicas keep no state of their own: everything is in the database.
-            ServedStore::Postgres(database) => {
+            OpenedStore::Postgres(database) => {
                 let (listener, address) = bind(config.listen).await?;
                 // TODO(i16-store): one `Store` method sweeps every backend; until it lands, each is called here.
                 let sweeper = database.clone();
@@ -127,11 +115,11 @@ impl Application {
                 // Replicas share signing keys through the database.
                 background.push(Box::new(refresh_keys));
                 // Only the admin socket lives there, which is its owner's alone.
-                fileintel_store::create_private_dir(&config.data_dir)
-                    .with_context(|| format!("creating {}", config.data_dir.display()))?;
+                fileintel_store::create_private_dir(data_dir)
+                    .with_context(|| format!("creating {}", data_dir.display()))?;
                 (Arc::new(database) as Arc<dyn Store>, listener, address, "PostgreSQL".to_owned())
             }
-            ServedStore::Embedded(store) => {
+            OpenedStore::Embedded(store) => {
                 let (listener, address) = bind(config.listen).await?;
                 store
                     .describe_holder(&format!(
@@ -151,7 +139,7 @@ impl Application {
                         }
                     })
                 }));
-                (Arc::new(store) as Arc<dyn Store>, listener, address, config.data_dir.display().to_string())
+                (Arc::new(store) as Arc<dyn Store>, listener, address, data_dir.display().to_string())
             }
         };
         if config.demo {
@@ -173,7 +161,7 @@ impl Application {
         };
         let public_urls =
             if config.public_urls.is_empty() { default_public_urls(scheme, address) } else { config.public_urls };
-        let keys = signing_keys(store.as_ref()).await?;
+        let keys = crate::admin::signing_keys(store.as_ref()).await?;
         let auth =
             AuthState::new(!config.insecure_no_auth, public_urls, keys, fileintel_auth::tokens::default_audiences())
                 .context("loading the signing keys")?
@@ -188,7 +176,9 @@ impl Application {
             None => auth,
         };
         let demo_secret = match config.demo {
-            true => Some(demo::refresh_application(store.as_ref()).await?),
+            true => Some(
+                crate::admin::refresh_demo_application(store.as_ref(), demo::DEMO_TENANT, demo::DEMO_CLIENT_ID).await?,
+            ),
             false => {
                 demo::remove_application(store.as_ref()).await?;
                 None
@@ -214,7 +204,7 @@ impl Application {
             );
         }
         // Bound before the address is announced, so that whoever reads it can use the socket at once.
-        let admin = bind_admin_socket(&config.data_dir)?;
+        let admin = bind_admin_socket(&config.store.data_dir)?;
         tracing::info!(%address, store = %location, "fileintel is serving");
         // On stdout as well, for scripts and tests that asked for port 0.
         say(&format!("fileintel listening on {scheme}://{address}"));
@@ -290,20 +280,6 @@ fn demo_commands(scheme: &str, address: SocketAddr, cert: Option<&Path>, secret:
     ))
 }
 
-/// The signing keys, generating the first one when there is none.
-async fn signing_keys(store: &dyn Store) -> anyhow::Result<Vec<fileintel_core::SigningKey>> {
-    let found = store.signing_keys().await.context("reading the signing keys")?;
-    if !found.is_empty() {
-        return Ok(found);
-    }
-    let key = fileintel_auth::keys::generate(crate::auth::now_seconds());
-    store.add_signing_key(key.clone()).await.context("storing a new signing key")?;
-    tracing::info!(kid = %key.kid, "generated the first token signing key");
-    // Read again: replicas starting together on one database may each have made one, and all
-    // of them must verify (a key made after this read is found when a token first names it).
-    store.signing_keys().await.context("reading the signing keys")
-}
-
 /// Replicas share signing keys through the database: a key rotated through any of them (or with
 /// `fileintel keys rotate`) is read by all within half a minute and signs from then on. A token
 /// naming a key not read yet is checked after reading the keys at once (see `authenticate`).
@@ -368,7 +344,7 @@ where
 /// is set.
 fn bind_admin_socket(data_dir: &Path) -> anyhow::Result<tokio::net::UnixListener> {
     fileintel_store::create_private_dir(data_dir).with_context(|| format!("preparing {}", data_dir.display()))?;
-    let path = data_dir.join(ADMIN_SOCKET);
+    let path = data_dir.join(crate::admin::SOCKET);
     match std::fs::remove_file(&path) {
         Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
             return Err(error).with_context(|| format!("removing the stale {}", path.display()));
