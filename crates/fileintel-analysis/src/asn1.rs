@@ -99,7 +99,7 @@ pub fn lenient_time(value: &Any) -> Option<i64> {
     let field = |at: usize| rest.get(at..at + 2);
     let text =
         format!("{year:04}-{}-{}T{}:{}:{}Z", field(0)?, field(2)?, field(4)?, field(6)?, field(8).unwrap_or("00"));
-    fileintel_core::Timestamp::parse(&text).ok().map(|time| time.0.div_euclid(10_000_000))
+    fileintel_core::Timestamp::parse(&text).ok().map(fileintel_core::Timestamp::unix_seconds)
 }
 
 /// RFC 3339 text of Unix seconds.

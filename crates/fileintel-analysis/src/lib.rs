@@ -137,11 +137,7 @@ impl Analyzer {
         let (facts, problems) = pe::facts_of(&file, bytes);
         analysis.problems.extend(problems);
         if facts.has_certificate_table {
-            let now = self.at.unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |elapsed| elapsed.as_secs() as i64)
-            });
+            let now = self.at.unwrap_or_else(|| fileintel_core::Timestamp::now().unix_seconds());
             let verification = authenticode::Verification { trust: &self.trust, now };
             let (signatures, problems) = guarded(|| authenticode::signatures(&file, &verification));
             analysis.signatures = signatures;

@@ -256,12 +256,50 @@ impl FileHashes {
         None
     }
 
+    /// Decides what these hashes (an observation's, a file's facts') name, given `found`: each
+    /// distinct file a store holds any of them under, once, with the hashes it has for that file,
+    /// in the order the hashes were looked up. The rule every store follows, so that each names
+    /// the same files and refuses the same observations with the same words.
+    pub fn resolve<F: Copy>(&self, found: &[(F, FileHashes)]) -> Resolution<F> {
+        match found {
+            [] => Resolution::New,
+            [(file, known)] => match known.conflict(self) {
+                Some(conflict) => {
+                    Resolution::Conflict(format!("conflicting hashes: {conflict}; the first pairing is kept"))
+                }
+                None => {
+                    let mut hashes = *known;
+                    hashes.fill_from(self);
+                    Resolution::Fill(*file, hashes)
+                }
+            },
+            [(first, one), (second, other), ..] => match one.conflict(other) {
+                Some(conflict) => Resolution::Conflict(format!("hashes name two different files: {conflict}")),
+                None => Resolution::Link(*first, *second),
+            },
+        }
+    }
+
     /// Fills the hashes `self` lacks from `other`; call [`FileHashes::conflict`] first.
     pub fn fill_from(&mut self, other: &FileHashes) {
         self.sha1 = self.sha1.or(other.sha1);
         self.sha256 = self.sha256.or(other.sha256);
         self.md5 = self.md5.or(other.md5);
     }
+}
+
+/// What a set of hashes names ([`FileHashes::resolve`]); `F` is however a store knows a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution<F> {
+    /// None of them is known: they name a new file, with these hashes.
+    New,
+    /// They name this file, which from now on has these hashes (its own, gaps filled).
+    Fill(F, FileHashes),
+    /// They show two files the store holds apart to be one (the first two found): link them,
+    /// then resolve again.
+    Link(F, F),
+    /// They contradict a pairing already known; why, in words for the one who sent them.
+    Conflict(String),
 }
 
 fn label(hash: &FileHash) -> &'static str {
@@ -287,6 +325,55 @@ impl From<FileHash> for FileHashes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn hashes(sha1: Option<u8>, sha256: Option<u8>, md5: Option<u8>) -> FileHashes {
+        FileHashes {
+            sha1: sha1.map(|n| Sha1([n; 20])),
+            sha256: sha256.map(|n| Sha256([n; 32])),
+            md5: md5.map(|n| Md5([n; 16])),
+        }
+    }
+
+    #[test]
+    fn hashes_nobody_knows_name_a_new_file() {
+        assert_eq!(hashes(Some(1), None, Some(1)).resolve::<u64>(&[]), Resolution::New);
+    }
+
+    #[test]
+    fn hashes_one_file_holds_fill_its_gaps() {
+        let known = hashes(Some(1), None, None);
+        let seen = hashes(Some(1), Some(1), None);
+        assert_eq!(seen.resolve(&[(7u64, known)]), Resolution::Fill(7, hashes(Some(1), Some(1), None)));
+        // Fewer hashes than the file has take nothing away.
+        assert_eq!(known.resolve(&[(7u64, seen)]), Resolution::Fill(7, seen));
+    }
+
+    #[test]
+    fn hashes_that_contradict_the_file_they_name_are_refused_and_the_first_pairing_kept() {
+        let known = hashes(Some(1), Some(1), None);
+        let Resolution::Conflict(reason) = hashes(Some(1), Some(2), None).resolve(&[(7u64, known)]) else {
+            panic!("a second SHA-256 for one SHA-1 was taken")
+        };
+        assert!(reason.starts_with("conflicting hashes: SHA-1 0101"), "{reason}");
+        assert!(reason.contains("already paired with SHA-256 0101"), "{reason}");
+        assert!(reason.ends_with("; the first pairing is kept"), "{reason}");
+    }
+
+    #[test]
+    fn hashes_two_files_hold_link_them_unless_the_two_disagree() {
+        let by_sha1 = hashes(Some(1), None, None);
+        let by_sha256 = hashes(None, Some(1), None);
+        let both = hashes(Some(1), Some(1), None);
+        assert_eq!(both.resolve(&[(3u64, by_sha256), (5, by_sha1)]), Resolution::Link(3, 5));
+        let with_md5 = hashes(None, Some(1), Some(1));
+        let other_md5 = hashes(Some(1), None, Some(2));
+        let Resolution::Conflict(reason) =
+            hashes(Some(1), Some(1), Some(1)).resolve(&[(3u64, with_md5), (5, other_md5)])
+        else {
+            panic!("two files with different MD5s were linked")
+        };
+        assert!(reason.starts_with("hashes name two different files: "), "{reason}");
+    }
 
     const SHA1: &str = "4388963aaa83afe2042a46a3c017ad50bdcdafb3";
     const SHA256: &str = "413c58c8267d2c8648d8f6384bacc2ae9c929b2b96578b6860b5087cd1bd6462";

@@ -26,7 +26,7 @@ pub mod time;
 
 pub use determination::{Decision, Verdict, VerdictSource, decide};
 pub use entity::{FileEntity, file_entity_context};
-pub use hash::{FileHash, FileHashes, HashError, Md5, PairingConflict, Sha1, Sha256};
+pub use hash::{FileHash, FileHashes, HashError, Md5, PairingConflict, Resolution, Sha1, Sha256};
 pub use identity::{Application, SigningKey, User};
 pub use indicator::Indicator;
 pub use ndjson::{IngestSummary, NdjsonReader, ParsedBatch, RejectionList};
@@ -37,4 +37,7 @@ pub use observation::{
 pub use record::{
     DeterminationType, FactSource, FactSources, FileFacts, FileRecord, NAMES_PER_SIGHTING, Sighting, top_names,
 };
-pub use time::{Timestamp, TimestampError};
+pub use time::{
+    MAX_LOOKBACK_HOURS, TICKS_PER_DAY, TICKS_PER_HOUR, TICKS_PER_SECOND, Timestamp, TimestampError,
+    WINDOW_HORIZON_HOURS,
+};

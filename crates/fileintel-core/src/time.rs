@@ -11,9 +11,62 @@ pub struct Timestamp(pub i64);
 #[error("'{0}' is not an RFC 3339 timestamp (like 2026-11-20T08:15:30.1234567Z)")]
 pub struct TimestampError(pub String);
 
-const TICKS_PER_SECOND: i64 = 10_000_000;
+/// Ticks in a second, an hour and a day.
+pub const TICKS_PER_SECOND: i64 = 10_000_000;
+pub const TICKS_PER_HOUR: i64 = 3600 * TICKS_PER_SECOND;
+pub const TICKS_PER_DAY: i64 = 24 * TICKS_PER_HOUR;
+
+/// The longest look-back window, in hours, that `/stats` answers exactly (MDE's 720).
+pub const MAX_LOOKBACK_HOURS: i64 = 720;
+
+/// How long, in hours, a store keeps observation times for windows: the longest look-back plus
+/// an hour of slack for clocks that disagree. Older times can never fall inside a window again.
+pub const WINDOW_HORIZON_HOURS: i64 = MAX_LOOKBACK_HOURS + 1;
 
 impl Timestamp {
+    /// The system clock's time now: the one function of the core that reads anything but its
+    /// arguments. Nothing in the core calls it; the edges (the stores, the server) do, and hand
+    /// the time to the core's functions, which take it as a parameter. Before 1970 (a clock
+    /// badly wrong) it gives 1970.
+    pub fn now() -> Self {
+        let elapsed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        Timestamp(i64::try_from(elapsed.as_nanos() / 100).unwrap_or(i64::MAX))
+    }
+
+    /// This time `hours` later (earlier when negative), the nearest a timestamp holds at the ends.
+    pub fn plus_hours(self, hours: i64) -> Self {
+        Timestamp(self.0.saturating_add(hours.saturating_mul(TICKS_PER_HOUR)))
+    }
+
+    /// The hour this time falls in, counted from 1970 (negative before).
+    pub fn hour(self) -> i64 {
+        self.0.div_euclid(TICKS_PER_HOUR)
+    }
+
+    /// The day this time falls in, counted from 1970 (negative before).
+    pub fn day(self) -> i64 {
+        self.0.div_euclid(TICKS_PER_DAY)
+    }
+
+    /// The first moment of `hour` (as [`Timestamp::hour`] counts them).
+    pub fn start_of_hour(hour: i64) -> Self {
+        Timestamp(hour.saturating_mul(TICKS_PER_HOUR))
+    }
+
+    /// Observation times before this, with `self` as now, are not kept for windows
+    /// ([`WINDOW_HORIZON_HOURS`]).
+    pub fn window_horizon(self) -> Self {
+        self.plus_hours(-WINDOW_HORIZON_HOURS)
+    }
+
+    /// The first hour whose window entries a sweep at `self` (as now) keeps: every hour before it
+    /// ended more than the horizon and an hour more ago, so no window from now on can reach it,
+    /// whichever side of an hour the horizon falls. Whole hours go, so an hour's entries and its
+    /// count go together.
+    pub fn first_hour_kept(self) -> i64 {
+        self.plus_hours(-(WINDOW_HORIZON_HOURS + 1)).hour()
+    }
+
     /// Parses RFC 3339 with any offset; digits past the seventh fraction digit are truncated.
     pub fn parse(text: &str) -> Result<Self, TimestampError> {
         let parsed = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
@@ -47,6 +100,11 @@ impl Timestamp {
     /// timestamp holds (about 29,000 years either side of 1970) it gives the nearest one it holds.
     pub fn from_unix_seconds(seconds: i64) -> Self {
         Timestamp(seconds.saturating_mul(TICKS_PER_SECOND))
+    }
+
+    /// Whole seconds since 1970 (rounded down, before it too): for clocks that count seconds.
+    pub fn unix_seconds(self) -> i64 {
+        self.0.div_euclid(TICKS_PER_SECOND)
     }
 
     /// For seconds read from input, which may say anything: `None` beyond what a timestamp holds.
@@ -133,6 +191,39 @@ mod tests {
         assert_eq!(Timestamp::checked_from_unix_seconds(i64::MIN / 1000), None);
         assert_eq!(Timestamp::from_unix_seconds(i64::MAX), Timestamp(i64::MAX));
         assert_eq!(Timestamp::from_unix_seconds(i64::MIN), Timestamp(i64::MIN));
+        assert_eq!(Timestamp::from_unix_seconds(1_700_000_000).unix_seconds(), 1_700_000_000);
+        assert_eq!(Timestamp(-1).unix_seconds(), -1, "a tick before 1970 is in the second before it");
+    }
+
+    #[test]
+    fn the_clock_reads_a_time_after_this_code_was_written() {
+        let now = Timestamp::now();
+        assert!(now > Timestamp::parse("2026-01-01T00:00:00Z").unwrap(), "{now}");
+        assert!(Timestamp::now() >= now);
+    }
+
+    #[test]
+    fn hours_and_days_count_from_1970_and_before_it_too() {
+        let time = Timestamp::parse("1970-01-02T01:30:00Z").unwrap();
+        assert_eq!((time.hour(), time.day()), (25, 1));
+        assert_eq!(Timestamp::start_of_hour(time.hour()).to_string(), "1970-01-02T01:00:00Z");
+        let before = Timestamp::parse("1969-12-31T23:59:59.9Z").unwrap();
+        assert_eq!((before.hour(), before.day()), (-1, -1));
+        assert_eq!(Timestamp::start_of_hour(-1).to_string(), "1969-12-31T23:00:00Z");
+        assert_eq!(time.plus_hours(-26).to_string(), "1969-12-31T23:30:00Z");
+        assert_eq!(Timestamp(i64::MAX).plus_hours(1), Timestamp(i64::MAX));
+    }
+
+    #[test]
+    fn windows_keep_721_hours_and_a_sweep_keeps_whole_hours_beyond_them() {
+        let now = Timestamp::parse("2026-12-03T10:20:00Z").unwrap();
+        assert_eq!(now.window_horizon().to_string(), "2026-11-03T09:20:00Z", "720 hours and one");
+        let kept = Timestamp::start_of_hour(now.first_hour_kept());
+        assert_eq!(kept.to_string(), "2026-11-03T08:00:00Z");
+        // Whatever lies before the first hour kept is older than the horizon by an hour or more.
+        assert!(kept.plus_hours(1) <= now.window_horizon());
+        let on_the_hour = Timestamp::parse("2026-12-03T10:00:00Z").unwrap();
+        assert_eq!(Timestamp::start_of_hour(on_the_hour.first_hour_kept()).to_string(), "2026-11-03T08:00:00Z");
     }
 
     #[test]

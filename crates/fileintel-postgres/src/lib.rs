@@ -73,7 +73,9 @@ use fileintel_core::{
     Application, FileFacts, FileHash, FileHashes, FileRecord, Indicator, Observation, SigningKey, Timestamp, User,
     Verdict, VerdictSource,
 };
-use fileintel_store::{DeviceSighting, IngestOutcome, OrgFileStats, Store, StoreError, StoreStats, TOP_FILE_NAMES};
+use fileintel_store::{
+    DeviceSighting, IngestOutcome, OrgFileStats, Store, StoreError, StoreStats, SweepReport, TOP_FILE_NAMES,
+};
 
 use crate::error::Failure;
 
@@ -164,11 +166,6 @@ pub const SWEEP_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// Files whose observation times one transaction of a sweep removes.
 const SWEEP_CHUNK_FILES: usize = 20_000;
 
-/// The longest look-back `/stats` answers for (720 hours) plus an hour of slack for clocks that
-/// disagree, as in fjall: older observation times are not kept.
-const MAX_LOOKBACK: i64 = 721 * TICKS_PER_HOUR;
-const TICKS_PER_HOUR: i64 = 3600 * 10_000_000;
-
 /// The PostgreSQL store. Cheap to clone (clones share the pool); any number of processes may
 /// use one database at once.
 #[derive(Clone)]
@@ -193,11 +190,6 @@ fn random() -> u64 {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_nanos()));
     hasher.finish()
-}
-
-fn now() -> Timestamp {
-    let elapsed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    Timestamp(i64::try_from(elapsed.as_nanos() / 100).unwrap_or(i64::MAX))
 }
 
 /// A database address as it may be shown or kept without its password: user, hosts, ports and
@@ -334,14 +326,13 @@ impl PgStore {
     }
 
     /// Removes observation times that no look-back window from `now` on can reach (of whole
-    /// hours that ended more than 722 hours before `now`), as `FjallStore::sweep_windows` does;
-    /// returns how many went. Sightings stay: they are the counts themselves. Maintenance, not a
+    /// hours before [`Timestamp::first_hour_kept`], as every store sweeps); returns how many
+    /// went. Sightings stay: they are the counts themselves. Maintenance, not a
     /// request: it reads the whole table once, range by range of the primary key (an index on
     /// time would cost every ingest), so each range may take up to [`SWEEP_TIMEOUT`] rather
     /// than the statement timeout.
     pub async fn sweep_windows(&self, now: Timestamp) -> Result<u64, StoreError> {
-        let kept_from =
-            (now.0.saturating_sub(MAX_LOOKBACK + TICKS_PER_HOUR)).div_euclid(TICKS_PER_HOUR) * TICKS_PER_HOUR;
+        let kept_from = Timestamp::start_of_hour(now.first_hour_kept()).0;
         // In ranges of file ids (the primary key's prefix, so each chunk reads only its own part
         // of the index, and the whole sweep is one pass), each its own short transaction, so a
         // link waiting on those rows waits for one chunk, not the whole sweep. The lock keeps
@@ -414,11 +405,6 @@ impl PgStore {
     }
 }
 
-/// Observation times before this are not kept for windows (fjall's horizon).
-fn horizon() -> i64 {
-    now().0.saturating_sub(MAX_LOOKBACK)
-}
-
 #[async_trait]
 impl Store for PgStore {
     async fn get_file(&self, hash: FileHash) -> Result<Option<FileRecord>, StoreError> {
@@ -441,7 +427,7 @@ impl Store for PgStore {
     /// `files_touched` counts distinct files over the chunks.
     async fn ingest(&self, observations: Vec<Observation>) -> Result<IngestOutcome, StoreError> {
         let refusals: Vec<Option<String>> = observations.iter().map(writer::refusal).collect();
-        let (horizon, shard) = (horizon(), self.shard());
+        let (horizon, shard) = (Timestamp::now().window_horizon(), self.shard());
         let mut outcome = IngestOutcome::default();
         // Distinct across the chunks, as the trait counts them.
         let mut touched: HashSet<i64> = HashSet::new();
@@ -461,7 +447,7 @@ impl Store for PgStore {
     }
 
     async fn put_facts(&self, hashes: FileHashes, size: Option<u64>, facts: FileFacts) -> Result<(), StoreError> {
-        let (horizon, shard) = (horizon(), self.shard());
+        let (horizon, shard) = (Timestamp::now().window_horizon(), self.shard());
         write_transaction!(self, |tx| writer::put_facts(&tx, &hashes, size, &facts, horizon, shard).await)
     }
 
@@ -540,6 +526,10 @@ impl Store for PgStore {
             }
         })
         .await
+    }
+
+    async fn sweep(&self, now: Timestamp) -> Result<SweepReport, StoreError> {
+        Ok(SweepReport { removed: self.sweep_windows(now).await? })
     }
 
     async fn stats(&self) -> Result<StoreStats, StoreError> {

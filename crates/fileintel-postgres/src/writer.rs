@@ -20,7 +20,7 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 
 use deadpool_postgres::Transaction;
-use fileintel_core::{FileFacts, FileHash, FileHashes, FileRecord, Observation, Sighting};
+use fileintel_core::{FileFacts, FileHash, FileHashes, FileRecord, Observation, Sighting, Timestamp};
 
 use crate::error::Failure;
 use crate::reads::{LOAD_RECORDS, record_from_row, to_json};
@@ -82,8 +82,8 @@ pub(crate) struct Batch {
     /// Per tenant number: device id → device number (an index into `devices`).
     device_numbers: Vec<HashMap<String, u32>>,
     devices: Vec<Device>,
-    /// Observation times before this (in ticks) are not kept for windows.
-    horizon: i64,
+    /// Observation times before this are not kept for windows.
+    horizon: Timestamp,
     /// Records this call created, including any a link then absorbed (fjall counts those too).
     pub(crate) created: u64,
     /// Rows added to `files` less rows removed, for the file count.
@@ -256,7 +256,7 @@ fn to_sql(value: u64) -> i64 {
 }
 
 impl Batch {
-    pub(crate) fn new(horizon: i64) -> Self {
+    pub(crate) fn new(horizon: Timestamp) -> Self {
         Batch {
             slots: Vec::new(),
             by_hash: HashMap::new(),
@@ -302,45 +302,37 @@ impl Batch {
         Ok(())
     }
 
-    /// Which record an observation's hashes name, or why they cannot name one: fjall's rule.
+    /// Which record an observation's hashes name, or why they cannot name one
+    /// ([`FileHashes::resolve`] decides, from the records this call holds).
     pub(crate) fn resolve(&mut self, hashes: &FileHashes) -> Resolution {
-        let mut found: Vec<usize> = Vec::with_capacity(3);
+        // Each record found, once, with its hashes.
+        let mut found: Vec<(usize, FileHashes)> = Vec::with_capacity(3);
         let mut unknown: Vec<FileHash> = Vec::with_capacity(3);
         for hash in hashes.iter() {
             match self.by_hash.get(&hash) {
                 Some(&slot) => {
-                    if !found.contains(&slot) {
-                        found.push(slot);
+                    if !found.iter().any(|(known, _)| *known == slot) {
+                        found.push((slot, self.slots[slot].record.hashes));
                     }
                 }
                 None => unknown.push(hash),
             }
         }
-        let slot = match found[..] {
-            [] => {
+        let slot = match hashes.resolve(&found) {
+            fileintel_core::Resolution::New => {
                 let slot = self.slots.len();
                 self.slots
                     .push(Slot { record: FileRecord { hashes: *hashes, ..FileRecord::default() }, ..Slot::default() });
                 self.created += 1;
-                for hash in unknown {
-                    self.by_hash.insert(hash, slot);
-                }
-                return Resolution::File(slot);
+                slot
             }
-            [slot] => slot,
-            [first, second, ..] => {
-                let (one, other) = (&self.slots[first].record.hashes, &self.slots[second].record.hashes);
-                return match one.conflict(other) {
-                    Some(conflict) => Resolution::Conflict(format!("hashes name two different files: {conflict}")),
-                    None => Resolution::Link(first, second),
-                };
+            fileintel_core::Resolution::Fill(slot, filled) => {
+                self.slots[slot].record.hashes = filled;
+                slot
             }
+            fileintel_core::Resolution::Link(first, second) => return Resolution::Link(first, second),
+            fileintel_core::Resolution::Conflict(reason) => return Resolution::Conflict(reason),
         };
-        let record = &mut self.slots[slot].record;
-        if let Some(conflict) = record.hashes.conflict(hashes) {
-            return Resolution::Conflict(format!("conflicting hashes: {conflict}; the first pairing is kept"));
-        }
-        record.hashes.fill_from(hashes);
         for hash in unknown {
             self.by_hash.insert(hash, slot);
         }
@@ -396,7 +388,7 @@ impl Batch {
         let entry = &mut self.slots[slot];
         let record = &mut entry.record;
         record.take_observation(observation);
-        if time.0 >= horizon {
+        if time >= horizon {
             entry.times.insert((tenant, time.0));
         }
         let sighting = Sighting::new(time, observation.file_name.clone());
@@ -774,7 +766,7 @@ pub(crate) async fn ingest(
     tx: &Transaction<'_>,
     observations: &[Observation],
     refusals: &[Option<String>],
-    horizon: i64,
+    horizon: Timestamp,
     shard: i32,
 ) -> Result<(fileintel_store::IngestOutcome, Vec<i64>), Failure> {
     let mut batch = Batch::new(horizon);
@@ -819,7 +811,7 @@ pub(crate) async fn put_facts(
     hashes: &FileHashes,
     size: Option<u64>,
     facts: &FileFacts,
-    horizon: i64,
+    horizon: Timestamp,
     shard: i32,
 ) -> Result<(), Failure> {
     let mut batch = Batch::new(horizon);

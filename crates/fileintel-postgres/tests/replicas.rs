@@ -12,12 +12,7 @@ use fileintel_core::{FileHash, FileHashes, Md5, Observation, Sha1, Sha256, Times
 use fileintel_postgres::{PgOptions, PgStore};
 use fileintel_store::{Store, StoreError};
 
-const HOUR: i64 = 3600 * 10_000_000;
-
-fn now() -> Timestamp {
-    let elapsed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
-    Timestamp((elapsed.as_nanos() / 100) as i64)
-}
+const HOUR: i64 = fileintel_core::TICKS_PER_HOUR;
 
 /// The hashes of test file `n`.
 fn hashes(n: u32) -> FileHashes {
@@ -84,7 +79,7 @@ async fn migrations_apply_once_when_replicas_start_together_and_again_change_not
         tenant_id: "t".into(),
         device_id: "d".into(),
         device_name: None,
-        timestamp: now(),
+        timestamp: Timestamp::now(),
         hashes: hashes(1),
         size: None,
         file_name: None,
@@ -117,7 +112,7 @@ async fn replicas_ingesting_the_same_observations_at_once_count_each_device_once
         PgStore::connect(&database.url, options).await.unwrap(),
     ];
     let (files, tenants, devices) = (40u32, 3u32, 25u32);
-    let now = now();
+    let now = Timestamp::now();
     // Every (file, tenant, device) once, known by all hashes or only some of them (so records
     // are created apart and linked while other replicas write), at a time in the last 600 hours.
     let mut universe = Vec::new();
@@ -291,7 +286,7 @@ async fn text_postgresql_cannot_hold_is_refused_per_observation_and_json_keeps_a
         tenant_id: "t".into(),
         device_id: device.into(),
         device_name: None,
-        timestamp: now(),
+        timestamp: Timestamp::now(),
         hashes: hashes(2),
         size: None,
         file_name: Some(file_name.into()),
@@ -322,7 +317,7 @@ async fn text_postgresql_cannot_hold_is_refused_per_observation_and_json_keeps_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sweeping_removes_only_what_no_window_can_reach() {
     let Some((store, database)) = common::fresh().await else { return };
-    let now = now();
+    let now = Timestamp::now();
     let seen = |device: &str, hours_ago: i64| Observation {
         tenant_id: "t".into(),
         device_id: device.into(),
@@ -344,10 +339,10 @@ async fn sweeping_removes_only_what_no_window_can_reach() {
     let times =
         async || -> i64 { client.query_one("SELECT count(*) FROM observation_times", &[]).await.unwrap().get(0) };
     assert_eq!(times().await, 3);
-    assert_eq!(store.sweep_windows(now).await.unwrap(), 0, "nothing is out of reach yet");
+    assert_eq!(store.sweep(now).await.unwrap().removed, 0, "nothing is out of reach yet");
     // A hundred hours on, "old" (800 hours back) is out of every window; "new" is not.
     let later = Timestamp(now.0 + 100 * HOUR);
-    assert_eq!(store.sweep_windows(later).await.unwrap(), 2);
+    assert_eq!(store.sweep(later).await.unwrap().removed, 2);
     assert_eq!(times().await, 1);
     let sha1 = FileHash::Sha1(hashes(3).sha1.unwrap());
     let stats = store.file_stats(sha1, "t", Timestamp(later.0 - 720 * HOUR)).await.unwrap().unwrap();

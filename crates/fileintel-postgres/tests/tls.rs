@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use fileintel_core::{FileHash, FileHashes, Observation, Sha256, Timestamp};
 use fileintel_postgres::{PgOptions, PgStore};
@@ -154,10 +154,6 @@ fn options() -> PgOptions {
     PgOptions { max_connections: 2, connect_timeout: Duration::from_secs(10), ..PgOptions::default() }
 }
 
-fn now() -> Timestamp {
-    Timestamp((SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() / 100) as i64)
-}
-
 /// The store works through `url`: what is ingested is read back, over an encrypted connection.
 async fn works_encrypted(url: &str) {
     let store = PgStore::connect(url, options()).await.unwrap_or_else(|error| panic!("{url}: {error}"));
@@ -167,7 +163,7 @@ async fn works_encrypted(url: &str) {
         tenant_id: "t".into(),
         device_id: "d".into(),
         device_name: None,
-        timestamp: now(),
+        timestamp: Timestamp::now(),
         hashes: FileHashes { sha1: None, sha256, md5: None },
         size: None,
         file_name: None,

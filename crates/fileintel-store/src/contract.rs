@@ -40,12 +40,7 @@ fn seen(tenant: &str, device: &str, seconds: i64, hashes: FileHashes) -> Observa
     }
 }
 
-const HOUR: i64 = 3600 * 10_000_000;
-
-fn now() -> Timestamp {
-    let elapsed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
-    Timestamp((elapsed.as_nanos() / 100) as i64)
-}
+const HOUR: i64 = fileintel_core::TICKS_PER_HOUR;
 
 /// An observation of file `n` by `device` of `tenant` at `time`, under `name`.
 fn seen_at(tenant: &str, device: &str, time: Timestamp, n: u8, name: &str) -> Observation {
@@ -334,7 +329,7 @@ pub async fn every_write_of_an_application_or_user_moves_the_identity_generation
     let mut seen = store.identity_generation().await.unwrap();
     assert_eq!(store.identity_generation().await.unwrap(), seen, "reading moves nothing");
     // Telemetry is no identity: it leaves the generation where it was.
-    store.ingest(vec![seen_at("contoso", "d", now(), 1, "a.exe")]).await.unwrap();
+    store.ingest(vec![seen_at("contoso", "d", Timestamp::now(), 1, "a.exe")]).await.unwrap();
     assert_eq!(store.identity_generation().await.unwrap(), seen);
     store.put_application(app.clone()).await.unwrap();
     seen = moved_on(store, seen, "an application created").await;
@@ -401,7 +396,7 @@ pub async fn large_calls_count_exactly_across_partial_hashes_and_links(store: &d
 }
 
 pub async fn stats_count_the_tenants_devices_within_the_window(store: &dyn Store) {
-    let now = now();
+    let now = Timestamp::now();
     let ago = |hours: i64| Timestamp(now.0 - hours * HOUR);
     store
         .ingest(vec![
@@ -434,11 +429,11 @@ pub async fn stats_count_the_tenants_devices_within_the_window(store: &dyn Store
 }
 
 pub async fn stats_are_exact_at_the_edge_of_the_window(store: &dyn Store) {
-    let now = now();
+    let now = Timestamp::now();
     // Devices one second either side of two window starts, one early in its hour and one late,
     // so that both ways of counting the hour the window starts in are taken.
-    let hour_start = (now.0 - 50 * HOUR).div_euclid(HOUR) * HOUR;
-    let second = 10_000_000;
+    let hour_start = Timestamp::start_of_hour(now.plus_hours(-50).hour()).0;
+    let second = fileintel_core::TICKS_PER_SECOND;
     let early = Timestamp(hour_start + 100 * second);
     let late = Timestamp(hour_start + 3500 * second);
     let mut observations = Vec::new();
@@ -461,8 +456,46 @@ pub async fn stats_are_exact_at_the_edge_of_the_window(store: &dyn Store) {
     assert_eq!(org(store, 3, "contoso", early).await.prevalence, 6);
 }
 
+pub async fn sweeping_changes_no_answer_a_window_can_give(store: &dyn Store) {
+    let now = Timestamp::now();
+    let ago = |hours: i64| Timestamp(now.0 - hours * HOUR);
+    store
+        .ingest(vec![
+            seen_at("contoso", "gone", ago(700), 5, "old.exe"),
+            seen_at("contoso", "twice", ago(710), 5, "old.exe"),
+            seen_at("contoso", "twice", ago(5), 5, "new.exe"),
+            seen_at("contoso", "kept", ago(600), 5, "mid.exe"),
+            seen_at("contoso", "recent", ago(10), 5, "new.exe"),
+        ])
+        .await
+        .unwrap();
+    // Every answer a window from `at` gives, and what `/machines` says.
+    let answers = async |at: Timestamp| {
+        let mut answers = Vec::new();
+        for hours in [720, 650, 600, 200, 105, 1] {
+            answers.push(org(store, 5, "contoso", Timestamp(at.0 - hours * HOUR)).await);
+        }
+        let mut devices = store.file_devices(FileHash::Sha1(sha1(5)), "contoso").await.unwrap();
+        devices.sort_by(|a, b| a.device_id.cmp(&b.device_id));
+        (answers, devices)
+    };
+    let before = answers(now).await;
+    store.sweep(now).await.unwrap();
+    assert_eq!(answers(now).await, before, "nothing is out of reach yet");
+    // A hundred hours on, the observations of 700 and 710 hours ago are out of every window.
+    let later = Timestamp(now.0 + 100 * HOUR);
+    let before = answers(later).await;
+    assert_eq!(before.0[0].prevalence, 3, "gone is out of the longest window; twice, kept and recent are in");
+    assert_eq!(before.0[0].first_seen, Some(ago(600)));
+    store.sweep(later).await.unwrap();
+    assert_eq!(answers(later).await, before);
+    assert_eq!(store.sweep(later).await.unwrap().removed, 0, "a second sweep finds nothing left");
+    let record = store.get_file(FileHash::Sha1(sha1(5))).await.unwrap().unwrap();
+    assert_eq!(record.global_prevalence, 4, "sightings themselves stay");
+}
+
 pub async fn top_file_names_rank_names_by_devices(store: &dyn Store) {
-    let time = Timestamp(now().0 - HOUR);
+    let time = Timestamp(Timestamp::now().0 - HOUR);
     let mut observations = Vec::new();
     for (name, devices) in
         [("one.exe", 1), ("six.exe", 6), ("four.exe", 4), ("two-b.exe", 2), ("two-a.exe", 2), ("three.exe", 3)]
@@ -484,7 +517,7 @@ pub async fn top_file_names_rank_names_by_devices(store: &dyn Store) {
 /// `topFileNames` speaks of the same window as the counts: a name seen only before it does not
 /// count, and names are ranked by the devices that saw the file under them within it.
 pub async fn top_file_names_come_from_the_window(store: &dyn Store) {
-    let now = now();
+    let now = Timestamp::now();
     let time = |hours: i64| Timestamp(now.0 - hours * HOUR);
     store
         .ingest(vec![
@@ -509,7 +542,7 @@ pub async fn top_file_names_come_from_the_window(store: &dyn Store) {
 }
 
 pub async fn stats_follow_records_when_they_are_linked(store: &dyn Store) {
-    let now = now();
+    let now = Timestamp::now();
     let time = |hours: i64| Timestamp(now.0 - hours * HOUR);
     let by = |hash: FileHashes, device: &str, hours: i64, name: &str| Observation {
         timestamp: time(hours),
@@ -534,7 +567,7 @@ pub async fn stats_follow_records_when_they_are_linked(store: &dyn Store) {
 }
 
 pub async fn machines_carry_device_activity_and_platform(store: &dyn Store) {
-    let now = now();
+    let now = Timestamp::now();
     let time = |hours: i64| Timestamp(now.0 - hours * HOUR);
     let mut windows = seen_at("contoso", "d1", time(9), 6, "a.exe");
     windows.os_platform = Some("Windows10".into());
@@ -561,7 +594,7 @@ pub async fn machines_carry_device_activity_and_platform(store: &dyn Store) {
 pub async fn window_counts_match_a_count_over_every_device(store: &dyn Store) {
     // Devices seen at pseudo-random times over 31 days, some several times, in several calls;
     // then windows starting at pseudo-random instants, each checked against a plain count.
-    let now = now();
+    let now = Timestamp::now();
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move |bound: i64| {
         state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
@@ -584,7 +617,7 @@ pub async fn window_counts_match_a_count_over_every_device(store: &dyn Store) {
 }
 
 pub async fn a_device_named_later_in_a_call_is_one_device(store: &dyn Store) {
-    let time = Timestamp(now().0 - HOUR);
+    let time = Timestamp(Timestamp::now().0 - HOUR);
     let unnamed = Observation { device_name: None, ..seen_at("contoso", "d1", time, 10, "a.exe") };
     let named = Observation { device_name: Some("ws1.contoso".into()), ..seen_at("contoso", "d1", time, 11, "b.exe") };
     let renamed =
@@ -600,7 +633,7 @@ pub async fn a_device_named_later_in_a_call_is_one_device(store: &dyn Store) {
 }
 
 pub async fn identifiers_too_long_to_keep_are_rejected(store: &dyn Store) {
-    let time = Timestamp(now().0 - HOUR);
+    let time = Timestamp(Timestamp::now().0 - HOUR);
     let long_name = seen_at("contoso", "d1", time, 12, &"n".repeat(70_000));
     let long_device = seen_at("contoso", &"d".repeat(5_000), time, 12, "a.exe");
     let fine = seen_at("contoso", "d2", time, 12, "a.exe");
@@ -615,7 +648,7 @@ pub async fn identifiers_too_long_to_keep_are_rejected(store: &dyn Store) {
 
 pub async fn lookups_by_identifiers_too_long_to_keep_find_nothing(store: &dyn Store) {
     let long = "x".repeat(70_000);
-    let time = Timestamp(now().0 - HOUR);
+    let time = Timestamp(Timestamp::now().0 - HOUR);
     store.ingest(vec![seen_at("contoso", "d1", time, 13, "a.exe")]).await.unwrap();
     assert!(store.get_application(&long, "c").await.unwrap().is_none());
     assert!(store.get_application("t", &long).await.unwrap().is_none());
@@ -862,6 +895,7 @@ macro_rules! contract_suite {
             every_write_of_an_application_or_user_moves_the_identity_generation,
             stats_count_the_tenants_devices_within_the_window,
             stats_are_exact_at_the_edge_of_the_window,
+            sweeping_changes_no_answer_a_window_can_give,
             top_file_names_rank_names_by_devices,
             top_file_names_come_from_the_window,
             stats_follow_records_when_they_are_linked,

@@ -87,8 +87,9 @@ pub struct OrgFileStats {
     pub top_file_names: Vec<String>,
 }
 
-/// The longest look-back window, in hours, that [`Store::file_stats`] answers exactly (MDE's 720).
-pub const MAX_LOOKBACK_HOURS: i64 = 720;
+/// The longest look-back window, in hours, that [`Store::file_stats`] answers exactly (MDE's 720):
+/// the core's, named here too for the callers of the trait.
+pub use fileintel_core::MAX_LOOKBACK_HOURS;
 
 /// How many names `/stats` lists.
 pub const TOP_FILE_NAMES: usize = 5;
@@ -98,6 +99,13 @@ pub const TOP_FILE_NAMES: usize = 5;
 pub struct StoreStats {
     pub files: u64,
     pub disk_bytes: u64,
+}
+
+/// What one [`Store::sweep`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Window entries removed, in the backend's own unit (keys, rows): for logs.
+    pub removed: u64,
 }
 
 /// A file-intelligence store. Implementations are shared between request handlers (`Arc<dyn Store>`).
@@ -175,6 +183,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<OrgFileStats>, StoreError>;
 
     async fn stats(&self) -> Result<StoreStats, StoreError>;
+
+    /// Removes what no look-back window from `now` on can reach any more (observation times of
+    /// hours that ended more than [`MAX_LOOKBACK_HOURS`], plus slack, before `now`): maintenance
+    /// the application runs now and then, off the request path. No answer changes. A backend
+    /// that keeps nothing of the kind has nothing to do, which is the default. Replicas of one
+    /// database may sweep at once; the second finds little left.
+    async fn sweep(&self, now: Timestamp) -> Result<SweepReport, StoreError> {
+        let _ = now;
+        Ok(SweepReport::default())
+    }
 
     /// Whether the store can serve now (for `/ready`): `Err` says why not. The embedded store
     /// is always ready once open; a database backend asks its database.

@@ -18,10 +18,9 @@ use std::collections::HashMap;
 
 use fileintel_core::{FileHash, FileHashes, FileRecord, Indicator, Observation, Verdict, VerdictSource};
 
-use super::{
-    FjallStore, Inner, corrupt, decode, decode_device_info, decode_record, decode_sighting, time_from_bytes, u32_value,
-    u64_value,
-};
+use super::codec::{corrupt, decode, decode_device_info, decode_record, decode_sighting, u32_value, u64_value};
+use super::keys::time_from_bytes;
+use super::{FjallStore, Inner};
 use crate::StoreError;
 
 /// One file of the embedded store, as [`FjallStore::export_files`] gives it.
@@ -41,7 +40,7 @@ impl FjallStore {
         let tenants = inner.tenant_names()?;
         let start = after.saturating_add(1).to_be_bytes();
         let mut files = Vec::new();
-        for item in inner.files.range(start..).take(limit) {
+        for item in inner.keyspaces.files.range(start..).take(limit) {
             let (key, value) = item.into_inner()?;
             let id = u64_value("file id", &key)?;
             let record = decode_record(&value)?;
@@ -63,9 +62,9 @@ impl FjallStore {
         let inner = &self.inner;
         let range = match after {
             Some(after) => {
-                inner.verdicts.range((std::ops::Bound::Excluded(after.to_vec()), std::ops::Bound::Unbounded))
+                inner.keyspaces.verdicts.range((std::ops::Bound::Excluded(after.to_vec()), std::ops::Bound::Unbounded))
             }
-            None => inner.verdicts.range::<Vec<u8>, _>(..),
+            None => inner.keyspaces.verdicts.range::<Vec<u8>, _>(..),
         };
         let mut verdicts = Vec::new();
         let (mut read, mut last) = (0, None);
@@ -85,7 +84,7 @@ impl FjallStore {
     /// Every tenant's indicators, each tenant's oldest first.
     pub fn export_indicators(&self) -> Result<Vec<Indicator>, StoreError> {
         let mut indicators = Vec::new();
-        for item in self.inner.indicators.iter() {
+        for item in self.inner.keyspaces.indicators.iter() {
             indicators.push(decode("indicator", &item.value()?)?);
         }
         Ok(indicators)
@@ -122,7 +121,7 @@ impl Inner {
     /// Tenant numbers to names.
     fn tenant_names(&self) -> Result<HashMap<u32, String>, StoreError> {
         let mut names = HashMap::new();
-        for item in self.tenants.iter() {
+        for item in self.keyspaces.tenants.iter() {
             let (name, number) = item.into_inner()?;
             let name = String::from_utf8(name.to_vec()).map_err(|error| corrupt("tenant name", error))?;
             names.insert(u32_value("tenant", &number)?, name);
@@ -137,12 +136,12 @@ impl Inner {
         tenants: &HashMap<u32, String>,
     ) -> Result<Vec<Observation>, StoreError> {
         let mut seen = Vec::new();
-        for item in self.sightings.prefix(id.to_be_bytes()) {
+        for item in self.keyspaces.sightings.prefix(id.to_be_bytes()) {
             let (key, value) = item.into_inner()?;
             let sighting = decode_sighting(&value)?;
             let tenant = u32_value("sighting key", &key[8..12])?;
             let number = u32_value("sighting key", &key[12..16])?;
-            let info = match self.device_info.get(number.to_be_bytes())? {
+            let info = match self.keyspaces.device_info.get(number.to_be_bytes())? {
                 Some(bytes) => decode_device_info(&bytes)?,
                 None => return Err(corrupt("device info", format!("missing device {number}"))),
             };
@@ -190,7 +189,7 @@ impl Inner {
         by_start.sort_by_key(|device| (device.tenant, device.first));
         let (mut next, mut latest): (usize, Option<&Seen>) = (0, None);
         let mut current_tenant = None;
-        for item in self.recent_times.prefix(id.to_be_bytes()) {
+        for item in self.keyspaces.recent_times.prefix(id.to_be_bytes()) {
             let key = item.key()?;
             let tenant = u32_value("window key", &key[8..12])?;
             let time = time_from_bytes(&key[12..20]);
@@ -230,12 +229,7 @@ mod tests {
     use super::*;
     use crate::Store;
 
-    const HOUR: i64 = 3600 * 10_000_000;
-
-    fn now() -> Timestamp {
-        let elapsed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
-        Timestamp((elapsed.as_nanos() / 100) as i64)
-    }
+    const HOUR: i64 = fileintel_core::TICKS_PER_HOUR;
 
     fn hashes(n: u8) -> FileHashes {
         FileHashes {
@@ -248,7 +242,7 @@ mod tests {
     /// Observations with repeats, renames, several tenants and devices, times inside and far
     /// outside the windows, platforms and a report.
     fn observations() -> Vec<Observation> {
-        let now = now();
+        let now = Timestamp::now();
         let mut observations = Vec::new();
         for n in 1..=6u8 {
             for device in 0..(n as usize + 2) {
@@ -304,7 +298,7 @@ mod tests {
             }
         }
         assert_eq!(from.stats().await.unwrap().files, to.stats().await.unwrap().files);
-        let now = now();
+        let now = Timestamp::now();
         for n in (1..=6u8).chain([9]) {
             let hash = FileHash::Sha1(Sha1([n; 20]));
             assert_eq!(from.get_file(hash).await.unwrap(), to.get_file(hash).await.unwrap(), "file {n}");

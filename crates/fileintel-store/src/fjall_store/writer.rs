@@ -11,10 +11,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use fileintel_core::{FileFacts, FileHash, FileHashes, FileRecord, Observation, Timestamp};
 use fjall::{OwnedWriteBatch as WriteBatch, PersistMode};
 
-use super::{
-    DEVICE_CACHE_LIMIT, DeviceInfo, Inner, MAX_LOOKBACK, Sighting, Writer, corrupt, count_keys, decode_device_info,
-    decode_sighting, device_key, encode, name_key, recent_device_key, recent_time_key, sighting_key, u32_value,
-};
+use super::codec::{DeviceInfo, corrupt, decode_device_info, decode_sighting, encode, u32_value, u64_value};
+use super::keys::{count_keys, device_key, name_key, recent_device_key, recent_time_key, sighting_key};
+use super::{DEVICE_CACHE_LIMIT, Inner, Sighting, Writer};
 use crate::{IngestOutcome, StoreError};
 
 /// Observations per sub-batch: small enough to overlap several writes per call, large enough
@@ -57,22 +56,22 @@ pub(super) enum Resolution {
 impl Inner {
     fn index(&self, hash: &FileHash) -> (&fjall::Keyspace, Vec<u8>) {
         match hash {
-            FileHash::Sha1(h) => (&self.by_sha1, h.0.to_vec()),
-            FileHash::Sha256(h) => (&self.by_sha256, h.0.to_vec()),
-            FileHash::Md5(h) => (&self.by_md5, h.0.to_vec()),
+            FileHash::Sha1(h) => (&self.keyspaces.by_sha1, h.0.to_vec()),
+            FileHash::Sha256(h) => (&self.keyspaces.by_sha256, h.0.to_vec()),
+            FileHash::Md5(h) => (&self.keyspaces.by_md5, h.0.to_vec()),
         }
     }
 
     pub(super) fn lookup_id(&self, hash: &FileHash) -> Result<Option<u64>, StoreError> {
         let (keyspace, key) = self.index(hash);
-        keyspace.get(key)?.map(|bytes| super::u64_value("hash index", &bytes)).transpose()
+        keyspace.get(key)?.map(|bytes| u64_value("hash index", &bytes)).transpose()
     }
 
     fn tenant_id(&self, writer: &mut Writer, batch: &mut Batch, name: &str) -> Result<u32, StoreError> {
         if let Some(&id) = writer.tenants.get(name) {
             return Ok(id);
         }
-        let id = match self.tenants.get(name)? {
+        let id = match self.keyspaces.tenants.get(name)? {
             Some(bytes) => u32_value("tenant", &bytes)?,
             None => {
                 let id = writer.counters.next_tenant;
@@ -104,10 +103,10 @@ impl Inner {
             return Ok(*number);
         }
         let key = device_key(tenant, &observation.device_id);
-        let (number, known_name) = match self.devices.get(&key)? {
+        let (number, known_name) = match self.keyspaces.devices.get(&key)? {
             Some(bytes) => {
                 let number = u32_value("device", &bytes)?;
-                let info: DeviceInfo = match self.device_info.get(number.to_be_bytes())? {
+                let info: DeviceInfo = match self.keyspaces.device_info.get(number.to_be_bytes())? {
                     Some(bytes) => decode_device_info(&bytes)?,
                     None => return Err(corrupt("device info", format!("missing device {number}"))),
                 };
@@ -170,7 +169,8 @@ impl Inner {
         }
     }
 
-    /// Finds which record an observation's hashes name, or says why they cannot name one.
+    /// Finds which record an observation's hashes name, or says why they cannot name one
+    /// ([`FileHashes::resolve`] decides, from what the lookups found).
     fn resolve_file(
         &self,
         writer: &mut Writer,
@@ -178,15 +178,16 @@ impl Inner {
         overlay: Option<&Batch>,
         hashes: &FileHashes,
     ) -> Result<Resolution, StoreError> {
-        let mut found: Vec<u64> = Vec::with_capacity(3);
+        // Each file found, once, with its hashes.
+        let mut found: Vec<(u64, FileHashes)> = Vec::with_capacity(3);
         let mut unknown: Vec<FileHash> = Vec::with_capacity(3);
         // When the SHA-256 is unknown, only a record without a SHA-256 can hold the other hashes;
         // while the store has none such, looking them up on disk is wasted work.
         let mut search_store = true;
         for hash in hashes.iter() {
             // A hash the record found so far already carries points at that record: no lookup.
-            if let [id] = found[..]
-                && batch.records.get(&id).is_some_and(|record| record.hashes.iter().any(|known| known == hash))
+            if let [(_, known)] = &found[..]
+                && known.iter().any(|known| known == hash)
             {
                 continue;
             }
@@ -194,9 +195,9 @@ impl Inner {
             match id {
                 Some(id) => {
                     batch.ids.insert(hash, id);
-                    if !found.contains(&id) {
-                        found.push(id);
-                        self.batch_record(batch, overlay, id)?;
+                    if !found.iter().any(|(file, _)| *file == id) {
+                        let known = self.batch_record(batch, overlay, id)?.hashes;
+                        found.push((id, known));
                     }
                 }
                 None => {
@@ -207,33 +208,23 @@ impl Inner {
                 }
             }
         }
-        let id = match found[..] {
-            [] => {
+        let id = match hashes.resolve(&found) {
+            fileintel_core::Resolution::New => {
                 let id = writer.counters.next_file;
                 writer.counters.next_file += 1;
                 batch.records.insert(id, FileRecord { hashes: *hashes, ..Default::default() });
                 batch.new_files.insert(id);
-                for hash in unknown {
-                    batch.ids.insert(hash, id);
-                    batch.new_index.push((hash, id));
-                }
-                return Ok(Resolution::File(id));
+                id
             }
-            [id] => id,
-            [first, second, ..] => {
-                let one = self.batch_record(batch, overlay, first)?.hashes;
-                let other = self.batch_record(batch, overlay, second)?.hashes;
-                if let Some(conflict) = one.conflict(&other) {
-                    return Ok(Resolution::Conflict(format!("hashes name two different files: {conflict}")));
-                }
-                return Ok(Resolution::Link(first.min(second), first.max(second)));
+            fileintel_core::Resolution::Fill(id, filled) => {
+                self.batch_record(batch, overlay, id)?.hashes = filled;
+                id
             }
+            fileintel_core::Resolution::Link(one, other) => {
+                return Ok(Resolution::Link(one.min(other), one.max(other)));
+            }
+            fileintel_core::Resolution::Conflict(reason) => return Ok(Resolution::Conflict(reason)),
         };
-        let record = self.batch_record(batch, overlay, id)?;
-        if let Some(conflict) = record.hashes.conflict(hashes) {
-            return Ok(Resolution::Conflict(format!("conflicting hashes: {conflict}; the first pairing is kept")));
-        }
-        record.hashes.fill_from(hashes);
         for hash in unknown {
             batch.ids.insert(hash, id);
             batch.new_index.push((hash, id));
@@ -378,7 +369,7 @@ impl Inner {
             } else if let Some(known) = overlay.and_then(|overlay| overlay.sightings.get(&key)) {
                 Some(known.clone())
             } else {
-                self.sightings.get(key)?.map(|bytes| decode_sighting(&bytes)).transpose()?
+                self.keyspaces.sightings.get(key)?.map(|bytes| decode_sighting(&bytes)).transpose()?
             };
             match &known {
                 Some(known) => {
@@ -409,14 +400,17 @@ impl Inner {
                 if let Some(old_last) = old_last
                     && old_last >= horizon
                 {
-                    write.remove(&self.recent_devices, recent_device_key(id, tenant, old_last, device).to_vec());
+                    write.remove(
+                        &self.keyspaces.recent_devices,
+                        recent_device_key(id, tenant, old_last, device).to_vec(),
+                    );
                     for key in count_keys(id, tenant, old_last) {
                         *hour_deltas.entry(key).or_default() -= 1;
                     }
                 }
                 if sighting.last >= horizon {
                     write.insert(
-                        &self.recent_devices,
+                        &self.keyspaces.recent_devices,
                         recent_device_key(id, tenant, sighting.last, device).to_vec(),
                         [],
                     );
@@ -425,7 +419,7 @@ impl Inner {
                     }
                 }
             }
-            write.insert(&self.sightings, key.to_vec(), encode(&sighting));
+            write.insert(&self.keyspaces.sightings, key.to_vec(), encode(&sighting));
             batch.sightings.insert(key, sighting);
         }
         for (key, delta) in hour_deltas {
@@ -434,44 +428,52 @@ impl Inner {
             }
             let current = match overlay.and_then(|overlay| overlay.hours.get(&key)) {
                 Some(&count) => count,
-                None => {
-                    self.recent_counts.get(key)?.map(|bytes| u32_value("hour count", &bytes)).transpose()?.unwrap_or(0)
-                }
+                None => self
+                    .keyspaces
+                    .recent_counts
+                    .get(key)?
+                    .map(|bytes| u32_value("hour count", &bytes))
+                    .transpose()?
+                    .unwrap_or(0),
             };
             let count = u32::try_from((i64::from(current) + delta).max(0)).unwrap_or(u32::MAX);
             if count == 0 {
-                write.remove(&self.recent_counts, key.to_vec());
+                write.remove(&self.keyspaces.recent_counts, key.to_vec());
             } else {
-                write.insert(&self.recent_counts, key.to_vec(), count.to_be_bytes().to_vec());
+                write.insert(&self.keyspaces.recent_counts, key.to_vec(), count.to_be_bytes().to_vec());
             }
             batch.hours.insert(key, count);
         }
         for (key, delta) in name_deltas {
             let current = match overlay.and_then(|overlay| overlay.names.get(&key)) {
                 Some(&count) => count,
-                None => {
-                    self.file_names.get(&key)?.map(|bytes| u32_value("name count", &bytes)).transpose()?.unwrap_or(0)
-                }
+                None => self
+                    .keyspaces
+                    .file_names
+                    .get(&key)?
+                    .map(|bytes| u32_value("name count", &bytes))
+                    .transpose()?
+                    .unwrap_or(0),
             };
             let count = u32::try_from(i64::from(current) + delta).unwrap_or(u32::MAX);
-            write.insert(&self.file_names, key.clone(), count.to_be_bytes().to_vec());
+            write.insert(&self.keyspaces.file_names, key.clone(), count.to_be_bytes().to_vec());
             batch.names.insert(key, count);
         }
         for key in batch.recent_times.drain() {
-            write.insert(&self.recent_times, key.to_vec(), []);
+            write.insert(&self.keyspaces.recent_times, key.to_vec(), []);
         }
         for (id, record) in &batch.records {
             let before = !batch.new_files.contains(id) && batch.partial_before.get(id).copied().unwrap_or(false);
             let after = record.hashes.sha256.is_none();
             writer.counters.partial = writer.counters.partial + u64::from(after) - u64::from(before);
-            write.insert(&self.files, id.to_be_bytes().to_vec(), encode(record));
+            write.insert(&self.keyspaces.files, id.to_be_bytes().to_vec(), encode(record));
         }
         for (hash, id) in &batch.new_index {
             let (keyspace, key) = self.index(hash);
             write.insert(keyspace, key, id.to_be_bytes().to_vec());
         }
         for (name, id) in &batch.tenants {
-            write.insert(&self.tenants, name.as_bytes().to_vec(), id.to_be_bytes().to_vec());
+            write.insert(&self.keyspaces.tenants, name.as_bytes().to_vec(), id.to_be_bytes().to_vec());
         }
         // Device infos: new devices, renamed ones, and every active one's first and last seen.
         let mut infos: HashMap<u32, (Option<DeviceInfo>, DeviceInfo)> = HashMap::new();
@@ -479,13 +481,13 @@ impl Inner {
             if let Some(info) = overlay.and_then(|overlay| overlay.device_infos.get(&number)) {
                 return Ok(Some(info.clone()));
             }
-            self.device_info.get(number.to_be_bytes())?.map(|bytes| decode_device_info(&bytes)).transpose()
+            self.keyspaces.device_info.get(number.to_be_bytes())?.map(|bytes| decode_device_info(&bytes)).transpose()
         };
         let mut numbered = HashSet::new();
         for (tenant, device_id, number, device_name) in batch.devices.drain(..) {
             // A device renamed within the batch comes twice: one insert per key.
             if numbered.insert(number) {
-                write.insert(&self.devices, device_key(tenant, &device_id), number.to_be_bytes().to_vec());
+                write.insert(&self.keyspaces.devices, device_key(tenant, &device_id), number.to_be_bytes().to_vec());
             }
             let entry = match infos.entry(number) {
                 Entry::Occupied(entry) => entry.into_mut(),
@@ -523,13 +525,13 @@ impl Inner {
         }
         for (number, (known, info)) in infos {
             if known.as_ref() != Some(&info) {
-                write.insert(&self.device_info, number.to_be_bytes().to_vec(), encode(&info));
+                write.insert(&self.keyspaces.device_info, number.to_be_bytes().to_vec(), encode(&info));
             }
             batch.device_infos.insert(number, info);
         }
         let created = batch.new_files.len() as u64;
         writer.counters.files += created;
-        write.insert(&self.meta, b"counters".to_vec(), encode(&writer.counters));
+        write.insert(&self.keyspaces.meta, b"counters".to_vec(), encode(&writer.counters));
         Ok(((write, batch), created))
     }
 
@@ -546,12 +548,12 @@ impl Inner {
             write.insert(keyspace, key, keep.to_be_bytes().to_vec());
         }
         let mut merged: BTreeMap<[u8; 16], Sighting> = BTreeMap::new();
-        for item in self.sightings.prefix(keep.to_be_bytes()) {
+        for item in self.keyspaces.sightings.prefix(keep.to_be_bytes()) {
             let (key, value) = item.into_inner()?;
             let key: [u8; 16] = key[..].try_into().map_err(|_| corrupt("sighting key", "not 16 bytes"))?;
             merged.insert(key, decode_sighting(&value)?);
         }
-        for item in self.sightings.prefix(absorb.to_be_bytes()) {
+        for item in self.keyspaces.sightings.prefix(absorb.to_be_bytes()) {
             let (key, value) = item.into_inner()?;
             let mut moved_key = [0u8; 16];
             moved_key.copy_from_slice(&key);
@@ -564,14 +566,14 @@ impl Inner {
                     entry.insert(sighting);
                 }
             }
-            write.remove(&self.sightings, key.to_vec());
+            write.remove(&self.keyspaces.sightings, key.to_vec());
         }
         // The window entries of both files, rebuilt from the merged sightings.
         let mut devices: HashSet<Vec<u8>> = HashSet::new();
         let mut hours: HashMap<Vec<u8>, u32> = HashMap::new();
         let mut names: HashMap<Vec<u8>, u32> = HashMap::new();
         for (key, sighting) in &merged {
-            write.insert(&self.sightings, key.to_vec(), encode(sighting));
+            write.insert(&self.keyspaces.sightings, key.to_vec(), encode(sighting));
             let tenant = u32::from_be_bytes(key[8..12].try_into().unwrap_or_default());
             let device = u32::from_be_bytes(key[12..].try_into().unwrap_or_default());
             if sighting.last >= writer.horizon {
@@ -584,7 +586,7 @@ impl Inner {
                 *names.entry(name_key(keep, tenant, name)).or_default() += 1;
             }
         }
-        for keyspace in [&self.recent_devices, &self.recent_counts, &self.file_names] {
+        for keyspace in [&self.keyspaces.recent_devices, &self.keyspaces.recent_counts, &self.keyspaces.file_names] {
             for file in [keep, absorb] {
                 for item in keyspace.prefix(file.to_be_bytes()) {
                     let key = item.key()?.to_vec();
@@ -596,29 +598,29 @@ impl Inner {
             }
         }
         for key in devices {
-            write.insert(&self.recent_devices, key, []);
+            write.insert(&self.keyspaces.recent_devices, key, []);
         }
         for (key, count) in hours {
-            write.insert(&self.recent_counts, key, count.to_be_bytes().to_vec());
+            write.insert(&self.keyspaces.recent_counts, key, count.to_be_bytes().to_vec());
         }
         for (key, count) in names {
-            write.insert(&self.file_names, key, count.to_be_bytes().to_vec());
+            write.insert(&self.keyspaces.file_names, key, count.to_be_bytes().to_vec());
         }
-        for item in self.recent_times.prefix(absorb.to_be_bytes()) {
+        for item in self.keyspaces.recent_times.prefix(absorb.to_be_bytes()) {
             let key = item.key()?;
             let mut moved = key.to_vec();
             moved[..8].copy_from_slice(&keep.to_be_bytes());
-            write.insert(&self.recent_times, moved, []);
-            write.remove(&self.recent_times, key.to_vec());
+            write.insert(&self.keyspaces.recent_times, moved, []);
+            write.remove(&self.keyspaces.recent_times, key.to_vec());
         }
         let counters = &mut writer.counters;
         counters.partial -= u64::from(absorbed.hashes.sha256.is_none()) + u64::from(kept_was_partial);
         kept.absorb(absorbed);
         counters.partial += u64::from(kept.hashes.sha256.is_none());
         counters.files = counters.files.saturating_sub(1);
-        write.insert(&self.files, keep.to_be_bytes().to_vec(), encode(&kept));
-        write.remove(&self.files, absorb.to_be_bytes().to_vec());
-        write.insert(&self.meta, b"counters".to_vec(), encode(&writer.counters));
+        write.insert(&self.keyspaces.files, keep.to_be_bytes().to_vec(), encode(&kept));
+        write.remove(&self.keyspaces.files, absorb.to_be_bytes().to_vec());
+        write.insert(&self.keyspaces.meta, b"counters".to_vec(), encode(&writer.counters));
         write.commit()?;
         Ok(())
     }
@@ -634,7 +636,7 @@ impl Inner {
         let mut names: HashMap<Vec<u8>, u32> = HashMap::new();
         let mut write = self.db.batch().durability(Some(PersistMode::SyncAll));
         let mut pending = 0;
-        for item in self.sightings.iter() {
+        for item in self.keyspaces.sightings.iter() {
             let (key, value) = item.into_inner()?;
             let sighting = decode_sighting(&value)?;
             let (Ok(file), Ok(tenant), Ok(device)) =
@@ -645,12 +647,16 @@ impl Inner {
             let (file, tenant, device) =
                 (u64::from_be_bytes(file), u32::from_be_bytes(tenant), u32::from_be_bytes(device));
             if sighting.last >= writer.horizon {
-                write.insert(&self.recent_devices, recent_device_key(file, tenant, sighting.last, device).to_vec(), []);
+                write.insert(
+                    &self.keyspaces.recent_devices,
+                    recent_device_key(file, tenant, sighting.last, device).to_vec(),
+                    [],
+                );
                 for key in count_keys(file, tenant, sighting.last) {
                     *counts.entry(key).or_default() += 1;
                 }
                 for time in [sighting.first, sighting.last].into_iter().filter(|time| *time >= writer.horizon) {
-                    write.insert(&self.recent_times, recent_time_key(file, tenant, time).to_vec(), []);
+                    write.insert(&self.keyspaces.recent_times, recent_time_key(file, tenant, time).to_vec(), []);
                 }
                 pending += 3;
             }
@@ -663,12 +669,12 @@ impl Inner {
             }
         }
         for (key, count) in counts {
-            write.insert(&self.recent_counts, key.to_vec(), count.to_be_bytes().to_vec());
+            write.insert(&self.keyspaces.recent_counts, key.to_vec(), count.to_be_bytes().to_vec());
         }
         for (key, count) in names {
-            write.insert(&self.file_names, key, count.to_be_bytes().to_vec());
+            write.insert(&self.keyspaces.file_names, key, count.to_be_bytes().to_vec());
         }
-        write.insert(&self.meta, b"counters".to_vec(), encode(&writer.counters));
+        write.insert(&self.keyspaces.meta, b"counters".to_vec(), encode(&writer.counters));
         write.commit()?;
         Ok(())
     }
@@ -712,8 +718,5 @@ impl Inner {
 /// windows. The horizon never moves back, even if the clock does: an entry written above it must
 /// stay above it, or its removal would be skipped while its counts were decremented.
 fn refresh_horizon(writer: &mut Writer) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_nanos() / 100).unwrap_or(i64::MAX));
-    writer.horizon = writer.horizon.max(Timestamp(now.saturating_sub(MAX_LOOKBACK)));
+    writer.horizon = writer.horizon.max(Timestamp::now().window_horizon());
 }
