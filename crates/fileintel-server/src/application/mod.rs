@@ -2,7 +2,7 @@
 //! bound to its address (port 0 picks a free one, which [`Application::address`] reports), and
 //! run until a shutdown future resolves (zero-to-production's `Application::build`).
 //!
-//! Building opens what the API needs (signing keys, trusted issuers, TLS, rate limits, the demo
+//! Building opens the store and what the API needs (signing keys, trusted issuers, TLS, rate limits, the demo
 //! data when asked for) and binds the API's listener and the admin socket; running serves both
 //! and the background tasks (the window sweeper, and on a shared database the key refresh).
 
@@ -84,12 +84,9 @@ pub struct Application {
     listener: tokio::net::TcpListener,
     admin: tokio::net::UnixListener,
     tls: Option<RustlsConfig>,
-    /// The sweeper, and for a shared database the key refresh, started by [`Application::run_until`].
-    background: Vec<Background>,
+    /// Whether the store is a database other replicas share, whose signing keys they may rotate.
+    shared: bool,
 }
-
-/// A task the application runs beside the API.
-type Background = Box<dyn FnOnce(AppState) -> tokio::task::JoinHandle<()> + Send>;
 
 impl Application {
     /// Opens what the API needs, binds the API's listener and the admin socket, and says where
@@ -98,26 +95,15 @@ impl Application {
         let tls_files = config.tls.clone();
         // The scheme clients reach it by, for the command a second process suggests.
         let scheme = if tls_files.is_some() { "https" } else { "http" };
-        let mut background: Vec<Background> = Vec::new();
         let data_dir = &config.store.data_dir;
-        let (store, listener, address, location) = match open_store(&config.store).await? {
+        let (store, listener, address, location, shared) = match open_store(&config.store).await? {
             // Replicas keep no state of their own: everything is in the database.
             OpenedStore::Postgres(database) => {
                 let (listener, address) = bind(config.listen).await?;
-                // TODO(i16-store): one `Store` method sweeps every backend; until it lands, each is called here.
-                let sweeper = database.clone();
-                background.push(Box::new(move |_| {
-                    every_six_hours(move |now| {
-                        let store = sweeper.clone();
-                        async move { store.sweep_windows(now).await }
-                    })
-                }));
-                // Replicas share signing keys through the database.
-                background.push(Box::new(refresh_keys));
                 // Only the admin socket lives there, which is its owner's alone.
                 fileintel_store::create_private_dir(data_dir)
                     .with_context(|| format!("creating {}", data_dir.display()))?;
-                (Arc::new(database) as Arc<dyn Store>, listener, address, "PostgreSQL".to_owned())
+                (Arc::new(database) as Arc<dyn Store>, listener, address, "PostgreSQL".to_owned(), true)
             }
             OpenedStore::Embedded(store) => {
                 let (listener, address) = bind(config.listen).await?;
@@ -128,18 +114,7 @@ impl Application {
                         reachable(address)
                     ))
                     .context("recording the lock holder")?;
-                let sweeper = store.clone();
-                background.push(Box::new(move |_| {
-                    every_six_hours(move |now| {
-                        let store = sweeper.clone();
-                        async move {
-                            tokio::task::spawn_blocking(move || store.sweep_windows(now)).await.map_err(|error| {
-                                fileintel_store::StoreError::Backend(format!("the sweep task: {error}"))
-                            })?
-                        }
-                    })
-                }));
-                (Arc::new(store) as Arc<dyn Store>, listener, address, data_dir.display().to_string())
+                (Arc::new(store) as Arc<dyn Store>, listener, address, data_dir.display().to_string(), false)
             }
         };
         if config.demo {
@@ -217,7 +192,7 @@ impl Application {
         if let Some(secret) = demo_secret {
             say(&demo_commands(scheme, address, tls_files.as_ref().map(|files| files.cert.as_path()), &secret)?);
         }
-        Ok(Application { address, state, listener, admin, tls, background })
+        Ok(Application { address, state, listener, admin, tls, shared })
     }
 
     /// The address the API listens on (the port picked, when port 0 was asked for).
@@ -233,8 +208,11 @@ impl Application {
     /// Serves the API and the admin socket, and runs the background tasks, until `shutdown`
     /// resolves; then lets requests in flight finish.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Application { state, listener, admin, tls, background, .. } = self;
-        let tasks: Vec<_> = background.into_iter().map(|start| start(state.clone())).collect();
+        let Application { state, listener, admin, tls, shared, .. } = self;
+        let mut tasks = vec![sweep_every_six_hours(state.store.clone())];
+        if shared {
+            tasks.push(refresh_keys(state.clone()));
+        }
         // One signal stops both the API and the admin socket.
         let (stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
@@ -313,11 +291,7 @@ async fn bind(listen: SocketAddr) -> anyhow::Result<(tokio::net::TcpListener, So
 /// Window entries that no look-back can reach any more are swept a minute after start, then
 /// every six hours, off the request path (on PostgreSQL every replica does; the second finds
 /// little left).
-fn every_six_hours<F, Fut>(sweep: F) -> tokio::task::JoinHandle<()>
-where
-    F: Fn(fileintel_core::Timestamp) -> Fut + Send + 'static,
-    Fut: Future<Output = Result<u64, fileintel_store::StoreError>> + Send,
-{
+fn sweep_every_six_hours(store: Arc<dyn Store>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut every = tokio::time::interval_at(
             tokio::time::Instant::now() + Duration::from_secs(60),
@@ -325,13 +299,8 @@ where
         );
         loop {
             every.tick().await;
-            let now = fileintel_core::Timestamp(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |elapsed| (elapsed.as_nanos() / 100) as i64),
-            );
-            match sweep(now).await {
-                Ok(removed) => tracing::debug!(removed, "swept window entries out of reach"),
+            match store.sweep(fileintel_core::Timestamp::now()).await {
+                Ok(report) => tracing::debug!(removed = report.removed, "swept window entries out of reach"),
                 Err(error) => tracing::warn!(%error, "sweeping window entries failed"),
             }
         }
