@@ -34,6 +34,8 @@ pub mod issuers;
 pub mod limits;
 mod metadata;
 mod odata;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 mod throttle;
 mod tokens;
 

@@ -1,4 +1,5 @@
-//! What the multi-process tests share: `fileintel serve` children and plain HTTP/1.1 calls.
+//! What the tests of the real binary share: the one way to start `fileintel serve` children
+//! (`spawn_node`, on port 0) and plain HTTP/1.1 calls.
 
 #![allow(dead_code)]
 
@@ -51,8 +52,14 @@ pub fn node_ready(mut child: Child) -> Node {
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
+    // Keep reading what else it prints, as a terminal would.
     std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-    let address = line.trim().rsplit("://").next().unwrap().parse().unwrap_or_else(|_| panic!("first line: {line:?}"));
+    let address = line
+        .trim()
+        .strip_prefix("fileintel listening on ")
+        .and_then(|url| url.split_once("://"))
+        .and_then(|(_, address)| address.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
     Node { process: Process(child), address }
 }
 
