@@ -133,6 +133,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         exempt: args.rate_limit_exempt,
         off: args.rate_limit_off,
         redis: args.rate_limit_redis,
+        clock: None,
     };
     config.apps_create_command = apps_create_command(&args.store);
     Application::build(config).await?.run_until(shutdown_signal()).await

@@ -7,10 +7,10 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::RateLimits;
-use crate::limits::{Limiter, Window};
+use crate::limits::{Clock, Limiter, Window};
 
 /// How the application limits its callers, as the command line says.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RateLimitConfig {
     /// `NAME=PER_MINUTE/PER_HOUR`, where NAME is an API, a known tenant or an application.
     pub budgets: Vec<String>,
@@ -20,6 +20,8 @@ pub struct RateLimitConfig {
     pub off: bool,
     /// A Redis the budgets are shared through (between replicas); `None` counts in this process.
     pub redis: Option<String>,
+    /// The limiter's time, for tests that move it; `None`: the system's (Redis's own in Redis).
+    pub clock: Option<Clock>,
 }
 
 /// Who `--rate-limit` and `--rate-limit-exempt` may name besides an API: the tenants and
@@ -106,6 +108,10 @@ pub(crate) fn rate_limits(config: &RateLimitConfig, known: &KnownCallers) -> any
     let limiter = match &config.redis {
         Some(url) => Limiter::with_redis(url).map_err(anyhow::Error::msg).context("--rate-limit-redis")?,
         None => Limiter::local(),
+    };
+    let limiter = match &config.clock {
+        Some(clock) => limiter.with_clock(clock.clone()),
+        None => limiter,
     };
     tracing::info!(backend = limiter.backend(), enabled = limits.enabled, "rate limits");
     Ok((limits, limiter))
