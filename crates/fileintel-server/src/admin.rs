@@ -235,10 +235,12 @@ pub enum AdminError {
     Keys(#[source] fileintel_store::StoreError),
     #[error("storing a new signing key")]
     StoringKey(#[source] fileintel_store::StoreError),
+    #[error("loading the signing keys")]
+    KeyRing(#[source] fileintel_auth::AuthError),
     #[error("registering the demo application")]
     Demo(#[source] fileintel_store::StoreError),
     #[error(transparent)]
-    Socket(#[from] crate::client::SocketError),
+    Socket(#[from] crate::remote::SocketError),
     /// Refused in this process: the same words the server would have answered with.
     #[error("{0}")]
     Refused(String),
@@ -277,7 +279,7 @@ impl Admin {
         };
         let keys = store.signing_keys().await.map_err(AdminError::Keys)?;
         let auth = crate::AuthState::new(false, Vec::new(), keys, fileintel_auth::tokens::default_audiences())
-            .map_err(|error| AdminError::Keys(fileintel_store::StoreError::Corrupt(error.to_string())))?
+            .map_err(AdminError::KeyRing)?
             .with_view_data_roles(view_data_roles);
         let config = crate::ServerConfig::for_address(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
         Ok(Admin::InProcess(router(AppState::new(store, config, auth))))
@@ -285,13 +287,17 @@ impl Admin {
 
     /// One request: its status and JSON body (null when it has none).
     async fn request(&self, method: Method, path: &str, body: Option<Value>) -> Result<(u16, Value), AdminError> {
-        let request = crate::client::admin_request(method, path, body);
+        let request = crate::remote::admin_request(method, path, body);
         match self {
             Admin::InProcess(router) => {
                 use tower::ServiceExt;
+                use tracing::instrument::WithSubscriber;
+                // The command reports a refusal itself: the log line a server writes for one
+                // would say it twice.
                 let response = router
                     .clone()
                     .oneshot(request.map(axum::body::Body::from))
+                    .with_subscriber(tracing::subscriber::NoSubscriber::default())
                     .await
                     .unwrap_or_else(|never| match never {});
                 let status = response.status().as_u16();
@@ -299,7 +305,7 @@ impl Admin {
                 let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap_or_default();
                 Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
             }
-            Admin::Socket(socket) => Ok(crate::client::admin_socket_request(socket, request).await?),
+            Admin::Socket(socket) => Ok(crate::remote::admin_socket_request(socket, request).await?),
         }
     }
 

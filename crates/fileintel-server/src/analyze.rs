@@ -103,7 +103,7 @@ async fn post_analyze(
     Ok(crate::files::odata_value(&entity))
 }
 
-/// Analyses files on `jobs` threads and hands each analysis (or why the file could not be read)
+/// Analyses files on `jobs` threads (0: one per CPU) and hands each analysis (or why the file could not be read)
 /// to `each` in the order named, on the calling thread; an error from `each` stops the rest.
 /// The use case of `fileintel analyze`.
 pub fn analyze_files<E>(
@@ -112,7 +112,7 @@ pub fn analyze_files<E>(
     jobs: usize,
     mut each: impl FnMut(&std::path::Path, Result<fileintel_analysis::Analysis, String>) -> Result<(), E>,
 ) -> Result<(), E> {
-    let jobs = jobs.max(1);
+    let jobs = crate::import::one_per_cpu_if_none(jobs);
     let queue = std::sync::Mutex::new(paths.iter().enumerate());
     type Analysed<'a> = (usize, (&'a std::path::Path, Result<fileintel_analysis::Analysis, String>));
     let (sender, results) = std::sync::mpsc::sync_channel::<Analysed>(2 * jobs);

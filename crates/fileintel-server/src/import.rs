@@ -161,7 +161,7 @@ pub struct FileImport {
     pub tenant: Option<String>,
     /// Observations per durable commit.
     pub batch: usize,
-    /// Files read at once.
+    /// Files read at once; 0 means one per CPU.
     pub jobs: usize,
 }
 
@@ -215,9 +215,18 @@ pub async fn ingest_files(
         (Some(label), open_file(&path, in_folder, format, tenant.clone()))
     };
     let mut ingestor = Ingestor::new(store, import.batch);
-    let decoded = decode_into(&mut ingestor, inputs, import.jobs, import.batch, open, progress, on_stored).await?;
+    let jobs = one_per_cpu_if_none(import.jobs);
+    let decoded = decode_into(&mut ingestor, inputs, jobs, import.batch, open, progress, on_stored).await?;
     let (summary, by_input) = ingestor.finish_by_input().await?;
     Ok(FilesImported { summary, by_input, skipped: decoded.skipped })
+}
+
+/// `jobs`, or one per CPU when it is 0.
+pub(crate) fn one_per_cpu_if_none(jobs: usize) -> usize {
+    match jobs {
+        0 => std::thread::available_parallelism().map_or(2, usize::from),
+        jobs => jobs,
+    }
 }
 
 /// Opens one file of an import (told apart first when found in a folder, so that a file of no
@@ -303,4 +312,64 @@ pub fn sniff(path: &Path) -> Result<(std::fs::File, Vec<u8>), String> {
     let prefix =
         fileintel_telemetry::read_prefix(&mut file).map_err(|error| format!("reading {}: {error}", path.display()))?;
     Ok((file, prefix))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LINE: &str = r#"{"tenantId": "contoso", "deviceId": "d1", "timestamp": "2026-11-20T13:24:13Z", "sha256": "ce52406823dd94a0e21e358f55368e028b7562569966741de8471eb942a84a65", "fileName": "a.exe"}"#;
+
+    /// A reader that yields `good` and then fails.
+    struct Failing(std::io::Cursor<Vec<u8>>);
+
+    impl Read for Failing {
+        fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+            match self.0.read(buffer)? {
+                0 => Err(std::io::Error::other("the disk went away")),
+                read => Ok(read),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_input_that_cannot_be_opened_or_read_is_its_own_rejection_and_the_others_go_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(fileintel_store::FjallStore::open(dir.path()).unwrap());
+        let mut ingestor = Ingestor::new(store, 1000);
+        let open = |name: &'static str| {
+            let label = Some(Arc::from(name));
+            let opened = match name {
+                "good" => Opened::Decode(
+                    fileintel_telemetry::decoder(Some(Format::Ndjson), std::io::Cursor::new(format!("{LINE}\n")), None)
+                        .unwrap(),
+                ),
+                "broken" => {
+                    let input = Failing(std::io::Cursor::new(format!("{LINE}\n").into_bytes()));
+                    Opened::Decode(fileintel_telemetry::decoder(Some(Format::Ndjson), input, None).unwrap())
+                }
+                "readme" => Opened::Skip("it is not ndjson".into()),
+                _ => Opened::Refuse("opening missing: no such file".into()),
+            };
+            (label, opened)
+        };
+        let inputs = vec!["good", "missing", "readme", "broken"];
+        let decoded = decode_into(&mut ingestor, inputs, 2, 1000, open, Arc::default(), |_| {}).await.unwrap();
+        let (summary, by_input) = ingestor.finish_by_input().await.unwrap();
+        assert_eq!(decoded.skipped.get("readme").map(String::as_str), Some("it is not ndjson"));
+        let mut failed: Vec<String> = decoded
+            .failed
+            .iter()
+            .map(|(label, failure)| format!("{}: {failure:?}", label.as_deref().unwrap_or_default()))
+            .collect();
+        failed.sort();
+        assert_eq!(failed.len(), 2, "{failed:?}");
+        assert!(failed[0].starts_with("broken: Read("), "{failed:?}");
+        assert!(failed[1].starts_with("missing: Open("), "{failed:?}");
+        assert_eq!(by_input[&Arc::from("good")].accepted, 1);
+        assert_eq!(by_input[&Arc::from("missing")].rejected, 1);
+        let reasons: Vec<&str> = summary.rejected_lines.iter().map(|rejection| rejection.reason.as_str()).collect();
+        assert!(reasons.contains(&"opening missing: no such file"), "{reasons:?}");
+        assert!(reasons.iter().any(|reason| reason.starts_with("reading stopped: ")), "{reasons:?}");
+    }
 }

@@ -21,7 +21,6 @@ pub mod analyze;
 pub mod application;
 pub mod auth;
 pub mod backend;
-pub mod client;
 pub mod error;
 mod feeds;
 mod files;
@@ -34,6 +33,7 @@ pub mod issuers;
 pub mod limits;
 mod metadata;
 mod odata;
+pub mod remote;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod throttle;

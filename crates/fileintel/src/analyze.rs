@@ -84,7 +84,7 @@ fn run_remote(server: &str, token: Option<&str>, paths: &[PathBuf]) -> anyhow::R
     let mut failed = 0;
     for path in paths {
         let answer = runtime.block_on(crate::ingest::upload(path, |input, progress| {
-            fileintel_server::client::post_file(
+            fileintel_server::remote::post_file(
                 server,
                 "/api/files/analyze",
                 token,
@@ -127,7 +127,6 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         Some(settings) => Some(runtime.block_on(open_store(&settings))?.shared()),
         None => None,
     };
-    let jobs = if args.jobs == 0 { std::thread::available_parallelism().map_or(2, usize::from) } else { args.jobs };
     let bar = ProgressBar::new(paths.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} files {per_sec} eta {eta}")
@@ -135,7 +134,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     );
     let (mut files, mut bytes, mut pe_files, mut failed, mut with_problems) = (0u64, 0u64, 0u64, 0u64, 0u64);
     let (mut signed, mut valid, mut invalid) = (0u64, 0u64, 0u64);
-    fileintel_server::analyze::analyze_files(&analyzer, &paths, jobs, |path, analysis| -> anyhow::Result<()> {
+    fileintel_server::analyze::analyze_files(&analyzer, &paths, args.jobs, |path, analysis| -> anyhow::Result<()> {
         bar.inc(1);
         let analysis = match analysis {
             Ok(analysis) => analysis,

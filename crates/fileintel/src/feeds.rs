@@ -69,7 +69,7 @@ pub fn run(command: FeedsCommand) -> anyhow::Result<ExitCode> {
         for file in &files {
             let sent = crate::ingest::upload(file, |input, progress| {
                 let (token, source) = (args.token.as_deref(), args.source.as_str());
-                fileintel_server::client::post_feed(server, token, input, args.format, source, args.replace, progress)
+                fileintel_server::remote::post_feed(server, token, input, args.format, source, args.replace, progress)
             });
             let answer = runtime.block_on(sent).with_context(|| format!("sending {}", file.display()))?;
             rejected += answer["rejected"].as_array().map_or(0, Vec::len);

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use fileintel_core::IngestSummary;
 use fileintel_server::backend::{OpenedStore, StoreSettings, open_store};
-use fileintel_server::client::ClientError;
-use fileintel_server::import::{FileImport, Input, Progress, folder_format, ingest_files, open_input, sniff};
+use fileintel_server::import::{FileImport, Input, Progress, ingest_files, open_input};
+use fileintel_server::remote::{ClientError, Sent, send_input};
 use fileintel_store::Ingestor;
 use fileintel_store::pipeline::DEFAULT_BATCH;
 use fileintel_telemetry::Format;
@@ -124,17 +124,13 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
                         }
                     })
                 };
-                let jobs = if args.jobs == 0 {
-                    std::thread::available_parallelism().map_or(2, usize::from)
-                } else {
-                    args.jobs
-                };
                 let label = match &inputs[..] {
                     [one] => one.path.display().to_string(),
                     many => format!("{} inputs", many.len()),
                 };
                 let labels: Vec<String> = inputs.iter().map(|input| input.path.display().to_string()).collect();
-                let import = FileImport { format: args.format, tenant: args.tenant.clone(), batch: args.batch, jobs };
+                let import =
+                    FileImport { format: args.format, tenant: args.tenant.clone(), batch: args.batch, jobs: args.jobs };
                 // With --progress-json, each commit's durable count goes to standard error.
                 let mut reported = 0;
                 let report_durable = |ingestor: &Ingestor| {
@@ -166,34 +162,22 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
                 let mut reported = Vec::new();
                 for input in &inputs {
                     let name = input.path.display().to_string();
-                    let format = match input.in_folder {
-                        true => match folder_format(&sniff(&input.path).map_err(anyhow::Error::msg)?.1, args.format) {
-                            Ok(format) => Some(format),
-                            Err(reason) => {
-                                reported.push(Reported { input: name, outcome: Err(reason) });
-                                continue;
-                            }
-                        },
-                        false => args.format,
+                    let mut bar = None;
+                    let sent = send_input(server, args.token.as_deref(), input, args.format, |length| {
+                        let shown = progress_bar(length, &name);
+                        bar = Some(shown.clone());
+                        Box::new(move |read| shown.inc(read))
+                    })
+                    .await;
+                    if let Some(bar) = bar {
+                        bar.finish_and_clear();
+                    }
+                    let outcome = match sent {
+                        Ok(Sent::Imported(summary)) => Ok(summary),
+                        Ok(Sent::Skipped(reason)) => Err(reason),
+                        Err(error) => return Err(anyhow::Error::new(error).context(format!("importing {name}"))),
                     };
-                    let token = args.token.as_deref();
-                    let sent = upload(&input.path, |input, progress| {
-                        fileintel_server::client::post_observations(server, token, input, format, progress)
-                    });
-                    let summary = match sent.await {
-                        Ok(summary) => summary,
-                        // Refused as a whole, like an input that cannot be read here: the
-                        // others go on.
-                        Err(error)
-                            if error.downcast_ref::<ClientError>().is_some_and(ClientError::is_about_the_input) =>
-                        {
-                            let rejection =
-                                fileintel_core::Rejection::new(fileintel_core::Position::Offset(0), error.to_string());
-                            IngestSummary { rejected: 1, rejected_lines: vec![rejection], ..IngestSummary::default() }
-                        }
-                        Err(error) => return Err(error.context(format!("importing {name}"))),
-                    };
-                    reported.push(Reported { input: name, outcome: Ok(summary) });
+                    reported.push(Reported { input: name, outcome });
                 }
                 (None, reported)
             }

@@ -81,6 +81,19 @@ fn read_only_commands_on_a_missing_data_directory_say_so_and_create_nothing() {
 }
 
 #[test]
+fn a_refused_administration_command_says_why_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["apps", "create", "--tenant", "contoso", "--name", "x", "--role", "No.Such.Role", "--data-dir"];
+    // At the default log level, where the admin API's own log of a refusal would show.
+    let output =
+        Command::new(BIN).args(args).arg(dir.path().join("data")).env("FILEINTEL_LOG", "info").output().unwrap();
+    assert_eq!(output.status.code(), Some(FAILED));
+    let message = stderr(&output);
+    assert_eq!(message.lines().count(), 1, "{message}");
+    assert!(message.starts_with("error: unknown application permission No.Such.Role; the known ones are"), "{message}");
+}
+
+#[test]
 fn a_folder_of_event_logs_with_a_license_beside_them_imports_with_the_license_skipped() {
     let Some(logs) = event_logs() else { return };
     let dir = tempfile::tempdir().unwrap();

@@ -39,6 +39,9 @@ pub enum ClientError {
     Reading(#[source] reqwest::Error),
     #[error("decoding the server's answer")]
     Decoding(#[source] serde_json::Error),
+    /// The input could not be opened or read here; nothing was sent.
+    #[error("{0}")]
+    Input(String),
     /// The server was reached, and said no.
     #[error("the server refused it ({status}): {message}")]
     Refused { status: u16, message: String },
@@ -137,6 +140,52 @@ pub async fn post_observations(
     Ok(summary)
 }
 
+/// What sending one input of an import through a server came to.
+#[derive(Debug)]
+pub enum Sent {
+    /// The server's summary. An input the server refused as such (its content or size) has the
+    /// refusal as its one rejection, so that the others may go on.
+    Imported(fileintel_core::IngestSummary),
+    /// A file found in a folder that is not of the format imported: not sent, for this reason.
+    Skipped(String),
+}
+
+/// Sends one input of an import (`fileintel ingest --server`) to a running server. `start` is
+/// told the input's length, when known, as it starts, and returns what is told of each chunk
+/// read.
+pub async fn send_input(
+    server: &str,
+    token: Option<&str>,
+    input: &crate::import::Input,
+    format: Option<fileintel_telemetry::Format>,
+    start: impl FnOnce(Option<u64>) -> Box<dyn Fn(u64) + Send>,
+) -> Result<Sent, ClientError> {
+    let format = match input.in_folder {
+        true => {
+            let (_, prefix) = crate::import::sniff(&input.path).map_err(ClientError::Input)?;
+            match crate::import::folder_format(&prefix, format) {
+                Ok(format) => Some(format),
+                Err(reason) => return Ok(Sent::Skipped(reason)),
+            }
+        }
+        false => format,
+    };
+    let (reader, length) = crate::import::open_input(&input.path).map_err(ClientError::Input)?;
+    match post_observations(server, token, reader, format, start(length)).await {
+        Ok(summary) => Ok(Sent::Imported(summary)),
+        Err(refused) if refused.is_about_the_input() => {
+            let rejection = fileintel_core::Rejection::new(fileintel_core::Position::Offset(0), refused.to_string());
+            let summary = fileintel_core::IngestSummary {
+                rejected: 1,
+                rejected_lines: vec![rejection],
+                ..fileintel_core::IngestSummary::default()
+            };
+            Ok(Sent::Imported(summary))
+        }
+        Err(error) => Err(error),
+    }
+}
+
 /// Sends a feed to a running server (`POST /api/feeds/import`), which reads it as the source it
 /// configures under `source`; with `replace`, the input is the whole feed. Returns its answer.
 pub async fn post_feed(
@@ -160,7 +209,9 @@ fn http_client() -> Result<reqwest::Client, reqwest::Error> {
         rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
             .map(|builder| builder.with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth());
-    let builder = reqwest::Client::builder().user_agent(concat!("fileintel/", env!("CARGO_PKG_VERSION")));
+    // Straight to the server named, as before reqwest: a proxy from the environment is for
+    // reaching the internet, not one's own fileintel.
+    let builder = reqwest::Client::builder().no_proxy().user_agent(concat!("fileintel/", env!("CARGO_PKG_VERSION")));
     match tls {
         Ok(tls) => builder.tls_backend_preconfigured(tls),
         Err(_) => builder,
@@ -205,4 +256,34 @@ pub(crate) fn admin_request(method: http::Method, path: &str, body: Option<Value
     headers.insert(http::header::HOST, http::HeaderValue::from_static("localhost"));
     headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
     request
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn only_plain_http_servers_are_taken_and_nothing_is_read_for_another() {
+        let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = read.clone();
+        let input: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(b"{}\n".to_vec()));
+        let progress = move |bytes| {
+            counted.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+        };
+        let error = post_file("https://127.0.0.1:1", "/x", None, input, "text/plain", progress).await.unwrap_err();
+        assert_eq!(error.to_string(), "--server takes an http:// URL");
+        assert_eq!(read.load(std::sync::atomic::Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn only_a_refusal_of_the_input_itself_lets_the_next_input_go_on() {
+        let refused = |status| ClientError::Refused { status, message: String::new() };
+        for status in [400, 413, 415, 422] {
+            assert!(refused(status).is_about_the_input(), "{status}");
+        }
+        for status in [401, 403, 429, 500, 503] {
+            assert!(!refused(status).is_about_the_input(), "{status}");
+        }
+        assert!(!ClientError::NotHttp.is_about_the_input());
+    }
 }
