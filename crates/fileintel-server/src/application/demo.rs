@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use fileintel_core::{TICKS_PER_DAY, Timestamp};
 use fileintel_store::{Ingestor, Store};
 
 /// Observations the `--demo` flag loads: five made-up files (their hashes are those of short
@@ -18,7 +19,7 @@ pub(crate) const DEMO_TENANT: &str = "contoso";
 /// Loads the demo observations (idempotent on the same day, see [`demo_observations`]).
 pub(crate) async fn load(store: Arc<dyn Store>) -> anyhow::Result<()> {
     let mut ingestor = Ingestor::new(store, 10_000);
-    ingestor.push(demo_observations(std::time::SystemTime::now()).as_bytes()).await?;
+    ingestor.push(demo_observations(Timestamp::now()).as_bytes()).await?;
     let summary = ingestor.finish().await?;
     tracing::info!(observations = summary.accepted, "demo data loaded");
     Ok(())
@@ -27,19 +28,17 @@ pub(crate) async fn load(store: Arc<dyn Store>) -> anyhow::Result<()> {
 /// The demo observations with their times moved forward by whole days, so that the newest falls
 /// within the last day and `/stats` (which looks back at most 30 days) has something to count.
 /// Loading again on the same day changes nothing; on a later day the devices are seen again.
-fn demo_observations(now: std::time::SystemTime) -> String {
-    const DAY: i64 = 86_400 * 10_000_000;
-    let now = now.duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| (elapsed.as_nanos() / 100) as i64);
+fn demo_observations(now: Timestamp) -> String {
     let mut lines: Vec<serde_json::Value> =
         DEMO_OBSERVATIONS.lines().filter_map(|line| serde_json::from_str(line).ok()).collect();
     let time = |line: &serde_json::Value| {
-        line["timestamp"].as_str().and_then(|text| fileintel_core::Timestamp::parse(text).ok()).map(|time| time.0)
+        line["timestamp"].as_str().and_then(|text| Timestamp::parse(text).ok()).map(|time| time.0)
     };
-    let newest = lines.iter().filter_map(time).max().unwrap_or(now);
-    let shift = (now - newest).div_euclid(DAY).max(0) * DAY;
+    let newest = lines.iter().filter_map(time).max().unwrap_or(now.0);
+    let shift = (now.0 - newest).div_euclid(TICKS_PER_DAY).max(0) * TICKS_PER_DAY;
     for line in &mut lines {
         if let Some(ticks) = time(line) {
-            line["timestamp"] = fileintel_core::Timestamp(ticks + shift).to_string().into();
+            line["timestamp"] = Timestamp(ticks + shift).to_string().into();
         }
     }
     lines.iter().map(|line| format!("{line}\n")).collect()
@@ -59,19 +58,16 @@ mod tests {
 
     #[test]
     fn demo_times_move_forward_by_whole_days_only() {
-        let day = std::time::Duration::from_secs(86_400);
-        let authored = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_000_000);
-        let later = authored + 40 * day + std::time::Duration::from_secs(3600);
+        let day = 86_400;
+        let authored = 1_795_000_000;
+        let now = Timestamp::from_unix_seconds(authored + 40 * day + 3600);
         let original: Vec<serde_json::Value> =
             DEMO_OBSERVATIONS.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
         let moved: Vec<serde_json::Value> =
-            demo_observations(later).lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+            demo_observations(now).lines().map(|line| serde_json::from_str(line).unwrap()).collect();
         assert_eq!(moved.len(), original.len());
-        let time =
-            |line: &serde_json::Value| fileintel_core::Timestamp::parse(line["timestamp"].as_str().unwrap()).unwrap();
+        let time = |line: &serde_json::Value| Timestamp::parse(line["timestamp"].as_str().unwrap()).unwrap();
         let newest = moved.iter().map(time).max().unwrap();
-        let seconds = later.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-        let now = fileintel_core::Timestamp::from_unix_seconds(seconds);
         assert!(newest <= now && now.0 - newest.0 < 86_400 * 10_000_000, "{newest:?} vs {now:?}");
         let shift = time(&moved[0]).0 - time(&original[0]).0;
         assert_eq!(shift % (86_400 * 10_000_000), 0, "whole days");
