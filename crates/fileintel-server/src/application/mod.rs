@@ -365,3 +365,26 @@ fn default_public_urls(scheme: &str, address: SocketAddr) -> Vec<String> {
     urls.dedup();
     urls
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_application_binds_a_free_port_and_stops_when_its_shutdown_resolves() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = StoreSettings::embedded(dir.path().join("data"));
+        let application = Application::build(Config::new("127.0.0.1:0".parse().unwrap(), settings)).await.unwrap();
+        let address = application.address();
+        assert_ne!(address.port(), 0, "the port it got, not the one asked for");
+        assert!(dir.path().join("data").join(crate::admin::SOCKET).exists(), "the admin socket is bound at build");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(application.run_until(async {
+            let _ = stopped.await;
+        }));
+        assert!(tokio::net::TcpStream::connect(address).await.is_ok(), "it serves until told to stop");
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), running).await.unwrap().unwrap().unwrap();
+        assert!(tokio::net::TcpStream::connect(address).await.is_err(), "nothing listens once it has stopped");
+    }
+}
