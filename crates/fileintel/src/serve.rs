@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use fileintel_server::application::{Config, RateLimitConfig, TlsFiles};
+use fileintel_server::application::{Config, RateLimitConfig, TlsFiles, shell_word};
 use fileintel_server::{Application, ConnectionLimits};
 
 use crate::StoreArgs;
@@ -145,8 +145,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 fn apps_create_command(store: &StoreArgs) -> String {
     let place = match &store.database.database_url {
         Some(url) if url_has_password(url) => "--database-url \"$FILEINTEL_DATABASE_URL\"".to_owned(),
-        Some(url) => format!("--database-url {}", shell_quoted(url)),
-        None => format!("--data-dir {}", shell_quoted(&store.data_dir.display().to_string())),
+        Some(url) => format!("--database-url {}", shell_word(url)),
+        None => format!("--data-dir {}", shell_word(&store.data_dir.display().to_string())),
     };
     format!("fileintel apps create {place} --tenant my-tenant --name my-app --role File.Read.All")
 }
@@ -157,12 +157,6 @@ fn url_has_password(url: &str) -> bool {
     let in_authority =
         authority.and_then(|authority| authority.rsplit_once('@')).is_some_and(|(user, _)| user.contains(':'));
     in_authority || url.contains("password")
-}
-
-/// `text` as one word of a POSIX shell command.
-fn shell_quoted(text: &str) -> String {
-    let plain = !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:@%+=,".contains(c));
-    if plain { text.to_owned() } else { format!("'{}'", text.replace('\'', "'\\''")) }
 }
 
 async fn shutdown_signal() {

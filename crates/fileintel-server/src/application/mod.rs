@@ -245,7 +245,7 @@ impl Application {
 fn demo_commands(scheme: &str, address: SocketAddr, cert: Option<&Path>, secret: &str) -> anyhow::Result<String> {
     let url = format!("{scheme}://{}", reachable(address));
     let curl = match cert {
-        Some(cert) => format!("curl -sSf --cacert {}", shell_word(&std::path::absolute(cert)?)),
+        Some(cert) => format!("curl -sSf --cacert {}", shell_word(&std::path::absolute(cert)?.display().to_string())),
         None => "curl -sSf".to_owned(),
     };
     let (tenant, client_id) = (demo::DEMO_TENANT, demo::DEMO_CLIENT_ID);
@@ -338,12 +338,11 @@ fn reachable(address: SocketAddr) -> SocketAddr {
     }
 }
 
-/// A path as one word of a POSIX shell command: as it is when it holds nothing the shell reads,
-/// otherwise single-quoted.
-fn shell_word(path: &Path) -> String {
-    let text = path.display().to_string();
+/// `text` as one word of a POSIX shell command: as it is when it holds nothing the shell reads,
+/// otherwise single-quoted. For the commands the application and the binary print to be pasted.
+pub fn shell_word(text: &str) -> String {
     if !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+=:@%,".contains(c)) {
-        text
+        text.to_owned()
     } else {
         format!("'{}'", text.replace('\'', "'\\''"))
     }
