@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Runs `fileintel bench` against a PostgreSQL of its own, configured the way a production server
+# Runs `fileintel-bench lookups` against a PostgreSQL of its own, configured the way a production server
 # on this machine would be, and stops and removes that server afterwards. The machine's shared
 # PostgreSQL keeps Debian's defaults (128 MB of shared buffers, a checkpoint every 1 GB of WAL),
 # which nobody would serve ten million files from and which are not ours to change.
 #
-#   scripts/bench-own-postgres.sh FILES OUT.json [more fileintel bench lookups flags]
+#   scripts/bench-own-postgres.sh FILES OUT.json [more fileintel-bench lookups flags]
 #
 # Durability stays as in production: fsync, full-page writes and synchronous commit are on. What
 # changes is memory and checkpoint spacing (see SETTINGS below), the usual first tuning of a
@@ -17,7 +17,8 @@ out=${2:?usage: $0 FILES OUT.json [bench flags]}
 shift 2
 here=$(cd "$(dirname "$0")/.." && pwd)
 exe=${FILEINTEL_EXE:-$here/target/release/fileintel}
-[ -x "$exe" ] || { echo "build first: cargo build --release -p fileintel" >&2; exit 2; }
+bench=${FILEINTEL_BENCH_EXE:-$here/target/release/fileintel-bench}
+[ -x "$exe" ] && [ -x "$bench" ] || { echo "build first: cargo build --release -p fileintel -p fileintel-bench" >&2; exit 2; }
 
 bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 [ -x "$bin/initdb" ] || { echo "PostgreSQL's initdb was not found under /usr/lib/postgresql" >&2; exit 2; }
@@ -53,4 +54,4 @@ trap stop EXIT
     -o "-p $port -k $dir -c listen_addresses=127.0.0.1 ${SETTINGS[*]}" >/dev/null
 echo "PostgreSQL of its own on 127.0.0.1:$port ($dir)" >&2
 
-"$exe" bench lookups --files "$files" --database-url "postgres://postgres@127.0.0.1:$port/postgres" --out "$out" "$@"
+FILEINTEL_BIN="$exe" "$bench" lookups --files "$files" --database-url "postgres://postgres@127.0.0.1:$port/postgres" --out "$out" "$@"

@@ -1,4 +1,4 @@
-//! `fileintel bench analysis`: static analysis of real files, against the tools the issue names.
+//! `fileintel-bench analysis`: static analysis of real files, against the tools the issue names.
 //!
 //! - Folder: `fileintel analyze` (with Microsoft's root program loaded once) over a folder,
 //!   against `sha256sum` over the same files, each a fresh process, in alternating rounds;
@@ -111,7 +111,7 @@ pub fn run_analysis(args: AnalysisArgs) -> anyhow::Result<ExitCode> {
     let analyzer = fileintel_analysis::Analyzer::new(store);
 
     // The folder, process against process, alternating.
-    let fileintel = std::env::current_exe().context("finding the fileintel binary")?;
+    let fileintel = crate::fileintel_binary()?;
     let (mut ours, mut ours_one_thread, mut theirs) = (Vec::new(), Vec::new(), Vec::new());
     let analyze = |jobs: &str| {
         let mut command = Command::new(&fileintel);

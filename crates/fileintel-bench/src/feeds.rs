@@ -1,4 +1,4 @@
-//! `fileintel bench feeds`: import of a generated STIX 2.1 bundle (one indicator per file
+//! `fileintel-bench feeds`: import of a generated STIX 2.1 bundle (one indicator per file
 //! hash, half of them indicating a malware through a relationship) by `fileintel feeds import`
 //! into a fresh store, against a pass that only parses the same bundle into statements, in this
 //! process. Indicators per second, and the ratio.
@@ -80,7 +80,7 @@ pub fn run_feeds(args: FeedsArgs) -> anyhow::Result<ExitCode> {
         generate(&bundle, args.indicators)?;
     }
     let bundle_bytes = std::fs::metadata(&bundle)?.len();
-    let fileintel = std::env::current_exe().context("finding the fileintel binary")?;
+    let fileintel = crate::fileintel_binary()?;
     let (mut parse_seconds, mut import_seconds) = (Vec::new(), Vec::new());
     for round in 0..args.rounds {
         let started = Instant::now();

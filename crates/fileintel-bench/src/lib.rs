@@ -1,4 +1,6 @@
-//! Benchmarks for fileintel, run as `fileintel bench lookups|telemetry|analysis|feeds`:
+//! Benchmarks for fileintel, a binary of their own beside the product (`fileintel` carries no
+//! benchmark code), run as `fileintel-bench lookups|telemetry|analysis|feeds` after
+//! `cargo build --release`; they drive the `fileintel` binary built beside them:
 //!
 //! - ingestion: `fileintel ingest` of synthetic NDJSON into a fresh store, against a parse-only
 //!   pass over the same bytes in this process (observations per second, and the ratio);
@@ -139,11 +141,30 @@ pub(crate) fn ingest_fresh(
     Ok(())
 }
 
-/// Starts the ceiling server answering `body_file` on a free port.
-pub(crate) fn start_ceiling(exe: &Path, body_file: &Path, workers: u32) -> anyhow::Result<(SocketAddr, Guard)> {
+/// The `fileintel` binary the benchmarks measure: `FILEINTEL_BIN`, or the one beside this
+/// benchmark binary (`cargo build --release` builds both into `target/release`).
+pub(crate) fn fileintel_binary() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("FILEINTEL_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let exe = std::env::current_exe().context("finding the benchmark binary")?;
+    let fileintel = exe.with_file_name("fileintel");
+    if !fileintel.exists() {
+        bail!(
+            "no fileintel binary beside {}: build it with `cargo build --release` (or name one in FILEINTEL_BIN)",
+            exe.display()
+        );
+    }
+    Ok(fileintel)
+}
+
+/// Starts the ceiling server (this binary's hidden `ceiling` command) answering `body_file` on
+/// a free port.
+pub(crate) fn start_ceiling(body_file: &Path, workers: u32) -> anyhow::Result<(SocketAddr, Guard)> {
     let address = free_port()?;
+    let exe = std::env::current_exe().context("finding the benchmark binary")?;
     let child = Command::new(exe)
-        .args(["bench-ceiling", "--listen", &address.to_string(), "--workers", &workers.to_string(), "--body-file"])
+        .args(["ceiling", "--listen", &address.to_string(), "--workers", &workers.to_string(), "--body-file"])
         .arg(body_file)
         .stdout(Stdio::null())
         .spawn()
@@ -205,7 +226,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         bail!("the lookup benchmark needs wrk on the PATH (Debian: apt-get install wrk)");
     }
     std::fs::create_dir_all(&args.work_dir).context("creating the work dir")?;
-    let exe = std::env::current_exe().context("finding the fileintel binary")?;
+    let exe = crate::fileintel_binary()?;
     let fleet = synth::Fleet::for_files(args.files);
     let mut report = Report { files: args.files, machine: machine(), date: today(), ..Default::default() };
     let input = args.work_dir.join(format!("observations-{}.ndjson", args.files));
@@ -301,7 +322,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let body = wait_and_get(ours_address, &sample_path, token.as_deref(), Duration::from_secs(300))?;
     let body_file = args.work_dir.join("ceiling-body.json");
     std::fs::write(&body_file, &body)?;
-    let (ceiling_address, _ceiling) = start_ceiling(&exe, &body_file, args.server_workers)?;
+    let (ceiling_address, _ceiling) = start_ceiling(&body_file, args.server_workers)?;
     wait_and_get(ceiling_address, &sample_path, None, Duration::from_secs(30))?;
 
     // Random known hashes, all three kinds, for wrk to pick from.

@@ -1,4 +1,4 @@
-//! `fileintel bench telemetry`: the telemetry issue's two figures.
+//! `fileintel-bench telemetry`: the telemetry issue's two figures.
 //!
 //! - Import: `fileintel ingest --format evtx` of many real event logs (the given ones repeated,
 //!   through a folder of links) into a fresh store, parse, extract and durable store included,
@@ -166,7 +166,7 @@ fn import(exe: &Path, work_dir: &Path, farm: &Path, jobs: usize) -> anyhow::Resu
 
 pub fn run_telemetry(args: TelemetryArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&args.work_dir).context("creating the work dir")?;
-    let exe = std::env::current_exe().context("finding the fileintel binary")?;
+    let exe = crate::fileintel_binary()?;
     let logs = evtx_files(&args.evtx)?;
     if logs.is_empty() {
         bail!("no .evtx files under {}", args.evtx.display());
@@ -287,7 +287,7 @@ fn stats_latency(args: &TelemetryArgs, exe: &Path, report: &mut TelemetryReport)
     }
     let body_file = args.work_dir.join("ceiling-stats.json");
     std::fs::write(&body_file, &body)?;
-    let (ceiling_address, _ceiling) = crate::start_ceiling(exe, &body_file, 2)?;
+    let (ceiling_address, _ceiling) = crate::start_ceiling(&body_file, 2)?;
     wait_and_get(ceiling_address, &sample, None, Duration::from_secs(30))?;
     let paths_file = args.work_dir.join("stats-paths.txt");
     let mut rng = rand::rngs::SmallRng::seed_from_u64(11);

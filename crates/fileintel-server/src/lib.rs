@@ -18,6 +18,7 @@
 
 pub mod admin;
 pub mod analyze;
+pub mod application;
 pub mod auth;
 pub mod backend;
 pub mod error;
@@ -33,6 +34,8 @@ pub mod limits;
 mod metadata;
 mod odata;
 pub mod remote;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 mod throttle;
 mod tokens;
 
@@ -46,6 +49,7 @@ use axum::response::{IntoResponse, Response};
 use fileintel_store::Store;
 use tower_http::catch_panic::CatchPanicLayer;
 
+pub use application::Application;
 pub use auth::AuthState;
 pub use axum_server::tls_rustls::RustlsConfig;
 pub use error::ApiError;

@@ -1,71 +1,44 @@
-//! The API driven through `router(state)` without a socket, over a real embedded store.
-
-use std::sync::Arc;
+//! The API of the application `fileintel serve` runs, started on port 0 over a real embedded
+//! store (`testing::spawn_app`).
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use fileintel_server::{AppState, AuthState, ServerConfig, router};
-use fileintel_store::FjallStore;
-use http_body_util::BodyExt;
+use fileintel_server::ServerConfig;
+use fileintel_server::testing::{self, Answer, TestApp};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 const SHA1: &str = "4388963aaa83afe2042a46a3c017ad50bdcdafb3";
 const SHA256: &str = "413c58c8267d2c8648d8f6384bacc2ae9c929b2b96578b6860b5087cd1bd6462";
 const MD5: &str = "8f2e01c0a1e4b0f4d6ad9f0e3d1c2b4a";
 
-struct TestApp {
-    app: axum::Router,
-    _dir: tempfile::TempDir,
-}
-
-struct Answer {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    text: String,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|error| panic!("not JSON ({error}): {}", self.text))
-    }
-
-    fn assert_envelope(&self, status: StatusCode, code: &str) -> Value {
-        assert_eq!(self.status, status, "{}", self.text);
-        let body = self.json();
-        assert_eq!(body["error"]["code"], code, "{}", self.text);
-        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
-        assert!(uuid::Uuid::parse_str(body["error"]["target"].as_str().unwrap()).is_ok());
-        assert!(self.headers["content-type"].to_str().unwrap().starts_with("application/json"));
-        assert_eq!(self.headers["odata-version"], "4.0");
-        body
-    }
-}
-
 /// The API in open mode (`--insecure-no-auth`), for the tests that are about files, not tokens.
-fn spawn_app(batch: usize) -> TestApp {
-    spawn_app_with(|config| config.ingest_batch = batch)
+async fn spawn_app(batch: usize) -> App {
+    spawn_app_with(|config| config.ingest_batch = batch).await
 }
 
-fn spawn_app_with(configure: impl FnOnce(&mut ServerConfig)) -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
-    let store = FjallStore::open(dir.path()).unwrap();
-    let mut config = ServerConfig::for_address("127.0.0.1:8080".parse().unwrap());
-    config.max_ingest_bytes = 64 * 1024;
-    configure(&mut config);
-    let auth = AuthState::new(false, vec!["http://127.0.0.1:8080".into()], vec![], vec![]).unwrap();
-    TestApp { app: router(AppState::new(Arc::new(store), config, auth)), _dir: dir }
+/// The application `fileintel serve` runs, on port 0, with `configure` applied to the handlers'
+/// settings.
+async fn spawn_app_with(configure: impl FnOnce(&mut ServerConfig)) -> App {
+    App(testing::spawn_app_with(|config| {
+        config.insecure_no_auth = true;
+        config.server.max_ingest_bytes = 64 * 1024;
+        configure(&mut config.server);
+    })
+    .await)
 }
 
-impl TestApp {
-    async fn send(&self, request: Request<Body>) -> Answer {
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        Answer { status, headers, text: String::from_utf8(bytes.to_vec()).unwrap() }
+/// The test application, sending what these tests send as an MDE client would.
+struct App(TestApp);
+
+impl std::ops::Deref for App {
+    type Target = TestApp;
+
+    fn deref(&self) -> &TestApp {
+        &self.0
     }
+}
 
+impl App {
     async fn get(&self, path: &str) -> Answer {
         let request = Request::get(path)
             .header("host", "fileintel.example:8443")
@@ -77,11 +50,7 @@ impl TestApp {
     }
 
     async fn ingest(&self, body: String) -> Answer {
-        let request = Request::post("/api/ingest/observations")
-            .header("content-type", "application/x-ndjson")
-            .body(Body::from(body))
-            .unwrap();
-        self.send(request).await
+        self.0.ingest(body, None).await
     }
 }
 
@@ -91,8 +60,8 @@ fn observation(device: &str, time: &str, hashes: &str) -> String {
     )
 }
 
-async fn app_with_one_file() -> TestApp {
-    let app = spawn_app(1000);
+async fn app_with_one_file() -> App {
+    let app = spawn_app(1000).await;
     let hashes = format!(r#""sha1":"{SHA1}","sha256":"{}","md5":"{MD5}""#, SHA256.to_uppercase());
     let body = [
         observation("d-1", "2017-09-19T03:51:27.6785431Z", &hashes),
@@ -162,7 +131,7 @@ async fn get_file_returns_400_for_ids_that_are_not_hashes() {
 
 #[tokio::test]
 async fn unknown_routes_and_wrong_methods_answer_in_the_envelope() {
-    let app = spawn_app(10);
+    let app = spawn_app(10).await;
     app.get("/api/nothing-here").await.assert_envelope(StatusCode::NOT_FOUND, "ResourceNotFound");
     let delete = Request::delete(format!("/api/files/{SHA1}")).body(Body::empty()).unwrap();
     app.send(delete).await.assert_envelope(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed");
@@ -173,7 +142,7 @@ async fn unknown_routes_and_wrong_methods_answer_in_the_envelope() {
 #[tokio::test]
 async fn ingestion_reports_each_rejected_line_and_keeps_the_rest() {
     // A batch size of 2 makes the five good lines span several commits.
-    let app = spawn_app(2);
+    let app = spawn_app(2).await;
     let good = |device: &str| observation(device, "2026-11-20T08:15:30Z", &format!(r#""sha1":"{SHA1}""#));
     let body = [
         good("a"),
@@ -203,7 +172,7 @@ async fn ingestion_reports_each_rejected_line_and_keeps_the_rest() {
 
 #[tokio::test]
 async fn an_ingestion_body_over_the_limit_is_refused_in_the_envelope() {
-    let app = spawn_app(10);
+    let app = spawn_app(10).await;
     let line = observation("a", "2026-11-20T08:15:30Z", &format!(r#""sha1":"{SHA1}""#));
     let body = vec![line; 1000].join("\n");
     app.ingest(body).await.assert_envelope(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge");
@@ -367,12 +336,12 @@ async fn analysed_bytes_are_kept_only_where_configuration_says() {
     let post = |body: &[u8]| Request::post("/api/files/analyze").body(Body::from(body.to_vec())).unwrap();
     let files: [&[u8]; 2] = [b"#!/bin/sh\necho one\n", b"#!/bin/sh\necho two\n"];
 
-    let dropped = spawn_app(1000);
+    let dropped = spawn_app(1000).await;
     let answer = dropped.send(post(files[0])).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
 
     let keep = tempfile::tempdir().unwrap();
-    let kept = spawn_app_with(|config| config.keep_analyzed = Some(keep.path().join("samples")));
+    let kept = spawn_app_with(|config| config.keep_analyzed = Some(keep.path().join("samples"))).await;
     for body in files.iter().chain(files.iter()) {
         let answer = kept.send(post(body)).await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
@@ -397,7 +366,7 @@ async fn analysed_bytes_are_kept_only_where_configuration_says() {
 #[tokio::test]
 async fn a_whole_feed_import_ends_what_the_feed_no_longer_lists() {
     let sources = fileintel_feeds::sources_from_json(br#"[{"name":"vendor","rank":80}]"#).unwrap();
-    let app = spawn_app_with(|config| config.feed_sources = sources);
+    let app = spawn_app_with(|config| config.feed_sources = sources).await;
     let import = |mode: &str, body: &str| {
         Request::post(format!("/api/feeds/import?format=csv&source=vendor{mode}"))
             .body(Body::from(body.to_owned()))
@@ -445,7 +414,7 @@ async fn feeds_decide_the_determination_and_every_source_is_listed() {
         br#"[{"name":"bazaar","rank":40},{"name":"vendor","rank":80,"labels":{"grayware":"Unwanted"}}]"#,
     )
     .unwrap();
-    let app = spawn_app_with(|config| config.feed_sources = sources);
+    let app = spawn_app_with(|config| config.feed_sources = sources).await;
     let import = |source: &str, format: &str, body: String| {
         Request::post(format!("/api/feeds/import?format={format}&source={source}")).body(Body::from(body)).unwrap()
     };
@@ -539,14 +508,13 @@ async fn feeds_decide_the_determination_and_every_source_is_listed() {
 
 #[tokio::test]
 async fn an_upload_past_the_limit_in_flight_gets_429_with_retry_after_and_the_next_one_is_taken() {
-    let app = spawn_app_with(|config| config.max_uploads = 1);
+    let app = spawn_app_with(|config| config.max_uploads = 1).await;
     // An upload whose body keeps coming until the sender is dropped holds the only permit.
     let (sender, chunks) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
     let body = Body::from_stream(futures_util::stream::unfold(chunks, |mut chunks| async move {
         chunks.recv().await.map(|chunk| (chunk, chunks))
     }));
-    let held = app.app.clone().oneshot(Request::post("/api/ingest/observations").body(body).unwrap());
-    let held = tokio::spawn(held);
+    let held = tokio::spawn(app.send(Request::post("/api/ingest/observations").body(body).unwrap()));
     // Once the held upload's handler reads its body, the permit is taken.
     sender.send(Ok(bytes::Bytes::from_static(b"\n"))).await.unwrap();
     sender.send(Ok(bytes::Bytes::from_static(b"\n"))).await.unwrap();
@@ -554,7 +522,7 @@ async fn an_upload_past_the_limit_in_flight_gets_429_with_retry_after_and_the_ne
     refused.assert_envelope(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests");
     assert_eq!(refused.headers["retry-after"], "1");
     drop(sender);
-    assert_eq!(held.await.unwrap().unwrap().status(), StatusCode::OK);
+    assert_eq!(held.await.unwrap().status, StatusCode::OK);
     let taken = app.send(Request::post("/api/ingest/observations").body(Body::from("")).unwrap()).await;
     assert_eq!(taken.status, StatusCode::OK, "{}", taken.text);
 }

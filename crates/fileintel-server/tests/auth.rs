@@ -1,4 +1,6 @@
-//! Tokens issued by fileintel and the 401/403 answers of the API, through `router(state)`.
+//! Tokens issued by fileintel and the 401/403 answers of the API, of the application
+//! `fileintel serve` runs (`testing::spawn_app`); one test drives `router(state)` to play
+//! several client addresses.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -10,10 +12,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use fileintel_auth::tokens::{AccessClaims, TokenVersion, default_audiences};
 use fileintel_auth::{keys, secrets};
 use fileintel_core::{Application, SigningKey};
-use fileintel_server::limits::Limiter;
+use fileintel_server::testing;
 use fileintel_server::{AppState, AuthState, RateLimits, ServerConfig, router};
 use fileintel_store::{FjallStore, Store};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -22,13 +23,24 @@ const BASE: &str = "https://fileintel.test:8443";
 const SHA1: &str = "4388963aaa83afe2042a46a3c017ad50bdcdafb3";
 const MDE: &str = "https://api.securitycenter.microsoft.com";
 
+/// The application `fileintel serve` runs (`testing::spawn_app`), with what these tests need
+/// to forge tokens and move time.
 struct TestApp {
-    app: axum::Router,
-    store: Arc<FjallStore>,
+    app: testing::TestApp,
+    store: Arc<dyn Store>,
     key: SigningKey,
     /// The rate limiter's time (ms): it stands still unless a test moves it.
     clock: Arc<AtomicI64>,
-    _dir: tempfile::TempDir,
+    /// The trusted issuers' configuration, when there is one.
+    _issuers: Option<tempfile::TempDir>,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = testing::TestApp;
+
+    fn deref(&self) -> &testing::TestApp {
+        &self.app
+    }
 }
 
 struct Answer {
@@ -38,7 +50,7 @@ struct Answer {
 }
 
 async fn spawn_app() -> TestApp {
-    spawn_app_with(|auth| auth).await
+    spawn_app_with(None).await
 }
 
 /// The external issuer [`spawn_app_trusting_an_external_issuer`] trusts, for tenant contoso.
@@ -55,15 +67,24 @@ async fn spawn_app_trusting_an_external_issuer() -> (TestApp, SigningKey) {
     let issuers = json!([{"issuer": "https://login.example/{tenantid}/v2.0", "jwks_file": jwks,
                           "tenants": ["contoso"], "user_roles": "claims"}]);
     std::fs::write(&config, issuers.to_string()).unwrap();
-    let issuers = fileintel_server::issuers::ExternalIssuers::load(&config).unwrap();
-    (spawn_app_with(|auth| auth.with_external_issuers(issuers)).await, external)
+    (spawn_app_with(Some(dir)).await, external)
 }
 
-async fn spawn_app_with(configure: impl FnOnce(AuthState) -> AuthState) -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(FjallStore::open(dir.path()).unwrap());
-    let key = keys::generate(fileintel_server::auth::now_seconds());
-    store.add_signing_key(key.clone()).await.unwrap();
+/// The application reached at [`BASE`], trusting the issuers of `issuers/issuers.json` when
+/// given, with a file and the application the forged tokens name.
+async fn spawn_app_with(issuers: Option<tempfile::TempDir>) -> TestApp {
+    // The default budgets, on a clock the test moves, so waits are exact and never slept.
+    let clock = Arc::new(AtomicI64::new(fileintel_server::limits::now_millis()));
+    let read = clock.clone();
+    let app = testing::spawn_app_with(|config| {
+        config.public_urls = vec![BASE.into()];
+        config.trusted_issuers = issuers.as_ref().map(|dir| dir.path().join("issuers.json"));
+        config.rate_limits.clock = Some(Arc::new(move || read.load(Ordering::SeqCst)));
+    })
+    .await;
+    let store = app.state.store.clone();
+    // The key the application made at its start, which the forged tokens are signed with.
+    let key = store.signing_keys().await.unwrap().remove(0);
     let observation =
         format!(r#"{{"tenantId":"contoso","deviceId":"d","timestamp":"2026-11-20T08:15:30Z","sha1":"{SHA1}"}}"#);
     let mut ingestor = fileintel_store::Ingestor::new(store.clone(), 10);
@@ -83,15 +104,7 @@ async fn spawn_app_with(configure: impl FnOnce(AuthState) -> AuthState) -> TestA
         })
         .await
         .unwrap();
-    let mut config = ServerConfig::for_address("127.0.0.1:8443".parse().unwrap());
-    config.scheme = "https".into();
-    let auth = configure(AuthState::new(true, vec![BASE.into()], vec![key.clone()], default_audiences()).unwrap());
-    // The default budgets, on a clock the test moves, so waits are exact and never slept.
-    let clock = Arc::new(AtomicI64::new(fileintel_server::limits::now_millis()));
-    let read = clock.clone();
-    let limiter = Limiter::local().with_clock(Arc::new(move || read.load(Ordering::SeqCst)));
-    let state = AppState::new(store.clone(), config, auth).with_rate_limits(RateLimits::default(), limiter);
-    TestApp { app: router(state), store, key, clock, _dir: dir }
+    TestApp { app, store, key, clock, _issuers: issuers }
 }
 
 impl TestApp {
@@ -101,36 +114,14 @@ impl TestApp {
     }
 
     async fn send(&self, request: Request<Body>) -> Answer {
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let answer = self.app.send(request).await;
         // Every answer is JSON, but for 204 No Content, which has no body at all.
-        let json = if status == StatusCode::NO_CONTENT && bytes.is_empty() {
+        let json = if answer.status == StatusCode::NO_CONTENT && answer.text.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
+            serde_json::from_str(&answer.text).unwrap_or_else(|_| panic!("not JSON: {}", answer.text))
         };
-        Answer { status, headers, json }
-    }
-
-    /// Registers an application and returns its client id and secret.
-    async fn register(&self, tenant: &str, roles: &[&str]) -> (String, String) {
-        let secret = secrets::generate();
-        let client_id = uuid::Uuid::new_v4().to_string();
-        self.store
-            .put_application(Application {
-                tenant: tenant.into(),
-                client_id: client_id.clone(),
-                object_id: uuid::Uuid::new_v4().to_string(),
-                name: "test".into(),
-                roles: roles.iter().map(|r| r.to_string()).collect(),
-                secret_hash: secrets::hash(&secret),
-                created: 0,
-            })
-            .await
-            .unwrap();
-        (client_id, secret)
+        Answer { status: answer.status, headers: answer.headers, json }
     }
 
     async fn token_request(&self, path: &str, form: &str, content_type: Option<&str>) -> Answer {

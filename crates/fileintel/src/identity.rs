@@ -10,9 +10,6 @@ use serde_json::Value;
 
 use crate::StoreArgs;
 
-/// The running server's admin API, in the data directory.
-pub const ADMIN_SOCKET: &str = fileintel_server::admin::SOCKET;
-
 #[derive(clap::Subcommand)]
 pub enum AppsCommand {
     /// Register an application; prints its client id and secret once, as JSON.
@@ -115,9 +112,6 @@ pub enum KeysCommand {
         store: StoreArgs,
     },
 }
-
-// Serve's, until the application owns its start.
-pub use fileintel_server::admin::{refresh_demo_application, signing_keys};
 
 /// The admin API the commands go through: in this process over the store (the embedded one
 /// when no server holds it, or PostgreSQL, which every replica shares), or the running server's

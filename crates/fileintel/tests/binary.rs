@@ -3,57 +3,19 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_fileintel");
+mod common;
 
-/// A `fileintel serve` child, killed (SIGKILL) when dropped.
-struct Server {
-    child: Child,
-    address: SocketAddr,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `fileintel serve` on port 0 and reads the address it bound from its first line of stdout.
-fn spawn_server(data_dir: &Path, extra: &[&str]) -> Server {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .args(extra)
-        .env("FILEINTEL_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
-    // Keep reading what else it prints, as a terminal would.
-    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-    let address = line
-        .trim()
-        .strip_prefix("fileintel listening on ")
-        .and_then(|url| url.split_once("://"))
-        .map(|(_, address)| address)
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .parse()
-        .unwrap();
-    Server { child, address }
-}
+use common::{BIN, Node, spawn_node};
 
 /// An open server (`--insecure-no-auth`), for the tests that are about data rather than tokens.
 /// It answers as soon as it has printed its address: the socket is bound by then.
-fn start_server(data_dir: &Path) -> Server {
-    spawn_server(data_dir, &["--insecure-no-auth", "--rate-limit-off"])
+fn start_server(data_dir: &Path) -> Node {
+    spawn_node(data_dir, &["--insecure-no-auth", "--rate-limit-off"])
 }
 
 /// A plain HTTP/1.1 exchange: (status, body).
@@ -301,7 +263,7 @@ fn ingest_beside_a_running_server_says_what_to_do_and_works_through_it() {
 fn the_demo_leaves_files_to_query() {
     let dir = tempfile::tempdir().unwrap();
     // The demo is loaded before the server listens, so it is there from the first request.
-    let server = spawn_server(dir.path(), &["--demo", "--insecure-no-auth"]);
+    let server = spawn_node(dir.path(), &["--demo", "--insecure-no-auth"]);
     // The README's example hash.
     let (status, file) = get_json(server.address, "/api/files/2c4cd67ad70a478e658e5a9cbf26ae44e666d039");
     assert_eq!(status, 200);
@@ -336,7 +298,7 @@ fn an_application_made_with_apps_create_gets_a_token_and_reads_and_writes() {
     let listed = String::from_utf8_lossy(&listed.stdout);
     assert!(listed.contains(client_id) && !listed.contains(secret), "the secret is shown once only: {listed}");
 
-    let server = spawn_server(dir.path(), &[]);
+    let server = spawn_node(dir.path(), &[]);
     let form = format!(
         "grant_type=client_credentials&client_id={client_id}&client_secret={secret}&scope=https://api.securitycenter.microsoft.com/.default"
     );
@@ -399,7 +361,7 @@ fn msal_acquires_a_token_over_https_and_reads_files() {
     std::fs::write(&input, observation("a", &sha1)).unwrap();
     assert!(Command::new(BIN).args(["ingest", "--data-dir"]).arg(&data).arg(&input).output().unwrap().status.success());
 
-    let server = spawn_server(
+    let server = spawn_node(
         &data,
         &[
             "--tls-cert",
@@ -474,7 +436,7 @@ fn base64_url_decode(text: &str) -> Vec<u8> {
 #[test]
 fn apps_and_keys_work_through_a_running_server() {
     let dir = tempfile::tempdir().unwrap();
-    let server = spawn_server(dir.path(), &[]);
+    let server = spawn_node(dir.path(), &[]);
     // The server holds the store: the commands go through its admin socket.
     let app = fileintel_json(
         &["apps", "create", "--tenant", "contoso", "--name", "live", "--role", "File.Read.All"],
@@ -548,7 +510,7 @@ fn unknown_roles_are_refused_with_the_known_ones_listed() {
         "Security Reeder",
     ];
     for round in ["no server", "through a running server"] {
-        let server = (round != "no server").then(|| spawn_server(dir.path(), &["--view-data-role", "Custom Viewer"]));
+        let server = (round != "no server").then(|| spawn_node(dir.path(), &["--view-data-role", "Custom Viewer"]));
         let said = refused(&misspelt_app);
         assert!(said.contains("File.Reed.All") && said.contains("File.ReadWrite.All"), "{round}: {said}");
         let said = refused(&misspelt_user);
@@ -585,7 +547,7 @@ fn unknown_roles_are_refused_with_the_known_ones_listed() {
 #[test]
 fn a_user_made_with_users_create_signs_in_with_the_password_grant() {
     let dir = tempfile::tempdir().unwrap();
-    let server = spawn_server(dir.path(), &[]);
+    let server = spawn_node(dir.path(), &[]);
     let app = fileintel_json(
         &["apps", "create", "--tenant", "contoso", "--name", "native", "--role", "File.Read.All"],
         dir.path(),
@@ -639,7 +601,7 @@ fn tokens_from_a_listed_external_issuer_are_accepted_and_its_new_keys_fetched() 
     let certs = dir.path().join("certs");
     assert!(Command::new(BIN).args(["dev-cert", "--out"]).arg(&certs).output().unwrap().status.success());
     let issuer_data = dir.path().join("issuer");
-    let issuer = spawn_server(
+    let issuer = spawn_node(
         &issuer_data,
         &[
             "--tls-cert",
@@ -677,7 +639,7 @@ fn tokens_from_a_listed_external_issuer_are_accepted_and_its_new_keys_fetched() 
         "tenants": ["contoso"],
     }]);
     std::fs::write(&config, trusted.to_string()).unwrap();
-    let relying = spawn_server(&dir.path().join("relying"), &["--trusted-issuers", config.to_str().unwrap()]);
+    let relying = spawn_node(&dir.path().join("relying"), &["--trusted-issuers", config.to_str().unwrap()]);
     let unknown_file = format!("/api/files/{}", "0".repeat(40));
     let status_with =
         |token: &str| request_with(relying.address, "GET", &unknown_file, "", "text/plain", Some(token)).unwrap().0;
@@ -691,7 +653,7 @@ fn tokens_from_a_listed_external_issuer_are_accepted_and_its_new_keys_fetched() 
     );
 
     // The same issuer is not trusted by a server without the configuration.
-    let stranger = spawn_server(&dir.path().join("stranger"), &[]);
+    let stranger = spawn_node(&dir.path().join("stranger"), &[]);
     let (status, _) =
         request_with(stranger.address, "GET", &unknown_file, "", "text/plain", Some(&token_from_issuer())).unwrap();
     assert_eq!(status, 401);
@@ -790,7 +752,7 @@ fn signatures_verify_against_the_roots_given_and_the_files_own_answers_override_
     // publisher, then the file itself is analysed and its answers win, each naming its source.
     let data = dir.path().join("data");
     let server =
-        spawn_server(&data, &["--insecure-no-auth", "--rate-limit-off", "--trust-roots", roots.to_str().unwrap()]);
+        spawn_node(&data, &["--insecure-no-auth", "--rate-limit-off", "--trust-roots", roots.to_str().unwrap()]);
     let sha256 = verified["sha256"].as_str().unwrap();
     let report = format!(
         r#"{{"EventID":7,"Computer":"pc-1.contoso.com","UtcTime":"2026-11-20 08:15:30.123","ImageLoaded":"C:\\Tools\\tbb12.dll","Hashes":"SHA256={}","Signed":"true","Signature":"Contoso Ltd","SignatureStatus":"Expired","Company":"Contoso","Product":"Contoso Threading"}}"#,

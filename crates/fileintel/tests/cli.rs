@@ -3,11 +3,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use common::{BIN, Process, call, spawn_node};
+use common::{BIN, Printing, Process, call, listening_address, serve_command, spawn_node};
 use serde_json::Value;
 
 /// The exit codes README's "Exit codes" lists.
@@ -259,25 +258,9 @@ fn a_server_that_cannot_be_reached_is_said_to_be_unreachable_not_to_refuse() {
 
 /// Starts `fileintel serve`; returns it, its address and what it prints, line by line.
 fn serve_printing(data_dir: &Path) -> (Process, std::net::SocketAddr, std::sync::mpsc::Receiver<String>) {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .env("FILEINTEL_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            if sender.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let first = receiver.recv().unwrap();
-    let address = first.rsplit("://").next().unwrap().parse().unwrap_or_else(|_| panic!("first line: {first}"));
-    (Process(child), address, receiver)
+    let server = Printing::start(serve_command(data_dir, &[]));
+    let address = listening_address(&server.lines.recv().unwrap());
+    (server.process, address, server.lines)
 }
 
 #[test]

@@ -4,51 +4,20 @@
 //! is run by bash exactly as printed, with `fileintel` on the PATH; only placeholders a user
 //! fills (`FILE...`) are filled.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc::Receiver;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_fileintel");
+mod common;
+
+use common::{BIN, Printing, serve_command};
+
 /// The README's example hash, which the demo's lookup asks for.
 const DEMO_SHA1: &str = "2c4cd67ad70a478e658e5a9cbf26ae44e666d039";
 
-/// A started server, killed when dropped, and the lines it prints as they come.
-struct Server {
-    child: Child,
-    lines: Receiver<String>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(mut command: Command) -> Server {
-        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let (sender, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stdout.lines().map_while(Result::ok) {
-                if sender.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Server { child, lines }
-    }
-
-    /// The next line printed; the wait is generous, as a start on a loaded machine is slow.
-    fn line(&self) -> String {
-        self.lines.recv_timeout(Duration::from_secs(120)).expect("the server printed nothing more")
-    }
-
+impl Printing {
     /// The commands of the demo's block: the lines after its heading, a command continued on
     /// the next line where one ends in a backslash. The block is printed in one write, so the
     /// lines after the heading are all there once the heading is.
@@ -118,9 +87,7 @@ fn assert_demo_lookup(printed: &str) {
 fn the_demos_commands_and_the_held_data_directorys_suggestions_work_as_printed() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut serve = Command::new(BIN);
-    serve.args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&data).env("FILEINTEL_LOG", "warn");
-    let server = Server::start(serve);
+    let server = Printing::start(serve_command(&data, &["--demo"]));
     let demo = server.demo_commands();
     assert_eq!(demo.len(), 2, "{demo:?}");
     assert_demo_lookup(&succeeded(&paste(&demo, dir.path()), "the demo's commands"));
@@ -178,7 +145,7 @@ fn over_tls_the_dev_certs_serve_command_and_the_demos_commands_work_as_printed()
         .env("FILEINTEL_DEMO", "true")
         .env("FILEINTEL_DATA_DIR", dir.path().join("data"))
         .env("FILEINTEL_LOG", "warn");
-    let server = Server::start(command);
+    let server = Printing::start(command);
     let demo = server.demo_commands();
     assert_eq!(demo.len(), 2, "{demo:?}");
     assert!(demo.iter().all(|command| command.contains("https://") && command.contains("--cacert")), "{demo:?}");

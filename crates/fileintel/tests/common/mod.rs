@@ -1,4 +1,5 @@
-//! What the multi-process tests share: `fileintel serve` children and plain HTTP/1.1 calls.
+//! What the tests of the real binary share: the one way to start `fileintel serve` children
+//! (`spawn_node`, on port 0) and plain HTTP/1.1 calls.
 
 #![allow(dead_code)]
 
@@ -6,6 +7,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -35,15 +37,21 @@ pub fn spawn_node(data_dir: &Path, args: &[&str]) -> Node {
 
 /// Starts `fileintel serve` without waiting for it, so several can start at once.
 pub fn start_node(data_dir: &Path, args: &[&str]) -> Child {
-    Command::new(BIN)
+    serve_command(data_dir, args).spawn().unwrap()
+}
+
+/// The one command line the tests serve with: port 0, the data directory, then `args`; logging
+/// only warnings, its stdout read by the test.
+pub fn serve_command(data_dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .args(args)
         .env("FILEINTEL_LOG", "warn")
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap()
+        .stderr(Stdio::inherit());
+    command
 }
 
 /// Reads the address a started node bound from its first line of stdout.
@@ -51,9 +59,47 @@ pub fn node_ready(mut child: Child) -> Node {
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
+    // Keep reading what else it prints, as a terminal would.
     std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-    let address = line.trim().rsplit("://").next().unwrap().parse().unwrap_or_else(|_| panic!("first line: {line:?}"));
-    Node { process: Process(child), address }
+    Node { process: Process(child), address: listening_address(&line) }
+}
+
+/// The address of the first line `fileintel serve` prints: `fileintel listening on URL`.
+pub fn listening_address(line: &str) -> SocketAddr {
+    line.trim()
+        .strip_prefix("fileintel listening on ")
+        .and_then(|url| url.split_once("://"))
+        .and_then(|(_, address)| address.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+}
+
+/// A started server (`fileintel serve`, or a shell that execs one), killed when dropped, and
+/// the lines it prints as they come.
+pub struct Printing {
+    pub process: Process,
+    pub lines: Receiver<String>,
+}
+
+impl Printing {
+    /// Starts `command`, its stdout read line by line.
+    pub fn start(mut command: Command) -> Printing {
+        let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let (sender, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Printing { process: Process(child), lines }
+    }
+
+    /// The next line printed; the wait is generous, as a start on a loaded machine is slow.
+    pub fn line(&self) -> String {
+        self.lines.recv_timeout(Duration::from_secs(120)).expect("the server printed nothing more")
+    }
 }
 
 /// (status, lower-cased head, body) of one HTTP/1.1 exchange.
