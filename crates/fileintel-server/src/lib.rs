@@ -20,6 +20,7 @@ pub mod admin;
 pub mod analyze;
 pub mod auth;
 mod client;
+pub mod devcert;
 pub mod error;
 mod feeds;
 mod files;
