@@ -19,6 +19,7 @@ mod chain;
 mod digest;
 mod kind;
 mod pe;
+pub mod roots;
 #[doc(hidden)]
 pub mod testing;
 mod trust;

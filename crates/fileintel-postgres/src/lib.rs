@@ -54,6 +54,7 @@
 
 mod error;
 mod identity;
+pub mod migrate;
 mod migrations;
 mod reads;
 pub mod testing;

@@ -5,7 +5,6 @@
 
 use std::io::Write;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -18,9 +17,10 @@ use futures_util::StreamExt;
 use crate::AppState;
 use crate::auth::{Authenticated, FILE_READ_WRITE_ALL};
 use crate::error::ApiError;
+use crate::routes::Routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/files/analyze", post(post_analyze))
+pub(crate) fn routes() -> Routes {
+    Routes::new().limited("/api/files/analyze", "analyze", post(post_analyze))
 }
 
 fn too_large(limit: u64) -> ApiError {
@@ -100,7 +100,7 @@ async fn post_analyze(
     let mut entity = crate::files::entity_value(&state, &caller, &headers, record).await?;
     entity["analysis"] = serde_json::to_value(&analysis)
         .map_err(|error| ApiError::Internal(format!("serializing the analysis: {error}")))?;
-    Ok(crate::files::odata_value(&entity))
+    Ok(crate::odata::odata_value(&entity))
 }
 
 /// Analyses files on `jobs` threads (0: one per CPU) and hands each analysis (or why the file could not be read)

@@ -10,6 +10,7 @@ use fileintel_auth::{Caller, Verifier, keys};
 use fileintel_core::SigningKey;
 
 use crate::AppState;
+use crate::client::client_address;
 use crate::error::ApiError;
 use crate::issuers::ExternalIssuers;
 
@@ -219,14 +220,6 @@ pub fn now_seconds() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|since| since.as_secs() as i64).unwrap_or(0)
 }
 
-/// The authenticated caller of a request. A handler that takes it needs a valid bearer token
-/// (unless the server runs with `--insecure-no-auth`, when every caller may do everything).
-pub struct Authenticated(pub Option<Caller>);
-
-/// The caller the rate-limit middleware already authenticated, handed on to the handler.
-#[derive(Clone)]
-pub struct Verified(pub Option<Caller>);
-
 pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Result<&str, ApiError> {
     let header =
         headers.get(header::AUTHORIZATION).ok_or_else(|| ApiError::Unauthorized("no Authorization header".into()))?;
@@ -237,6 +230,19 @@ pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Result<&str, ApiError> 
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim())
         .ok_or_else(|| ApiError::Unauthorized("the Authorization header is not a bearer token".into()))
+}
+
+/// The caller of a request from a client at `address`: nobody in particular when authentication
+/// is off, else whom its bearer token names ([`authenticate`]).
+pub(crate) async fn caller_of(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    address: &str,
+) -> Result<Option<Caller>, ApiError> {
+    match state.auth.required {
+        true => authenticate(state, headers, address).await.map(Some),
+        false => Ok(None),
+    }
 }
 
 /// Authenticates a request's bearer token. A token verified before costs a cache lookup and a
@@ -330,10 +336,23 @@ async fn reload_keys_for(
     Ok(state.auth.verify(token).await)
 }
 
+/// The authenticated caller of a request. A handler that takes it needs a valid bearer token
+/// (unless the server runs with `--insecure-no-auth`, when every caller may do everything).
+pub struct Authenticated(pub Option<Caller>);
+
+/// The caller the rate-limit middleware already authenticated, handed on to the handler.
+#[derive(Clone)]
+pub struct Verified(pub Option<Caller>);
+
 impl Authenticated {
     /// The caller's tenant; `None` when authentication is off.
     pub fn tenant(&self) -> Option<&str> {
         self.0.as_ref().map(|caller| caller.tenant.as_str())
+    }
+
+    /// The tenant the caller speaks for; in open mode (`--insecure-no-auth`), the default tenant.
+    pub fn tenant_or_default(&self) -> &str {
+        self.tenant().unwrap_or(fileintel_core::DEFAULT_TENANT)
     }
 
     /// Requires an application permission in the token's `roles`; delegated tokens cannot write.
@@ -385,10 +404,7 @@ impl FromRequestParts<AppState> for Authenticated {
         if let Some(Verified(caller)) = parts.extensions.get::<Verified>() {
             return Ok(Authenticated(caller.clone()));
         }
-        if !state.auth.required {
-            return Ok(Authenticated(None));
-        }
-        let address = crate::throttle::client_address(&parts.extensions, &parts.headers, &state.config.trusted_proxies);
-        authenticate(state, &parts.headers, &address).await.map(|caller| Authenticated(Some(caller)))
+        let address = client_address(&parts.extensions, &parts.headers, &state.config.trusted_proxies);
+        caller_of(state, &parts.headers, &address).await.map(Authenticated)
     }
 }

@@ -3,7 +3,6 @@
 //! Answers what was taken and what was rejected, where and why. With `mode=replace` the body is
 //! the whole feed: what the source said before about hashes it no longer lists stops speaking.
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
@@ -20,7 +19,8 @@ use fileintel_store::{Store, StoreError};
 use crate::AppState;
 use crate::auth::{Authenticated, TI_READ_WRITE_ALL};
 use crate::error::ApiError;
-use crate::files::{odata_value, query_param};
+use crate::odata::{odata_value, query_param};
+use crate::routes::Routes;
 
 /// Verdicts recorded per store call, so that a feed of millions never sits in one commit.
 const CHUNK: usize = 10_000;
@@ -115,14 +115,14 @@ impl<'a> FeedImport<'a> {
                 Ok(Err("not replaced: the import lists no hash; nothing was ended".to_owned()))
             }
             ImportMode::Replace => {
-                Ok(Ok(self.store.end_unlisted_verdicts(&self.source, &self.listed, crate::files::now()).await?))
+                Ok(Ok(self.store.end_unlisted_verdicts(&self.source, &self.listed, crate::now()).await?))
             }
         }
     }
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/feeds/import", post(post_import))
+pub(crate) fn routes() -> Routes {
+    Routes::new().limited("/api/feeds/import", "feeds", post(post_import))
 }
 
 async fn post_import(

@@ -1,10 +1,9 @@
 //! `GET /api/files/{id}`: the MDE File entity by SHA-1, SHA-256 or MD5.
 
-use axum::Router;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::routing::get;
 use fileintel_core::{
     Decision, FileEntity, FileHash, FileRecord, Timestamp, Verdict, VerdictSource, decide, file_entity_context,
@@ -12,57 +11,24 @@ use fileintel_core::{
 use fileintel_store::MAX_LOOKBACK_HOURS;
 use serde_json::{Value, json};
 
-use crate::AppState;
 use crate::auth::{Authenticated, FILE_READ_ALL, MACHINE_READ, MACHINE_READ_ALL};
 use crate::error::ApiError;
+use crate::odata::{odata_json, odata_value, query_param, request_host, time_value};
+use crate::routes::Routes;
+use crate::{AppState, now};
 
-/// What MDE answers with; clients look for `application/json` at the front.
-const ODATA_JSON: &str = "application/json; odata.metadata=minimal; odata.streaming=true; charset=utf-8";
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/files/{id}", get(get_file))
-        .route("/api/v1.0/files/{id}", get(get_file))
-        .route("/api/files/{id}/stats", get(get_stats))
-        .route("/api/v1.0/files/{id}/stats", get(get_stats))
-        .route("/api/files/{id}/machines", get(get_machines))
-        .route("/api/v1.0/files/{id}/machines", get(get_machines))
-        .route("/api/files/{id}/sources", get(get_sources))
-        .route("/api/v1.0/files/{id}/sources", get(get_sources))
-        .route("/api/files/{id}/determinations", get(get_determinations))
-        .route("/api/v1.0/files/{id}/determinations", get(get_determinations))
-}
-
-/// The host the client called, for `@odata.context`; falls back to the address we listen on.
-pub(crate) fn request_host<'a>(headers: &'a HeaderMap, state: &'a AppState) -> &'a str {
-    headers
-        .get(header::HOST)
-        .and_then(|host| host.to_str().ok())
-        .filter(|host| !host.is_empty())
-        .unwrap_or(&state.config.public_host)
-}
-
-/// A JSON value as an OData answer.
-pub(crate) fn odata_value(body: &Value) -> Response {
-    odata_json(body.to_string().into_bytes())
-}
-
-/// The value of a query parameter, its name compared without regard to case as OData does.
-pub(crate) fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
-    query
-        .unwrap_or_default()
-        .split('&')
-        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
-        .find(|(key, _)| key.eq_ignore_ascii_case(name))
-        .map(|(_, value)| value)
-}
-
-pub(crate) fn odata_json(body: Vec<u8>) -> Response {
-    let mut response = body.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(ODATA_JSON));
-    headers.insert("odata-version", HeaderValue::from_static("4.0"));
-    response
+pub(crate) fn routes() -> Routes {
+    Routes::new()
+        .limited("/api/files/{id}", "files", get(get_file))
+        .limited("/api/v1.0/files/{id}", "files", get(get_file))
+        .limited("/api/files/{id}/stats", "stats", get(get_stats))
+        .limited("/api/v1.0/files/{id}/stats", "stats", get(get_stats))
+        .limited("/api/files/{id}/machines", "machines", get(get_machines))
+        .limited("/api/v1.0/files/{id}/machines", "machines", get(get_machines))
+        .limited("/api/files/{id}/sources", "files", get(get_sources))
+        .limited("/api/v1.0/files/{id}/sources", "files", get(get_sources))
+        .limited("/api/files/{id}/determinations", "files", get(get_determinations))
+        .limited("/api/v1.0/files/{id}/determinations", "files", get(get_determinations))
 }
 
 /// The `{id}` of a path as it was given, and the hash it names; 400 `InvalidHashValue` if none.
@@ -125,7 +91,7 @@ async fn judged(state: &AppState, caller: &Authenticated, record: FileRecord) ->
 
 /// The verdicts the caller's tenant may see: its own indicators and every feed.
 fn visible(caller: &Authenticated, verdicts: Vec<Verdict>) -> Vec<Verdict> {
-    let tenant = caller_tenant(caller);
+    let tenant = caller.tenant_or_default();
     verdicts
         .into_iter()
         .filter(|verdict| match &verdict.source {
@@ -147,7 +113,7 @@ async fn get_file(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let (id, judged) = judged_file(&state, &caller, id).await?;
-    let decision = decide(&judged.verdicts, caller_tenant(&caller), now());
+    let decision = decide(&judged.verdicts, caller.tenant_or_default(), now());
     if !judged.known && decision.winner.is_none() {
         return Err(not_found(&id));
     }
@@ -163,7 +129,7 @@ pub(crate) async fn entity_value(
     record: FileRecord,
 ) -> Result<Value, ApiError> {
     let judged = judged(state, caller, record).await?;
-    let decision = decide(&judged.verdicts, caller_tenant(caller), now());
+    let decision = decide(&judged.verdicts, caller.tenant_or_default(), now());
     serde_json::from_slice(&entity_json(state, headers, &judged.record, &decision))
         .map_err(|error| ApiError::Internal(format!("the File entity: {error}")))
 }
@@ -208,11 +174,6 @@ async fn get_sources(
     Ok(odata_value(&body))
 }
 
-/// The tenant a caller speaks for; in open mode (`--insecure-no-auth`), the default tenant.
-pub(crate) fn caller_tenant(caller: &Authenticated) -> &str {
-    caller.tenant().unwrap_or(fileintel_core::DEFAULT_TENANT)
-}
-
 /// `GET /api/files/{id}/determinations` (a fileintel extension): every source that spoke about
 /// the file (the caller's own tenant's indicators and every feed), what it said and when,
 /// whether it speaks now, and which one decided the answer.
@@ -222,7 +183,7 @@ async fn get_determinations(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let (_, Judged { record, verdicts, .. }) = judged_file(&state, &caller, id).await?;
-    let tenant = caller_tenant(&caller);
+    let tenant = caller.tenant_or_default();
     let now = now();
     let decision = decide(&verdicts, tenant, now);
     let value: Vec<Value> = verdicts
@@ -278,15 +239,6 @@ fn invalid_look_back(value: &str) -> ApiError {
     }
 }
 
-pub(crate) fn now() -> Timestamp {
-    let elapsed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    Timestamp(i64::try_from(elapsed.as_nanos() / 100).unwrap_or(i64::MAX))
-}
-
-pub(crate) fn time_value(time: Option<Timestamp>) -> Value {
-    time.map_or(Value::Null, |time| Value::String(time.to_string()))
-}
-
 /// `GET /api/files/{id}/stats`: the file in the caller's tenant within the look-back window,
 /// beside its global figures.
 async fn get_stats(
@@ -300,7 +252,7 @@ async fn get_stats(
     let (id, hash) = file_hash(id)?;
     let hours = look_back_hours(query.as_deref())?;
     let since = Timestamp(now().0 - hours * 3600 * 10_000_000);
-    let tenant = caller.tenant().unwrap_or(fileintel_core::DEFAULT_TENANT);
+    let tenant = caller.tenant_or_default();
     let stats = state
         .store
         .file_stats(hash, tenant, since)
@@ -337,7 +289,7 @@ async fn get_machines(
     // MDE takes a SHA-1 only; fileintel also takes the file's SHA-256 or MD5 (an extension),
     // resolved to the same file as `GET /api/files/{id}` resolves them.
     let (_, hash) = file_hash(id)?;
-    let tenant = caller.tenant().unwrap_or(fileintel_core::DEFAULT_TENANT);
+    let tenant = caller.tenant_or_default();
     let mut devices = state.store.file_devices(hash, tenant).await?;
     devices.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then_with(|| a.device_id.cmp(&b.device_id)));
     let machines: Vec<Value> = devices

@@ -15,7 +15,7 @@ pub struct Query<'a> {
 
 pub fn query(text: &str) -> Query<'_> {
     Query {
-        look_back_value: crate::files::query_param(Some(text), "lookBackHours"),
+        look_back_value: crate::odata::query_param(Some(text), "lookBackHours"),
         look_back_hours: crate::files::look_back_hours(Some(text)).ok(),
         system_options: crate::odata::system_options(text),
     }

@@ -4,7 +4,6 @@
 //! `Ti.ReadWrite.All`. An indicator's action becomes its file's determination for its tenant
 //! (see `fileintel_core::indicator`).
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -17,16 +16,18 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::auth::{Authenticated, TI_READ_WRITE, TI_READ_WRITE_ALL};
 use crate::error::ApiError;
-use crate::files::{caller_tenant, now, odata_value, request_host, time_value};
+use crate::now;
+use crate::odata::{odata_value, request_host, time_value};
+use crate::routes::Routes;
 
 /// The most indicators one import takes, as in MDE.
 pub const MAX_IMPORT: usize = 500;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/indicators", get(list).post(submit))
-        .route("/api/indicators/import", axum::routing::post(import))
-        .route("/api/indicators/{id}", delete(remove))
+pub(crate) fn routes() -> Routes {
+    Routes::new()
+        .limited("/api/indicators", "indicators", get(list).post(submit))
+        .limited("/api/indicators/import", "indicators", axum::routing::post(import))
+        .limited("/api/indicators/{id}", "indicators", delete(remove))
 }
 
 fn require(caller: &Authenticated) -> Result<(), ApiError> {
@@ -60,7 +61,7 @@ fn from_request(body: &Value, caller: &Authenticated, at: Timestamp) -> Result<I
         caller.upn.clone().or_else(|| caller.app_id.clone()).unwrap_or_else(|| caller.object_id.clone())
     });
     let indicator = Indicator {
-        tenant: caller_tenant(caller).to_owned(),
+        tenant: caller.tenant_or_default().to_owned(),
         id: String::new(),
         indicator_value: required("indicatorValue")?.to_ascii_lowercase(),
         indicator_type,
@@ -183,7 +184,7 @@ async fn import(State(state): State<AppState>, caller: Authenticated, body: Byte
 async fn list(State(state): State<AppState>, caller: Authenticated, headers: HeaderMap) -> Result<Response, ApiError> {
     require(&caller)?;
     let now = now();
-    let indicators = state.store.list_indicators(caller_tenant(&caller)).await?;
+    let indicators = state.store.list_indicators(caller.tenant_or_default()).await?;
     // MDE lists the active ones: an expired indicator is kept, but not listed.
     let value: Vec<Value> = indicators
         .iter()
@@ -200,7 +201,7 @@ async fn remove(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     require(&caller)?;
-    if state.store.delete_indicator(caller_tenant(&caller), &id).await? {
+    if state.store.delete_indicator(caller.tenant_or_default(), &id).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(ApiError::NotFound(format!("Indicator {id} was not found")))

@@ -7,7 +7,6 @@ use std::io::Read;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, header};
@@ -23,9 +22,10 @@ use crate::AppState;
 use crate::auth::{Authenticated, FILE_READ_WRITE_ALL};
 use crate::error::ApiError;
 use crate::import::{Failure, Opened, decode_into};
+use crate::routes::Routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/ingest/observations", post(post_observations))
+pub(crate) fn routes() -> Routes {
+    Routes::new().limited("/api/ingest/observations", "ingest", post(post_observations))
 }
 
 /// What the query says of the body's format.
@@ -40,7 +40,7 @@ enum Requested {
 }
 
 fn requested_format(query: Option<&str>) -> Result<Requested, ApiError> {
-    Ok(match crate::files::query_param(query, "format") {
+    Ok(match crate::odata::query_param(query, "format") {
         None => Requested::Unspecified,
         Some(value) if value.eq_ignore_ascii_case("auto") => Requested::Auto,
         Some(value) => Requested::Named(

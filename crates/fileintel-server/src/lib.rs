@@ -21,6 +21,8 @@ pub mod analyze;
 pub mod application;
 pub mod auth;
 pub mod backend;
+mod client;
+pub mod devcert;
 pub mod error;
 mod feeds;
 mod files;
@@ -34,6 +36,7 @@ pub mod limits;
 mod metadata;
 mod odata;
 pub mod remote;
+mod routes;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod throttle;
@@ -182,21 +185,33 @@ impl AppState {
     }
 }
 
-/// The whole API. Unknown routes and wrong methods answer in the error envelope too.
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .merge(files::router())
-        .merge(ingest::router())
-        .merge(analyze::router())
-        .merge(feeds::router())
-        .merge(indicators::router())
-        .merge(metadata::router())
-        .merge(tokens::router())
+/// The time now, as the handlers stamp what they record and decide.
+pub(crate) fn now() -> fileintel_core::Timestamp {
+    let elapsed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    fileintel_core::Timestamp(i64::try_from(elapsed.as_nanos() / 100).unwrap_or(i64::MAX))
+}
+
+/// Every route of the API, each limited one with the API whose budget it spends.
+fn routes() -> routes::Routes {
+    routes::Routes::new()
+        .merge(files::routes())
+        .merge(ingest::routes())
+        .merge(analyze::routes())
+        .merge(feeds::routes())
+        .merge(indicators::routes())
+        .merge(metadata::routes())
+        .merge(tokens::routes())
         .route("/health", axum::routing::get(health))
         .route("/ready", axum::routing::get(ready))
+}
+
+/// The whole API. Unknown routes and wrong methods answer in the error envelope too.
+pub fn router(state: AppState) -> Router {
+    let (routes, apis) = routes().into_parts();
+    routes
         // After routing, so it knows which API a request is for.
         .layer(axum::middleware::from_fn(odata::refuse_unsupported_options))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), throttle::enforce))
+        .layer(axum::middleware::from_fn_with_state((state.clone(), apis), throttle::enforce))
         // Every request body must keep coming: one that stalls longer than the timeout fails,
         // rather than holding its connection (and an upload permit) for ever.
         .layer(axum::middleware::map_request_with_state(state.clone(), time_body))

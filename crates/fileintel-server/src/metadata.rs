@@ -1,11 +1,10 @@
 //! `GET /api/$metadata`: the OData CSDL document schema-driven MDE clients read first.
 
-use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::AppState;
+use crate::routes::Routes;
 
 /// The part of MDE's schema fileintel serves: every entity set and type an answer's
 /// `@odata.context` names (`Files`, `Machines`, `Indicators`, `InOrgFileStats`), with their
@@ -224,8 +223,8 @@ pub const METADATA: &str = r#"<?xml version="1.0" encoding="utf-8"?>
 </edmx:Edmx>
 "#;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/$metadata", get(get_metadata)).route("/api/v1.0/$metadata", get(get_metadata))
+pub(crate) fn routes() -> Routes {
+    Routes::new().route("/api/$metadata", get(get_metadata)).route("/api/v1.0/$metadata", get(get_metadata))
 }
 
 async fn get_metadata() -> Response {

@@ -2,17 +2,18 @@
 //! headers and 429s that tell the client.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
-use crate::auth::Verified;
+use crate::auth::{Verified, caller_of};
+use crate::client::{ClientAddress, client_address};
 use crate::error::ApiError;
 use crate::limits::{Decision, Window, mde_windows};
+use crate::routes::Apis;
 
 /// Which budgets apply, from configuration.
 #[derive(Debug, Clone)]
@@ -59,7 +60,7 @@ impl Default for RateLimits {
 
 impl RateLimits {
     /// The APIs that spend budgets of their own, by the names `--rate-limit` takes: every name
-    /// [`api_of`] gives a route, and nothing else.
+    /// a route is labelled with ([`crate::routes::Routes::limited`]), and nothing else.
     pub const API_NAMES: [&'static str; 8] =
         ["files", "stats", "machines", "ingest", "analyze", "feeds", "indicators", "token"];
 
@@ -73,97 +74,10 @@ impl RateLimits {
     }
 }
 
-/// The API a routed request is for, by its route; `None` for what MDE does not limit.
-fn api_of(route: &str) -> Option<&'static str> {
-    match route {
-        "/api/files/{id}" | "/api/v1.0/files/{id}" => Some("files"),
-        "/api/files/{id}/stats" | "/api/v1.0/files/{id}/stats" => Some("stats"),
-        "/api/files/{id}/machines" | "/api/v1.0/files/{id}/machines" => Some("machines"),
-        "/api/files/{id}/sources"
-        | "/api/v1.0/files/{id}/sources"
-        | "/api/files/{id}/determinations"
-        | "/api/v1.0/files/{id}/determinations" => Some("files"),
-        "/api/feeds/import" => Some("feeds"),
-        "/api/indicators" | "/api/indicators/{id}" | "/api/indicators/import" => Some("indicators"),
-        "/api/ingest/observations" => Some("ingest"),
-        "/api/files/analyze" => Some("analyze"),
-        "/{tenant}/oauth2/v2.0/token" | "/{tenant}/oauth2/token" => Some("token"),
-        _ => None,
-    }
-}
-
 /// Spends one call of `key`'s budget, or says how long to wait.
 pub(crate) async fn spend(state: &AppState, key: &str, windows: &[Window]) -> Result<Decision, Decision> {
     let decision = state.limiter.check(key, windows).await;
     if decision.allowed { Ok(decision) } else { Err(decision) }
-}
-
-/// The client's address, handed to the token endpoint for its failed-login budget.
-#[derive(Clone)]
-pub(crate) struct ClientAddress(pub String);
-
-/// The address a request's budgets are kept under: the TCP peer, or, when the peer is a trusted
-/// proxy, the right-most `X-Forwarded-For` entry that is not itself a trusted proxy (entries
-/// further left are whatever the client chose to send, and prove nothing); see
-/// [`budget_address`] for how much of it counts.
-pub(crate) fn client_address(
-    extensions: &axum::http::Extensions,
-    headers: &HeaderMap,
-    trusted: &[std::net::IpAddr],
-) -> String {
-    let Some(peer) = extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip()) else {
-        return "unknown".to_owned();
-    };
-    if !trusted.contains(&peer) {
-        if forwarded_by_an_untrusted_peer(peer, headers, trusted) {
-            warn_untrusted_forwarding(peer);
-        }
-        return budget_address(peer);
-    }
-    let forwarded = headers.get_all("x-forwarded-for").iter().filter_map(|value| value.to_str().ok());
-    let hops: Vec<std::net::IpAddr> =
-        forwarded.flat_map(|value| value.split(',')).filter_map(|hop| hop.trim().parse().ok()).collect();
-    budget_address(hops.into_iter().rev().find(|hop| !trusted.contains(hop)).unwrap_or(peer))
-}
-
-/// How much of an address a budget is kept per: an IPv4 address whole, an IPv6 address by its
-/// /64, the smallest block a site is given (one host can take any of its 2^64 addresses, so
-/// per address it would have unlimited budgets).
-pub(crate) fn budget_address(address: std::net::IpAddr) -> String {
-    match address {
-        std::net::IpAddr::V4(address) => address.to_string(),
-        std::net::IpAddr::V6(address) => match address.to_ipv4_mapped() {
-            Some(mapped) => mapped.to_string(),
-            None => {
-                let [a, b, c, d, ..] = address.segments();
-                format!("{}/64", std::net::Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0))
-            }
-        },
-    }
-}
-
-/// Whether a request carries `X-Forwarded-For` from a peer that is not a trusted proxy: the
-/// header is then ignored, and if the peer is a load balancer every client behind it shares
-/// its budgets, failed sign-ins included.
-pub(crate) fn forwarded_by_an_untrusted_peer(
-    peer: std::net::IpAddr,
-    headers: &HeaderMap,
-    trusted: &[std::net::IpAddr],
-) -> bool {
-    !trusted.contains(&peer) && headers.contains_key("x-forwarded-for")
-}
-
-/// Says so once per process, loudly: per request it would flood the log.
-fn warn_untrusted_forwarding(peer: std::net::IpAddr) {
-    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-        tracing::warn!(
-            %peer,
-            "a request came with X-Forwarded-For from a peer that is not a trusted proxy: the header is ignored, \
-             so every client behind that peer shares one address's rate limits and failed-sign-in budget; \
-             if it is your load balancer, pass --trusted-proxy {peer} (logged once)"
-        );
-    }
 }
 
 pub(crate) fn set_headers(headers: &mut HeaderMap, decision: &Decision) {
@@ -178,9 +92,14 @@ pub(crate) fn too_many(decision: &Decision) -> Response {
     response
 }
 
-/// Authenticates the caller of a limited API, then spends one call of its budget.
-pub async fn enforce(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let Some(api) = request.extensions().get::<MatchedPath>().and_then(|path| api_of(path.as_str())) else {
+/// Authenticates the caller of a limited API (which API, `apis` says of the route), then spends
+/// one call of its budget.
+pub(crate) async fn enforce(
+    State((state, apis)): State<(AppState, Apis)>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let Some(api) = request.extensions().get::<MatchedPath>().and_then(|path| apis.of(path.as_str())) else {
         return next.run(request).await;
     };
     let address = client_address(request.extensions(), request.headers(), &state.config.trusted_proxies);
@@ -195,12 +114,9 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
         request.extensions_mut().insert(ClientAddress(address));
         return next.run(request).await;
     }
-    let caller = match state.auth.required {
-        true => match crate::auth::authenticate(&state, request.headers(), &address).await {
-            Ok(caller) => Some(caller),
-            Err(error) => return error.into_response(),
-        },
-        false => None,
+    let caller = match caller_of(&state, request.headers(), &address).await {
+        Ok(caller) => caller,
+        Err(error) => return error.into_response(),
     };
     if state.limits.enabled {
         let (tenant, app) = match &caller {
@@ -229,70 +145,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_route_with_a_budget_is_named_in_the_list_of_apis_and_every_listed_api_has_a_route() {
-        let routes = [
-            "/api/files/{id}",
-            "/api/v1.0/files/{id}",
-            "/api/files/{id}/stats",
-            "/api/v1.0/files/{id}/stats",
-            "/api/files/{id}/machines",
-            "/api/v1.0/files/{id}/machines",
-            "/api/files/{id}/sources",
-            "/api/v1.0/files/{id}/sources",
-            "/api/files/{id}/determinations",
-            "/api/v1.0/files/{id}/determinations",
-            "/api/feeds/import",
-            "/api/indicators",
-            "/api/indicators/{id}",
-            "/api/indicators/import",
-            "/api/ingest/observations",
-            "/api/files/analyze",
-            "/{tenant}/oauth2/v2.0/token",
-            "/{tenant}/oauth2/token",
-        ];
-        let named: HashSet<&str> = routes.iter().map(|route| api_of(route).unwrap()).collect();
-        assert_eq!(named, RateLimits::API_NAMES.into_iter().collect::<HashSet<_>>());
-        assert_eq!(api_of("/health"), None);
-    }
-
-    fn headers(forwarded: Option<&str>) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        if let Some(forwarded) = forwarded {
-            headers.insert("x-forwarded-for", HeaderValue::from_str(forwarded).unwrap());
+    fn every_limited_route_spends_a_listed_api_and_every_listed_api_has_a_route() {
+        let (_, apis) = crate::routes().into_parts();
+        let labelled: HashSet<&str> = apis.iter().map(|(_, api)| api).collect();
+        assert_eq!(labelled, RateLimits::API_NAMES.into_iter().collect::<HashSet<_>>());
+        // What MDE does not limit spends nothing.
+        for unlimited in ["/health", "/ready", "/api/$metadata", "/{tenant}/discovery/v2.0/keys"] {
+            assert_eq!(apis.of(unlimited), None, "{unlimited}");
         }
-        headers
-    }
-
-    #[test]
-    fn ipv6_budgets_are_kept_per_64_and_ipv4_per_address() {
-        let one: std::net::IpAddr = "2001:db8:1:2::1".parse().unwrap();
-        let same_64: std::net::IpAddr = "2001:db8:1:2:ffff:1234:5678:9abc".parse().unwrap();
-        let next_64: std::net::IpAddr = "2001:db8:1:3::1".parse().unwrap();
-        assert_eq!(budget_address(one), "2001:db8:1:2::/64");
-        assert_eq!(budget_address(one), budget_address(same_64));
-        assert_ne!(budget_address(one), budget_address(next_64));
-        assert_eq!(budget_address("192.0.2.7".parse().unwrap()), "192.0.2.7");
-        assert_ne!(budget_address("192.0.2.7".parse().unwrap()), budget_address("192.0.2.8".parse().unwrap()));
-        assert_eq!(budget_address("::ffff:192.0.2.7".parse().unwrap()), "192.0.2.7");
-    }
-
-    #[test]
-    fn forwarded_ipv6_clients_of_a_trusted_proxy_are_kept_per_64() {
-        let mut extensions = axum::http::Extensions::new();
-        extensions.insert(ConnectInfo("10.0.0.1:443".parse::<SocketAddr>().unwrap()));
-        let trusted = ["10.0.0.1".parse().unwrap()];
-        let address = client_address(&extensions, &headers(Some("2001:db8:7:8::42")), &trusted);
-        assert_eq!(address, "2001:db8:7:8::/64");
-    }
-
-    #[test]
-    fn only_forwarding_by_an_untrusted_peer_is_warned_about() {
-        let proxy: std::net::IpAddr = "10.0.0.1".parse().unwrap();
-        let other: std::net::IpAddr = "198.51.100.9".parse().unwrap();
-        let trusted = [proxy];
-        assert!(forwarded_by_an_untrusted_peer(other, &headers(Some("192.0.2.7")), &trusted));
-        assert!(forwarded_by_an_untrusted_peer(other, &headers(Some("192.0.2.7")), &[]));
-        assert!(!forwarded_by_an_untrusted_peer(proxy, &headers(Some("192.0.2.7")), &trusted));
-        assert!(!forwarded_by_an_untrusted_peer(other, &headers(None), &trusted));
     }
 }

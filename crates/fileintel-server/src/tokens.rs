@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -15,19 +14,22 @@ use serde_json::json;
 
 use crate::AppState;
 use crate::auth::now_seconds;
-use crate::files::request_host;
-use crate::throttle::ClientAddress;
+use crate::client::ClientAddress;
+use crate::odata::request_host;
+use crate::routes::Routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
+pub(crate) fn routes() -> Routes {
+    Routes::new()
+        .limited(
             "/{tenant}/oauth2/v2.0/token",
+            "token",
             post(|State(state), Path(tenant), address, headers, body| {
                 post_token(state, tenant, address, headers, body, TokenVersion::V2)
             }),
         )
-        .route(
+        .limited(
             "/{tenant}/oauth2/token",
+            "token",
             post(|State(state), Path(tenant), address, headers, body| {
                 post_token(state, tenant, address, headers, body, TokenVersion::V1)
             }),

@@ -7,7 +7,6 @@ mod feeds;
 mod identity;
 mod ingest;
 mod migrate;
-mod mscerts;
 mod roots;
 mod serve;
 

