@@ -216,8 +216,9 @@ impl AuthState {
     }
 }
 
+/// The time now in Unix seconds, as tokens and identities are stamped.
 pub fn now_seconds() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|since| since.as_secs() as i64).unwrap_or(0)
+    fileintel_core::Timestamp::now().unix_seconds()
 }
 
 pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Result<&str, ApiError> {

@@ -114,9 +114,10 @@ impl<'a> FeedImport<'a> {
             ImportMode::Replace if self.listed.is_empty() => {
                 Ok(Err("not replaced: the import lists no hash; nothing was ended".to_owned()))
             }
-            ImportMode::Replace => {
-                Ok(Ok(self.store.end_unlisted_verdicts(&self.source, &self.listed, crate::now()).await?))
-            }
+            ImportMode::Replace => Ok(Ok(self
+                .store
+                .end_unlisted_verdicts(&self.source, &self.listed, fileintel_core::Timestamp::now())
+                .await?)),
         }
     }
 }

@@ -11,11 +11,11 @@ use fileintel_core::{
 use fileintel_store::MAX_LOOKBACK_HOURS;
 use serde_json::{Value, json};
 
+use crate::AppState;
 use crate::auth::{Authenticated, FILE_READ_ALL, MACHINE_READ, MACHINE_READ_ALL};
 use crate::error::ApiError;
 use crate::odata::{odata_json, odata_value, query_param, request_host, time_value};
 use crate::routes::Routes;
-use crate::{AppState, now};
 
 pub(crate) fn routes() -> Routes {
     Routes::new()
@@ -113,7 +113,7 @@ async fn get_file(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let (id, judged) = judged_file(&state, &caller, id).await?;
-    let decision = decide(&judged.verdicts, caller.tenant_or_default(), now());
+    let decision = decide(&judged.verdicts, caller.tenant_or_default(), Timestamp::now());
     if !judged.known && decision.winner.is_none() {
         return Err(not_found(&id));
     }
@@ -129,7 +129,7 @@ pub(crate) async fn entity_value(
     record: FileRecord,
 ) -> Result<Value, ApiError> {
     let judged = judged(state, caller, record).await?;
-    let decision = decide(&judged.verdicts, caller.tenant_or_default(), now());
+    let decision = decide(&judged.verdicts, caller.tenant_or_default(), Timestamp::now());
     serde_json::from_slice(&entity_json(state, headers, &judged.record, &decision))
         .map_err(|error| ApiError::Internal(format!("the File entity: {error}")))
 }
@@ -184,7 +184,7 @@ async fn get_determinations(
 ) -> Result<Response, ApiError> {
     let (_, Judged { record, verdicts, .. }) = judged_file(&state, &caller, id).await?;
     let tenant = caller.tenant_or_default();
-    let now = now();
+    let now = Timestamp::now();
     let decision = decide(&verdicts, tenant, now);
     let value: Vec<Value> = verdicts
         .iter()
@@ -251,7 +251,7 @@ async fn get_stats(
     caller.require_view(&state, FILE_READ_ALL).await?;
     let (id, hash) = file_hash(id)?;
     let hours = look_back_hours(query.as_deref())?;
-    let since = Timestamp(now().0 - hours * 3600 * 10_000_000);
+    let since = Timestamp::now().plus_hours(-hours);
     let tenant = caller.tenant_or_default();
     let stats = state
         .store

@@ -16,7 +16,6 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::auth::{Authenticated, TI_READ_WRITE, TI_READ_WRITE_ALL};
 use crate::error::ApiError;
-use crate::now;
 use crate::odata::{odata_value, request_host, time_value};
 use crate::routes::Routes;
 
@@ -141,7 +140,7 @@ async fn submit(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     require(&caller)?;
-    let indicator = from_request(&json_body(&body)?, &caller, now()).map_err(ApiError::bad_request)?;
+    let indicator = from_request(&json_body(&body)?, &caller, Timestamp::now()).map_err(ApiError::bad_request)?;
     let stored = state.store.put_indicator(indicator).await?;
     let mut body = entity(&stored);
     let context =
@@ -164,7 +163,7 @@ async fn import(State(state): State<AppState>, caller: Authenticated, body: Byte
             message: format!("Maximum batch size is {MAX_IMPORT}; this one has {}.", indicators.len()),
         });
     }
-    let at = now();
+    let at = Timestamp::now();
     let mut results = Vec::with_capacity(indicators.len());
     for item in indicators {
         let value = item.get("indicatorValue").and_then(Value::as_str).unwrap_or_default().to_owned();
@@ -183,7 +182,7 @@ async fn import(State(state): State<AppState>, caller: Authenticated, body: Byte
 
 async fn list(State(state): State<AppState>, caller: Authenticated, headers: HeaderMap) -> Result<Response, ApiError> {
     require(&caller)?;
-    let now = now();
+    let now = Timestamp::now();
     let indicators = state.store.list_indicators(caller.tenant_or_default()).await?;
     // MDE lists the active ones: an expired indicator is kept, but not listed.
     let value: Vec<Value> = indicators

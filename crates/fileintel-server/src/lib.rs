@@ -185,12 +185,6 @@ impl AppState {
     }
 }
 
-/// The time now, as the handlers stamp what they record and decide.
-pub(crate) fn now() -> fileintel_core::Timestamp {
-    let elapsed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    fileintel_core::Timestamp(i64::try_from(elapsed.as_nanos() / 100).unwrap_or(i64::MAX))
-}
-
 /// Every route of the API, each limited one with the API whose budget it spends.
 fn routes() -> routes::Routes {
     routes::Routes::new()

@@ -25,6 +25,7 @@ pub const DEFAULT_INDEX: &str = "https://pypi.org/simple";
 /// Larger than any release so far (about 0.7 MB) by far, small enough to hold in memory.
 const MAX_WHEEL_BYTES: usize = 64 << 20;
 /// An index page lists every release; a few hundred kilobytes today.
+#[cfg(feature = "fetch")]
 const MAX_PAGE_BYTES: usize = 16 << 20;
 
 /// One file an index page links to.

@@ -68,9 +68,9 @@ mod tests {
         assert_eq!(moved.len(), original.len());
         let time = |line: &serde_json::Value| Timestamp::parse(line["timestamp"].as_str().unwrap()).unwrap();
         let newest = moved.iter().map(time).max().unwrap();
-        assert!(newest <= now && now.0 - newest.0 < 86_400 * 10_000_000, "{newest:?} vs {now:?}");
+        assert!(newest <= now && now.0 - newest.0 < fileintel_core::TICKS_PER_DAY, "{newest:?} vs {now:?}");
         let shift = time(&moved[0]).0 - time(&original[0]).0;
-        assert_eq!(shift % (86_400 * 10_000_000), 0, "whole days");
+        assert_eq!(shift % (fileintel_core::TICKS_PER_DAY), 0, "whole days");
         for (moved, original) in moved.iter().zip(&original) {
             assert_eq!(time(moved).0 - time(original).0, shift, "every time moves alike");
             assert_eq!(moved["sha1"], original["sha1"], "only times change");
