@@ -300,6 +300,10 @@ impl Admin {
                     .with_subscriber(tracing::subscriber::NoSubscriber::default())
                     .await
                     .unwrap_or_else(|never| match never {});
+                // A store that failed: its own words, which the envelope keeps from clients.
+                if let Some(crate::error::Cause(cause)) = response.extensions().get() {
+                    return Err(AdminError::Refused(cause.clone()));
+                }
                 let status = response.status().as_u16();
                 // The admin API's answers are small JSON bodies, made here.
                 let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap_or_default();

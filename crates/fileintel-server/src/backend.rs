@@ -41,7 +41,7 @@ impl StoreSettings {
 }
 
 /// PostgreSQL, shared by every replica.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DatabaseSettings {
     /// `postgres://user:password@host:5432/db`, TLS as libpq's `sslmode` and `sslrootcert` say.
     pub url: String,
@@ -51,6 +51,18 @@ pub struct DatabaseSettings {
     pub timeout: Duration,
     /// Connections this process keeps at most.
     pub connections: usize,
+}
+
+/// Without the password: settings printed by mistake must not leak it.
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("DatabaseSettings")
+            .field("url", &fileintel_postgres::address_without_password(&self.url).unwrap_or_else(|| "(hidden)".into()))
+            .field("timeout", &self.timeout)
+            .field("connections", &self.connections)
+            .finish()
+    }
 }
 
 impl DatabaseSettings {
@@ -160,6 +172,18 @@ pub fn held_by_server(holder: &str, command: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn database_settings_printed_by_mistake_do_not_show_the_password() {
+        let settings = DatabaseSettings {
+            url: "postgres://app:hunter2@db.internal:5433/fileintel".into(),
+            timeout: Duration::from_secs(5),
+            connections: 4,
+        };
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("app@db.internal:5433/fileintel"), "{printed}");
+    }
 
     #[tokio::test]
     async fn a_missing_data_directory_is_created_only_when_the_settings_say_so() {

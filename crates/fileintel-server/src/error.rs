@@ -93,6 +93,11 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// What went wrong behind a 500 or 503, kept in the response's extensions (never written to the
+/// client) for a caller in this process, such as the CLI driving the admin API, to report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cause(pub String);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message) = self.parts();
@@ -108,6 +113,9 @@ impl IntoResponse for ApiError {
         let bytes = serde_json::to_vec(&body)
             .unwrap_or_else(|_| br#"{"error":{"code":"InternalServerError","message":"","target":""}}"#.to_vec());
         let mut response = (status, bytes).into_response();
+        if let ApiError::Internal(cause) | ApiError::Unavailable(cause) = &self {
+            response.extensions_mut().insert(Cause(cause.clone()));
+        }
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
         headers.insert("odata-version", HeaderValue::from_static("4.0"));
@@ -146,6 +154,13 @@ mod tests {
         let target = first["error"]["target"].as_str().unwrap();
         assert!(uuid::Uuid::parse_str(target).is_ok());
         assert_ne!(first["error"]["target"], second["error"]["target"]);
+    }
+
+    #[test]
+    fn the_cause_of_a_failure_stays_in_the_process_for_a_caller_there() {
+        let response = ApiError::Unavailable("PostgreSQL: connection refused".into()).into_response();
+        assert_eq!(response.extensions().get(), Some(&Cause("PostgreSQL: connection refused".into())));
+        assert_eq!(ApiError::NotFound("x".into()).into_response().extensions().get::<Cause>(), None);
     }
 
     #[tokio::test]

@@ -211,7 +211,12 @@ fn http_client() -> Result<reqwest::Client, reqwest::Error> {
             .map(|builder| builder.with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth());
     // Straight to the server named, as before reqwest: a proxy from the environment is for
     // reaching the internet, not one's own fileintel.
-    let builder = reqwest::Client::builder().no_proxy().user_agent(concat!("fileintel/", env!("CARGO_PKG_VERSION")));
+    // A redirect is reported as the server's answer, as before reqwest, never followed: a
+    // followed 302 would resend neither the body nor, to another host, the token.
+    let builder = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("fileintel/", env!("CARGO_PKG_VERSION")));
     match tls {
         Ok(tls) => builder.tls_backend_preconfigured(tls),
         Err(_) => builder,

@@ -153,5 +153,25 @@ mod tests {
         for unlimited in ["/health", "/ready", "/api/$metadata", "/{tenant}/discovery/v2.0/keys"] {
             assert_eq!(apis.of(unlimited), None, "{unlimited}");
         }
+        // MDE's budgets as the README documents them: stats and machines are APIs of their own,
+        // a file's other views spend the files budget, both versions alike.
+        let documented = [
+            ("/api/files/{id}", "files"),
+            ("/api/v1.0/files/{id}/sources", "files"),
+            ("/api/files/{id}/determinations", "files"),
+            ("/api/files/{id}/stats", "stats"),
+            ("/api/v1.0/files/{id}/stats", "stats"),
+            ("/api/files/{id}/machines", "machines"),
+            ("/api/v1.0/files/{id}/machines", "machines"),
+            ("/api/ingest/observations", "ingest"),
+            ("/api/files/analyze", "analyze"),
+            ("/api/feeds/import", "feeds"),
+            ("/api/indicators/{id}", "indicators"),
+            ("/{tenant}/oauth2/v2.0/token", "token"),
+            ("/{tenant}/oauth2/token", "token"),
+        ];
+        for (route, api) in documented {
+            assert_eq!(apis.of(route), Some(api), "{route}");
+        }
     }
 }
