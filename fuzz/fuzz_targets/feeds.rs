@@ -7,7 +7,7 @@ use fileintel_feeds::{Format, Source};
 pub fn run(format: Format, data: &[u8]) {
     let read = fileintel_feeds::read(format, data);
     let (statements, rejected) = (read.statements.len(), read.rejections.len());
-    let source = Source { name: "fuzz".into(), rank: 10, labels: Default::default() };
+    let source = Source::new("fuzz", 10);
     let (verdicts, rejections) = fileintel_feeds::verdicts(&source, read);
     assert_eq!(verdicts.len() + rejections.len(), statements + rejected);
 }

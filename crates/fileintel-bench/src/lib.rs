@@ -1,6 +1,6 @@
 //! Benchmarks for fileintel, a binary of their own beside the product (`fileintel` carries no
 //! benchmark code), run as `fileintel-bench lookups|telemetry|analysis|feeds` after
-//! `cargo build --release`; they drive the `fileintel` binary built beside them:
+//! `cargo build --release --workspace`; they drive the `fileintel` binary built beside them:
 //!
 //! - ingestion: `fileintel ingest` of synthetic NDJSON into a fresh store, against a parse-only
 //!   pass over the same bytes in this process (observations per second, and the ratio);
@@ -142,7 +142,7 @@ pub(crate) fn ingest_fresh(
 }
 
 /// The `fileintel` binary the benchmarks measure: `FILEINTEL_BIN`, or the one beside this
-/// benchmark binary (`cargo build --release` builds both into `target/release`).
+/// benchmark binary (`cargo build --release --workspace` builds both into `target/release`).
 pub(crate) fn fileintel_binary() -> anyhow::Result<PathBuf> {
     if let Some(path) = std::env::var_os("FILEINTEL_BIN") {
         return Ok(PathBuf::from(path));

@@ -1,5 +1,5 @@
 //! `fileintel-bench`: the benchmarks, a binary of their own so that the service a user deploys
-//! carries no benchmark code. Build both binaries with `cargo build --release`, then run
+//! carries no benchmark code. Build both binaries with `cargo build --release --workspace`, then run
 //! `./target/release/fileintel-bench lookups` (see BENCHMARKS.md).
 
 use clap::{Parser, Subcommand};

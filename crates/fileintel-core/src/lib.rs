@@ -38,6 +38,6 @@ pub use record::{
     DeterminationType, FactSource, FactSources, FileFacts, FileRecord, NAMES_PER_SIGHTING, Sighting, top_names,
 };
 pub use time::{
-    MAX_LOOKBACK_HOURS, TICKS_PER_DAY, TICKS_PER_HOUR, TICKS_PER_SECOND, Timestamp, TimestampError,
-    WINDOW_HORIZON_HOURS,
+    AcceptedTimes, DEFAULT_CLOCK_SKEW_SECONDS, EARLIEST_OBSERVATION, MAX_LOOKBACK_HOURS, TICKS_PER_DAY, TICKS_PER_HOUR,
+    TICKS_PER_SECOND, Timestamp, TimestampError, WINDOW_HORIZON_HOURS,
 };

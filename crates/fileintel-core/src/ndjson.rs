@@ -2,6 +2,7 @@
 //! parsed observations in batches, and rejections with their line numbers.
 
 use crate::observation::{Observation, Position, Rejection};
+use crate::time::AcceptedTimes;
 
 /// Longest line accepted; a longer one is rejected without being buffered whole.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
@@ -36,6 +37,22 @@ impl ParsedBatch {
     pub fn push(&mut self, at: Position, observation: Observation) {
         self.observations.push(observation);
         self.positions.push(at);
+    }
+
+    /// Moves every observation whose time `accepted` refuses to the rejections, at its position
+    /// and with why.
+    pub fn reject_times_outside(&mut self, accepted: &AcceptedTimes) {
+        if self.observations.iter().all(|observation| accepted.check(observation.timestamp).is_ok()) {
+            return;
+        }
+        let observations = std::mem::take(&mut self.observations);
+        let positions = std::mem::take(&mut self.positions);
+        for (observation, at) in observations.into_iter().zip(positions) {
+            match accepted.check(observation.timestamp) {
+                Ok(()) => self.push(at, observation),
+                Err(reason) => self.rejections.push(Rejection::new(at, reason)),
+            }
+        }
     }
 }
 
@@ -227,6 +244,7 @@ impl RejectionList {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::Timestamp;
 
     const GOOD: &str =
         r#"{"deviceId":"d","timestamp":"2026-01-01T00:00:00Z","sha1":"4388963aaa83afe2042a46a3c017ad50bdcdafb3"}"#;
@@ -238,6 +256,24 @@ mod tests {
         }
         reader.finish();
         reader
+    }
+
+    #[test]
+    fn times_before_2000_or_past_the_skew_are_rejected_at_their_lines() {
+        let now = Timestamp::parse("2026-12-01T12:00:00Z").unwrap();
+        let line = |time: &str| GOOD.replace("2026-01-01T00:00:00Z", time);
+        let times = ["1970-01-01T00:00:00Z", "1999-12-31T23:59:59Z", "2000-01-01T00:00:00Z", "2026-12-01T12:05:00Z"];
+        let future = ["2026-12-01T12:05:01Z", "2099-01-01T00:00:00Z"];
+        let input: Vec<String> = times.iter().chain(&future).map(|time| line(time)).collect();
+        let mut reader = read_in_chunks(&input.join("\n"), 64);
+        let mut batch = reader.take_batch();
+        assert_eq!(batch.len(), 6, "the parser itself takes any time");
+        batch.reject_times_outside(&AcceptedTimes::at(now, 300));
+        assert_eq!(batch.positions, [3, 4].map(Position::Line), "2000 and exactly the skew are accepted");
+        let rejected: Vec<(Position, bool)> =
+            batch.rejections.iter().map(|r| (r.at, r.reason.contains("in the future"))).collect();
+        assert_eq!(rejected, [(1, false), (2, false), (5, true), (6, true)].map(|(l, f)| (Position::Line(l), f)));
+        assert!(batch.rejections[0].reason.contains("before 2000-01-01T00:00:00"), "{}", batch.rejections[0].reason);
     }
 
     #[test]

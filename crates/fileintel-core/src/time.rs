@@ -23,6 +23,46 @@ pub const MAX_LOOKBACK_HOURS: i64 = 720;
 /// an hour of slack for clocks that disagree. Older times can never fall inside a window again.
 pub const WINDOW_HORIZON_HOURS: i64 = MAX_LOOKBACK_HOURS + 1;
 
+/// The earliest time an observation may carry: 2000-01-01T00:00:00Z. Endpoint telemetry of the
+/// kind fileintel reads did not exist before; an earlier time is a clock that was never set (or a
+/// claim made up to move a file's first sighting back).
+pub const EARLIEST_OBSERVATION: Timestamp = Timestamp(946_684_800 * TICKS_PER_SECOND);
+
+/// How far past the receiving clock an observation's time may be, by default: five minutes of
+/// clocks that disagree.
+pub const DEFAULT_CLOCK_SKEW_SECONDS: i64 = 300;
+
+/// The times an import accepts, from [`EARLIEST_OBSERVATION`] to a bounded skew past now: a time
+/// outside them would set a file's first or last sighting for good (first-observed 1970, a report
+/// dated 2099 that no honest one could replace), so it is rejected rather than stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AcceptedTimes {
+    pub earliest: Timestamp,
+    pub latest: Timestamp,
+}
+
+impl AcceptedTimes {
+    /// The times accepted at `now` with a skew of `skew_seconds` into the future.
+    pub fn at(now: Timestamp, skew_seconds: i64) -> Self {
+        let latest = Timestamp(now.0.saturating_add(skew_seconds.max(0).saturating_mul(TICKS_PER_SECOND)));
+        AcceptedTimes { earliest: EARLIEST_OBSERVATION, latest }
+    }
+
+    /// Why `time` is not accepted, if it is not.
+    pub fn check(&self, time: Timestamp) -> Result<(), String> {
+        if time < self.earliest {
+            return Err(format!("timestamp {time} is before {}, the earliest accepted", self.earliest));
+        }
+        if time > self.latest {
+            return Err(format!(
+                "timestamp {time} is in the future (after {}, the receiving clock plus the allowed skew)",
+                self.latest
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Timestamp {
     /// The system clock's time now: the one function of the core that reads anything but its
     /// arguments. Nothing in the core calls it; the edges (the stores, the server) do, and hand

@@ -62,10 +62,10 @@ impl Format {
 impl std::str::FromStr for Format {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, String> {
-        Format::ALL
-            .into_iter()
-            .find(|format| format.name() == text)
-            .ok_or_else(|| format!("'{text}' is not a feed format: csv, bazaar-csv, stix, misp"))
+        Format::ALL.into_iter().find(|format| format.name() == text).ok_or_else(|| {
+            let names: Vec<&str> = Format::ALL.iter().map(|format| format.name()).collect();
+            format!("'{text}' is not a feed format: {}", names.join(", "))
+        })
     }
 }
 
@@ -97,9 +97,8 @@ fn csv_reader(bytes: &[u8]) -> csv::Reader<&[u8]> {
 
 /// The 1-based line a record starts on, counted from its byte offset: the csv crate's own line
 /// count skips comment lines, and a record's offset can point at the blank and comment lines
-/// before it. Records
-/// come in order, so each count goes on from the last one: a feed is read in one pass, not one
-/// pass per record.
+/// before it. Records come in order, so each count goes on from the last one: a feed is read in
+/// one pass, not one pass per record.
 struct Lines<'a> {
     bytes: &'a [u8],
     /// The offset counted up to, and the line it is on.
@@ -267,13 +266,39 @@ fn read_bazaar_csv(bytes: &[u8]) -> Read {
     read
 }
 
-/// A feed as configured: its name, trust rank and how its labels map to determinations.
+/// A feed as configured: its name, trust rank, how its labels map to determinations, and who
+/// may write it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
     pub name: String,
     pub rank: i32,
     /// Lower-cased label → determination; consulted before [`default_mapping`].
     pub labels: HashMap<String, DeterminationType>,
+    /// Who may import into it. A feed's verdicts speak to every tenant, so by default only the
+    /// operator may ([`Writer::Operator`]).
+    pub writers: Vec<Writer>,
+}
+
+/// Who imports into a feed source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Writer {
+    /// The operator: `fileintel feeds import` on the data directory, or through the running
+    /// server's admin socket. Written `"operator"` in the configuration; no API caller is it,
+    /// whatever its tenant is called.
+    Operator,
+    /// A tenant's applications and users with `Ti.ReadWrite.All`, through `POST /api/feeds/import`.
+    Tenant(String),
+}
+
+impl Writer {
+    /// A writer as the configuration names it: `operator`, or a tenant's name.
+    fn named(name: &str) -> Result<Writer, String> {
+        match name {
+            "operator" => Ok(Writer::Operator),
+            "" => Err("a writer's name is empty".to_owned()),
+            tenant => Ok(Writer::Tenant(tenant.to_owned())),
+        }
+    }
 }
 
 /// The labels fileintel maps by default (the README lists them): MDE's own type names, and
@@ -301,6 +326,8 @@ struct ConfiguredSource {
     rank: i32,
     #[serde(default)]
     labels: HashMap<String, String>,
+    /// `"operator"` and tenant names; absent: the operator alone.
+    writers: Option<Vec<String>>,
 }
 
 /// The feed sources of a configuration file (a JSON array of sources); names must be unique.
@@ -318,14 +345,27 @@ pub fn sources_from_json(bytes: &[u8]) -> Result<Vec<Source>, String> {
                 kind.parse().map_err(|error| format!("feed source {}: {error}", source.name))?;
             labels.insert(label.trim().to_ascii_lowercase(), kind);
         }
-        sources.push(Source { name: source.name, rank: source.rank, labels });
+        let writers = match source.writers {
+            None => vec![Writer::Operator],
+            Some(names) => names
+                .iter()
+                .map(|name| Writer::named(name))
+                .collect::<Result<_, _>>()
+                .map_err(|error| format!("feed source {}: {error}", source.name))?,
+        };
+        sources.push(Source { name: source.name, rank: source.rank, labels, writers });
     }
     Ok(sources)
 }
 
 impl Source {
     pub fn new(name: impl Into<String>, rank: i32) -> Self {
-        Self { name: name.into(), rank, labels: HashMap::new() }
+        Self { name: name.into(), rank, labels: HashMap::new(), writers: vec![Writer::Operator] }
+    }
+
+    /// Whether `writer` may import into this source.
+    pub fn writable_by(&self, writer: &Writer) -> bool {
+        self.writers.contains(writer)
     }
 
     /// What a label means for this source: its own mapping first, then the default. A
@@ -380,10 +420,13 @@ mod tests {
 
     #[test]
     fn every_format_is_read_back_from_its_name_and_an_unknown_name_lists_them() {
-        for format in Format::ALL {
-            assert_eq!(format.name().parse::<Format>(), Ok(format));
+        // The names the README and `--format`'s help document.
+        let documented =
+            [("csv", Format::Csv), ("bazaar-csv", Format::BazaarCsv), ("stix", Format::Stix), ("misp", Format::Misp)];
+        for (name, format) in documented {
+            assert_eq!(name.parse::<Format>(), Ok(format));
+            assert_eq!(format.name(), name);
         }
-        assert_eq!("bazaar-csv".parse::<Format>(), Ok(Format::BazaarCsv));
         assert_eq!("json".parse::<Format>(), Err("'json' is not a feed format: csv, bazaar-csv, stix, misp".into()));
     }
 
@@ -473,6 +516,24 @@ mod tests {
         assert!(sources_from_json(br#"[{"name":"a","rank":1},{"name":"a","rank":2}]"#).unwrap_err().contains("twice"));
         assert!(sources_from_json(br#"[{"name":"a","rank":1,"labels":{"x":"Evil"}}]"#).unwrap_err().contains("Evil"));
         assert!(sources_from_json(br#"[{"name":"a"}]"#).unwrap_err().contains("rank"));
+    }
+
+    #[test]
+    fn only_the_operator_writes_a_source_unless_its_writers_are_named() {
+        let sources = sources_from_json(
+            br#"[{"name":"bazaar","rank":40},{"name":"shared","rank":30,"writers":["operator","contoso"]},
+                {"name":"closed","rank":1,"writers":[]}]"#,
+        )
+        .unwrap();
+        let contoso = Writer::Tenant("contoso".into());
+        let operator_tenant = Writer::Tenant("operator".into());
+        assert!(sources[0].writable_by(&Writer::Operator));
+        assert!(!sources[0].writable_by(&contoso), "by default no tenant writes a feed");
+        assert!(sources[1].writable_by(&contoso) && sources[1].writable_by(&Writer::Operator));
+        assert!(!sources[1].writable_by(&operator_tenant), "a tenant named operator is not the operator");
+        assert!(!sources[2].writable_by(&Writer::Operator));
+        let error = sources_from_json(br#"[{"name":"a","rank":1,"writers":[""]}]"#).unwrap_err();
+        assert!(error.contains("feed source a: a writer's name is empty"), "{error}");
     }
 
     #[test]

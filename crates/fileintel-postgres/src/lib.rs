@@ -162,7 +162,7 @@ const COUNT_SHARDS: u32 = 16;
 const SWEEP_LOCK: i64 = 0x6669_7377_6565_7021;
 
 /// How long one chunk of [`PgStore::sweep_windows`] may run.
-pub const SWEEP_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+const SWEEP_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 /// Files whose observation times one transaction of a sweep removes.
 const SWEEP_CHUNK_FILES: usize = 20_000;
@@ -332,7 +332,7 @@ impl PgStore {
     /// request: it reads the whole table once, range by range of the primary key (an index on
     /// time would cost every ingest), so each range may take up to [`SWEEP_TIMEOUT`] rather
     /// than the statement timeout.
-    pub async fn sweep_windows(&self, now: Timestamp) -> Result<u64, StoreError> {
+    async fn sweep_windows(&self, now: Timestamp) -> Result<u64, StoreError> {
         let kept_from = Timestamp::start_of_hour(now.first_hour_kept()).0;
         // In ranges of file ids (the primary key's prefix, so each chunk reads only its own part
         // of the index, and the whole sweep is one pass), each its own short transaction, so a

@@ -23,6 +23,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/users/{tenant}/{upn}", delete(delete_user))
         .route("/admin/keys", get(list_keys))
         .route("/admin/keys/rotate", post(rotate_key))
+        .route("/admin/feeds/import", post(import_feed))
         .fallback(|| async { ApiError::NotFound("Resource not found".into()) })
         .with_state(state)
 }
@@ -34,6 +35,17 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}
+
+/// A feed import by the operator: as `POST /api/feeds/import`, into the sources whose writers
+/// include `operator` (the default).
+async fn import_feed(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    body: axum::body::Body,
+) -> Result<axum::response::Response, ApiError> {
+    crate::feeds::import_request(&state, &fileintel_feeds::Writer::Operator, &headers, query.as_deref(), body).await
 }
 
 #[derive(Deserialize)]
@@ -174,7 +186,9 @@ async fn rotate_key(State(state): State<AppState>) -> Result<(StatusCode, Json<V
 }
 
 /// The signing keys, generating the first one when there is none.
-pub async fn signing_keys(store: &dyn fileintel_store::Store) -> Result<Vec<fileintel_core::SigningKey>, AdminError> {
+pub(crate) async fn signing_keys(
+    store: &dyn fileintel_store::Store,
+) -> Result<Vec<fileintel_core::SigningKey>, AdminError> {
     let found = store.signing_keys().await.map_err(AdminError::Keys)?;
     if !found.is_empty() {
         return Ok(found);
@@ -185,31 +199,6 @@ pub async fn signing_keys(store: &dyn fileintel_store::Store) -> Result<Vec<file
     // Read again: replicas starting together on one database may each have made one, and all
     // of them must verify (a key made after this read is found when a token first names it).
     store.signing_keys().await.map_err(AdminError::Keys)
-}
-
-/// Creates the demo application, or gives it a fresh secret; returns the secret.
-pub async fn refresh_demo_application(
-    store: &dyn fileintel_store::Store,
-    tenant: &str,
-    client_id: &str,
-) -> Result<String, AdminError> {
-    let secret = fileintel_auth::secrets::generate();
-    let application = fileintel_core::Application {
-        tenant: tenant.into(),
-        client_id: client_id.into(),
-        object_id: "00000000-0000-0000-0000-0000000000de".into(),
-        name: "fileintel demo".into(),
-        roles: vec![
-            "File.Read.All".into(),
-            "File.ReadWrite.All".into(),
-            "Machine.Read.All".into(),
-            "Ti.ReadWrite.All".into(),
-        ],
-        secret_hash: fileintel_auth::secrets::hash(&secret),
-        created: now_seconds(),
-    };
-    store.put_application(application).await.map_err(AdminError::Demo)?;
-    Ok(secret)
 }
 
 /// The file name of a running server's admin socket, in its data directory.
@@ -237,8 +226,6 @@ pub enum AdminError {
     StoringKey(#[source] fileintel_store::StoreError),
     #[error("loading the signing keys")]
     KeyRing(#[source] fileintel_auth::AuthError),
-    #[error("registering the demo application")]
-    Demo(#[source] fileintel_store::StoreError),
     #[error(transparent)]
     Socket(#[from] crate::remote::SocketError),
     /// Refused in this process: the same words the server would have answered with.
@@ -253,6 +240,14 @@ pub enum AdminError {
 }
 
 impl Admin {
+    /// The admin API of a server running on the embedded store `settings` name, when one answers
+    /// on its socket (a socket nobody answers on is left by a server that was killed).
+    pub async fn running_server(settings: &crate::backend::StoreSettings) -> Option<Admin> {
+        let socket = settings.data_dir.join(SOCKET);
+        let answers = settings.database.is_none() && tokio::net::UnixStream::connect(&socket).await.is_ok();
+        answers.then_some(Admin::Socket(socket))
+    }
+
     /// The admin API for the store `settings` name: a database is opened here (every replica
     /// shares it); else a server answering on the data directory's admin socket is used; else
     /// the embedded store is opened here, and when another process holds it after all, its
@@ -262,11 +257,10 @@ impl Admin {
         settings: &crate::backend::StoreSettings,
         view_data_roles: Vec<String>,
     ) -> Result<Admin, AdminError> {
-        let socket = settings.data_dir.join(SOCKET);
-        // A socket nobody answers on is left by a server that was killed.
-        if settings.database.is_none() && tokio::net::UnixStream::connect(&socket).await.is_ok() {
-            return Ok(Admin::Socket(socket));
+        if let Some(running) = Admin::running_server(settings).await {
+            return Ok(running);
         }
+        let socket = settings.data_dir.join(SOCKET);
         let store = match crate::backend::open_store(settings).await {
             Ok(opened) => opened.shared(),
             Err(crate::backend::OpenError::Embedded { source: fileintel_store::StoreError::Busy(holder), .. }) => {
@@ -287,7 +281,10 @@ impl Admin {
 
     /// One request: its status and JSON body (null when it has none).
     async fn request(&self, method: Method, path: &str, body: Option<Value>) -> Result<(u16, Value), AdminError> {
-        let request = crate::remote::admin_request(method, path, body);
+        self.send(crate::remote::admin_request(method, path, body)).await
+    }
+
+    async fn send(&self, request: axum::http::Request<bytes::Bytes>) -> Result<(u16, Value), AdminError> {
         match self {
             Admin::InProcess(router) => {
                 use tower::ServiceExt;
@@ -388,6 +385,31 @@ impl Admin {
     /// Adds a signing key, which signs from then on: `{"kid"}`.
     pub async fn rotate_key(&self) -> Result<Value, AdminError> {
         Ok(self.call(Method::POST, "/admin/keys/rotate", None, StatusCode::CREATED).await?.unwrap_or_default())
+    }
+
+    /// Imports a feed file into the running server's source `source` as the operator (the
+    /// server's `--feed-sources` configure it): its answer, as `POST /api/feeds/import`'s.
+    pub async fn import_feed(
+        &self,
+        format: fileintel_feeds::Format,
+        source: &str,
+        replace: bool,
+        feed: Vec<u8>,
+    ) -> Result<Value, AdminError> {
+        let mode = if replace { "replace" } else { "add" };
+        // As `--server` sends it (`remote::post_feed`): source names are the configuration's own.
+        let path = format!("/admin/feeds/import?format={}&source={source}&mode={mode}", format.name());
+        let mut request = crate::remote::admin_request(Method::POST, &path, None);
+        *request.body_mut() = bytes::Bytes::from(feed);
+        let octets = axum::http::HeaderValue::from_static("application/octet-stream");
+        request.headers_mut().insert(axum::http::header::CONTENT_TYPE, octets);
+        match self.send(request).await? {
+            (200, body) => Ok(body),
+            (status, body) => {
+                let message = body["error"]["message"].as_str().unwrap_or("no message").to_owned();
+                Err(AdminError::ServerRefused { status, message })
+            }
+        }
     }
 
     /// The signing keys' ids and creation times.

@@ -135,7 +135,20 @@ async fn post_import(
 ) -> Result<Response, ApiError> {
     caller.require_role(TI_READ_WRITE_ALL)?;
     let _permit = state.upload_permit()?;
-    let query = query.as_deref();
+    let writer = fileintel_feeds::Writer::Tenant(caller.tenant_or_default().to_owned());
+    import_request(&state, &writer, &headers, query.as_deref(), body).await
+}
+
+/// One import request, from a tenant (`POST /api/feeds/import`) or the operator (the admin
+/// socket's `POST /admin/feeds/import`): the query names the format, source and mode, the body
+/// is the feed.
+pub(crate) async fn import_request(
+    state: &AppState,
+    writer: &fileintel_feeds::Writer,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: Body,
+) -> Result<Response, ApiError> {
     let format: fileintel_feeds::Format = query_param(query, "format")
         .ok_or_else(|| ApiError::bad_request("Name the feed's format: ?format=csv, bazaar-csv, stix or misp."))?
         .parse()
@@ -144,6 +157,17 @@ async fn post_import(
     let source = state.config.feed_sources.iter().find(|source| source.name == name).cloned().ok_or_else(|| {
         ApiError::bad_request(format!("The feed source '{name}' is not configured (--feed-sources)."))
     })?;
+    // A feed speaks to every tenant: only those its configuration names may write it.
+    if !source.writable_by(writer) {
+        let who = match writer {
+            fileintel_feeds::Writer::Operator => "The operator".to_owned(),
+            fileintel_feeds::Writer::Tenant(tenant) => format!("The tenant '{tenant}'"),
+        };
+        return Err(ApiError::Forbidden(format!(
+            "{who} may not write the feed source '{name}': its verdicts speak to every tenant, and its \
+             configuration (--feed-sources, \"writers\") does not name this writer."
+        )));
+    }
     let mode = match query_param(query, "mode") {
         None | Some("add") => ImportMode::Add,
         Some("replace") => ImportMode::Replace,
@@ -152,7 +176,7 @@ async fn post_import(
         }
     };
     let limit = state.config.max_feed_bytes;
-    if crate::ingest::declared_over(&headers, limit) {
+    if crate::ingest::declared_over(headers, limit) {
         return Err(ApiError::PayloadTooLarge(format!("The feed exceeds the limit of {limit} bytes.")));
     }
     let mut bytes = Vec::new();

@@ -163,6 +163,8 @@ pub struct FileImport {
     pub batch: usize,
     /// Files read at once; 0 means one per CPU.
     pub jobs: usize,
+    /// How far past the clock an observation's time may be (seconds).
+    pub clock_skew_seconds: i64,
 }
 
 /// What an import of files came to.
@@ -210,11 +212,11 @@ pub async fn ingest_files(
     on_stored: impl FnMut(&Ingestor),
 ) -> Result<FilesImported, StoreError> {
     let (format, tenant) = (import.format, import.tenant.clone());
-    let open = move |Input { path, in_folder }: Input| {
-        let label: Arc<str> = Arc::from(path.display().to_string());
-        (Some(label), open_file(&path, in_folder, format, tenant.clone()))
+    let open = move |input: Input| {
+        let label: Arc<str> = Arc::from(input.path.display().to_string());
+        (Some(label), open_file(&input, format, tenant.clone()))
     };
-    let mut ingestor = Ingestor::new(store, import.batch);
+    let mut ingestor = Ingestor::new(store, import.batch).with_clock_skew(import.clock_skew_seconds);
     let jobs = one_per_cpu_if_none(import.jobs);
     let decoded = decode_into(&mut ingestor, inputs, jobs, import.batch, open, progress, on_stored).await?;
     let (summary, by_input) = ingestor.finish_by_input().await?;
@@ -229,20 +231,11 @@ pub(crate) fn one_per_cpu_if_none(jobs: usize) -> usize {
     }
 }
 
-/// Opens one file of an import (told apart first when found in a folder, so that a file of no
-/// use is skipped rather than refused).
-fn open_file(path: &Path, in_folder: bool, format: Option<Format>, tenant: Option<String>) -> Opened {
-    let opened = match in_folder {
-        true => sniff(path).map(|(file, prefix)| {
-            let format = folder_format(&prefix, format);
-            let input: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(prefix).chain(file));
-            (input, format.map(Some))
-        }),
-        false => open_input(path).map(|(input, _)| (input, Ok(format))),
-    };
-    let (input, format) = match opened {
-        Ok((input, Ok(format))) => (input, format),
-        Ok((_, Err(reason))) => return Opened::Skip(reason),
+/// Opens one file of an import for decoding.
+fn open_file(input: &Input, format: Option<Format>, tenant: Option<String>) -> Opened {
+    let (input, format) = match open_import_input(input, format) {
+        Ok(Ok(opened)) => (opened.reader, opened.format),
+        Ok(Err(reason)) => return Opened::Skip(reason),
         Err(reason) => return Opened::Refuse(reason),
     };
     match fileintel_telemetry::decoder(format, input, tenant) {
@@ -297,7 +290,7 @@ pub fn open_input(path: &Path) -> Result<(Box<dyn Read + Send>, Option<u64>), St
 
 /// The format a file found in a folder is imported as, from its first bytes, or why it is
 /// skipped: it is not of the format named, or, with none named, of no format that can be told.
-pub fn folder_format(prefix: &[u8], wanted: Option<Format>) -> Result<Format, String> {
+fn folder_format(prefix: &[u8], wanted: Option<Format>) -> Result<Format, String> {
     match (fileintel_telemetry::detect(prefix), wanted) {
         (Ok(found), Some(wanted)) if found != wanted => Err(format!("it is {}, not {}", found.name(), wanted.name())),
         (Ok(found), _) => Ok(found),
@@ -306,12 +299,32 @@ pub fn folder_format(prefix: &[u8], wanted: Option<Format>) -> Result<Format, St
     }
 }
 
-/// Reads the first bytes of a file found in a folder, for [`folder_format`].
-pub fn sniff(path: &Path) -> Result<(std::fs::File, Vec<u8>), String> {
+/// One input of an import, opened: its bytes, their length when known, and the format to decode
+/// them as (`None`: told from the bytes).
+pub struct OpenedInput {
+    pub reader: Box<dyn Read + Send>,
+    pub length: Option<u64>,
+    pub format: Option<Format>,
+}
+
+/// Opens one input of an import, `fileintel ingest`'s and `ingest --server`'s alike. A file found
+/// in a folder is told apart first from its first bytes (read once, and read again from memory), so
+/// that a file of no use is skipped (`Ok(Err(why))`) rather than refused (`Err(why)`).
+pub fn open_import_input(input: &Input, format: Option<Format>) -> Result<Result<OpenedInput, String>, String> {
+    if !input.in_folder {
+        let (reader, length) = open_input(&input.path)?;
+        return Ok(Ok(OpenedInput { reader, length, format }));
+    }
+    let path = &input.path;
     let mut file = std::fs::File::open(path).map_err(|error| format!("opening {}: {error}", path.display()))?;
+    let length = file.metadata().ok().map(|metadata| metadata.len());
     let prefix =
         fileintel_telemetry::read_prefix(&mut file).map_err(|error| format!("reading {}: {error}", path.display()))?;
-    Ok((file, prefix))
+    Ok(folder_format(&prefix, format).map(|format| OpenedInput {
+        reader: Box::new(std::io::Cursor::new(prefix).chain(file)),
+        length,
+        format: Some(format),
+    }))
 }
 
 #[cfg(test)]

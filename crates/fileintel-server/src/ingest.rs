@@ -102,7 +102,8 @@ async fn post_observations(
     // A tenant's token writes that tenant's observations only.
     let scope = caller.tenant().map(str::to_owned);
     let batch_size = DEFAULT_BATCH.min(state.config.ingest_batch);
-    let mut ingestor = Ingestor::scoped(state.store.clone(), batch_size, scope.clone());
+    let mut ingestor = Ingestor::scoped(state.store.clone(), batch_size, scope.clone())
+        .with_clock_skew(state.config.clock_skew_seconds);
     let too_large = |ingestor: &Ingestor| {
         let committed = ingestor.progress().accepted;
         ApiError::PayloadTooLarge(format!(

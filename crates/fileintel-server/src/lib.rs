@@ -89,6 +89,8 @@ pub struct ServerConfig {
     pub max_uploads: usize,
     /// Timeouts and the connection cap of the listener.
     pub connections: ConnectionLimits,
+    /// How far past this server's clock an ingested observation's time may be (seconds).
+    pub clock_skew_seconds: i64,
 }
 
 /// How long a connection may take and how many there may be: without them a client that opens
@@ -131,6 +133,7 @@ impl ServerConfig {
             max_feed_bytes: 64 << 20,
             max_uploads: 4,
             connections: ConnectionLimits::default(),
+            clock_skew_seconds: fileintel_core::DEFAULT_CLOCK_SKEW_SECONDS,
         }
     }
 }

@@ -160,17 +160,11 @@ pub async fn send_input(
     format: Option<fileintel_telemetry::Format>,
     start: impl FnOnce(Option<u64>) -> Box<dyn Fn(u64) + Send>,
 ) -> Result<Sent, ClientError> {
-    let format = match input.in_folder {
-        true => {
-            let (_, prefix) = crate::import::sniff(&input.path).map_err(ClientError::Input)?;
-            match crate::import::folder_format(&prefix, format) {
-                Ok(format) => Some(format),
-                Err(reason) => return Ok(Sent::Skipped(reason)),
-            }
-        }
-        false => format,
+    let opened = match crate::import::open_import_input(input, format).map_err(ClientError::Input)? {
+        Ok(opened) => opened,
+        Err(reason) => return Ok(Sent::Skipped(reason)),
     };
-    let (reader, length) = crate::import::open_input(&input.path).map_err(ClientError::Input)?;
+    let crate::import::OpenedInput { reader, length, format } = opened;
     match post_observations(server, token, reader, format, start(length)).await {
         Ok(summary) => Ok(Sent::Imported(summary)),
         Err(refused) if refused.is_about_the_input() => {

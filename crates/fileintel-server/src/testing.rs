@@ -133,17 +133,9 @@ impl TestApp {
     /// Registers an application of `tenant` with `roles` in the store; returns its client id and
     /// secret.
     pub async fn register(&self, tenant: &str, roles: &[&str]) -> (String, String) {
-        let secret = fileintel_auth::secrets::generate();
-        let client_id = uuid::Uuid::new_v4().to_string();
-        let application = fileintel_core::Application {
-            tenant: tenant.into(),
-            client_id: client_id.clone(),
-            object_id: uuid::Uuid::new_v4().to_string(),
-            name: "test".into(),
-            roles: roles.iter().map(|role| role.to_string()).collect(),
-            secret_hash: fileintel_auth::secrets::hash(&secret),
-            created: 0,
-        };
+        let roles = roles.iter().map(|role| role.to_string()).collect();
+        let (application, secret) = fileintel_auth::new_application(tenant, "test", roles, 0);
+        let client_id = application.client_id.clone();
         self.state.store.put_application(application).await.unwrap();
         (client_id, secret)
     }

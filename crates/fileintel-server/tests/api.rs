@@ -365,7 +365,8 @@ async fn analysed_bytes_are_kept_only_where_configuration_says() {
 /// (`mode=replace`): then the hashes it no longer lists stop speaking, kept as history.
 #[tokio::test]
 async fn a_whole_feed_import_ends_what_the_feed_no_longer_lists() {
-    let sources = fileintel_feeds::sources_from_json(br#"[{"name":"vendor","rank":80}]"#).unwrap();
+    let sources =
+        fileintel_feeds::sources_from_json(br#"[{"name":"vendor","rank":80,"writers":["default"]}]"#).unwrap();
     let app = spawn_app_with(|config| config.feed_sources = sources).await;
     let import = |mode: &str, body: &str| {
         Request::post(format!("/api/feeds/import?format=csv&source=vendor{mode}"))
@@ -411,7 +412,8 @@ async fn a_whole_feed_import_ends_what_the_feed_no_longer_lists() {
 #[tokio::test]
 async fn feeds_decide_the_determination_and_every_source_is_listed() {
     let sources = fileintel_feeds::sources_from_json(
-        br#"[{"name":"bazaar","rank":40},{"name":"vendor","rank":80,"labels":{"grayware":"Unwanted"}}]"#,
+        br#"[{"name":"bazaar","rank":40,"writers":["default"]},
+            {"name":"vendor","rank":80,"labels":{"grayware":"Unwanted"},"writers":["default"]}]"#,
     )
     .unwrap();
     let app = spawn_app_with(|config| config.feed_sources = sources).await;

@@ -5,7 +5,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use fileintel_core::{IngestSummary, NdjsonReader, ParsedBatch, Position, Rejection, RejectionList};
+use fileintel_core::{
+    AcceptedTimes, DEFAULT_CLOCK_SKEW_SECONDS, IngestSummary, NdjsonReader, ParsedBatch, Position, Rejection,
+    RejectionList, Timestamp,
+};
 use tokio::task::JoinHandle;
 
 use crate::{IngestOutcome, Store, StoreError};
@@ -71,6 +74,8 @@ pub struct Ingestor {
     /// Seeded at random per ingestor, so crafted input cannot aim for collisions.
     hasher: ahash::RandomState,
     started: Instant,
+    /// How far past the clock an observation's time may be (see [`AcceptedTimes`]).
+    clock_skew_seconds: i64,
 }
 
 impl Ingestor {
@@ -94,7 +99,16 @@ impl Ingestor {
             inputs: HashMap::new(),
             hasher: Default::default(),
             started: Instant::now(),
+            clock_skew_seconds: DEFAULT_CLOCK_SKEW_SECONDS,
         }
+    }
+
+    /// Accepts observation times up to `seconds` past the clock (by default
+    /// [`DEFAULT_CLOCK_SKEW_SECONDS`]); a later one, or one before [`AcceptedTimes`]' earliest, is
+    /// rejected at its position.
+    pub fn with_clock_skew(mut self, seconds: i64) -> Self {
+        self.clock_skew_seconds = seconds;
+        self
     }
 
     /// Consumes a chunk of native NDJSON, committing full batches as they fill.
@@ -148,7 +162,9 @@ impl Ingestor {
 
     /// Takes a batch read from the input `label`. Batches of small inputs are gathered until a
     /// commit's worth, so that a thousand small files do not cost a thousand syncs.
-    pub async fn submit_from(&mut self, label: Option<Arc<str>>, batch: ParsedBatch) -> Result<(), StoreError> {
+    pub async fn submit_from(&mut self, label: Option<Arc<str>>, mut batch: ParsedBatch) -> Result<(), StoreError> {
+        // Every import passes here, whatever its format: the one place a time is checked.
+        batch.reject_times_outside(&AcceptedTimes::at(Timestamp::now(), self.clock_skew_seconds));
         let ParsedBatch { observations, positions, rejections, records } = batch;
         if let Some(label) = &label {
             let counts = self.inputs.entry(label.clone()).or_default();

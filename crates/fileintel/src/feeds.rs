@@ -21,17 +21,19 @@ pub struct ImportArgs {
     #[arg(long)]
     format: Format,
     /// The feed source the verdicts belong to (its trust rank and labels come from
-    /// --feed-sources when it is configured there).
+    /// --feed-sources when it is configured there; through a running server, from the server's).
     #[arg(long)]
     source: String,
     /// The source's trust rank when --feed-sources does not configure it (higher wins); with
     /// --server, the server's configuration decides.
     #[arg(long, default_value_t = 0, conflicts_with = "server")]
     rank: i32,
-    /// Feed sources: a JSON array of {"name", "rank", "labels": {label: determinationType}}.
+    /// Feed sources: a JSON array of {"name", "rank", "labels": {label: determinationType},
+    /// "writers": ["operator", TENANT...]}.
     #[arg(long, env = "FILEINTEL_FEED_SOURCES")]
     feed_sources: Option<PathBuf>,
-    /// Where to record them (no server may hold the data directory).
+    /// Where to record them; when a server holds the data directory, the import goes through its
+    /// admin socket, as the operator.
     #[command(flatten)]
     store: crate::StoreArgs,
     /// Send the feeds to a running fileintel instead, which applies its own source configuration.
@@ -72,6 +74,24 @@ pub fn run(command: FeedsCommand) -> anyhow::Result<ExitCode> {
                 fileintel_server::remote::post_feed(server, token, input, args.format, source, args.replace, progress)
             });
             let answer = runtime.block_on(sent).with_context(|| format!("sending {}", file.display()))?;
+            rejected += answer["rejected"].as_array().map_or(0, Vec::len);
+            println!("{}", serde_json::json!({"file": file.display().to_string(), "answer": answer}));
+        }
+        return Ok(crate::exit::import(rejected > 0));
+    }
+    // A server holds the data directory: the operator's import goes through its admin socket,
+    // into the sources the server is configured with.
+    if let Some(admin) = runtime.block_on(fileintel_server::admin::Admin::running_server(&args.store.settings())) {
+        if args.replace && files.len() > 1 {
+            anyhow::bail!(
+                "--replace through a running server takes one file: the whole feed (each request is one import)"
+            );
+        }
+        for file in &files {
+            let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+            let answer = runtime
+                .block_on(admin.import_feed(args.format, &args.source, args.replace, bytes))
+                .with_context(|| format!("importing {} through the running server", file.display()))?;
             rejected += answer["rejected"].as_array().map_or(0, Vec::len);
             println!("{}", serde_json::json!({"file": file.display().to_string(), "answer": answer}));
         }

@@ -46,6 +46,11 @@ pub struct IngestArgs {
     /// Files read at once (each on its own thread); 0 means one per CPU.
     #[arg(long, default_value_t = 0, conflicts_with = "server")]
     jobs: usize,
+    /// Seconds past this machine's clock an observation's time may be; a later one (or one before
+    /// 2000) is rejected, with its position, rather than set a file's first or last sighting.
+    #[arg(long, env = "FILEINTEL_MAX_CLOCK_SKEW", default_value_t = fileintel_core::DEFAULT_CLOCK_SKEW_SECONDS,
+        conflicts_with = "server")]
+    max_clock_skew: i64,
     /// Print one JSON object per input (a line each: its name, counts and first rejections)
     /// instead of text.
     #[arg(long)]
@@ -129,8 +134,13 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
                     many => format!("{} inputs", many.len()),
                 };
                 let labels: Vec<String> = inputs.iter().map(|input| input.path.display().to_string()).collect();
-                let import =
-                    FileImport { format: args.format, tenant: args.tenant.clone(), batch: args.batch, jobs: args.jobs };
+                let import = FileImport {
+                    format: args.format,
+                    tenant: args.tenant.clone(),
+                    batch: args.batch,
+                    jobs: args.jobs,
+                    clock_skew_seconds: args.max_clock_skew,
+                };
                 // With --progress-json, each commit's durable count goes to standard error.
                 let mut reported = 0;
                 let report_durable = |ingestor: &Ingestor| {

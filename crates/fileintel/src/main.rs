@@ -101,12 +101,6 @@ impl DatabaseArgs {
             connections: self.database_connections,
         })
     }
-
-    /// The PostgreSQL store, migrated, when a database URL is given.
-    pub async fn connect(&self) -> anyhow::Result<Option<fileintel_postgres::PgStore>> {
-        let Some(settings) = self.settings() else { return Ok(None) };
-        Ok(Some(fileintel_server::backend::connect_database(&settings).await?))
-    }
 }
 
 impl StoreArgs {

@@ -39,17 +39,16 @@ pub fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         if let Some(to) = &args.to {
             database.database_url = Some(to.clone());
         }
-        if database.database_url.is_none() {
+        let Some(settings) = database.settings() else {
             bail!("migrate needs --database-url (or --to): the embedded store migrates itself when opened");
-        }
+        };
         // Connecting applies every migration not yet applied, under an advisory lock.
-        let target = database.connect().await?.context("no database")?;
+        let target = fileintel_server::backend::connect_database(&settings).await?;
         let version = target.schema_version().await.context("reading the schema version")?;
         eprintln!("the database's schema is at version {version}");
         let Some(dir) = &args.from_data_dir else { return Ok(ExitCode::SUCCESS) };
         let source = FjallStore::open(dir).with_context(|| format!("opening the store in {}", dir.display()))?;
-        let url = database.database_url.as_deref().unwrap_or_default();
-        move_store(&source, &target, dir, url, args.page.max(1), &mut Shown::default()).await?;
+        move_store(&source, &target, dir, &settings.url, args.page.max(1), &mut Shown::default()).await?;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -32,6 +32,11 @@ pub struct ServeArgs {
     /// Largest feed `POST /api/feeds/import` takes, in bytes (a feed is read whole).
     #[arg(long, env = "FILEINTEL_MAX_FEED_BYTES", default_value_t = 64 << 20)]
     max_feed_bytes: u64,
+    /// Seconds past this server's clock an ingested observation's time may be; a later one (or
+    /// one before 2000) is rejected, with its position, rather than set a file's first or last
+    /// sighting.
+    #[arg(long, env = "FILEINTEL_MAX_CLOCK_SKEW", default_value_t = fileintel_core::DEFAULT_CLOCK_SKEW_SECONDS)]
+    max_clock_skew: i64,
     /// Uploads (ingestion, feed imports, analyses) read at once; more get 429 with Retry-After.
     #[arg(long, env = "FILEINTEL_MAX_UPLOADS", default_value_t = 4)]
     max_uploads: usize,
@@ -109,6 +114,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.server.max_ingest_bytes = args.max_ingest_bytes;
     config.server.max_analyze_bytes = args.max_analyze_bytes;
     config.server.max_feed_bytes = args.max_feed_bytes;
+    config.server.clock_skew_seconds = args.max_clock_skew;
     config.server.max_uploads = args.max_uploads;
     config.server.connections = ConnectionLimits {
         header_timeout: Duration::from_secs(args.header_timeout.max(1)),

@@ -837,6 +837,54 @@ fn feeds_imported_here_decide_what_the_server_answers() {
     assert_eq!(determinations["value"][0]["won"], true);
 }
 
+/// The operator imports a feed while a server holds the data directory: through its admin
+/// socket, into the sources the server is configured with, which only the writers they name
+/// (by default the operator alone) may write.
+#[test]
+fn the_operator_imports_feeds_through_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let sources = dir.path().join("sources.json");
+    std::fs::write(&sources, r#"[{"name":"team","rank":5},{"name":"closed","rank":9,"writers":["contoso"]}]"#).unwrap();
+    let server =
+        spawn_node(&data, &["--insecure-no-auth", "--rate-limit-off", "--feed-sources", sources.to_str().unwrap()]);
+    let sha1 = sha1_for(6, 6);
+    let feed = dir.path().join("team.csv");
+    std::fs::write(
+        &feed,
+        format!(
+            "{sha1},Malware,Trojan:Win32/Team
+zzz,Malware,x
+"
+        ),
+    )
+    .unwrap();
+    let import = |source: &str| {
+        Command::new(BIN)
+            .args(["feeds", "import", "--format", "csv", "--source", source, "--data-dir"])
+            .arg(&data)
+            .arg(&feed)
+            .output()
+            .unwrap()
+    };
+    let output = import("team");
+    assert_eq!(output.status.code(), Some(3), "a rejected line: {}", String::from_utf8_lossy(&output.stderr));
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(printed["answer"]["changed"], 1, "{printed}");
+    assert_eq!(printed["answer"]["rejected"][0]["line"], 2, "{printed}");
+    let (_, file) = get_json(server.address, &format!("/api/files/{sha1}"));
+    assert_eq!(file["determinationValue"], "Trojan:Win32/Team", "{file}");
+
+    // The API caller (the open mode's default tenant) may not write the operator's feed.
+    let (status, body) = request(server.address, "POST", "/api/feeds/import?format=csv&source=team", "x").unwrap();
+    assert_eq!(status, 403, "{body}");
+    // Nor may the operator write a source that names only a tenant.
+    let output = import("closed");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("The operator may not write the feed source 'closed'"), "{stderr}");
+}
+
 /// `feeds import --replace`: the files are the whole feed, and what the source said about
 /// hashes none of them lists stops speaking; without it an import adds.
 #[test]

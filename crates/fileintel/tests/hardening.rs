@@ -52,7 +52,7 @@ const LIMIT_MIB: u64 = 300;
 fn one_upload_of_any_kind_keeps_the_server_under_300_mb() {
     let dir = tempfile::tempdir().unwrap();
     let sources = dir.path().join("sources.json");
-    std::fs::write(&sources, r#"[{"name": "misp", "rank": 10}]"#).unwrap();
+    std::fs::write(&sources, r#"[{"name": "misp", "rank": 10, "writers": ["default"]}]"#).unwrap();
     let node = spawn_node(
         &dir.path().join("data"),
         &["--insecure-no-auth", "--rate-limit-off", "--feed-sources", sources.to_str().unwrap()],

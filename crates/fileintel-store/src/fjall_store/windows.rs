@@ -17,7 +17,7 @@ impl FjallStore {
     /// devices with their hour counts, of whole hours before [`Timestamp::first_hour_kept`].
     /// Queries and the writer only touch later hours, so this runs beside them. Returns how many
     /// entries went.
-    pub fn sweep_windows(&self, now: Timestamp) -> Result<u64, StoreError> {
+    pub(crate) fn sweep_windows(&self, now: Timestamp) -> Result<u64, StoreError> {
         let inner = &self.inner;
         // The first hour still kept, and the first time in it.
         let kept_hour = now.first_hour_kept();
