@@ -47,9 +47,9 @@ pub struct IngestArgs {
     #[arg(long, default_value_t = 0, conflicts_with = "server")]
     jobs: usize,
     /// Seconds past this machine's clock an observation's time may be; a later one (or one before
-    /// 2000) is rejected, with its position, rather than set a file's first or last sighting.
-    #[arg(long, env = "FILEINTEL_MAX_CLOCK_SKEW", default_value_t = fileintel_core::DEFAULT_CLOCK_SKEW_SECONDS,
-        conflicts_with = "server")]
+    /// 2000) is rejected, with its position, rather than set a file's first or last sighting. With
+    /// --server, the server's own setting applies.
+    #[arg(long, env = "FILEINTEL_MAX_CLOCK_SKEW", default_value_t = fileintel_core::DEFAULT_CLOCK_SKEW_SECONDS)]
     max_clock_skew: i64,
     /// Print one JSON object per input (a line each: its name, counts and first rejections)
     /// instead of text.
