@@ -30,7 +30,7 @@ pub const EARLIEST_OBSERVATION: Timestamp = Timestamp(946_684_800 * TICKS_PER_SE
 
 /// How far past the receiving clock an observation's time may be, by default: five minutes of
 /// clocks that disagree.
-pub const DEFAULT_CLOCK_SKEW_SECONDS: i64 = 300;
+pub const DEFAULT_CLOCK_SKEW_SECONDS: u32 = 300;
 
 /// The times an import accepts, from [`EARLIEST_OBSERVATION`] to a bounded skew past now: a time
 /// outside them would set a file's first or last sighting for good (first-observed 1970, a report
@@ -43,8 +43,8 @@ pub struct AcceptedTimes {
 
 impl AcceptedTimes {
     /// The times accepted at `now` with a skew of `skew_seconds` into the future.
-    pub fn at(now: Timestamp, skew_seconds: i64) -> Self {
-        let latest = Timestamp(now.0.saturating_add(skew_seconds.max(0).saturating_mul(TICKS_PER_SECOND)));
+    pub fn at(now: Timestamp, skew_seconds: u32) -> Self {
+        let latest = Timestamp(now.0.saturating_add(i64::from(skew_seconds) * TICKS_PER_SECOND));
         AcceptedTimes { earliest: EARLIEST_OBSERVATION, latest }
     }
 

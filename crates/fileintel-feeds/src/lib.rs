@@ -363,9 +363,20 @@ impl Source {
         Self { name: name.into(), rank, labels: HashMap::new(), writers: vec![Writer::Operator] }
     }
 
-    /// Whether `writer` may import into this source.
-    pub fn writable_by(&self, writer: &Writer) -> bool {
-        self.writers.contains(writer)
+    /// Whether `writer` may import into this source, and why not when it may not.
+    pub fn check_writer(&self, writer: &Writer) -> Result<(), String> {
+        if self.writers.contains(writer) {
+            return Ok(());
+        }
+        let who = match writer {
+            Writer::Operator => "The operator".to_owned(),
+            Writer::Tenant(tenant) => format!("The tenant '{tenant}'"),
+        };
+        Err(format!(
+            "{who} may not write the feed source '{}': its verdicts speak to every tenant, and its configuration \
+             (--feed-sources, \"writers\") does not name this writer.",
+            self.name
+        ))
     }
 
     /// What a label means for this source: its own mapping first, then the default. A
@@ -527,11 +538,11 @@ mod tests {
         .unwrap();
         let contoso = Writer::Tenant("contoso".into());
         let operator_tenant = Writer::Tenant("operator".into());
-        assert!(sources[0].writable_by(&Writer::Operator));
-        assert!(!sources[0].writable_by(&contoso), "by default no tenant writes a feed");
-        assert!(sources[1].writable_by(&contoso) && sources[1].writable_by(&Writer::Operator));
-        assert!(!sources[1].writable_by(&operator_tenant), "a tenant named operator is not the operator");
-        assert!(!sources[2].writable_by(&Writer::Operator));
+        assert!(sources[0].check_writer(&Writer::Operator).is_ok());
+        assert!(sources[0].check_writer(&contoso).is_err(), "by default no tenant writes a feed");
+        assert!(sources[1].check_writer(&contoso).is_ok() && sources[1].check_writer(&Writer::Operator).is_ok());
+        assert!(sources[1].check_writer(&operator_tenant).is_err(), "a tenant named operator is not the operator");
+        assert!(sources[2].check_writer(&Writer::Operator).is_err());
         let error = sources_from_json(br#"[{"name":"a","rank":1,"writers":[""]}]"#).unwrap_err();
         assert!(error.contains("feed source a: a writer's name is empty"), "{error}");
     }

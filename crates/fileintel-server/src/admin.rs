@@ -280,10 +280,6 @@ impl Admin {
     }
 
     /// One request: its status and JSON body (null when it has none).
-    async fn request(&self, method: Method, path: &str, body: Option<Value>) -> Result<(u16, Value), AdminError> {
-        self.send(crate::remote::admin_request(method, path, body)).await
-    }
-
     async fn send(&self, request: axum::http::Request<bytes::Bytes>) -> Result<(u16, Value), AdminError> {
         match self {
             Admin::InProcess(router) => {
@@ -318,7 +314,16 @@ impl Admin {
         body: Option<Value>,
         expected: StatusCode,
     ) -> Result<Option<Value>, AdminError> {
-        match self.request(method, path, body).await? {
+        self.call_with(crate::remote::admin_request(method, path, body), expected).await
+    }
+
+    /// As [`Admin::call`], for a request built by the caller.
+    async fn call_with(
+        &self,
+        request: axum::http::Request<bytes::Bytes>,
+        expected: StatusCode,
+    ) -> Result<Option<Value>, AdminError> {
+        match self.send(request).await? {
             (status, body) if status == expected.as_u16() => Ok(Some(body)),
             (404, _) => Ok(None),
             (status, body) => {
@@ -403,13 +408,11 @@ impl Admin {
         *request.body_mut() = bytes::Bytes::from(feed);
         let octets = axum::http::HeaderValue::from_static("application/octet-stream");
         request.headers_mut().insert(axum::http::header::CONTENT_TYPE, octets);
-        match self.send(request).await? {
-            (200, body) => Ok(body),
-            (status, body) => {
-                let message = body["error"]["message"].as_str().unwrap_or("no message").to_owned();
-                Err(AdminError::ServerRefused { status, message })
-            }
-        }
+        // A 404 is a server older than this route.
+        self.call_with(request, StatusCode::OK).await?.ok_or_else(|| AdminError::ServerRefused {
+            status: 404,
+            message: "this server takes no feed import on its admin socket".into(),
+        })
     }
 
     /// The signing keys' ids and creation times.

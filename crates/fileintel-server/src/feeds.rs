@@ -64,10 +64,18 @@ pub struct FeedImport<'a> {
 }
 
 impl<'a> FeedImport<'a> {
-    pub fn new(store: &'a dyn Store, source: &fileintel_feeds::Source, mode: ImportMode) -> Self {
+    /// An import into `source` by `writer`; refused, saying why, when the source's configuration
+    /// does not name the writer (a feed speaks to every tenant).
+    pub fn new(
+        store: &'a dyn Store,
+        source: &fileintel_feeds::Source,
+        writer: &fileintel_feeds::Writer,
+        mode: ImportMode,
+    ) -> Result<Self, String> {
+        source.check_writer(writer)?;
         let configured = source.clone();
         let source = VerdictSource::Feed { name: source.name.clone() };
-        FeedImport { store, configured, source, mode, listed: HashSet::new(), rejected: 0, changed: 0 }
+        Ok(FeedImport { store, configured, source, mode, listed: HashSet::new(), rejected: 0, changed: 0 })
     }
 
     /// Reads one input of the feed (on a blocking thread: a feed may be large) and records its
@@ -157,17 +165,6 @@ pub(crate) async fn import_request(
     let source = state.config.feed_sources.iter().find(|source| source.name == name).cloned().ok_or_else(|| {
         ApiError::bad_request(format!("The feed source '{name}' is not configured (--feed-sources)."))
     })?;
-    // A feed speaks to every tenant: only those its configuration names may write it.
-    if !source.writable_by(writer) {
-        let who = match writer {
-            fileintel_feeds::Writer::Operator => "The operator".to_owned(),
-            fileintel_feeds::Writer::Tenant(tenant) => format!("The tenant '{tenant}'"),
-        };
-        return Err(ApiError::Forbidden(format!(
-            "{who} may not write the feed source '{name}': its verdicts speak to every tenant, and its \
-             configuration (--feed-sources, \"writers\") does not name this writer."
-        )));
-    }
     let mode = match query_param(query, "mode") {
         None | Some("add") => ImportMode::Add,
         Some("replace") => ImportMode::Replace,
@@ -175,6 +172,8 @@ pub(crate) async fn import_request(
             return Err(ApiError::bad_request(format!("mode is add (the default) or replace, not '{other}'.")));
         }
     };
+    // Refused before the body is read: a writer the source does not name gets a 403.
+    let mut import = FeedImport::new(state.store.as_ref(), &source, writer, mode).map_err(ApiError::Forbidden)?;
     let limit = state.config.max_feed_bytes;
     if crate::ingest::declared_over(headers, limit) {
         return Err(ApiError::PayloadTooLarge(format!("The feed exceeds the limit of {limit} bytes.")));
@@ -189,7 +188,6 @@ pub(crate) async fn import_request(
         }
         bytes.extend_from_slice(&chunk);
     }
-    let mut import = FeedImport::new(state.store.as_ref(), &source, mode);
     let Imported { taken, changed, rejections } = import.import(format, bytes).await?;
     let (ended, not_replaced) = match import.finish().await? {
         Ok(ended) => (ended, None),

@@ -164,7 +164,7 @@ pub struct FileImport {
     /// Files read at once; 0 means one per CPU.
     pub jobs: usize,
     /// How far past the clock an observation's time may be (seconds).
-    pub clock_skew_seconds: i64,
+    pub clock_skew_seconds: u32,
 }
 
 /// What an import of files came to.

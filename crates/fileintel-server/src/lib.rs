@@ -90,7 +90,7 @@ pub struct ServerConfig {
     /// Timeouts and the connection cap of the listener.
     pub connections: ConnectionLimits,
     /// How far past this server's clock an ingested observation's time may be (seconds).
-    pub clock_skew_seconds: i64,
+    pub clock_skew_seconds: u32,
 }
 
 /// How long a connection may take and how many there may be: without them a client that opens

@@ -38,7 +38,8 @@ async fn a_tenant_cannot_rewrite_a_feed_every_tenant_trusts() {
     .await;
     // The operator's import (the CLI on the data directory, or the admin socket).
     let bazaar = app.state.config.feed_sources[0].clone();
-    let mut import = FeedImport::new(app.state.store.as_ref(), &bazaar, ImportMode::Add);
+    let operator = fileintel_feeds::Writer::Operator;
+    let mut import = FeedImport::new(app.state.store.as_ref(), &bazaar, &operator, ImportMode::Add).unwrap();
     import.import(fileintel_feeds::Format::Csv, format!("{SHA1},Malware,Emotet\n").into_bytes()).await.unwrap();
     let contoso = app.token_for("contoso", &["File.Read.All"]).await;
     assert_eq!(determination(&app, &contoso).await, "Malware");

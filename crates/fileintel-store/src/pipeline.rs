@@ -75,7 +75,7 @@ pub struct Ingestor {
     hasher: ahash::RandomState,
     started: Instant,
     /// How far past the clock an observation's time may be (see [`AcceptedTimes`]).
-    clock_skew_seconds: i64,
+    clock_skew_seconds: u32,
 }
 
 impl Ingestor {
@@ -106,7 +106,7 @@ impl Ingestor {
     /// Accepts observation times up to `seconds` past the clock (by default
     /// [`DEFAULT_CLOCK_SKEW_SECONDS`]); a later one, or one before [`AcceptedTimes`]' earliest, is
     /// rejected at its position.
-    pub fn with_clock_skew(mut self, seconds: i64) -> Self {
+    pub fn with_clock_skew(mut self, seconds: u32) -> Self {
         self.clock_skew_seconds = seconds;
         self
     }

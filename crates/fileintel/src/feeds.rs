@@ -24,8 +24,8 @@ pub struct ImportArgs {
     /// --feed-sources when it is configured there; through a running server, from the server's).
     #[arg(long)]
     source: String,
-    /// The source's trust rank when --feed-sources does not configure it (higher wins); with
-    /// --server, the server's configuration decides.
+    /// The source's trust rank when --feed-sources does not configure it (higher wins); through a
+    /// server (--server, or one holding the data directory), the server's configuration decides.
     #[arg(long, default_value_t = 0, conflicts_with = "server")]
     rank: i32,
     /// Feed sources: a JSON array of {"name", "rank", "labels": {label: determinationType},
@@ -51,6 +51,14 @@ pub struct ImportArgs {
     files: Vec<PathBuf>,
 }
 
+/// A running server an import goes through.
+enum Via<'a> {
+    /// `--server`: `POST /api/feeds/import`, as the token's tenant.
+    Http(&'a str),
+    /// The server holding the data directory: its admin socket, as the operator.
+    Socket(fileintel_server::admin::Admin),
+}
+
 /// The configured sources of a `--feed-sources` file, or none.
 pub fn load_sources(path: Option<&PathBuf>) -> anyhow::Result<Vec<Source>> {
     let Some(path) = path else { return Ok(Vec::new()) };
@@ -64,34 +72,40 @@ pub fn run(command: FeedsCommand) -> anyhow::Result<ExitCode> {
     let files = crate::ingest::expand_inputs(&args.files)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
     let mut rejected = 0;
-    if let Some(server) = &args.server {
+    // Through a running server: named (`--server`, as a tenant), or holding the data directory
+    // (its admin socket, as the operator); either applies the server's own source configuration.
+    let via = match &args.server {
+        Some(server) => Some(Via::Http(server)),
+        None => {
+            runtime.block_on(fileintel_server::admin::Admin::running_server(&args.store.settings())).map(Via::Socket)
+        }
+    };
+    if let Some(via) = via {
         if args.replace && files.len() > 1 {
-            anyhow::bail!("--replace with --server takes one file: the whole feed (each request is one import)");
+            anyhow::bail!("--replace through a server takes one file: the whole feed (each request is one import)");
         }
         for file in &files {
-            let sent = crate::ingest::upload(file, |input, progress| {
-                let (token, source) = (args.token.as_deref(), args.source.as_str());
-                fileintel_server::remote::post_feed(server, token, input, args.format, source, args.replace, progress)
-            });
-            let answer = runtime.block_on(sent).with_context(|| format!("sending {}", file.display()))?;
-            rejected += answer["rejected"].as_array().map_or(0, Vec::len);
-            println!("{}", serde_json::json!({"file": file.display().to_string(), "answer": answer}));
-        }
-        return Ok(crate::exit::import(rejected > 0));
-    }
-    // A server holds the data directory: the operator's import goes through its admin socket,
-    // into the sources the server is configured with.
-    if let Some(admin) = runtime.block_on(fileintel_server::admin::Admin::running_server(&args.store.settings())) {
-        if args.replace && files.len() > 1 {
-            anyhow::bail!(
-                "--replace through a running server takes one file: the whole feed (each request is one import)"
-            );
-        }
-        for file in &files {
-            let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-            let answer = runtime
-                .block_on(admin.import_feed(args.format, &args.source, args.replace, bytes))
-                .with_context(|| format!("importing {} through the running server", file.display()))?;
+            let answer = match &via {
+                Via::Http(server) => runtime.block_on(crate::ingest::upload(file, |input, progress| {
+                    let (token, source) = (args.token.as_deref(), args.source.as_str());
+                    fileintel_server::remote::post_feed(
+                        server,
+                        token,
+                        input,
+                        args.format,
+                        source,
+                        args.replace,
+                        progress,
+                    )
+                })),
+                Via::Socket(admin) => {
+                    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+                    runtime
+                        .block_on(admin.import_feed(args.format, &args.source, args.replace, bytes))
+                        .map_err(Into::into)
+                }
+            }
+            .with_context(|| format!("sending {}", file.display()))?;
             rejected += answer["rejected"].as_array().map_or(0, Vec::len);
             println!("{}", serde_json::json!({"file": file.display().to_string(), "answer": answer}));
         }
@@ -103,7 +117,9 @@ pub fn run(command: FeedsCommand) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| Source::new(args.source.clone(), args.rank));
     let store = runtime.block_on(open_store(&args.store.settings()))?.shared();
     let mode = if args.replace { fileintel_server::ImportMode::Replace } else { fileintel_server::ImportMode::Add };
-    let mut import = fileintel_server::FeedImport::new(store.as_ref(), &source, mode);
+    let operator = fileintel_feeds::Writer::Operator;
+    let mut import =
+        fileintel_server::FeedImport::new(store.as_ref(), &source, &operator, mode).map_err(anyhow::Error::msg)?;
     for file in &files {
         let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
         let fileintel_server::Imported { taken, changed, rejections } =

@@ -50,7 +50,7 @@ pub struct IngestArgs {
     /// 2000) is rejected, with its position, rather than set a file's first or last sighting. With
     /// --server, the server's own setting applies.
     #[arg(long, env = "FILEINTEL_MAX_CLOCK_SKEW", default_value_t = fileintel_core::DEFAULT_CLOCK_SKEW_SECONDS)]
-    max_clock_skew: i64,
+    max_clock_skew: u32,
     /// Print one JSON object per input (a line each: its name, counts and first rejections)
     /// instead of text.
     #[arg(long)]

@@ -36,7 +36,7 @@ pub struct ServeArgs {
     /// one before 2000) is rejected, with its position, rather than set a file's first or last
     /// sighting.
     #[arg(long, env = "FILEINTEL_MAX_CLOCK_SKEW", default_value_t = fileintel_core::DEFAULT_CLOCK_SKEW_SECONDS)]
-    max_clock_skew: i64,
+    max_clock_skew: u32,
     /// Uploads (ingestion, feed imports, analyses) read at once; more get 429 with Retry-After.
     #[arg(long, env = "FILEINTEL_MAX_UPLOADS", default_value_t = 4)]
     max_uploads: usize,
@@ -53,7 +53,9 @@ pub struct ServeArgs {
     /// SHA-256 (by default they are dropped once analysed).
     #[arg(long, env = "FILEINTEL_KEEP_ANALYZED")]
     keep_analyzed: Option<std::path::PathBuf>,
-    /// Feed sources `POST /api/feeds/import` takes: a JSON array of {"name", "rank", "labels"}.
+    /// Feed sources: a JSON array of {"name", "rank", "labels", "writers"}; a source is written by
+    /// the operator alone (the CLI, the admin socket) unless its "writers" name tenants, whose
+    /// `POST /api/feeds/import` it then takes.
     #[arg(long, env = "FILEINTEL_FEED_SOURCES")]
     feed_sources: Option<std::path::PathBuf>,
     /// Worker threads for the HTTP runtime (default: one per core).

@@ -878,6 +878,7 @@ zzz,Malware,x
     // The API caller (the open mode's default tenant) may not write the operator's feed.
     let (status, body) = request(server.address, "POST", "/api/feeds/import?format=csv&source=team", "x").unwrap();
     assert_eq!(status, 403, "{body}");
+    assert!(body.contains("The tenant 'default' may not write the feed source 'team'"), "{body}");
     // Nor may the operator write a source that names only a tenant.
     let output = import("closed");
     assert!(!output.status.success());
