@@ -104,6 +104,7 @@ mod tests {
                 ..Default::default()
             },
             reported: Default::default(),
+            tenants: Vec::new(),
         };
         let context = file_entity_context("https", "api.example");
         let json = String::from_utf8(FileEntity::new(context, &record, &record.facts).to_json()).unwrap();

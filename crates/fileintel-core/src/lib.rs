@@ -23,6 +23,7 @@ pub mod ndjson;
 pub mod observation;
 pub mod record;
 pub mod time;
+pub mod trust;
 
 pub use determination::{Decision, Verdict, VerdictSource, decide};
 pub use entity::{FileEntity, file_entity_context};
@@ -41,3 +42,4 @@ pub use time::{
     AcceptedTimes, DEFAULT_CLOCK_SKEW_SECONDS, EARLIEST_OBSERVATION, MAX_LOOKBACK_HOURS, TICKS_PER_DAY, TICKS_PER_HOUR,
     TICKS_PER_SECOND, Timestamp, TimestampError, WINDOW_HORIZON_HOURS,
 };
+pub use trust::{TenantFile, Trust, Viewer};

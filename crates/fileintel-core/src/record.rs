@@ -3,6 +3,7 @@
 use crate::hash::{FileHashes, Sha1};
 use crate::observation::{Observation, ReportedFacts};
 use crate::time::Timestamp;
+use crate::trust::TenantFile;
 
 /// MDE's determination of a file, serialized by name.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -80,15 +81,21 @@ impl FileFacts {
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FileRecord {
     pub hashes: FileHashes,
-    /// Distinct devices, across all tenants, that observed the file.
+    /// Distinct devices, across all tenants, that observed the file (in a profile a viewer
+    /// sees, across the tenants it counts; the same for the observed window).
     pub global_prevalence: u64,
     pub global_first_observed: Option<Timestamp>,
     pub global_last_observed: Option<Timestamp>,
     pub size: Option<u64>,
     /// Facts from fileintel's own analysis and from feeds.
     pub facts: FileFacts,
-    /// What endpoints reported (the latest report), used where `facts` has no answer.
+    /// What endpoints reported, used where `facts` has no answer. Stored, only what a store
+    /// kept before reports were per tenant (the operator's, speaking to every tenant); in a
+    /// profile a viewer sees ([`FileRecord::seen_by`]), the report that speaks to it.
     pub reported: ReportedFacts,
+    /// What each tenant's telemetry says of the file, one row per tenant that observed it:
+    /// what [`FileRecord::seen_by`] counts. Empty in a profile a viewer sees.
+    pub tenants: Vec<crate::trust::TenantFile>,
 }
 
 impl FileRecord {
@@ -112,6 +119,10 @@ impl FileRecord {
         self.facts.fill_from(other.facts);
         if self.reported.is_empty() {
             self.reported = other.reported;
+        }
+        // Device counts are recounted by the store ([`FileRecord::count_devices`]).
+        for row in other.tenants {
+            self.tenant_mut(&row.tenant.clone()).absorb(row);
         }
     }
 
@@ -252,21 +263,32 @@ pub fn top_names(mut counts: Vec<(String, u64)>, limit: usize) -> Vec<String> {
 }
 
 impl FileRecord {
-    /// Takes in what one observation says of the file itself: its time widens the observed
-    /// window, its size fills a missing one, and its endpoint report stands when it is the
-    /// newest observation so far.
+    /// Takes in one observation: its time widens the observed window, and its tenant's row
+    /// takes what it says ([`TenantFile::take_observation`]); what it reports of the file
+    /// (size, signer, ...) speaks only through that row.
     pub fn take_observation(&mut self, observation: &Observation) {
-        let time = observation.timestamp;
-        let newest = self.global_last_observed.is_none_or(|last| time >= last);
-        self.observe(time);
-        if self.size.is_none() {
-            self.size = observation.size;
-        }
-        if let Some(reported) = &observation.reported
-            && newest
-        {
-            self.reported = (**reported).clone();
-        }
+        self.observe(observation.timestamp);
+        self.tenant_mut(&observation.tenant_id).take_observation(observation);
+    }
+
+    /// Counts `devices` more devices of `tenant` that observed the file (sightings the store
+    /// found to be new), in the tenant's row and in the total.
+    pub fn count_devices(&mut self, tenant: &str, devices: u64) {
+        self.global_prevalence += devices;
+        self.tenant_mut(tenant).devices += devices;
+    }
+
+    /// The row of `tenant`, added empty if the tenant has none yet (rows are in name order).
+    pub fn tenant_mut(&mut self, tenant: &str) -> &mut TenantFile {
+        // Kept in name order, so two stores hold the same rows in the same order.
+        let index = match self.tenants.binary_search_by(|row| row.tenant.as_str().cmp(tenant)) {
+            Ok(index) => index,
+            Err(index) => {
+                self.tenants.insert(index, TenantFile::new(tenant));
+                index
+            }
+        };
+        &mut self.tenants[index]
     }
 }
 

@@ -470,7 +470,7 @@ impl Store for PgStore {
                 Some(_) => Some(reads::record_from_row(&row)?.1),
                 None => None,
             };
-            let verdicts = verdicts::newest_per_source(row.try_get::<_, Vec<&str>>(10)?)?;
+            let verdicts = verdicts::newest_per_source(row.try_get::<_, Vec<&str>>(11)?)?;
             Ok((record, verdicts))
         })
         .await

@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use fileintel_core::{FileFacts, FileHash};
+use fileintel_core::{FileFacts, FileHash, FileRecord, TenantFile, Viewer};
 use fileintel_store::{FjallStore, Store, StoreError};
 use serde_json::{Value, json};
 
@@ -156,8 +156,11 @@ pub async fn move_store(
             let mut facts = Vec::new();
             for file in &files {
                 observations.extend(file.observations.iter().cloned());
-                let measured = file.observations.is_empty().then_some(file.record.size).flatten();
-                if file.record.facts != FileFacts::default() || file.observations.is_empty() {
+                // The record's own size is fileintel's measurement (or the operator's, from a
+                // store written before reports were per tenant); tenants' sizes ride on their
+                // observations.
+                let measured = file.record.size;
+                if file.record.facts != FileFacts::default() || measured.is_some() || file.observations.is_empty() {
                     facts.push((file.record.hashes, measured, file.record.facts.clone()));
                 }
             }
@@ -235,7 +238,7 @@ pub async fn move_store(
                 continue;
             };
             let moved = target.get_file(hash).await?;
-            if moved.as_ref() != Some(&file.record) {
+            if moved.as_ref().map(comparable) != Some(comparable(&file.record)) {
                 return Err(MoveError::Differs {
                     hash: hash.to_string(),
                     here: format!("{:?}", file.record),
@@ -252,6 +255,14 @@ pub async fn move_store(
     report.say(&format!("checked: {ours} files on both sides; {compared} compared whole, all equal"));
     progress.mark("checked", json!(true))?;
     Ok(())
+}
+
+/// What a move must keep of a record: the operator's view of it, and each tenant's counts. (A
+/// report a store kept once per file before reports were per tenant becomes the report of the
+/// tenant that saw the file last, so the rows' reports may differ where that view does not.)
+fn comparable(record: &FileRecord) -> (Option<FileRecord>, Vec<TenantFile>) {
+    let rows = record.tenants.iter().map(|row| TenantFile { reported: None, ..row.clone() }).collect();
+    (record.seen_by(Viewer::Operator), rows)
 }
 
 /// An observation with every NUL character in its text replaced by U+FFFD: the embedded store

@@ -15,7 +15,7 @@ const MIGRATION_LOCK: i64 = 0x6669_6d69_6772_6174;
 
 /// Every migration, by version, in the order they apply.
 pub(crate) const MIGRATIONS: &[(i32, &str)] =
-    &[(1, V1_INITIAL), (2, V2_IDENTITY_GENERATION), (3, V3_INDICATOR_IDS_PER_TENANT)];
+    &[(1, V1_INITIAL), (2, V2_IDENTITY_GENERATION), (3, V3_INDICATOR_IDS_PER_TENANT), (4, V4_TENANT_ROWS)];
 
 /// The first schema. Times are `bigint` 100-nanosecond ticks since 1970 (`Timestamp`'s own unit:
 /// `timestamptz` keeps microseconds only, and reads must give back exactly what was written).
@@ -188,6 +188,47 @@ SELECT tenant, greatest(max(id), (SELECT CASE WHEN is_called THEN last_value ELS
 FROM indicators GROUP BY tenant;
 "#;
 
+/// What each tenant's telemetry says of a file, one `TenantFile` per tenant in name order as
+/// JSON (`FileRecord::tenants`), counted from the sightings. A size and report, which version 3
+/// kept once per file, go to the tenant when only one tenant saw the file (at its last
+/// observation; the size only when the file has no facts of fileintel's own, whose analysis
+/// measured it), and otherwise stay the operator's, speaking to every tenant; fjall's
+/// `rebuild_tenant_files` does the same. Reports are compared as text, since `jsonb` cannot
+/// hold every string a report may.
+const V4_TENANT_ROWS: &str = r#"
+ALTER TABLE files ADD COLUMN tenants json NOT NULL DEFAULT '[]';
+WITH counted AS (
+    SELECT file_id, tenant, count(*) AS devices, min(first_seen) AS first_seen, max(last_seen) AS last_seen
+    FROM sightings GROUP BY file_id, tenant
+), per_file AS (
+    SELECT file_id, count(*) AS tenants, min(tenant) AS tenant, sum(devices) AS devices,
+           min(first_seen) AS first_seen, max(last_seen) AS last_seen,
+           json_agg(json_build_object('tenant', tenant, 'devices', devices, 'first', first_seen,
+                                      'last', last_seen, 'size', NULL, 'reported', NULL)
+                    ORDER BY tenant) AS rows
+    FROM counted GROUP BY file_id
+), single AS (
+    SELECT p.*,
+           CASE WHEN f.facts::text = '{"file_type":null,"is_pe_file":null,"file_publisher":null,"file_product_name":null,"signer":null,"issuer":null,"signer_hash":null,"is_valid_certificate":null,"determination_type":"Unknown","determination_value":null}'
+                THEN f.size END AS old_size,
+           f.reported::text <> '{"signed":null,"signature":null,"signature_status":null,"company":null,"product":null}'
+               AS has_report
+    FROM per_file AS p JOIN files AS f ON f.id = p.file_id
+)
+UPDATE files AS f
+SET tenants = CASE WHEN s.tenants = 1 THEN json_build_array(json_build_object(
+                  'tenant', s.tenant, 'devices', s.devices, 'first', s.first_seen, 'last', s.last_seen,
+                  'size', CASE WHEN s.old_size IS NULL THEN NULL ELSE json_build_array(s.last_seen, s.old_size) END,
+                  'reported', CASE WHEN s.has_report THEN json_build_array(s.last_seen, f.reported) ELSE NULL END))
+              ELSE s.rows END,
+    size = CASE WHEN s.tenants = 1 AND s.old_size IS NOT NULL THEN NULL ELSE f.size END,
+    reported = CASE WHEN s.tenants = 1
+                    THEN '{"signed":null,"signature":null,"signature_status":null,"company":null,"product":null}'
+                    ELSE f.reported END
+FROM single AS s
+WHERE f.id = s.file_id;
+"#;
+
 /// Applies the migrations the database lacks, in one transaction. Running it again, or from
 /// several replicas at once, applies nothing twice.
 pub(crate) async fn migrate(client: &mut Client) -> Result<(), Failure> {
@@ -237,6 +278,7 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<(), Failure> {
 
 #[cfg(test)]
 mod tests {
+    use fileintel_core::{FileHash, Timestamp};
     use fileintel_store::Store;
 
     use crate::testing::{TestDatabase, server_url};
@@ -308,5 +350,74 @@ mod tests {
         }
         assert_eq!(store.put_indicator(indicator("contoso", "", 10)).await.unwrap().id, "6");
         assert_eq!(store.put_indicator(indicator("fabrikam", "", 10)).await.unwrap().id, "6");
+    }
+
+    /// A database of schema version 3 kept one report and size per file: after the migration,
+    /// each tenant has its row counted from the sightings, and a file only one tenant saw gives
+    /// that tenant its report and size (fjall's `rebuild_tenant_files` does the same).
+    #[tokio::test]
+    async fn each_tenant_gets_its_row_from_the_sightings() {
+        let Some(url) = server_url() else { return };
+        let database = TestDatabase::create(&url).await;
+        let client = database.client().await;
+        for (_, sql) in &super::MIGRATIONS[..3] {
+            client.batch_execute(sql).await.unwrap();
+        }
+        client
+            .batch_execute(
+                "CREATE TABLE fileintel_schema_migrations (
+                    version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());
+                 INSERT INTO fileintel_schema_migrations (version) VALUES (1), (2), (3);",
+            )
+            .await
+            .unwrap();
+        let legacy = fileintel_core::ReportedFacts { company: Some("Legacy".into()), ..Default::default() };
+        let (facts, reported) = (
+            serde_json::to_string(&fileintel_core::FileFacts::default()).unwrap(),
+            serde_json::to_string(&legacy).unwrap(),
+        );
+        for (id, tenants) in [(1_i64, &["c", "c"][..]), (2, &["c", "f"][..])] {
+            let sha1 = vec![id as u8; 20];
+            client
+                .execute(
+                    "INSERT INTO files (id, sha1, prevalence, first_observed, last_observed, size, facts, reported)
+                     VALUES ($1, $2, $3, 10, 30, 9, $4::text::json, $5::text::json)",
+                    &[&id, &sha1, &(tenants.len() as i64), &facts, &reported],
+                )
+                .await
+                .unwrap();
+            client
+                .execute("INSERT INTO file_hashes (kind, hash, file_id) VALUES (1, $1, $2)", &[&sha1, &id])
+                .await
+                .unwrap();
+            for (device, tenant) in tenants.iter().enumerate() {
+                let (device, last) = (device.to_string(), 20 + 10 * device as i64);
+                client
+                    .execute(
+                        "INSERT INTO sightings (file_id, tenant, device_id, first_seen, last_seen, file_name, names)
+                         VALUES ($1, $2, $3, 10, $4, NULL, '{}')",
+                        &[&id, tenant, &device, &last],
+                    )
+                    .await
+                    .unwrap();
+            }
+        }
+
+        let store = PgStore::connect(&database.url, PgOptions::default()).await.unwrap();
+        let get = async |n: u8| store.get_file(FileHash::Sha1(fileintel_core::Sha1([n; 20]))).await.unwrap().unwrap();
+        let only_c = get(1).await;
+        assert_eq!((only_c.size, only_c.reported.is_empty()), (None, true), "moved to the one tenant");
+        let row = &only_c.tenants[..];
+        let last = Timestamp(30);
+        assert_eq!(row.len(), 1);
+        assert_eq!(
+            (row[0].tenant.as_str(), row[0].devices, row[0].first, row[0].last),
+            ("c", 2, Some(Timestamp(10)), Some(last))
+        );
+        assert_eq!((row[0].size, row[0].reported.clone()), (Some((last, 9)), Some((last, legacy.clone()))));
+        let shared = get(2).await;
+        let rows: Vec<(&str, u64)> = shared.tenants.iter().map(|row| (row.tenant.as_str(), row.devices)).collect();
+        assert_eq!(rows, [("c", 1), ("f", 1)]);
+        assert_eq!((shared.size, &shared.reported), (Some(9), &legacy), "kept as the operator's");
     }
 }

@@ -12,7 +12,7 @@ use crate::error::Failure;
 macro_rules! record_columns {
     () => {
         "f.id, f.sha1, f.sha256, f.md5, f.prevalence, f.first_observed, f.last_observed, f.size, \
-         f.facts::text, f.reported::text"
+         f.facts::text, f.reported::text, f.tenants::text"
     };
 }
 
@@ -59,7 +59,7 @@ fn hash_at<T>(row: &Row, index: usize, parse: fn(&[u8]) -> Option<T>, what: &str
     }
 }
 
-/// A record and its id from the first ten columns of a row (`record_columns!`).
+/// A record and its id from the first eleven columns of a row (`record_columns!`).
 pub(crate) fn record_from_row(row: &Row) -> Result<(i64, FileRecord), Failure> {
     let id: i64 = row.try_get(0)?;
     let record = FileRecord {
@@ -75,6 +75,7 @@ pub(crate) fn record_from_row(row: &Row) -> Result<(i64, FileRecord), Failure> {
         size: row.try_get::<_, Option<i64>>(7)?.map(|size| size as u64),
         facts: from_json("file facts", row.try_get(8)?)?,
         reported: from_json("endpoint report", row.try_get(9)?)?,
+        tenants: from_json("tenant rows", row.try_get(10)?)?,
     };
     Ok((id, record))
 }
@@ -158,12 +159,12 @@ pub(crate) const FILE_STATS: &str = concat!(
 
 pub(crate) fn stats_from_row(row: &Row) -> Result<OrgFileStats, Failure> {
     let (_, record) = record_from_row(row)?;
-    let prevalence: i64 = row.try_get(12)?;
+    let prevalence: i64 = row.try_get(13)?;
     Ok(OrgFileStats {
         record,
         prevalence: u64::try_from(prevalence).unwrap_or_default(),
-        first_seen: row.try_get::<_, Option<i64>>(10)?.map(Timestamp),
-        last_seen: row.try_get::<_, Option<i64>>(11)?.map(Timestamp),
-        top_file_names: row.try_get(13)?,
+        first_seen: row.try_get::<_, Option<i64>>(11)?.map(Timestamp),
+        last_seen: row.try_get::<_, Option<i64>>(12)?.map(Timestamp),
+        top_file_names: row.try_get(14)?,
     })
 }

@@ -105,23 +105,25 @@ const CLAIM_HASHES: &str = "
     RETURNING 1";
 
 const INSERT_FILES: &str = "
-    INSERT INTO files (id, sha1, sha256, md5, prevalence, first_observed, last_observed, size, facts, reported)
+    INSERT INTO files (id, sha1, sha256, md5, prevalence, first_observed, last_observed, size, facts, reported,
+                       tenants)
     SELECT u.id, u.sha1, u.sha256, u.md5, u.prevalence, u.first_observed, u.last_observed, u.size,
-           u.facts::json, u.reported::json
+           u.facts::json, u.reported::json, u.tenants::json
     FROM unnest($1::int8[], $2::bytea[], $3::bytea[], $4::bytea[], $5::int8[], $6::int8[], $7::int8[],
-                $8::int8[], $9::text[], $10::text[])
-        AS u(id, sha1, sha256, md5, prevalence, first_observed, last_observed, size, facts, reported)";
+                $8::int8[], $9::text[], $10::text[], $11::text[])
+        AS u(id, sha1, sha256, md5, prevalence, first_observed, last_observed, size, facts, reported, tenants)";
 
 /// Facts and reports are sent only when they changed (`NULL` keeps the stored ones): most
-/// updates only move the observed window and the prevalence.
+/// updates only move the observed window, the prevalence and the tenants' rows.
 const UPDATE_FILES: &str = "
     UPDATE files AS f
     SET sha1 = u.sha1, sha256 = u.sha256, md5 = u.md5, prevalence = u.prevalence,
         first_observed = u.first_observed, last_observed = u.last_observed, size = u.size,
-        facts = coalesce(u.facts::json, f.facts), reported = coalesce(u.reported::json, f.reported)
+        facts = coalesce(u.facts::json, f.facts), reported = coalesce(u.reported::json, f.reported),
+        tenants = u.tenants::json
     FROM unnest($1::int8[], $2::bytea[], $3::bytea[], $4::bytea[], $5::int8[], $6::int8[], $7::int8[],
-                $8::int8[], $9::text[], $10::text[])
-        AS u(id, sha1, sha256, md5, prevalence, first_observed, last_observed, size, facts, reported)
+                $8::int8[], $9::text[], $10::text[], $11::text[])
+        AS u(id, sha1, sha256, md5, prevalence, first_observed, last_observed, size, facts, reported, tenants)
     WHERE f.id = u.id";
 
 /// The assignments that merge a sighting of the same file and device, named `$new`, into a
@@ -152,7 +154,8 @@ macro_rules! merge_sighting {
 }
 
 /// Writes merged sightings: new ones are inserted, stored ones merged with fjall's rule, and
-/// the rows actually inserted are counted per file, which is what each prevalence grows by.
+/// the rows actually inserted are counted per file and tenant, which is what each prevalence
+/// grows by.
 /// Every sub-statement sees the same snapshot, so the update sees only rows that existed before
 /// (never one the insert just made); the caller holds the files' rows, so no other transaction
 /// can add one of these sightings in between.
@@ -168,7 +171,7 @@ const SIGHTINGS: &str = concat!(
         INSERT INTO sightings (file_id, tenant, device_id, first_seen, last_seen, file_name, names)
         SELECT file_id, tenant, device_id, first_seen, last_seen, file_name, names FROM batch
         ON CONFLICT (file_id, tenant, device_id) DO NOTHING
-        RETURNING file_id
+        RETURNING file_id, tenant
     ),
     merged AS (
         UPDATE sightings AS s
@@ -183,7 +186,7 @@ const SIGHTINGS: &str = concat!(
                OR (cardinality(s.names) < 8 AND NOT b.names <@ s.names))
         RETURNING 1
     )
-    SELECT file_id, count(*) FROM inserted GROUP BY file_id"
+    SELECT file_id, tenant, count(*) FROM inserted GROUP BY file_id, tenant"
 );
 
 const TIMES: &str = "
@@ -206,7 +209,7 @@ const DEVICES: &str = "
        OR (excluded.os_platform IS NOT NULL AND excluded.os_platform IS DISTINCT FROM d.os_platform)";
 
 /// The absorbed record's sightings move to the kept one, merged with fjall's rule where the
-/// kept one has the device too; the count is how many were new to it.
+/// kept one has the device too; the counts are how many of each tenant were new to it.
 const MOVE_SIGHTINGS: &str = concat!(
     "
     WITH moved AS (
@@ -217,7 +220,7 @@ const MOVE_SIGHTINGS: &str = concat!(
         INSERT INTO sightings (file_id, tenant, device_id, first_seen, last_seen, file_name, names)
         SELECT $1, tenant, device_id, first_seen, last_seen, file_name, names FROM moved
         ON CONFLICT (file_id, tenant, device_id) DO NOTHING
-        RETURNING 1
+        RETURNING tenant
     ),
     merged AS (
         UPDATE sightings AS s
@@ -228,7 +231,7 @@ const MOVE_SIGHTINGS: &str = concat!(
         WHERE s.file_id = $1 AND s.tenant = m.tenant AND s.device_id = m.device_id
         RETURNING 1
     )
-    SELECT count(*) FROM inserted"
+    SELECT tenant, count(*) FROM inserted GROUP BY tenant"
 );
 
 const MOVE_TIMES: &str = "
@@ -435,15 +438,16 @@ impl Batch {
         }
         if let (Some(keep_id), Some(absorb_id)) = (self.slots[keep].id, self.slots[absorb].id) {
             let statement = tx.prepare_cached(MOVE_SIGHTINGS).await?;
-            let row = tx.query_one(&statement, &[&keep_id, &absorb_id]).await?;
-            let moved: i64 = row.try_get(0)?;
+            for row in tx.query(&statement, &[&keep_id, &absorb_id]).await? {
+                let (tenant, moved): (&str, i64) = (row.try_get(0)?, row.try_get(1)?);
+                self.slots[keep].record.count_devices(tenant, u64::try_from(moved).unwrap_or_default());
+            }
             let statement = tx.prepare_cached(MOVE_TIMES).await?;
             tx.execute(&statement, &[&keep_id, &absorb_id]).await?;
             let statement = tx.prepare_cached(DELETE_FILE).await?;
             tx.execute(&statement, &[&absorb_id]).await?;
             self.files_delta -= 1;
             self.absorbed_ids.push(absorb_id);
-            self.slots[keep].record.global_prevalence += u64::try_from(moved).unwrap_or_default();
         }
         let absorbed = std::mem::take(&mut self.slots[absorb]);
         self.slots[absorb].gone = true;
@@ -505,16 +509,13 @@ impl Batch {
         let statement = tx.prepare_cached(SIGHTINGS).await?;
         let inserted =
             tx.query(&statement, &[&file_ids, &tenants, &devices, &firsts, &lasts, &file_names, &names]).await?;
-        let mut counts = Vec::with_capacity(inserted.len());
-        for row in inserted {
-            counts.push((row.try_get::<_, i64>(0)?, row.try_get::<_, i64>(1)?));
-        }
         drop(rows);
-        for (id, count) in counts {
+        for row in inserted {
+            let (id, tenant, count): (i64, &str, i64) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
             if let Some(&slot) = slot_of.get(&id)
                 && !fresh.contains(&slot)
             {
-                self.slots[slot].record.global_prevalence += u64::try_from(count).unwrap_or_default();
+                self.slots[slot].record.count_devices(tenant, u64::try_from(count).unwrap_or_default());
             }
         }
         for &slot in slots {
@@ -604,7 +605,14 @@ impl Batch {
         for &slot in fresh {
             let entry = &mut self.slots[slot];
             // No row names this id yet, so every one of its sightings is new.
-            entry.record.global_prevalence = entry.sightings.len() as u64;
+            entry.record.global_prevalence = 0;
+            for row in &mut entry.record.tenants {
+                row.devices = 0;
+            }
+            for device in entry.sightings.keys() {
+                let tenant = &self.tenants[self.devices[*device as usize].tenant as usize];
+                entry.record.count_devices(tenant, 1);
+            }
         }
         let columns = self.record_columns(fresh, |_| true)?;
         let statement = tx.prepare_cached(INSERT_FILES).await?;
@@ -668,6 +676,7 @@ impl Batch {
                 columns.facts.push(None);
                 columns.reported.push(None);
             }
+            columns.tenants.push(to_json("tenant rows", &record.tenants)?);
         }
         Ok(columns)
     }
@@ -719,7 +728,7 @@ impl Batch {
     }
 }
 
-/// The ten columns of [`INSERT_FILES`] and [`UPDATE_FILES`], one array each.
+/// The eleven columns of [`INSERT_FILES`] and [`UPDATE_FILES`], one array each.
 #[derive(Default)]
 struct RecordColumns<'a> {
     ids: Vec<i64>,
@@ -732,6 +741,7 @@ struct RecordColumns<'a> {
     size: Vec<Option<i64>>,
     facts: Vec<Option<String>>,
     reported: Vec<Option<String>>,
+    tenants: Vec<String>,
 }
 
 impl RecordColumns<'_> {
@@ -754,6 +764,7 @@ impl RecordColumns<'_> {
                     &self.size,
                     &self.facts,
                     &self.reported,
+                    &self.tenants,
                 ],
             )
             .await?)
@@ -858,6 +869,14 @@ mod tests {
         assert!(SIGHTINGS.contains(&format!("cardinality(s.names) < {limit}")));
         let (_, schema) = crate::migrations::MIGRATIONS[0];
         assert!(schema.contains(&format!("LIMIT greatest({limit} - cardinality(kept), 0)")));
+    }
+
+    /// The migration to tenant rows spells empty facts and reports as the text serde writes.
+    #[test]
+    fn the_tenant_rows_migration_knows_empty_facts_and_reports() {
+        let (_, sql) = crate::migrations::MIGRATIONS[3];
+        assert!(sql.contains(&serde_json::to_string(&FileFacts::default()).unwrap()));
+        assert!(sql.contains(&serde_json::to_string(&ReportedFacts::default()).unwrap()));
     }
 
     #[test]

@@ -307,7 +307,8 @@ async fn text_postgresql_cannot_hold_is_refused_per_observation_and_json_keeps_a
     assert_eq!(outcome.rejected[0].0, 0);
     assert!(outcome.rejected[0].1.contains("fileName"), "{}", outcome.rejected[0].1);
     let record = store.get_file(FileHash::Sha1(hashes(2).sha1.unwrap())).await.unwrap().unwrap();
-    assert_eq!((record.global_prevalence, record.reported), (1, reported));
+    let seen = record.seen_by(fileintel_core::Viewer::Operator).unwrap();
+    assert_eq!((seen.global_prevalence, seen.reported), (1, reported), "kept in the tenant's row, as JSON");
     let facts = fileintel_core::FileFacts { file_publisher: Some("Nul\0Soft".into()), ..Default::default() };
     store.put_facts(hashes(2), None, facts.clone()).await.unwrap();
     let record = store.get_file(FileHash::Md5(hashes(2).md5.unwrap())).await.unwrap().unwrap();

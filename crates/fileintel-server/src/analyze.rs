@@ -96,6 +96,7 @@ async fn post_analyze(
         .store
         .get_file(FileHash::Sha256(sha256))
         .await?
+        .and_then(|record| record.seen_by(caller.viewer(&state)))
         .ok_or_else(|| ApiError::Internal("the analysed file was not recorded".into()))?;
     let mut entity = crate::files::entity_value(&state, &caller, &headers, record).await?;
     entity["analysis"] = serde_json::to_value(&analysis)

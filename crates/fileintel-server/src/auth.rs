@@ -356,6 +356,15 @@ impl Authenticated {
         self.tenant().unwrap_or(fileintel_core::DEFAULT_TENANT)
     }
 
+    /// Whose telemetry the caller's answers count: its own tenant's and the trusted tenants'; in
+    /// open mode, where no caller has a tenant to be kept apart from, every tenant's.
+    pub fn viewer<'a>(&'a self, state: &'a crate::AppState) -> fileintel_core::Viewer<'a> {
+        match self.tenant() {
+            Some(name) => fileintel_core::Viewer::Tenant { name, trust: &state.config.trust },
+            None => fileintel_core::Viewer::Operator,
+        }
+    }
+
     /// Requires an application permission in the token's `roles`; delegated tokens cannot write.
     pub fn require_role(&self, permission: &str) -> Result<&Self, ApiError> {
         match &self.0 {

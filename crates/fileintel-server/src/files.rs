@@ -46,7 +46,8 @@ async fn readable_file(
 ) -> Result<FileRecord, ApiError> {
     caller.require_view(state, FILE_READ_ALL).await?;
     let (id, hash) = file_hash(id)?;
-    state.store.get_file(hash).await?.ok_or_else(|| not_found(&id))
+    let record = state.store.get_file(hash).await?;
+    record.and_then(|record| record.seen_by(caller.viewer(state))).ok_or_else(|| not_found(&id))
 }
 
 fn not_found(id: &str) -> ApiError {
@@ -71,7 +72,13 @@ async fn judged_file(
     caller.require_view(state, FILE_READ_ALL).await?;
     let (id, hash) = file_hash(id)?;
     // The record and its verdicts in one read: on PostgreSQL, one round trip.
-    let (known, verdicts) = state.store.file_and_verdicts(hash).await?;
+    let (stored, mut verdicts) = state.store.file_and_verdicts(hash).await?;
+    let known = stored.as_ref().and_then(|record| record.seen_by(caller.viewer(state)));
+    if stored.is_some() && known.is_none() {
+        // A file only tenants the caller does not count know: what is said of its other
+        // hashes does not speak for this one (their pairing is theirs).
+        verdicts = state.store.verdicts(&hash.into()).await?;
+    }
     let judged = Judged {
         verdicts: visible(caller, verdicts),
         known: known.is_some(),
@@ -253,12 +260,8 @@ async fn get_stats(
     let hours = look_back_hours(query.as_deref())?;
     let since = Timestamp::now().plus_hours(-hours);
     let tenant = caller.tenant_or_default();
-    let stats = state
-        .store
-        .file_stats(hash, tenant, since)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("File {id} was not found")))?;
-    let record = &stats.record;
+    let stats = state.store.file_stats(hash, tenant, since).await?.ok_or_else(|| not_found(&id))?;
+    let record = stats.record.seen_by(caller.viewer(&state)).ok_or_else(|| not_found(&id))?;
     let global = if record.global_first_observed.is_some() { record.global_prevalence } else { 0 };
     let host = request_host(&headers, &state);
     let body = json!({

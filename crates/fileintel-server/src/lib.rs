@@ -91,6 +91,9 @@ pub struct ServerConfig {
     pub connections: ConnectionLimits,
     /// How far past this server's clock an ingested observation's time may be (seconds).
     pub clock_skew_seconds: u32,
+    /// The tenants whose telemetry speaks to every tenant (`--trusted-tenant`); none by
+    /// default, so that each tenant's figures are its own.
+    pub trust: fileintel_core::Trust,
 }
 
 /// How long a connection may take and how many there may be: without them a client that opens
@@ -134,6 +137,7 @@ impl ServerConfig {
             max_uploads: 4,
             connections: ConnectionLimits::default(),
             clock_skew_seconds: fileintel_core::DEFAULT_CLOCK_SKEW_SECONDS,
+            trust: fileintel_core::Trust::default(),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use fileintel_server::testing::{TestApp, spawn_app_with};
+use fileintel_server::testing::{TestApp, spawn_app, spawn_app_with};
 use fileintel_server::{FeedImport, ImportMode};
 
 const SHA1: &str = "4388963aaa83afe2042a46a3c017ad50bdcdafb3";
@@ -99,4 +99,200 @@ async fn observations_dated_in_the_future_or_before_2000_are_rejected_with_their
     let yesterday = fileintel_core::Timestamp(now.0 - fileintel_core::TICKS_PER_DAY).to_string();
     assert_eq!(file["globalFirstObserved"], yesterday.as_str(), "{file}");
     assert_eq!(file["globalLastObserved"], yesterday.as_str(), "{file}");
+}
+
+/// The backends every attack below runs on: the embedded store, and PostgreSQL when
+/// `FILEINTEL_TEST_DATABASE_URL` names a server (under CI it always does).
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Embedded,
+    Postgres,
+}
+
+/// The application on `backend` with `configure` applied, and the test database it keeps.
+async fn app_on(
+    backend: Backend,
+    configure: impl FnOnce(&mut fileintel_server::application::Config),
+) -> Option<(TestApp, Option<fileintel_postgres::testing::TestDatabase>)> {
+    match backend {
+        Backend::Embedded => Some((spawn_app_with(configure).await, None)),
+        Backend::Postgres => {
+            let url = fileintel_postgres::testing::server_url()?;
+            let database = fileintel_postgres::testing::TestDatabase::create(&url).await;
+            let settings = fileintel_server::backend::DatabaseSettings {
+                url: database.url.clone(),
+                timeout: std::time::Duration::from_secs(10),
+                connections: 4,
+            };
+            let app = spawn_app_with(|config| {
+                config.store.database = Some(settings);
+                configure(config);
+            })
+            .await;
+            Some((app, Some(database)))
+        }
+    }
+}
+
+/// Each attack, once per backend.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Embedded).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    invented_devices_and_dates_count_only_for_their_tenant_until_it_is_trusted,
+    a_tenants_signer_and_size_speak_only_for_it,
+    a_file_only_another_tenant_saw_is_not_found,
+);
+
+const TICKS_PER_HOUR: i64 = fileintel_core::TICKS_PER_HOUR;
+
+fn hours_ago(hours: i64) -> fileintel_core::Timestamp {
+    fileintel_core::Timestamp(fileintel_core::Timestamp::now().0 - hours * TICKS_PER_HOUR)
+}
+
+fn ndjson(tenant: &str, device: &str, time: fileintel_core::Timestamp, hash: &str, size: Option<u64>) -> String {
+    let size = size.map_or(String::new(), |size| format!(r#","size":{size}"#));
+    format!(r#"{{"tenantId":"{tenant}","deviceId":"{device}","timestamp":"{time}","sha1":"{hash}"{size}}}"#)
+}
+
+async fn ingested(app: &TestApp, token: &str, path: &str, body: String) {
+    let request =
+        Request::post(path).header("authorization", format!("Bearer {token}")).body(Body::from(body)).unwrap();
+    let answer = app.send(request).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(answer.json()["rejected"], 0, "{}", answer.text);
+}
+
+/// Prevalence and dates: 50 invented devices of fabrikam, dated 2001, are not contoso's
+/// global figures (neither in the profile nor in `/stats`), until the operator trusts fabrikam.
+async fn invented_devices_and_dates_count_only_for_their_tenant_until_it_is_trusted(backend: Backend) {
+    for trusted in [false, true] {
+        let Some((app, _database)) = app_on(backend, |config| {
+            if trusted {
+                config.server.trust.add("fabrikam");
+            }
+        })
+        .await
+        else {
+            return;
+        };
+        let roles = ["File.Read.All", "File.ReadWrite.All"];
+        let (contoso, fabrikam) = (app.token_for("contoso", &roles).await, app.token_for("fabrikam", &roles).await);
+        let honest = hours_ago(24);
+        ingested(&app, &contoso, "/api/ingest/observations", ndjson("contoso", "c1", honest, SHA1, None)).await;
+        let invented = fileintel_core::Timestamp::parse("2001-01-01T00:00:00Z").unwrap();
+        let lines: Vec<String> = (0..50).map(|d| ndjson("fabrikam", &format!("f{d}"), invented, SHA1, None)).collect();
+        ingested(&app, &fabrikam, "/api/ingest/observations", lines.join("\n")).await;
+
+        let (prevalence, first) = if trusted { (51, invented) } else { (1, honest) };
+        let file = app.get_file(SHA1, Some(&contoso)).await.json();
+        assert_eq!(file["globalPrevalence"], prevalence, "trusted {trusted}: {file}");
+        assert_eq!(file["globalFirstObserved"], first.to_string().as_str(), "trusted {trusted}: {file}");
+        assert_eq!(file["globalLastObserved"], honest.to_string().as_str(), "trusted {trusted}: {file}");
+        let stats = app.get(&format!("/api/files/{SHA1}/stats"), Some(&contoso)).await.json();
+        assert_eq!(stats["globalPrevalence"], prevalence.to_string().as_str(), "trusted {trusted}: {stats}");
+        assert_eq!(stats["globalFirstObserved"], first.to_string().as_str(), "trusted {trusted}: {stats}");
+        assert_eq!(stats["orgPrevalence"], "1", "a tenant's own devices always count: {stats}");
+        let theirs = app.get_file(SHA1, Some(&fabrikam)).await.json();
+        assert_eq!(theirs["globalPrevalence"], 50, "contoso is not trusted: {theirs}");
+    }
+}
+
+/// A Sysmon image-load event in the `sysmon-json` form, reporting the file's signature.
+fn signed_event(computer: &str, time: fileintel_core::Timestamp, sha256: &str, signer: &str, company: &str) -> String {
+    // Sysmon's UtcTime: "2026-11-20 08:15:30.123".
+    let time = time.to_string().replace('T', " ");
+    let time = &time[..23];
+    format!(
+        r#"{{"EventID":7,"Computer":"{computer}","UtcTime":"{time}","ImageLoaded":"C:\\x.dll","Hashes":"SHA256={sha256}","Signed":"true","Signature":"{signer}","SignatureStatus":"Valid","Company":"{company}"}}"#
+    )
+}
+
+/// Signer spoofing and the sticky size: fabrikam's newer report that Microsoft signed the file,
+/// and its size, reported first, are fabrikam's view alone; contoso sees what its own endpoints
+/// said.
+async fn a_tenants_signer_and_size_speak_only_for_it(backend: Backend) {
+    let Some((app, _database)) = app_on(backend, |_| {}).await else { return };
+    let roles = ["File.Read.All", "File.ReadWrite.All"];
+    let (contoso, fabrikam) = (app.token_for("contoso", &roles).await, app.token_for("fabrikam", &roles).await);
+    const SHA256: &str = "0c8b1e38e1c7ef0b9e8fd2dc2cd57e9a1c1cbd6ed8c58ea6b3dbff15ed0e5a3c";
+    let sized = |tenant: &str, time, size: u64| {
+        format!(r#"{{"tenantId":"{tenant}","deviceId":"d","timestamp":"{time}","sha256":"{SHA256}","size":{size}}}"#)
+    };
+    ingested(&app, &fabrikam, "/api/ingest/observations", sized("fabrikam", hours_ago(48), 1)).await;
+    ingested(&app, &contoso, "/api/ingest/observations", sized("contoso", hours_ago(30), 2048)).await;
+    let sysmon = "/api/ingest/observations?format=sysmon-json";
+    let honest = signed_event("pc-1.contoso.com", hours_ago(20), SHA256, "Contoso Ltd", "Contoso");
+    ingested(&app, &contoso, sysmon, honest).await;
+    let spoof = signed_event("ws-1.fabrikam.com", hours_ago(1), SHA256, "Microsoft Windows", "Microsoft Corporation");
+    ingested(&app, &fabrikam, sysmon, spoof).await;
+
+    let file = app.get_file(SHA256, Some(&contoso)).await.json();
+    assert_eq!(
+        (file["signer"].as_str(), file["filePublisher"].as_str()),
+        (Some("Contoso Ltd"), Some("Contoso")),
+        "{file}"
+    );
+    assert_eq!(file["size"], 2048, "{file}");
+    let theirs = app.get_file(SHA256, Some(&fabrikam)).await.json();
+    assert_eq!(theirs["signer"], "Microsoft Windows", "{theirs}");
+    assert_eq!(theirs["size"], 1, "{theirs}");
+}
+
+/// Existence: a hash only fabrikam reported is unknown to contoso (the profile, its sources
+/// and `/stats` are 404, `/machines` lists nothing); a feed's verdict about it still answers
+/// contoso, from the verdict alone.
+async fn a_file_only_another_tenant_saw_is_not_found(backend: Backend) {
+    let sources = fileintel_feeds::sources_from_json(br#"[{"name":"bazaar","rank":40}]"#).unwrap();
+    let Some((app, _database)) = app_on(backend, |config| config.server.feed_sources = sources).await else { return };
+    let roles = ["File.Read.All", "File.ReadWrite.All", "Machine.Read.All"];
+    let (contoso, fabrikam) = (app.token_for("contoso", &roles).await, app.token_for("fabrikam", &roles).await);
+    ingested(&app, &fabrikam, "/api/ingest/observations", ndjson("fabrikam", "f1", hours_ago(2), SHA1, Some(7))).await;
+    assert_eq!(app.get_file(SHA1, Some(&fabrikam)).await.status, StatusCode::OK);
+    app.get_file(SHA1, Some(&contoso)).await.assert_envelope(StatusCode::NOT_FOUND, "ResourceNotFound");
+    for path in [format!("/api/files/{SHA1}/stats"), format!("/api/files/{SHA1}/sources")] {
+        app.get(&path, Some(&contoso)).await.assert_envelope(StatusCode::NOT_FOUND, "ResourceNotFound");
+    }
+    let machines = app.get(&format!("/api/files/{SHA1}/machines"), Some(&contoso)).await.json();
+    assert_eq!(machines["value"], serde_json::json!([]), "{machines}");
+
+    let bazaar = app.state.config.feed_sources[0].clone();
+    let operator = fileintel_feeds::Writer::Operator;
+    let mut import = FeedImport::new(app.state.store.as_ref(), &bazaar, &operator, ImportMode::Add).unwrap();
+    import.import(fileintel_feeds::Format::Csv, format!("{SHA1},Malware,Emotet\n").into_bytes()).await.unwrap();
+    let file = app.get_file(SHA1, Some(&contoso)).await.json();
+    assert_eq!(file["determinationType"], "Malware", "{file}");
+    assert_eq!(
+        (file["globalPrevalence"].clone(), file["size"].clone()),
+        (serde_json::Value::Null, serde_json::Value::Null),
+        "{file}"
+    );
+}
+
+/// `--demo`'s two tenants are one organisation's: the demo trusts both.
+#[tokio::test]
+async fn the_demo_trusts_its_two_tenants() {
+    let app = spawn_app_with(|config| config.demo = true).await;
+    for tenant in ["contoso", "fabrikam"] {
+        assert!(app.state.config.trust.trusts(tenant), "{tenant}");
+    }
+    assert!(!spawn_app().await.state.config.trust.trusts("contoso"), "no tenant is trusted by default");
 }

@@ -5,8 +5,8 @@
 //! resources alive for the test).
 
 use fileintel_core::{
-    DeterminationType, FileFacts, FileHash, FileHashes, Indicator, Md5, Observation, Sha1, Sha256, Timestamp, Verdict,
-    VerdictSource,
+    DeterminationType, FileFacts, FileHash, FileHashes, FileRecord, Indicator, Md5, Observation, ReportedFacts, Sha1,
+    Sha256, Timestamp, Trust, Verdict, VerdictSource, Viewer,
 };
 
 use crate::Store;
@@ -68,7 +68,7 @@ pub async fn every_hash_resolves_to_the_same_record(store: &dyn Store) {
     assert_eq!(by_sha1, by_sha256);
     assert_eq!(by_sha1, by_md5);
     assert_eq!(by_sha1.hashes, all_three(1));
-    assert_eq!(by_sha1.size, Some(1234));
+    assert_eq!(by_sha1.seen_by(Viewer::Operator).unwrap().size, Some(1234));
     assert_eq!(by_sha1.global_prevalence, 1);
 }
 
@@ -865,6 +865,127 @@ pub async fn each_tenant_numbers_its_own_indicators(store: &dyn Store) {
     assert_eq!(put("contoso", 9).await.unwrap().id, "4");
 }
 
+fn tenant<'a>(name: &'a str, trust: &'a Trust) -> Viewer<'a> {
+    Viewer::Tenant { name, trust }
+}
+
+async fn record_of(store: &dyn Store, n: u8) -> FileRecord {
+    store.get_file(FileHash::Sha1(sha1(n))).await.unwrap().expect("the file is known")
+}
+
+/// 50 invented devices of fabrikam, dated long before contoso's one, change nothing contoso
+/// sees until the operator trusts fabrikam; every figure stays exact under a replay.
+pub async fn each_tenant_counts_only_for_the_viewers_that_count_it(store: &dyn Store) {
+    let mut observations = vec![seen("contoso", "c1", 100, all_three(40))];
+    observations.extend((0..50).map(|d| seen("fabrikam", &format!("f{d}"), -100_000, all_three(40))));
+    for _ in 0..2 {
+        store.ingest(observations.clone()).await.unwrap();
+        let record = record_of(store, 40).await;
+        let nobody = Trust::default();
+        let contoso = record.seen_by(tenant("contoso", &nobody)).unwrap();
+        assert_eq!(contoso.global_prevalence, 1, "fabrikam's devices do not count for contoso");
+        assert_eq!(contoso.global_first_observed, Some(at(100)));
+        assert_eq!(contoso.global_last_observed, Some(at(100)));
+        let fabrikam = record.seen_by(tenant("fabrikam", &nobody)).unwrap();
+        assert_eq!((fabrikam.global_prevalence, fabrikam.global_first_observed), (50, Some(at(-100_000))));
+        let trusted = Trust::new(["fabrikam".to_owned()]);
+        let trusting = record.seen_by(tenant("contoso", &trusted)).unwrap();
+        assert_eq!((trusting.global_prevalence, trusting.global_first_observed), (51, Some(at(-100_000))));
+        let operator = record.seen_by(Viewer::Operator).unwrap();
+        assert_eq!((operator.global_prevalence, record.global_prevalence), (51, 51));
+        let rows: Vec<(&str, u64)> = record.tenants.iter().map(|row| (row.tenant.as_str(), row.devices)).collect();
+        assert_eq!(rows, [("contoso", 1), ("fabrikam", 50)]);
+    }
+    // The window stats carry the same rows.
+    let stats = org(store, 40, "contoso", at(0)).await;
+    assert_eq!(stats.record.seen_by(tenant("contoso", &Trust::default())).unwrap().global_prevalence, 1);
+}
+
+fn reporting(tenant: &str, device: &str, seconds: i64, size: u64, signer: &str) -> Observation {
+    Observation {
+        size: Some(size),
+        reported: Some(Box::new(ReportedFacts {
+            signed: Some(true),
+            signature: Some(signer.into()),
+            signature_status: Some("Valid".into()),
+            company: Some(signer.into()),
+            product: None,
+        })),
+        ..seen(tenant, device, seconds, all_three(41))
+    }
+}
+
+/// fabrikam's newer report that Microsoft signed the file speaks for fabrikam alone; contoso
+/// sees its own, older report; analysis of the bytes then speaks for both.
+pub async fn a_tenants_report_and_size_speak_only_for_it_and_give_way_to_analysis(store: &dyn Store) {
+    store.ingest(vec![reporting("fabrikam", "f", 500, 1, "Microsoft Windows")]).await.unwrap();
+    store.ingest(vec![reporting("contoso", "c", 100, 2048, "Contoso Ltd")]).await.unwrap();
+    let nobody = Trust::default();
+    let record = record_of(store, 41).await;
+    let contoso = record.seen_by(tenant("contoso", &nobody)).unwrap();
+    assert_eq!(contoso.effective_facts().signer.as_deref(), Some("Contoso Ltd"));
+    assert_eq!(contoso.size, Some(2048));
+    let fabrikam = record.seen_by(tenant("fabrikam", &nobody)).unwrap();
+    assert_eq!(fabrikam.effective_facts().signer.as_deref(), Some("Microsoft Windows"));
+    assert_eq!(fabrikam.size, Some(1));
+    let trusted = Trust::new(["fabrikam".to_owned()]);
+    let trusting = record.seen_by(tenant("contoso", &trusted)).unwrap();
+    assert_eq!(trusting.effective_facts().signer.as_deref(), Some("Microsoft Windows"), "the newest trusted report");
+
+    let measured =
+        FileFacts { signer: Some("Contoso Ltd".into()), is_valid_certificate: Some(true), ..FileFacts::default() };
+    store.put_facts(all_three(41), Some(4096), measured).await.unwrap();
+    let record = record_of(store, 41).await;
+    for viewer in [tenant("contoso", &nobody), tenant("fabrikam", &nobody), tenant("contoso", &trusted)] {
+        let seen = record.seen_by(viewer).unwrap();
+        assert_eq!(seen.effective_facts().signer.as_deref(), Some("Contoso Ltd"), "{viewer:?}");
+        assert_eq!(seen.size, Some(4096), "{viewer:?}");
+    }
+}
+
+/// A hash only fabrikam reported is unknown to contoso, until something every tenant trusts
+/// (here fileintel's analysis) knows it.
+pub async fn a_file_only_another_tenant_saw_does_not_exist_for_a_tenant(store: &dyn Store) {
+    store.ingest(vec![seen("fabrikam", "f", 0, all_three(42))]).await.unwrap();
+    let nobody = Trust::default();
+    let record = record_of(store, 42).await;
+    assert!(record.seen_by(tenant("contoso", &nobody)).is_none());
+    assert!(record.seen_by(tenant("fabrikam", &nobody)).is_some());
+    let stats = org(store, 42, "contoso", at(-10)).await;
+    assert!(stats.record.seen_by(tenant("contoso", &nobody)).is_none());
+    store.put_facts(all_three(42), Some(10), FileFacts::default()).await.unwrap();
+    let seen = record_of(store, 42).await.seen_by(tenant("contoso", &nobody)).unwrap();
+    assert_eq!((seen.global_prevalence, seen.global_first_observed, seen.size), (0, None, Some(10)));
+}
+
+/// Two records found to be one file merge their tenants' rows: each tenant's devices counted
+/// once, windows widened, on a store and across a replay.
+pub async fn linked_records_count_each_tenants_devices_exactly(store: &dyn Store) {
+    store
+        .ingest(vec![
+            seen("a", "1", 10, only(FileHash::Sha1(sha1(43)))),
+            seen("a", "2", 20, only(FileHash::Sha1(sha1(43)))),
+        ])
+        .await
+        .unwrap();
+    store
+        .ingest(vec![
+            seen("a", "2", 5, only(FileHash::Sha256(sha256(43)))),
+            seen("b", "3", 30, only(FileHash::Sha256(sha256(43)))),
+        ])
+        .await
+        .unwrap();
+    let link = FileHashes { sha1: Some(sha1(43)), sha256: Some(sha256(43)), md5: None };
+    for _ in 0..2 {
+        store.ingest(vec![seen("b", "3", 40, link)]).await.unwrap();
+        let record = record_of(store, 43).await;
+        assert_eq!(record.global_prevalence, 3);
+        let rows: Vec<(&str, u64, Option<Timestamp>, Option<Timestamp>)> =
+            record.tenants.iter().map(|row| (row.tenant.as_str(), row.devices, row.first, row.last)).collect();
+        assert_eq!(rows, [("a", 2, Some(at(5)), Some(at(20))), ("b", 1, Some(at(30)), Some(at(40)))]);
+    }
+}
+
 /// Instantiates the whole contract suite as `#[tokio::test]`s for one backend.
 /// `$factory` is an async fn returning `(store, guard)`.
 ///
@@ -910,6 +1031,10 @@ macro_rules! contract_suite {
             indicators_are_kept_per_tenant_and_speak_through_verdicts,
             each_tenant_numbers_its_own_indicators,
             a_lookup_reads_the_record_and_every_verdict_under_any_of_its_hashes,
+            each_tenant_counts_only_for_the_viewers_that_count_it,
+            a_tenants_report_and_size_speak_only_for_it_and_give_way_to_analysis,
+            a_file_only_another_tenant_saw_does_not_exist_for_a_tenant,
+            linked_records_count_each_tenants_devices_exactly,
         );
     };
     (@tests $factory:ident, $($name:ident),* $(,)?) => {

@@ -88,6 +88,12 @@ pub struct ServeArgs {
     /// limits). Repeatable.
     #[arg(long = "trusted-proxy", env = "FILEINTEL_TRUSTED_PROXIES", value_delimiter = ',')]
     trusted_proxies: Vec<std::net::IpAddr>,
+    /// A tenant whose telemetry speaks to every tenant: its devices count in every tenant's
+    /// global prevalence and first and last observed, and its endpoints' reports (signer,
+    /// publisher, size) are shown to all. Repeatable; by default no tenant is trusted, and each
+    /// tenant's figures are its own and what fileintel's analysis and operator feeds say.
+    #[arg(long = "trusted-tenant", env = "FILEINTEL_TRUSTED_TENANTS", value_delimiter = ',')]
+    trusted_tenants: Vec<String>,
     /// No rate limits at all.
     #[arg(long, env = "FILEINTEL_RATE_LIMIT_OFF")]
     rate_limit_off: bool,
@@ -127,6 +133,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.server.keep_analyzed = args.keep_analyzed;
     config.server.feed_sources = crate::feeds::load_sources(args.feed_sources.as_ref())?;
     config.server.trusted_proxies = args.trusted_proxies;
+    config.server.trust = fileintel_core::Trust::new(args.trusted_tenants);
     config.demo = args.demo;
     config.tls = match (args.tls_cert, args.tls_key) {
         (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),

@@ -238,8 +238,9 @@ fn an_embedded_store_moves_into_postgresql_and_answers_the_same() {
     let data_arg = data.to_str().unwrap();
     let observations = dir.path().join("seen.ndjson");
     std::fs::write(&observations, ndjson(0..5, 12)).unwrap();
+    // contoso's telemetry, which contoso reads on both sides.
     let ingested = std::process::Command::new(common::BIN)
-        .args(["ingest", "--data-dir", data_arg])
+        .args(["ingest", "--tenant", "contoso", "--data-dir", data_arg])
         .arg(&observations)
         .output()
         .unwrap();

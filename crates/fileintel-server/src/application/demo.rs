@@ -15,6 +15,8 @@ const DEMO_OBSERVATIONS: &str = include_str!("../../demo/observations.ndjson");
 /// every start.
 pub(crate) const DEMO_CLIENT_ID: &str = "00000000-0000-0000-0000-00000000de70";
 pub(crate) const DEMO_TENANT: &str = "contoso";
+/// The tenants whose devices the demo observations come from, which `--demo` trusts.
+pub(crate) const DEMO_TENANTS: [&str; 2] = [DEMO_TENANT, "fabrikam"];
 
 /// Loads the demo observations (idempotent on the same day, see [`demo_observations`]).
 pub(crate) async fn load(store: Arc<dyn Store>) -> anyhow::Result<()> {

@@ -118,6 +118,10 @@ impl Application {
             demo::load(store.clone()).await?;
         }
         let mut server = config.server;
+        if config.demo {
+            // The demo's two tenants are one organisation's: each sees the other's figures.
+            demo::DEMO_TENANTS.into_iter().for_each(|tenant| server.trust.add(tenant));
+        }
         server.public_host = address.to_string();
         server.scheme = scheme.into();
         let tls = match &tls_files {

@@ -1,14 +1,15 @@
 //! Values as the embedded store writes them: a schema version byte, then postcard; and how
 //! values an older version wrote are read and brought up to date.
 
-use fileintel_core::{FileFacts, FileHashes, FileRecord, Sighting, Timestamp};
+use fileintel_core::{FileFacts, FileHashes, FileRecord, ReportedFacts, Sighting, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
 
 /// Written as the first byte of every value. Version 2 added names to sightings, activity to
-/// devices and endpoint reports to file records; version 1 values of those are still read.
-pub(super) const SCHEMA_VERSION: u8 = 2;
+/// devices and endpoint reports to file records; version 3 added each tenant's row to file
+/// records. Values older versions wrote are still read.
+pub(super) const SCHEMA_VERSION: u8 = 3;
 
 impl From<fjall::Error> for StoreError {
     fn from(error: fjall::Error) -> Self {
@@ -99,7 +100,32 @@ struct FileRecordV1 {
     facts: FileFacts,
 }
 
+/// `FileRecord` as schema version 2 wrote it.
+#[derive(Deserialize)]
+struct FileRecordV2 {
+    hashes: FileHashes,
+    global_prevalence: u64,
+    global_first_observed: Option<Timestamp>,
+    global_last_observed: Option<Timestamp>,
+    size: Option<u64>,
+    facts: FileFacts,
+    reported: ReportedFacts,
+}
+
 pub(super) fn decode_record(bytes: &[u8]) -> Result<FileRecord, StoreError> {
+    if let Some((2, rest)) = bytes.split_first() {
+        let old: FileRecordV2 = postcard::from_bytes(rest).map_err(|error| corrupt("file record", error))?;
+        return Ok(FileRecord {
+            hashes: old.hashes,
+            global_prevalence: old.global_prevalence,
+            global_first_observed: old.global_first_observed,
+            global_last_observed: old.global_last_observed,
+            size: old.size,
+            facts: old.facts,
+            reported: old.reported,
+            tenants: Vec::new(),
+        });
+    }
     decode_upgraded("file record", bytes, |old: FileRecordV1| FileRecord {
         hashes: old.hashes,
         global_prevalence: old.global_prevalence,
@@ -108,6 +134,7 @@ pub(super) fn decode_record(bytes: &[u8]) -> Result<FileRecord, StoreError> {
         size: old.size,
         facts: old.facts,
         reported: Default::default(),
+        tenants: Vec::new(),
     })
 }
 

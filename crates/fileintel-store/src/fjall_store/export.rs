@@ -9,7 +9,7 @@
 //!   names ranked by devices come out the same;
 //! - for each observation time still kept for look-back windows, an observation by one of the
 //!   tenant's devices whose sightings span that time, so windows start and end where they did;
-//! - the endpoint's latest report rides on the latest observation.
+//! - each tenant's size and report ride on an observation at the time they were given.
 //!
 //! Ingesting observations is idempotent, so a move interrupted part-way is resumed by exporting
 //! again from the last file it finished.
@@ -105,7 +105,7 @@ struct Seen {
 
 impl Inner {
     /// Tenant numbers to names.
-    fn tenant_names(&self) -> Result<HashMap<u32, String>, StoreError> {
+    pub(super) fn tenant_names(&self) -> Result<HashMap<u32, String>, StoreError> {
         let mut names = HashMap::new();
         for item in self.keyspaces.tenants.iter() {
             let (name, number) = item.into_inner()?;
@@ -152,7 +152,7 @@ impl Inner {
                 device_name: seen.device_name.clone(),
                 timestamp: time,
                 hashes: record.hashes,
-                size: record.size,
+                size: None,
                 file_name,
                 folder_path: None,
                 os_platform: seen.os_platform.clone(),
@@ -195,10 +195,34 @@ impl Inner {
                 observations.push(observation(device, time, None)?);
             }
         }
+        // Each tenant's size and report, at the time of the observation that gave them, by one
+        // of its devices whose sightings span that time (so no sighting or window changes).
+        for row in &record.tenants {
+            let spanning = |at: fileintel_core::Timestamp| {
+                seen.iter().find(|device| {
+                    tenants.get(&device.tenant) == Some(&row.tenant) && device.first <= at && at <= device.last
+                })
+            };
+            if let Some((at, size)) = row.size
+                && let Some(device) = spanning(at)
+            {
+                observations.push(Observation { size: Some(size), ..observation(device, at, None)? });
+            }
+            if let Some((at, reported)) = &row.reported
+                && let Some(device) = spanning(*at)
+            {
+                observations.push(Observation {
+                    reported: Some(Box::new(reported.clone())),
+                    ..observation(device, *at, None)?
+                });
+            }
+        }
         // Last sightings last, so the latest name is the one each device keeps.
         for device in &seen {
             observations.push(observation(device, device.last, device.file_name.clone())?);
         }
+        // A report a store kept once per file before reports were per tenant: the tenant that
+        // saw the file last takes it.
         if !record.reported.is_empty()
             && let Some(latest) = observations.iter_mut().max_by_key(|observation| observation.timestamp)
         {

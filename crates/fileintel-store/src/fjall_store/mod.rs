@@ -87,7 +87,7 @@ macro_rules! keyspaces {
 
 // Every integer in a key is big-endian, so keys sort numerically.
 keyspaces! {
-    /// File id (u64) → `FileRecord`.
+    /// File id (u64) → `FileRecord`, with each tenant's row (`TenantFile`).
     files: AlwaysHit,
     /// SHA-1 (20 bytes) → file id.
     by_sha1: MayMiss,
@@ -147,6 +147,8 @@ struct Writer {
     /// Observation times before this are not kept for windows (set at the start of each ingest).
     horizon: Timestamp,
     tenants: HashMap<String, u32>,
+    /// The same tenants, by id.
+    tenant_names: HashMap<u32, String>,
     devices: HashMap<(u32, String), (u32, Option<String>)>,
 }
 
@@ -511,6 +513,68 @@ mod tests {
         store.ingest(vec![seen("b", 1, "x.exe")]).await.unwrap();
         let later = store.file_stats(FileHash::Sha1(hash), "t", Timestamp(now.0 - 5 * hour)).await.unwrap().unwrap();
         assert_eq!(later.prevalence, 1);
+    }
+
+    /// A store of version 2 kept one report and size per file: opened, each tenant gets its
+    /// row from the sightings, and a file only one tenant saw gives that tenant its report.
+    #[tokio::test]
+    async fn a_store_written_by_version_2_gets_its_tenant_rows_when_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FjallStore::open(dir.path()).unwrap();
+        let now = Timestamp::now();
+        let by = |tenant: &str, device: &str, hours_ago: i64, n: u8| Observation {
+            tenant_id: tenant.into(),
+            ..seen_ago(now, device, hours_ago, n, "x.exe")
+        };
+        store
+            .ingest(vec![by("c", "1", 5, 50), by("c", "2", 3, 50), by("c", "1", 4, 51), by("f", "9", 8, 51)])
+            .await
+            .unwrap();
+
+        // Turn the records back into what version 2 wrote: no rows, a report and size per file.
+        let inner = &store.inner;
+        let legacy = fileintel_core::ReportedFacts { company: Some("Legacy".into()), ..Default::default() };
+        let mut write = inner.db.batch();
+        for item in inner.keyspaces.files.iter() {
+            let (key, value) = item.into_inner().unwrap();
+            let record = codec::decode_record(&value).unwrap();
+            let mut old = vec![2u8];
+            let fields = (
+                record.hashes,
+                record.global_prevalence,
+                record.global_first_observed,
+                record.global_last_observed,
+                Some(9u64),
+                record.facts,
+                legacy.clone(),
+            );
+            old.extend(postcard::to_stdvec(&fields).unwrap());
+            write.insert(&inner.keyspaces.files, key.to_vec(), old);
+        }
+        let counters = inner.writer.lock().unwrap().counters;
+        let mut old = vec![2u8];
+        old.extend(postcard::to_stdvec(&counters).unwrap());
+        write.insert(&inner.keyspaces.meta, b"counters".to_vec(), old);
+        write.commit().unwrap();
+        drop(store);
+
+        let store = FjallStore::open(dir.path()).unwrap();
+        assert_eq!(store.inner.keyspaces.meta.get("counters").unwrap().unwrap()[0], SCHEMA_VERSION, "done once");
+        let get = async |n: u8| store.get_file(FileHash::Sha1(fileintel_core::Sha1([n; 20]))).await.unwrap().unwrap();
+        let only_c = get(50).await;
+        assert_eq!((only_c.size, only_c.reported.is_empty()), (None, true), "moved to the one tenant");
+        let row = &only_c.tenants[0];
+        let last = Timestamp(now.0 - 3 * TICKS_PER_HOUR);
+        assert_eq!((row.tenant.as_str(), row.devices, row.last), ("c", 2, Some(last)));
+        assert_eq!((row.size, row.reported.clone()), (Some((last, 9)), Some((last, legacy.clone()))));
+
+        let shared = get(51).await;
+        let rows: Vec<(&str, u64)> = shared.tenants.iter().map(|row| (row.tenant.as_str(), row.devices)).collect();
+        assert_eq!(rows, [("c", 1), ("f", 1)]);
+        assert_eq!((shared.size, &shared.reported), (Some(9), &legacy), "kept as the operator's");
+        let trust = fileintel_core::Trust::default();
+        let seen = shared.seen_by(fileintel_core::Viewer::Tenant { name: "c", trust: &trust }).unwrap();
+        assert_eq!((seen.global_prevalence, seen.reported.company.as_deref()), (1, Some("Legacy")));
     }
 
     #[test]

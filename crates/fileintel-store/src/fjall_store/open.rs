@@ -33,8 +33,11 @@ impl FjallStore {
         let db = Database::builder(path.join("db")).cache_size(cache_bytes).open()?;
         let keyspaces = Keyspaces::open(&db)?;
         let stored = keyspaces.meta.get("counters")?;
-        // A store written by schema version 1 has sightings but no window entries yet.
-        let from_version_1 = stored.as_ref().is_some_and(|bytes| bytes.first() == Some(&1));
+        // A store written by schema version 1 has sightings but no window entries yet; one of
+        // version 1 or 2, no per-tenant rows.
+        let written_by = stored.as_ref().and_then(|bytes| bytes.first().copied());
+        let from_version_1 = written_by == Some(1);
+        let before_tenant_rows = written_by.is_some_and(|version| version < 3);
         let counters = match stored {
             Some(bytes) => decode("counters", &bytes)?,
             None => Counters { next_file: 1, next_device: 1, next_tenant: 1, files: 0, partial: 0 },
@@ -49,6 +52,7 @@ impl FjallStore {
                 counters,
                 horizon: Timestamp(i64::MIN),
                 tenants: HashMap::new(),
+                tenant_names: HashMap::new(),
                 devices: HashMap::new(),
             }),
             lock: Mutex::new(lock),
@@ -56,6 +60,10 @@ impl FjallStore {
         let store = FjallStore { inner: Arc::new(inner) };
         if from_version_1 {
             store.inner.rebuild_windows(&mut *store.inner.writer()?)?;
+        }
+        if before_tenant_rows {
+            tracing::info!("counting each tenant's devices of every file (a store written before tenant trust)");
+            store.inner.rebuild_tenant_files(&mut *store.inner.writer()?)?;
         }
         // What the journal replayed sits in memtables, whose skiplist lookups cost several times
         // a lookup in a table on disk: write it out before serving.

@@ -83,6 +83,7 @@ impl Inner {
         // Tenants are few: this cache is never cleared, so an id handed out here is never
         // handed out twice while its write is in flight.
         writer.tenants.insert(name.to_owned(), id);
+        writer.tenant_names.insert(id, name.to_owned());
         Ok(id)
     }
 
@@ -381,8 +382,10 @@ impl Inner {
                     sighting = merged;
                 }
                 None => {
-                    if let Some(record) = batch.records.get_mut(&id) {
-                        record.global_prevalence += 1;
+                    let tenant = u32::from_be_bytes(key[8..12].try_into().unwrap_or_default());
+                    // Every sighting's tenant went through `tenant_id` in `accept`.
+                    if let (Some(record), Some(name)) = (batch.records.get_mut(&id), writer.tenant_names.get(&tenant)) {
+                        record.count_devices(name, 1);
                     }
                 }
             }
@@ -539,6 +542,7 @@ impl Inner {
     /// prevalence is recounted over the union of both device sets, and the window entries of both
     /// are rebuilt from the merged sightings. Everything before must have landed.
     fn link(&self, writer: &mut Writer, keep: u64, absorb: u64) -> Result<(), StoreError> {
+        let names = self.tenant_names()?;
         let mut kept = self.load_record(keep)?;
         let absorbed = self.load_record(absorb)?;
         let kept_was_partial = kept.hashes.sha256.is_none();
@@ -562,7 +566,10 @@ impl Inner {
             match merged.entry(moved_key) {
                 std::collections::btree_map::Entry::Occupied(mut entry) => entry.get_mut().merge(sighting),
                 std::collections::btree_map::Entry::Vacant(entry) => {
-                    kept.global_prevalence += 1;
+                    let tenant = u32::from_be_bytes(moved_key[8..12].try_into().unwrap_or_default());
+                    let name =
+                        names.get(&tenant).ok_or_else(|| corrupt("sighting", format!("unknown tenant {tenant}")))?;
+                    kept.count_devices(name, 1);
                     entry.insert(sighting);
                 }
             }
@@ -625,11 +632,75 @@ impl Inner {
         Ok(())
     }
 
+    /// Builds the per-tenant rows of a store that schema version 2 or older wrote, from its
+    /// sightings: each tenant's devices and observed window. A report and a size, which those
+    /// versions kept once per file, go to the tenant when only one tenant saw the file (the
+    /// size only when the file has no facts of fileintel's own, whose analysis measured it),
+    /// and otherwise stay the operator's, speaking to every tenant. Absolute values, so running it
+    /// again after a crash changes nothing. Ends by writing the counters in the current
+    /// version, which marks the store as done.
+    pub(super) fn rebuild_tenant_files(&self, writer: &mut Writer) -> Result<(), StoreError> {
+        let names = self.tenant_names()?;
+        let mut write = self.db.batch().durability(Some(PersistMode::SyncAll));
+        let mut pending = 0;
+        let mut current: Option<(u64, FileRecord)> = None;
+        let finish = |write: &mut WriteBatch, file: Option<(u64, FileRecord)>| {
+            if let Some((id, mut record)) = file {
+                if let [row] = &mut record.tenants[..]
+                    && let Some(last) = row.last
+                {
+                    // With facts of fileintel's own, the size is the one analysis measured.
+                    if record.facts == FileFacts::default()
+                        && let Some(size) = record.size.take()
+                    {
+                        row.size = Some((last, size));
+                    }
+                    if !record.reported.is_empty() {
+                        row.reported = Some((last, std::mem::take(&mut record.reported)));
+                    }
+                }
+                write.insert(&self.keyspaces.files, id.to_be_bytes().to_vec(), encode(&record));
+            }
+        };
+        for item in self.keyspaces.sightings.iter() {
+            let (key, value) = item.into_inner()?;
+            let sighting = decode_sighting(&value)?;
+            let (Ok(file), Ok(tenant)) = (key[..8].try_into(), key[8..12].try_into()) else {
+                return Err(corrupt("sighting key", "not 16 bytes"));
+            };
+            let (file, tenant) = (u64::from_be_bytes(file), u32::from_be_bytes(tenant));
+            if current.as_ref().is_none_or(|(id, _)| *id != file) {
+                finish(&mut write, current.take());
+                let mut record = self.load_record(file)?;
+                // Counted afresh; a size or report attributed by an earlier, interrupted run stays.
+                for row in &mut record.tenants {
+                    (row.devices, row.first, row.last) = (0, None, None);
+                }
+                current = Some((file, record));
+                pending += 1;
+            }
+            let Some((_, record)) = current.as_mut() else { continue };
+            let name = names.get(&tenant).ok_or_else(|| corrupt("sighting", format!("unknown tenant {tenant}")))?;
+            let row = record.tenant_mut(name);
+            row.devices += 1;
+            row.first = Some(row.first.map_or(sighting.first, |first| first.min(sighting.first)));
+            row.last = Some(row.last.map_or(sighting.last, |last| last.max(sighting.last)));
+            if pending >= 20_000 {
+                std::mem::replace(&mut write, self.db.batch().durability(Some(PersistMode::SyncAll))).commit()?;
+                pending = 0;
+            }
+        }
+        finish(&mut write, current.take());
+        write.insert(&self.keyspaces.meta, b"counters".to_vec(), encode(&writer.counters));
+        write.commit()?;
+        Ok(())
+    }
+
     /// Builds the window entries of a store that schema version 1 wrote, from its sightings:
     /// each device at its last sighting, the hour and day counts, the names, and, for
     /// observation times, each sighting's first and last (version 1 kept no others). Absolute
-    /// values, so running it again after a crash changes nothing. Ends by writing the counters
-    /// in version 2, which marks the store as done.
+    /// values, so running it again after a crash changes nothing (`rebuild_tenant_files`, which
+    /// follows, marks the store as done).
     pub(super) fn rebuild_windows(&self, writer: &mut Writer) -> Result<(), StoreError> {
         refresh_horizon(writer);
         let mut counts: HashMap<[u8; 21], u32> = HashMap::new();
@@ -674,7 +745,6 @@ impl Inner {
         for (key, count) in names {
             write.insert(&self.keyspaces.file_names, key, count.to_be_bytes().to_vec());
         }
-        write.insert(&self.keyspaces.meta, b"counters".to_vec(), encode(&writer.counters));
         write.commit()?;
         Ok(())
     }
