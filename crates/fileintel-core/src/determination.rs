@@ -5,7 +5,8 @@
 //!    `valid_until` not yet reached (when given);
 //! 2. the caller's own tenant's indicators come first, the newest of them winning; another
 //!    tenant's indicators never count;
-//! 3. then feeds, the highest trust rank winning, and among equal ranks the newest;
+//! 3. then feeds, the highest trust rank winning, and among equal ranks the newest: the
+//!    operator's feeds, and the caller's own tenant's feeds (another tenant's never count);
 //! 4. ties left after that go to the source named first in byte order, so the answer never
 //!    depends on the order verdicts were stored in;
 //! 5. when no one speaks, `Unknown` with no value.
@@ -18,8 +19,12 @@ use crate::time::Timestamp;
 pub enum VerdictSource {
     /// An analyst's indicator in one tenant (the MDE indicator API).
     Indicator { tenant: String, id: String },
-    /// A threat-intelligence feed, by its configured name.
+    /// A threat-intelligence feed of the operator's, by its configured name: it speaks to every
+    /// tenant.
     Feed { name: String },
+    /// A feed of one tenant's own (`"tenant"` in `--feed-sources`): it speaks only to that
+    /// tenant, like its indicators, ranked among the operator's feeds by its rank.
+    TenantFeed { tenant: String, name: String },
 }
 
 impl VerdictSource {
@@ -28,7 +33,22 @@ impl VerdictSource {
         match self {
             Self::Indicator { tenant, id } => format!("indicator/{tenant}/{id}"),
             Self::Feed { name } => format!("feed/{name}"),
+            Self::TenantFeed { tenant, name } => format!("tenant-feed/{tenant}/{name}"),
         }
+    }
+
+    /// Whether it speaks to a caller of `tenant`: an indicator or a tenant's own feed only to
+    /// its tenant, an operator's feed to everyone.
+    pub fn speaks_to(&self, tenant: &str) -> bool {
+        match self {
+            Self::Indicator { tenant: own, .. } | Self::TenantFeed { tenant: own, .. } => own == tenant,
+            Self::Feed { .. } => true,
+        }
+    }
+
+    /// Whether it is a feed (the operator's or a tenant's), which competes by rank.
+    pub fn is_feed(&self) -> bool {
+        matches!(self, Self::Feed { .. } | Self::TenantFeed { .. })
     }
 }
 
@@ -85,7 +105,7 @@ pub fn decide(verdicts: &[Verdict], tenant: &str, now: Timestamp) -> Decision {
         .max_by_key(|(_, verdict)| (verdict.said_at, tie_break(verdict)));
     let winner = own.or_else(|| {
         live()
-            .filter(|(_, verdict)| matches!(verdict.source, VerdictSource::Feed { .. }))
+            .filter(|(_, verdict)| verdict.source.is_feed() && verdict.source.speaks_to(tenant))
             .max_by_key(|(_, verdict)| (verdict.rank, verdict.said_at, tie_break(verdict)))
     });
     match winner {
@@ -163,6 +183,21 @@ mod tests {
         let mut reversed = verdicts.to_vec();
         reversed.reverse();
         assert_eq!(decided(&reversed, "northwind"), (Some(4), Pua));
+    }
+
+    #[test]
+    fn a_tenants_own_feed_competes_by_rank_for_that_tenant_alone() {
+        let own = |tenant: &str, rank: i32| Verdict {
+            source: VerdictSource::TenantFeed { tenant: tenant.into(), name: "intel".into() },
+            ..feed("", rank, 10, DeterminationType::Clean, "theirs")
+        };
+        let verdicts =
+            [feed("bazaar", 40, 5, DeterminationType::Malware, "Emotet"), own("contoso", 70), own("fabrikam", 90)];
+        assert_eq!(decided(&verdicts, "contoso"), (Some(1), DeterminationType::Clean), "above the operator's feed");
+        assert_eq!(decided(&verdicts, "northwind"), (Some(0), DeterminationType::Malware), "no one else's");
+        assert_eq!(decided(&verdicts, "fabrikam"), (Some(2), DeterminationType::Clean));
+        let below = [feed("bazaar", 40, 5, DeterminationType::Malware, "Emotet"), own("contoso", 10)];
+        assert_eq!(decided(&below, "contoso"), (Some(0), DeterminationType::Malware), "ranked below it");
     }
 
     #[test]

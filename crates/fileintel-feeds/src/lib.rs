@@ -277,6 +277,9 @@ pub struct Source {
     /// Who may import into it. A feed's verdicts speak to every tenant, so by default only the
     /// operator may ([`Writer::Operator`]).
     pub writers: Vec<Writer>,
+    /// The tenant whose own source it is, if it is one: its verdicts speak to that tenant alone
+    /// ([`VerdictSource::TenantFeed`]), and by default the operator and that tenant write it.
+    pub tenant: Option<String>,
 }
 
 /// Who imports into a feed source.
@@ -326,8 +329,11 @@ struct ConfiguredSource {
     rank: i32,
     #[serde(default)]
     labels: HashMap<String, String>,
-    /// `"operator"` and tenant names; absent: the operator alone.
+    /// `"operator"` and tenant names; absent: the operator alone (and the owner, for a
+    /// tenant's own source).
     writers: Option<Vec<String>>,
+    /// The tenant whose own source it is: it speaks to that tenant alone.
+    tenant: Option<String>,
 }
 
 /// The feed sources of a configuration file (a JSON array of sources); names must be unique.
@@ -345,22 +351,47 @@ pub fn sources_from_json(bytes: &[u8]) -> Result<Vec<Source>, String> {
                 kind.parse().map_err(|error| format!("feed source {}: {error}", source.name))?;
             labels.insert(label.trim().to_ascii_lowercase(), kind);
         }
-        let writers = match source.writers {
-            None => vec![Writer::Operator],
+        let owner = match source.tenant {
+            Some(tenant) => match Writer::named(&tenant) {
+                Ok(Writer::Tenant(tenant)) => Some(tenant),
+                _ => return Err(format!("feed source {}: 'tenant' must name a tenant", source.name)),
+            },
+            None => None,
+        };
+        let writers: Vec<Writer> = match source.writers {
+            None => std::iter::once(Writer::Operator).chain(owner.clone().map(Writer::Tenant)).collect(),
             Some(names) => names
                 .iter()
                 .map(|name| Writer::named(name))
                 .collect::<Result<_, _>>()
                 .map_err(|error| format!("feed source {}: {error}", source.name))?,
         };
-        sources.push(Source { name: source.name, rank: source.rank, labels, writers });
+        // A tenant's own source speaks to it alone: no other tenant may write what it is told.
+        if let Some(owner) = &owner
+            && let Some(Writer::Tenant(other)) =
+                writers.iter().find(|writer| matches!(writer, Writer::Tenant(name) if name != owner))
+        {
+            return Err(format!(
+                "feed source {}: it is the tenant '{owner}''s own, so the tenant '{other}' may not write it",
+                source.name
+            ));
+        }
+        sources.push(Source { name: source.name, rank: source.rank, labels, writers, tenant: owner });
     }
     Ok(sources)
 }
 
 impl Source {
     pub fn new(name: impl Into<String>, rank: i32) -> Self {
-        Self { name: name.into(), rank, labels: HashMap::new(), writers: vec![Writer::Operator] }
+        Self { name: name.into(), rank, labels: HashMap::new(), writers: vec![Writer::Operator], tenant: None }
+    }
+
+    /// Who the source's verdicts are stored as: the operator's feed, or a tenant's own.
+    pub fn verdict_source(&self) -> VerdictSource {
+        match &self.tenant {
+            Some(tenant) => VerdictSource::TenantFeed { tenant: tenant.clone(), name: self.name.clone() },
+            None => VerdictSource::Feed { name: self.name.clone() },
+        }
     }
 
     /// Whether `writer` may import into this source, and why not when it may not.
@@ -396,7 +427,7 @@ impl Source {
         Ok((
             statement.hashes,
             Verdict {
-                source: VerdictSource::Feed { name: self.name.clone() },
+                source: self.verdict_source(),
                 determination_type,
                 determination_value: statement.value,
                 rank: self.rank,

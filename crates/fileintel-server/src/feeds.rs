@@ -74,7 +74,7 @@ impl<'a> FeedImport<'a> {
     ) -> Result<Self, String> {
         source.check_writer(writer)?;
         let configured = source.clone();
-        let source = VerdictSource::Feed { name: source.name.clone() };
+        let source = source.verdict_source();
         Ok(FeedImport { store, configured, source, mode, listed: HashSet::new(), rejected: 0, changed: 0 })
     }
 

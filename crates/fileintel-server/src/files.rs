@@ -96,16 +96,11 @@ async fn judged(state: &AppState, caller: &Authenticated, record: FileRecord) ->
     Ok(Judged { record, verdicts, known: true })
 }
 
-/// The verdicts the caller's tenant may see: its own indicators and every feed.
+/// The verdicts the caller's tenant may see: its own indicators and feeds, and every operator's
+/// feed.
 fn visible(caller: &Authenticated, verdicts: Vec<Verdict>) -> Vec<Verdict> {
     let tenant = caller.tenant_or_default();
-    verdicts
-        .into_iter()
-        .filter(|verdict| match &verdict.source {
-            VerdictSource::Indicator { tenant: own, .. } => own == tenant,
-            VerdictSource::Feed { .. } => true,
-        })
-        .collect()
+    verdicts.into_iter().filter(|verdict| verdict.source.speaks_to(tenant)).collect()
 }
 
 /// `GET /api/files/{id}`: the file's profile with the determination decided for the caller's
@@ -200,13 +195,14 @@ async fn get_determinations(
             let (kind, name) = match &verdict.source {
                 VerdictSource::Indicator { id, .. } => ("Indicator", id),
                 VerdictSource::Feed { name } => ("Feed", name),
+                VerdictSource::TenantFeed { name, .. } => ("TenantFeed", name),
             };
             json!({
                 "sourceType": kind,
                 "source": name,
                 "determinationType": verdict.determination_type.as_str(),
                 "determinationValue": verdict.determination_value,
-                "rank": matches!(verdict.source, VerdictSource::Feed { .. }).then_some(verdict.rank),
+                "rank": verdict.source.is_feed().then_some(verdict.rank),
                 "saidAt": time_value(verdict.said_at),
                 "validFrom": time_value(verdict.valid_from),
                 "validUntil": time_value(verdict.valid_until),

@@ -296,3 +296,33 @@ async fn the_demo_trusts_its_two_tenants() {
     }
     assert!(!spawn_app().await.state.config.trust.trusts("contoso"), "no tenant is trusted by default");
 }
+
+/// A tenant's own feed source speaks to it alone, ranked among the operator's feeds as the
+/// operator configures; no other tenant may write it, and no other tenant hears it.
+#[tokio::test]
+async fn a_tenants_own_feed_speaks_to_it_alone() {
+    let app =
+        app_with_sources(br#"[{"name":"bazaar","rank":40},{"name":"contoso-intel","rank":90,"tenant":"contoso"}]"#)
+            .await;
+    let bazaar = app.state.config.feed_sources[0].clone();
+    let operator = fileintel_feeds::Writer::Operator;
+    let mut import = FeedImport::new(app.state.store.as_ref(), &bazaar, &operator, ImportMode::Add).unwrap();
+    import.import(fileintel_feeds::Format::Csv, format!("{SHA1},Malware,Emotet\n").into_bytes()).await.unwrap();
+
+    let roles = ["File.Read.All", "Ti.ReadWrite.All"];
+    let (contoso, fabrikam) = (app.token_for("contoso", &roles).await, app.token_for("fabrikam", &roles).await);
+    let answer = app.send(feed_import("contoso-intel", &fabrikam, format!("{SHA1},Clean,benign\n"))).await;
+    answer.assert_envelope(StatusCode::FORBIDDEN, "Forbidden");
+    let answer = app.send(feed_import("contoso-intel", &contoso, format!("{SHA1},Clean,allow-listed\n"))).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(determination(&app, &contoso).await, "Clean", "its own source, ranked above bazaar");
+    assert_eq!(determination(&app, &fabrikam).await, "Malware", "contoso's source does not speak to fabrikam");
+    let listed = app.get(&format!("/api/files/{SHA1}/determinations"), Some(&fabrikam)).await.json();
+    assert!(!listed.to_string().contains("contoso-intel"), "{listed}");
+    let listed = app.get(&format!("/api/files/{SHA1}/determinations"), Some(&contoso)).await.json();
+    assert!(listed.to_string().contains(r#""sourceType":"TenantFeed""#), "{listed}");
+
+    let refused =
+        fileintel_feeds::sources_from_json(br#"[{"name":"x","rank":1,"tenant":"contoso","writers":["fabrikam"]}]"#);
+    assert!(refused.unwrap_err().contains("the tenant 'fabrikam' may not write it"));
+}

@@ -72,7 +72,7 @@ impl FjallStore {
             let (key, value) = item.into_inner()?;
             let hash = verdict_key_hash(&key)?;
             let verdict: Verdict = decode("verdict", &value)?;
-            if matches!(verdict.source, VerdictSource::Feed { .. }) {
+            if verdict.source.is_feed() {
                 verdicts.push((FileHashes::from(hash), verdict));
             }
             read += 1;
