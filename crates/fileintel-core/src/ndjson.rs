@@ -186,6 +186,7 @@ pub struct IngestSummary {
     pub rejected: u64,
     /// Distinct files touched, counted per committed batch and summed.
     pub files_touched: u64,
+    /// Files new to the tenant that observed them (whether another tenant saw one is not said).
     pub new_files: u64,
     pub seconds: f64,
     pub observations_per_second: f64,

@@ -89,9 +89,9 @@ pub struct FileRecord {
     pub size: Option<u64>,
     /// Facts from fileintel's own analysis and from feeds.
     pub facts: FileFacts,
-    /// What endpoints reported, used where `facts` has no answer. Stored, only what a store
-    /// kept before reports were per tenant (the operator's, speaking to every tenant); in a
-    /// profile a viewer sees ([`FileRecord::seen_by`]), the report that speaks to it.
+    /// What endpoints reported, used where `facts` has no answer: in a profile a viewer sees
+    /// ([`FileRecord::seen_by`]), the report that speaks to it. Stored records keep reports in
+    /// their tenants' rows; one a store wrote before that moves there when the store is opened.
     pub reported: ReportedFacts,
     /// What each tenant's telemetry says of the file, one row per tenant that observed it:
     /// what [`FileRecord::seen_by`] counts. Empty in a profile a viewer sees.
@@ -265,10 +265,13 @@ pub fn top_names(mut counts: Vec<(String, u64)>, limit: usize) -> Vec<String> {
 impl FileRecord {
     /// Takes in one observation: its time widens the observed window, and its tenant's row
     /// takes what it says ([`TenantFile::take_observation`]); what it reports of the file
-    /// (size, signer, ...) speaks only through that row.
-    pub fn take_observation(&mut self, observation: &Observation) {
+    /// (size, signer, ...) speaks only through that row. Returns whether the file is new to the
+    /// tenant (it had no row).
+    pub fn take_observation(&mut self, observation: &Observation) -> bool {
         self.observe(observation.timestamp);
+        let rows = self.tenants.len();
         self.tenant_mut(&observation.tenant_id).take_observation(observation);
+        self.tenants.len() > rows
     }
 
     /// Counts `devices` more devices of `tenant` that observed the file (sightings the store

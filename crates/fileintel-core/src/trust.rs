@@ -122,10 +122,10 @@ impl FileRecord {
     /// The profile as `viewer` sees it, or `None` when nothing it counts knows the file.
     ///
     /// Prevalence and the observed window count the tenants the viewer counts, exactly (the
-    /// device sets of two tenants never overlap). Size and endpoint report: fileintel's own
-    /// (and what a store kept before reports were per tenant) first, then the newest report
-    /// among the tenants counted. The file exists for the viewer when a tenant it counts saw
-    /// it or when something every tenant trusts says anything of it.
+    /// device sets of two tenants never overlap). The size fileintel measured wins, then the
+    /// newest size among the tenants counted; the endpoint report is the newest among them (at
+    /// the same time, the viewer's own). The file exists for the viewer when a tenant it counts
+    /// saw it or when something every tenant trusts (fileintel's analysis) says anything of it.
     pub fn seen_by(&self, viewer: Viewer<'_>) -> Option<FileRecord> {
         let counted: Vec<&TenantFile> =
             self.tenants.iter().filter(|row| row.devices > 0 && viewer.counts(&row.tenant)).collect();
@@ -133,8 +133,10 @@ impl FileRecord {
         if counted.is_empty() && !trusted {
             return None;
         }
+        // The newest wins; at the same time, the viewer's own row.
+        let own = |row: &TenantFile| matches!(viewer, Viewer::Tenant { name, .. } if name == row.tenant);
         let newest = |pick: fn(&TenantFile) -> Option<Timestamp>| {
-            counted.iter().filter(|row| pick(row).is_some()).max_by_key(|row| pick(row)).copied()
+            counted.iter().filter(|row| pick(row).is_some()).max_by_key(|row| (pick(row), own(row))).copied()
         };
         let reported = match newest(|row| row.reported.as_ref().map(|(at, _)| *at)) {
             Some(row) => row.reported.as_ref().map(|(_, reported)| reported.clone()).unwrap_or_default(),

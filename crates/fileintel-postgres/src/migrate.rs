@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use fileintel_core::{FileFacts, FileHash, FileRecord, TenantFile, Viewer};
+use fileintel_core::{FileFacts, FileHash};
 use fileintel_store::{FjallStore, Store, StoreError};
 use serde_json::{Value, json};
 
@@ -238,7 +238,7 @@ pub async fn move_store(
                 continue;
             };
             let moved = target.get_file(hash).await?;
-            if moved.as_ref().map(comparable) != Some(comparable(&file.record)) {
+            if moved.as_ref() != Some(&file.record) {
                 return Err(MoveError::Differs {
                     hash: hash.to_string(),
                     here: format!("{:?}", file.record),
@@ -255,14 +255,6 @@ pub async fn move_store(
     report.say(&format!("checked: {ours} files on both sides; {compared} compared whole, all equal"));
     progress.mark("checked", json!(true))?;
     Ok(())
-}
-
-/// What a move must keep of a record: the operator's view of it, and each tenant's counts. (A
-/// report a store kept once per file before reports were per tenant becomes the report of the
-/// tenant that saw the file last, so the rows' reports may differ where that view does not.)
-fn comparable(record: &FileRecord) -> (Option<FileRecord>, Vec<TenantFile>) {
-    let rows = record.tenants.iter().map(|row| TenantFile { reported: None, ..row.clone() }).collect();
-    (record.seen_by(Viewer::Operator), rows)
 }
 
 /// An observation with every NUL character in its text replaced by U+FFFD: the embedded store

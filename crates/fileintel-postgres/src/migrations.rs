@@ -188,45 +188,43 @@ SELECT tenant, greatest(max(id), (SELECT CASE WHEN is_called THEN last_value ELS
 FROM indicators GROUP BY tenant;
 "#;
 
-/// What each tenant's telemetry says of a file, one `TenantFile` per tenant in name order as
-/// JSON (`FileRecord::tenants`), counted from the sightings. A size and report, which version 3
-/// kept once per file, go to the tenant when only one tenant saw the file (at its last
-/// observation; the size only when the file has no facts of fileintel's own, whose analysis
-/// measured it), and otherwise stay the operator's, speaking to every tenant; fjall's
-/// `rebuild_tenant_files` does the same. Reports are compared as text, since `jsonb` cannot
-/// hold every string a report may.
+/// What each tenant's telemetry says of a file, one `TenantFile` per tenant in byte order of
+/// names as JSON (`FileRecord::tenants`), counted from the sightings. A size and report, which
+/// version 3 kept once per file, go into the row of every tenant that saw the file, at its last
+/// observation (the size only when the file has no facts of fileintel's own, whose analysis
+/// measured it), so that they speak to no tenant that did not see it; fjall's
+/// `rebuild_tenant_files` does the same. Empty facts and reports are told by their non-null
+/// fields, as JSON text (`jsonb` cannot hold every string a report may).
+///
+/// `prevalence` becomes `all_devices`: a replica of an older version, which would write files
+/// without their tenants' rows, fails on its first statement instead.
 const V4_TENANT_ROWS: &str = r#"
 ALTER TABLE files ADD COLUMN tenants json NOT NULL DEFAULT '[]';
-WITH counted AS (
-    SELECT file_id, tenant, count(*) AS devices, min(first_seen) AS first_seen, max(last_seen) AS last_seen
-    FROM sightings GROUP BY file_id, tenant
-), per_file AS (
-    SELECT file_id, count(*) AS tenants, min(tenant) AS tenant, sum(devices) AS devices,
-           min(first_seen) AS first_seen, max(last_seen) AS last_seen,
-           json_agg(json_build_object('tenant', tenant, 'devices', devices, 'first', first_seen,
-                                      'last', last_seen, 'size', NULL, 'reported', NULL)
-                    ORDER BY tenant) AS rows
-    FROM counted GROUP BY file_id
-), single AS (
-    SELECT p.*,
-           CASE WHEN f.facts::text = '{"file_type":null,"is_pe_file":null,"file_publisher":null,"file_product_name":null,"signer":null,"issuer":null,"signer_hash":null,"is_valid_certificate":null,"determination_type":"Unknown","determination_value":null}'
-                THEN f.size END AS old_size,
-           f.reported::text <> '{"signed":null,"signature":null,"signature_status":null,"company":null,"product":null}'
-               AS has_report
-    FROM per_file AS p JOIN files AS f ON f.id = p.file_id
+ALTER TABLE files RENAME COLUMN prevalence TO all_devices;
+WITH legacy AS (
+    SELECT id,
+           CASE WHEN json_strip_nulls(facts)::text = '{"determination_type":"Unknown"}' THEN size END AS size,
+           CASE WHEN json_strip_nulls(reported)::text <> '{}' THEN reported END AS reported
+    FROM files
+), rows AS (
+    SELECT s.file_id,
+           json_agg(json_build_object(
+               'tenant', s.tenant, 'devices', s.devices, 'first', s.first_seen, 'last', s.last_seen,
+               'size', CASE WHEN l.size IS NULL THEN NULL ELSE json_build_array(s.last_seen, l.size) END,
+               'reported', CASE WHEN l.reported IS NULL THEN NULL ELSE json_build_array(s.last_seen, l.reported) END)
+               ORDER BY s.tenant COLLATE "C") AS rows,
+           bool_or(l.size IS NOT NULL) AS moved_size
+    FROM (SELECT file_id, tenant, count(*) AS devices, min(first_seen) AS first_seen, max(last_seen) AS last_seen
+          FROM sightings GROUP BY file_id, tenant) AS s
+    JOIN legacy AS l ON l.id = s.file_id
+    GROUP BY s.file_id
 )
 UPDATE files AS f
-SET tenants = CASE WHEN s.tenants = 1 THEN json_build_array(json_build_object(
-                  'tenant', s.tenant, 'devices', s.devices, 'first', s.first_seen, 'last', s.last_seen,
-                  'size', CASE WHEN s.old_size IS NULL THEN NULL ELSE json_build_array(s.last_seen, s.old_size) END,
-                  'reported', CASE WHEN s.has_report THEN json_build_array(s.last_seen, f.reported) ELSE NULL END))
-              ELSE s.rows END,
-    size = CASE WHEN s.tenants = 1 AND s.old_size IS NOT NULL THEN NULL ELSE f.size END,
-    reported = CASE WHEN s.tenants = 1
-                    THEN '{"signed":null,"signature":null,"signature_status":null,"company":null,"product":null}'
-                    ELSE f.reported END
-FROM single AS s
-WHERE f.id = s.file_id;
+SET tenants = r.rows,
+    size = CASE WHEN r.moved_size THEN NULL ELSE f.size END,
+    reported = '{"signed":null,"signature":null,"signature_status":null,"company":null,"product":null}'
+FROM rows AS r
+WHERE f.id = r.file_id;
 "#;
 
 /// Applies the migrations the database lacks, in one transaction. Running it again, or from
@@ -353,8 +351,9 @@ mod tests {
     }
 
     /// A database of schema version 3 kept one report and size per file: after the migration,
-    /// each tenant has its row counted from the sightings, and a file only one tenant saw gives
-    /// that tenant its report and size (fjall's `rebuild_tenant_files` does the same).
+    /// each tenant has its row counted from the sightings, and every tenant that saw a file
+    /// keeps the report and size in its own row, so that they speak to no other tenant (fjall's
+    /// `rebuild_tenant_files` does the same); an older replica can no longer write.
     #[tokio::test]
     async fn each_tenant_gets_its_row_from_the_sightings() {
         let Some(url) = server_url() else { return };
@@ -406,7 +405,7 @@ mod tests {
         let store = PgStore::connect(&database.url, PgOptions::default()).await.unwrap();
         let get = async |n: u8| store.get_file(FileHash::Sha1(fileintel_core::Sha1([n; 20]))).await.unwrap().unwrap();
         let only_c = get(1).await;
-        assert_eq!((only_c.size, only_c.reported.is_empty()), (None, true), "moved to the one tenant");
+        assert_eq!((only_c.size, only_c.reported.is_empty()), (None, true), "moved to the tenant");
         let row = &only_c.tenants[..];
         let last = Timestamp(30);
         assert_eq!(row.len(), 1);
@@ -416,8 +415,22 @@ mod tests {
         );
         assert_eq!((row[0].size, row[0].reported.clone()), (Some((last, 9)), Some((last, legacy.clone()))));
         let shared = get(2).await;
-        let rows: Vec<(&str, u64)> = shared.tenants.iter().map(|row| (row.tenant.as_str(), row.devices)).collect();
-        assert_eq!(rows, [("c", 1), ("f", 1)]);
-        assert_eq!((shared.size, &shared.reported), (Some(9), &legacy), "kept as the operator's");
+        assert_eq!((shared.size, shared.reported.is_empty()), (None, true), "moved to each tenant");
+        let rows: Vec<_> = shared
+            .tenants
+            .iter()
+            .map(|row| (row.tenant.as_str(), row.devices, row.size, row.reported.clone()))
+            .collect();
+        let at = |time: i64| Some((Timestamp(time), legacy.clone()));
+        assert_eq!(rows, [("c", 1, Some((Timestamp(20), 9)), at(20)), ("f", 1, Some((Timestamp(30), 9)), at(30))]);
+        let trust = fileintel_core::Trust::default();
+        assert!(
+            shared.seen_by(fileintel_core::Viewer::Tenant { name: "n", trust: &trust }).is_none(),
+            "n never saw it"
+        );
+
+        // A replica of schema 3 writes `prevalence`, which is no more.
+        let old = client.execute("UPDATE files SET prevalence = 1 WHERE id = 1", &[]).await.unwrap_err();
+        assert!(format!("{old:?}").contains("prevalence"), "{old:?}");
     }
 }

@@ -11,7 +11,7 @@ use crate::error::Failure;
 /// The columns [`record_from_row`] reads, in its order, from `files` named `f`.
 macro_rules! record_columns {
     () => {
-        "f.id, f.sha1, f.sha256, f.md5, f.prevalence, f.first_observed, f.last_observed, f.size, \
+        "f.id, f.sha1, f.sha256, f.md5, f.all_devices, f.first_observed, f.last_observed, f.size, \
          f.facts::text, f.reported::text, f.tenants::text"
     };
 }

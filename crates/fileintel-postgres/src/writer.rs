@@ -86,6 +86,8 @@ pub(crate) struct Batch {
     horizon: Timestamp,
     /// Records this call created, including any a link then absorbed (fjall counts those too).
     pub(crate) created: u64,
+    /// Files new to the tenant that observed them (`IngestOutcome::new_files`).
+    new_to_tenants: u64,
     /// Rows added to `files` less rows removed, for the file count.
     files_delta: i64,
     /// Ids of stored records this call absorbed into others: their hashes' claims move.
@@ -105,7 +107,7 @@ const CLAIM_HASHES: &str = "
     RETURNING 1";
 
 const INSERT_FILES: &str = "
-    INSERT INTO files (id, sha1, sha256, md5, prevalence, first_observed, last_observed, size, facts, reported,
+    INSERT INTO files (id, sha1, sha256, md5, all_devices, first_observed, last_observed, size, facts, reported,
                        tenants)
     SELECT u.id, u.sha1, u.sha256, u.md5, u.prevalence, u.first_observed, u.last_observed, u.size,
            u.facts::json, u.reported::json, u.tenants::json
@@ -117,7 +119,7 @@ const INSERT_FILES: &str = "
 /// updates only move the observed window, the prevalence and the tenants' rows.
 const UPDATE_FILES: &str = "
     UPDATE files AS f
-    SET sha1 = u.sha1, sha256 = u.sha256, md5 = u.md5, prevalence = u.prevalence,
+    SET sha1 = u.sha1, sha256 = u.sha256, md5 = u.md5, all_devices = u.prevalence,
         first_observed = u.first_observed, last_observed = u.last_observed, size = u.size,
         facts = coalesce(u.facts::json, f.facts), reported = coalesce(u.reported::json, f.reported),
         tenants = u.tenants::json
@@ -269,6 +271,7 @@ impl Batch {
             devices: Vec::new(),
             horizon,
             created: 0,
+            new_to_tenants: 0,
             files_delta: 0,
             absorbed_ids: Vec::new(),
         }
@@ -388,9 +391,10 @@ impl Batch {
         let device = self.device_number(tenant, observation);
         let time = observation.timestamp;
         let horizon = self.horizon;
+        if self.slots[slot].record.take_observation(observation) {
+            self.new_to_tenants += 1;
+        }
         let entry = &mut self.slots[slot];
-        let record = &mut entry.record;
-        record.take_observation(observation);
         if time >= horizon {
             entry.times.insert((tenant, time.0));
         }
@@ -810,7 +814,7 @@ pub(crate) async fn ingest(
         }
     }
     batch.finish(tx, shard).await?;
-    outcome.new_files = batch.created;
+    outcome.new_files = batch.new_to_tenants;
     // Every live record has its id once written.
     let touched = touched.into_iter().filter_map(|slot| batch.slots[slot].id).collect();
     Ok((outcome, touched))
@@ -871,12 +875,14 @@ mod tests {
         assert!(schema.contains(&format!("LIMIT greatest({limit} - cardinality(kept), 0)")));
     }
 
-    /// The migration to tenant rows spells empty facts and reports as the text serde writes.
+    /// The migration to tenant rows writes an empty report as serde does.
     #[test]
-    fn the_tenant_rows_migration_knows_empty_facts_and_reports() {
+    fn the_tenant_rows_migration_knows_empty_reports() {
         let (_, sql) = crate::migrations::MIGRATIONS[3];
-        assert!(sql.contains(&serde_json::to_string(&FileFacts::default()).unwrap()));
         assert!(sql.contains(&serde_json::to_string(&ReportedFacts::default()).unwrap()));
+        let facts = serde_json::to_value(FileFacts::default()).unwrap();
+        let set: Vec<_> = facts.as_object().unwrap().iter().filter(|(_, value)| !value.is_null()).collect();
+        assert_eq!(set, [(&"determination_type".to_owned(), &serde_json::json!("Unknown"))], "what empty facts keep");
     }
 
     #[test]

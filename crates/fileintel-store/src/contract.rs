@@ -878,8 +878,9 @@ async fn record_of(store: &dyn Store, n: u8) -> FileRecord {
 pub async fn each_tenant_counts_only_for_the_viewers_that_count_it(store: &dyn Store) {
     let mut observations = vec![seen("contoso", "c1", 100, all_three(40))];
     observations.extend((0..50).map(|d| seen("fabrikam", &format!("f{d}"), -100_000, all_three(40))));
-    for _ in 0..2 {
-        store.ingest(observations.clone()).await.unwrap();
+    for round in 0..2 {
+        let outcome = store.ingest(observations.clone()).await.unwrap();
+        assert_eq!(outcome.new_files, if round == 0 { 2 } else { 0 }, "new to contoso and to fabrikam, once");
         let record = record_of(store, 40).await;
         let nobody = Trust::default();
         let contoso = record.seen_by(tenant("contoso", &nobody)).unwrap();
@@ -896,6 +897,8 @@ pub async fn each_tenant_counts_only_for_the_viewers_that_count_it(store: &dyn S
         let rows: Vec<(&str, u64)> = record.tenants.iter().map(|row| (row.tenant.as_str(), row.devices)).collect();
         assert_eq!(rows, [("contoso", 1), ("fabrikam", 50)]);
     }
+    // A file other tenants saw is still new to northwind: the count tells it nothing of theirs.
+    assert_eq!(store.ingest(vec![seen("northwind", "n1", 0, all_three(40))]).await.unwrap().new_files, 1);
     // The window stats carry the same rows.
     let stats = org(store, 40, "contoso", at(0)).await;
     assert_eq!(stats.record.seen_by(tenant("contoso", &Trust::default())).unwrap().global_prevalence, 1);

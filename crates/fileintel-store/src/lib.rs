@@ -52,7 +52,8 @@ pub struct IngestOutcome {
     pub rejected: Vec<(usize, String)>,
     /// Distinct files the batch touched.
     pub files_touched: u64,
-    /// Files first seen in this batch.
+    /// Files new to the tenant of the observation that named them: whether another tenant saw
+    /// one is not for the caller to learn.
     pub new_files: u64,
 }
 

@@ -122,6 +122,10 @@ impl Application {
             // The demo's two tenants are one organisation's: each sees the other's figures.
             demo::DEMO_TENANTS.into_iter().for_each(|tenant| server.trust.add(tenant));
         }
+        let trusted: Vec<&str> = server.trust.tenants().collect();
+        if !trusted.is_empty() {
+            tracing::info!(tenants = trusted.join(", "), "trusted tenants: their telemetry speaks to every tenant");
+        }
         server.public_host = address.to_string();
         server.scheme = scheme.into();
         let tls = match &tls_files {

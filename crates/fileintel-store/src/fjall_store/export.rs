@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 
-use fileintel_core::{FileHashes, FileRecord, Indicator, Observation, Verdict, VerdictSource};
+use fileintel_core::{FileHashes, FileRecord, Indicator, Observation, Verdict};
 
 use super::codec::{corrupt, decode, decode_device_info, decode_record, decode_sighting, u32_value, u64_value};
 use super::keys::{time_from_bytes, verdict_key_hash};
@@ -196,37 +196,27 @@ impl Inner {
             }
         }
         // Each tenant's size and report, at the time of the observation that gave them, by one
-        // of its devices whose sightings span that time (so no sighting or window changes).
+        // of its devices whose sightings span that time (so no sighting or window changes): one
+        // always does, since that observation's device is one.
         for row in &record.tenants {
             let spanning = |at: fileintel_core::Timestamp| {
-                seen.iter().find(|device| {
-                    tenants.get(&device.tenant) == Some(&row.tenant) && device.first <= at && at <= device.last
-                })
+                seen.iter()
+                    .find(|device| {
+                        tenants.get(&device.tenant) == Some(&row.tenant) && device.first <= at && at <= device.last
+                    })
+                    .ok_or_else(|| corrupt("tenant row", format!("no device of '{}' saw the file at {at}", row.tenant)))
             };
-            if let Some((at, size)) = row.size
-                && let Some(device) = spanning(at)
-            {
-                observations.push(Observation { size: Some(size), ..observation(device, at, None)? });
+            if let Some((at, size)) = row.size {
+                observations.push(Observation { size: Some(size), ..observation(spanning(at)?, at, None)? });
             }
-            if let Some((at, reported)) = &row.reported
-                && let Some(device) = spanning(*at)
-            {
-                observations.push(Observation {
-                    reported: Some(Box::new(reported.clone())),
-                    ..observation(device, *at, None)?
-                });
+            if let Some((at, reported)) = &row.reported {
+                let reported = Some(Box::new(reported.clone()));
+                observations.push(Observation { reported, ..observation(spanning(*at)?, *at, None)? });
             }
         }
         // Last sightings last, so the latest name is the one each device keeps.
         for device in &seen {
             observations.push(observation(device, device.last, device.file_name.clone())?);
-        }
-        // A report a store kept once per file before reports were per tenant: the tenant that
-        // saw the file last takes it.
-        if !record.reported.is_empty()
-            && let Some(latest) = observations.iter_mut().max_by_key(|observation| observation.timestamp)
-        {
-            latest.reported = Some(Box::new(record.reported.clone()));
         }
         Ok(observations)
     }

@@ -516,7 +516,8 @@ mod tests {
     }
 
     /// A store of version 2 kept one report and size per file: opened, each tenant gets its
-    /// row from the sightings, and a file only one tenant saw gives that tenant its report.
+    /// row from the sightings, and every tenant that saw a file keeps the report and size in its
+    /// own row, so that they speak to no other tenant.
     #[tokio::test]
     async fn a_store_written_by_version_2_gets_its_tenant_rows_when_opened() {
         let dir = tempfile::tempdir().unwrap();
@@ -562,19 +563,24 @@ mod tests {
         assert_eq!(store.inner.keyspaces.meta.get("counters").unwrap().unwrap()[0], SCHEMA_VERSION, "done once");
         let get = async |n: u8| store.get_file(FileHash::Sha1(fileintel_core::Sha1([n; 20]))).await.unwrap().unwrap();
         let only_c = get(50).await;
-        assert_eq!((only_c.size, only_c.reported.is_empty()), (None, true), "moved to the one tenant");
+        assert_eq!((only_c.size, only_c.reported.is_empty()), (None, true), "moved to the tenant");
         let row = &only_c.tenants[0];
         let last = Timestamp(now.0 - 3 * TICKS_PER_HOUR);
         assert_eq!((row.tenant.as_str(), row.devices, row.last), ("c", 2, Some(last)));
         assert_eq!((row.size, row.reported.clone()), (Some((last, 9)), Some((last, legacy.clone()))));
 
         let shared = get(51).await;
-        let rows: Vec<(&str, u64)> = shared.tenants.iter().map(|row| (row.tenant.as_str(), row.devices)).collect();
-        assert_eq!(rows, [("c", 1), ("f", 1)]);
-        assert_eq!((shared.size, &shared.reported), (Some(9), &legacy), "kept as the operator's");
+        assert_eq!((shared.size, shared.reported.is_empty()), (None, true), "moved to each tenant");
+        let rows: Vec<_> = shared.tenants.iter().map(|row| (row.tenant.as_str(), row.devices, row.size)).collect();
+        let (c_last, f_last) = (Timestamp(now.0 - 4 * TICKS_PER_HOUR), Timestamp(now.0 - 8 * TICKS_PER_HOUR));
+        assert_eq!(rows, [("c", 1, Some((c_last, 9))), ("f", 1, Some((f_last, 9)))]);
         let trust = fileintel_core::Trust::default();
         let seen = shared.seen_by(fileintel_core::Viewer::Tenant { name: "c", trust: &trust }).unwrap();
         assert_eq!((seen.global_prevalence, seen.reported.company.as_deref()), (1, Some("Legacy")));
+        assert!(
+            shared.seen_by(fileintel_core::Viewer::Tenant { name: "n", trust: &trust }).is_none(),
+            "n never saw it"
+        );
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub(super) struct Batch {
     tenants: Vec<(String, u32)>,
     devices: Vec<(u32, String, u32, Option<String>)>,
     observations: usize,
+    /// Files new to the tenant that observed them (`IngestOutcome::new_files`).
+    new_to_tenants: u64,
     /// `recent_times` keys of this batch's observations within the horizon.
     recent_times: HashSet<[u8; 20]>,
     /// Per device number: first and last observation in this batch, and the platform named.
@@ -245,7 +247,9 @@ impl Inner {
         let device = self.device_number(writer, batch, tenant, observation)?;
         let record = self.batch_record(batch, overlay, id)?;
         let time = observation.timestamp;
-        record.take_observation(observation);
+        if record.take_observation(observation) {
+            batch.new_to_tenants += 1;
+        }
         if time >= writer.horizon {
             batch.recent_times.insert(recent_time_key(id, tenant, time));
         }
@@ -314,9 +318,9 @@ impl Inner {
                         // their own, and take this observation again against the merged record.
                         land(&mut in_flight)?;
                         overlay = None;
-                        let (write, created) =
+                        outcome.new_files += batch.new_to_tenants;
+                        let (write, _) =
                             self.prepare(writer, std::mem::take(&mut batch), None, PersistMode::SyncAll)?;
-                        outcome.new_files += created;
                         write.0.commit()?;
                         self.link(writer, keep, absorb)?;
                         touched.remove(&absorb);
@@ -325,9 +329,9 @@ impl Inner {
                 }
                 index += 1;
                 if batch.observations >= SUB_BATCH && index < observations.len() {
-                    let (write, created) =
+                    outcome.new_files += batch.new_to_tenants;
+                    let (write, _) =
                         self.prepare(writer, std::mem::take(&mut batch), overlay.as_ref(), PersistMode::Buffer)?;
-                    outcome.new_files += created;
                     // Writes land in order: the previous one first.
                     land(&mut in_flight)?;
                     let (write_batch, prepared) = write;
@@ -335,8 +339,8 @@ impl Inner {
                     overlay = Some(prepared);
                 }
             }
-            let (write, created) = self.prepare(writer, batch, overlay.as_ref(), PersistMode::SyncAll)?;
-            outcome.new_files += created;
+            outcome.new_files += batch.new_to_tenants;
+            let (write, _) = self.prepare(writer, batch, overlay.as_ref(), PersistMode::SyncAll)?;
             land(&mut in_flight)?;
             // The last write is fsynced, and with it the journal the earlier ones went to.
             write.0.commit()?;
@@ -384,7 +388,11 @@ impl Inner {
                 None => {
                     let tenant = u32::from_be_bytes(key[8..12].try_into().unwrap_or_default());
                     // Every sighting's tenant went through `tenant_id` in `accept`.
-                    if let (Some(record), Some(name)) = (batch.records.get_mut(&id), writer.tenant_names.get(&tenant)) {
+                    let name = writer
+                        .tenant_names
+                        .get(&tenant)
+                        .ok_or_else(|| corrupt("sighting", format!("unknown tenant {tenant}")))?;
+                    if let Some(record) = batch.records.get_mut(&id) {
                         record.count_devices(name, 1);
                     }
                 }
@@ -634,10 +642,11 @@ impl Inner {
 
     /// Builds the per-tenant rows of a store that schema version 2 or older wrote, from its
     /// sightings: each tenant's devices and observed window. A report and a size, which those
-    /// versions kept once per file, go to the tenant when only one tenant saw the file (the
-    /// size only when the file has no facts of fileintel's own, whose analysis measured it),
-    /// and otherwise stay the operator's, speaking to every tenant. Absolute values, so running it
-    /// again after a crash changes nothing. Ends by writing the counters in the current
+    /// versions kept once per file, go into the row of every tenant that saw the file, at its
+    /// last observation (the size only when the file has no facts of fileintel's own, whose
+    /// analysis measured it), so that they speak to no tenant that did not see it. Absolute
+    /// values, so running it again after a crash changes nothing (a record written by an earlier
+    /// run has moved its report and size already). Ends by writing the counters in the current
     /// version, which marks the store as done.
     pub(super) fn rebuild_tenant_files(&self, writer: &mut Writer) -> Result<(), StoreError> {
         let names = self.tenant_names()?;
@@ -646,17 +655,16 @@ impl Inner {
         let mut current: Option<(u64, FileRecord)> = None;
         let finish = |write: &mut WriteBatch, file: Option<(u64, FileRecord)>| {
             if let Some((id, mut record)) = file {
-                if let [row] = &mut record.tenants[..]
-                    && let Some(last) = row.last
-                {
-                    // With facts of fileintel's own, the size is the one analysis measured.
-                    if record.facts == FileFacts::default()
-                        && let Some(size) = record.size.take()
-                    {
+                // With facts of fileintel's own, the size is the one analysis measured.
+                let size = if record.facts == FileFacts::default() { record.size.take() } else { None };
+                let reported = std::mem::take(&mut record.reported);
+                for row in &mut record.tenants {
+                    let Some(last) = row.last else { continue };
+                    if let Some(size) = size {
                         row.size = Some((last, size));
                     }
-                    if !record.reported.is_empty() {
-                        row.reported = Some((last, std::mem::take(&mut record.reported)));
+                    if !reported.is_empty() {
+                        row.reported = Some((last, reported.clone()));
                     }
                 }
                 write.insert(&self.keyspaces.files, id.to_be_bytes().to_vec(), encode(&record));
