@@ -352,9 +352,10 @@ pub fn sources_from_json(bytes: &[u8]) -> Result<Vec<Source>, String> {
             labels.insert(label.trim().to_ascii_lowercase(), kind);
         }
         let owner = match source.tenant {
+            // A '/' would let two tenants' sources share a stored key (`tenant-feed/a/b/c`).
             Some(tenant) => match Writer::named(&tenant) {
-                Ok(Writer::Tenant(tenant)) => Some(tenant),
-                _ => return Err(format!("feed source {}: 'tenant' must name a tenant", source.name)),
+                Ok(Writer::Tenant(tenant)) if !tenant.contains('/') => Some(tenant),
+                _ => return Err(format!("feed source {}: 'tenant' must name a tenant (no '/')", source.name)),
             },
             None => None,
         };
@@ -404,9 +405,10 @@ impl Source {
             Writer::Tenant(tenant) => format!("The tenant '{tenant}'"),
         };
         Err(format!(
-            "{who} may not write the feed source '{}': its verdicts speak to every tenant, and its configuration \
+            "{who} may not write the feed source '{}': its verdicts speak to {}, and its configuration \
              (--feed-sources, \"writers\") does not name this writer.",
-            self.name
+            self.name,
+            self.tenant.as_ref().map_or_else(|| "every tenant".to_owned(), |tenant| format!("the tenant '{tenant}'"))
         ))
     }
 

@@ -18,7 +18,7 @@
 //!
 //! | table                 | key                                   | holds                                         |
 //! |-----------------------|---------------------------------------|-----------------------------------------------|
-//! | `files`               | `id` (from sequence `file_ids`)       | `sha1`, `sha256`, `md5` (`bytea`), prevalence, first and last observed, size, `facts` and `reported` (`json`) |
+//! | `files`               | `id` (from sequence `file_ids`)       | `sha1`, `sha256`, `md5` (`bytea`), `all_devices`, first and last observed, size, `facts`, `reported` and `tenants` (each tenant's `TenantFile`) (`json`) |
 //! | `file_hashes`         | hash kind (0 MD5, 1 SHA-1, 2 SHA-256), hash | the file id: the one unique index on hashes |
 //! | `file_counts`         | `shard`                               | files added less files removed, summed by `stats` |
 //! | `sightings`           | file id, tenant, device id            | first and last observation, latest file name, every name seen (at most 8); indexed by (file id, tenant, last seen) for windows |

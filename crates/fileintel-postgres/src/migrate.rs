@@ -156,9 +156,9 @@ pub async fn move_store(
             let mut facts = Vec::new();
             for file in &files {
                 observations.extend(file.observations.iter().cloned());
-                // The record's own size is fileintel's measurement (or the operator's, from a
-                // store written before reports were per tenant); tenants' sizes ride on their
-                // observations.
+                // The record's own size is fileintel's measurement (or, for a file no device saw,
+                // what a store written before reports were per tenant kept); tenants' sizes ride
+                // on their observations.
                 let measured = file.record.size;
                 if file.record.facts != FileFacts::default() || measured.is_some() || file.observations.is_empty() {
                     facts.push((file.record.hashes, measured, file.record.facts.clone()));

@@ -194,7 +194,8 @@ FROM indicators GROUP BY tenant;
 /// observation (the size only when the file has no facts of fileintel's own, whose analysis
 /// measured it), so that they speak to no tenant that did not see it; fjall's
 /// `rebuild_tenant_files` does the same. Empty facts and reports are told by their non-null
-/// fields, as JSON text (`jsonb` cannot hold every string a report may).
+/// fields; PostgreSQL parses no `\u0000` (`json_strip_nulls` parses its input), which a report
+/// may hold, so the test reads a copy with it replaced, and the report moves as it is.
 ///
 /// `prevalence` becomes `all_devices`: a replica of an older version, which would write files
 /// without their tenants' rows, fails on its first statement instead.
@@ -203,8 +204,10 @@ ALTER TABLE files ADD COLUMN tenants json NOT NULL DEFAULT '[]';
 ALTER TABLE files RENAME COLUMN prevalence TO all_devices;
 WITH legacy AS (
     SELECT id,
-           CASE WHEN json_strip_nulls(facts)::text = '{"determination_type":"Unknown"}' THEN size END AS size,
-           CASE WHEN json_strip_nulls(reported)::text <> '{}' THEN reported END AS reported
+           CASE WHEN json_strip_nulls(replace(facts::text, '\u0000', '\ufffd')::json)::text
+                     = '{"determination_type":"Unknown"}' THEN size END AS size,
+           CASE WHEN json_strip_nulls(replace(reported::text, '\u0000', '\ufffd')::json)::text <> '{}'
+                THEN reported END AS reported
     FROM files
 ), rows AS (
     SELECT s.file_id,
@@ -258,9 +261,10 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<(), Failure> {
         applied.push(row.try_get::<_, i32>(0)?);
     }
     if let Some(newer) = applied.iter().copied().filter(|version| *version > known).max() {
-        // A newer replica migrated already (a rolling upgrade): its migrations only add, so
-        // this one goes on with what it knows.
-        tracing::warn!(newer, known, "the database's schema is newer than this build's");
+        // A newer replica migrated already (a rolling upgrade). Most migrations only add, and
+        // this one goes on with what it knows; one that changes what every writer must keep
+        // (schema 4's tenant rows) renames what older builds write, so their statements fail.
+        tracing::warn!(newer, known, "the database's schema is newer than this build's: upgrade this replica");
     }
     for (version, sql) in MIGRATIONS {
         if applied.contains(version) {
@@ -375,13 +379,19 @@ mod tests {
             serde_json::to_string(&fileintel_core::FileFacts::default()).unwrap(),
             serde_json::to_string(&legacy).unwrap(),
         );
-        for (id, tenants) in [(1_i64, &["c", "c"][..]), (2, &["c", "f"][..])] {
+        // File 3 holds NUL characters in its report and facts, which JSON keeps and PostgreSQL
+        // does not parse; its facts (measured, then) keep its size.
+        let nul = fileintel_core::ReportedFacts { company: Some("Con\0toso".into()), ..Default::default() };
+        let nul_facts = fileintel_core::FileFacts { file_publisher: Some("Nul\0Soft".into()), ..Default::default() };
+        let (nul, nul_facts) = (serde_json::to_string(&nul).unwrap(), serde_json::to_string(&nul_facts).unwrap());
+        for (id, tenants) in [(1_i64, &["c", "c"][..]), (2, &["c", "f"][..]), (3, &["c"][..])] {
             let sha1 = vec![id as u8; 20];
+            let (facts, reported) = if id == 3 { (&nul_facts, &nul) } else { (&facts, &reported) };
             client
                 .execute(
                     "INSERT INTO files (id, sha1, prevalence, first_observed, last_observed, size, facts, reported)
                      VALUES ($1, $2, $3, 10, 30, 9, $4::text::json, $5::text::json)",
-                    &[&id, &sha1, &(tenants.len() as i64), &facts, &reported],
+                    &[&id, &sha1, &(tenants.len() as i64), facts, reported],
                 )
                 .await
                 .unwrap();
@@ -428,6 +438,11 @@ mod tests {
             shared.seen_by(fileintel_core::Viewer::Tenant { name: "n", trust: &trust }).is_none(),
             "n never saw it"
         );
+
+        let with_nul = get(3).await;
+        assert_eq!(with_nul.size, Some(9), "measured: its facts are fileintel's own");
+        let company = with_nul.tenants[0].reported.as_ref().and_then(|(_, reported)| reported.company.clone());
+        assert_eq!(company.as_deref(), Some("Con\0toso"));
 
         // A replica of schema 3 writes `prevalence`, which is no more.
         let old = client.execute("UPDATE files SET prevalence = 1 WHERE id = 1", &[]).await.unwrap_err();

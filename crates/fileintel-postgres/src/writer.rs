@@ -84,8 +84,6 @@ pub(crate) struct Batch {
     devices: Vec<Device>,
     /// Observation times before this are not kept for windows.
     horizon: Timestamp,
-    /// Records this call created, including any a link then absorbed (fjall counts those too).
-    pub(crate) created: u64,
     /// Files new to the tenant that observed them (`IngestOutcome::new_files`).
     new_to_tenants: u64,
     /// Rows added to `files` less rows removed, for the file count.
@@ -270,7 +268,6 @@ impl Batch {
             device_numbers: Vec::new(),
             devices: Vec::new(),
             horizon,
-            created: 0,
             new_to_tenants: 0,
             files_delta: 0,
             absorbed_ids: Vec::new(),
@@ -329,7 +326,6 @@ impl Batch {
                 let slot = self.slots.len();
                 self.slots
                     .push(Slot { record: FileRecord { hashes: *hashes, ..FileRecord::default() }, ..Slot::default() });
-                self.created += 1;
                 slot
             }
             fileintel_core::Resolution::Fill(slot, filled) => {

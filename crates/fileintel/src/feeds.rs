@@ -29,7 +29,8 @@ pub struct ImportArgs {
     #[arg(long, default_value_t = 0, conflicts_with = "server")]
     rank: i32,
     /// Feed sources: a JSON array of {"name", "rank", "labels": {label: determinationType},
-    /// "writers": ["operator", TENANT...]}.
+    /// "writers": ["operator", TENANT...], "tenant": TENANT (a tenant's own source)}; a --source
+    /// it does not list is refused.
     #[arg(long, env = "FILEINTEL_FEED_SOURCES")]
     feed_sources: Option<PathBuf>,
     /// Where to record them; when a server holds the data directory, the import goes through its
@@ -111,10 +112,18 @@ pub fn run(command: FeedsCommand) -> anyhow::Result<ExitCode> {
         }
         return Ok(crate::exit::import(rejected > 0));
     }
-    let source = load_sources(args.feed_sources.as_ref())?
-        .into_iter()
-        .find(|source| source.name == args.source)
-        .unwrap_or_else(|| Source::new(args.source.clone(), args.rank));
+    let sources = load_sources(args.feed_sources.as_ref())?;
+    let source = match sources.iter().find(|source| source.name == args.source) {
+        Some(source) => source.clone(),
+        // Without a configuration, an operator's source of --rank. With one, a name it does not
+        // list is a mistake (a tenant's own source imported as everyone's, say), not a new feed.
+        None if args.feed_sources.is_none() => Source::new(args.source.clone(), args.rank),
+        None => anyhow::bail!(
+            "--feed-sources configures no source '{}' (it configures: {})",
+            args.source,
+            sources.iter().map(|source| source.name.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+    };
     let store = runtime.block_on(open_store(&args.store.settings()))?.shared();
     let mode = if args.replace { fileintel_server::ImportMode::Replace } else { fileintel_server::ImportMode::Add };
     let operator = fileintel_feeds::Writer::Operator;

@@ -273,7 +273,7 @@ fn report(total: Option<&(String, IngestSummary)>, reported: &[Reported], json: 
             eprintln!("{input}: {} more rejected records not listed", summary.rejected_lines_omitted);
         }
         println!(
-            "{input}: records {}, accepted {}, rejected {}, files touched {} ({} new), {:.2} s, {:.0} observations/s",
+            "{input}: records {}, accepted {}, rejected {}, files touched {} ({} new to their tenants), {:.2} s, {:.0} observations/s",
             summary.records,
             summary.accepted,
             summary.rejected,

@@ -53,9 +53,10 @@ pub struct ServeArgs {
     /// SHA-256 (by default they are dropped once analysed).
     #[arg(long, env = "FILEINTEL_KEEP_ANALYZED")]
     keep_analyzed: Option<std::path::PathBuf>,
-    /// Feed sources: a JSON array of {"name", "rank", "labels", "writers"}; a source is written by
-    /// the operator alone (the CLI, the admin socket) unless its "writers" name tenants, whose
-    /// `POST /api/feeds/import` it then takes.
+    /// Feed sources: a JSON array of {"name", "rank", "labels", "writers", "tenant"}; a source is
+    /// written by the operator alone (the CLI, the admin socket) unless its "writers" name
+    /// tenants, whose `POST /api/feeds/import` it then takes; one with "tenant" is that tenant's
+    /// own, speaks to it alone, and is written by the operator and that tenant.
     #[arg(long, env = "FILEINTEL_FEED_SOURCES")]
     feed_sources: Option<std::path::PathBuf>,
     /// Worker threads for the HTTP runtime (default: one per core).

@@ -242,6 +242,29 @@ fn ingest_through_a_server_takes_folders_and_skips_what_is_not_telemetry() {
     }
 }
 
+/// With a configuration, a source it does not list is refused, not made an operator's feed
+/// that every tenant hears (a tenant's own source imported under a mistyped name, say).
+#[test]
+fn a_feed_import_names_a_source_its_configuration_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, feed, sources) = (dir.path().join("data"), dir.path().join("feed.csv"), dir.path().join("sources.json"));
+    std::fs::write(&feed, format!("{},Malware,Emotet\n", "a".repeat(40))).unwrap();
+    std::fs::write(&sources, r#"[{"name":"contoso-intel","rank":90,"tenant":"contoso"}]"#).unwrap();
+    let import = |source: &str| {
+        let args = ["feeds", "import", "--format", "csv", "--source", source, "--feed-sources"];
+        fileintel(&args, &[&sources, Path::new("--data-dir"), &data, &feed])
+    };
+    let output = import("contoso-intels");
+    assert_eq!(output.status.code(), Some(FAILED), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("configures no source 'contoso-intels' (it configures: contoso-intel)"),
+        "{}",
+        stderr(&output)
+    );
+    let output = import("contoso-intel");
+    assert_eq!(output.status.code(), Some(TAKEN), "{}", stderr(&output));
+}
+
 #[test]
 fn a_server_that_cannot_be_reached_is_said_to_be_unreachable_not_to_refuse() {
     let dir = tempfile::tempdir().unwrap();
