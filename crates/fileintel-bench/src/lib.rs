@@ -306,7 +306,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             .arg("serve")
             .args(&store)
             .args(["--listen", &ours_address.to_string(), "--workers", &args.server_workers.to_string()])
-            .args(server_flags(&args, credentials.as_ref()))
+            .args(server_flags(&args, &fleet, credentials.as_ref()))
             .env("FILEINTEL_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(log)
@@ -411,11 +411,15 @@ fn parse_only(input: &Path) -> anyhow::Result<(u64, f64)> {
 
 /// Open: no authentication, no limits. Authenticated: limits on (in process or in Redis), with
 /// the benchmark application's budget raised so that no request is refused.
-fn server_flags(args: &BenchArgs, credentials: Option<&(String, String)>) -> Vec<String> {
+fn server_flags(args: &BenchArgs, fleet: &synth::Fleet, credentials: Option<&(String, String)>) -> Vec<String> {
     match credentials {
         None => vec!["--insecure-no-auth".into(), "--rate-limit-off".into()],
         Some((client_id, _)) => {
             let mut flags = vec!["--rate-limit".into(), format!("{client_id}=1000000000/1000000000")];
+            // The benchmark application's tenant sees the fleet's figures only through trust.
+            for tenant in 0..fleet.tenants {
+                flags.extend(["--trusted-tenant".into(), synth::Fleet::tenant_name(tenant)]);
+            }
             if let Some(redis) = &args.redis {
                 flags.extend(["--rate-limit-redis".into(), redis.clone()]);
             }

@@ -45,6 +45,11 @@ impl Fleet {
     pub fn for_files(files: u64) -> Self {
         Fleet { files: files.max(1), devices: (files / 8).max(1), tenants: 4 }
     }
+
+    /// The name of tenant `n` of the fleet.
+    pub fn tenant_name(n: u64) -> String {
+        format!("tenant-{n}")
+    }
 }
 
 const START: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
@@ -52,13 +57,13 @@ const SPAN: i64 = 300 * 86_400;
 
 fn write_line(out: &mut impl Write, rng: &mut SmallRng, fleet: &Fleet, device: u64, file: u64) -> std::io::Result<()> {
     let (sha1, sha256, md5) = file_hashes(file);
-    let tenant = device % fleet.tenants;
+    let tenant = Fleet::tenant_name(device % fleet.tenants);
     let seconds = START + rng.random_range(0..SPAN);
     let ticks = rng.random_range(0..10_000_000u32);
     let time = fileintel_core::Timestamp(seconds * 10_000_000 + i64::from(ticks));
     writeln!(
         out,
-        r#"{{"tenantId":"tenant-{tenant}","deviceId":"dev-{device:08}","timestamp":"{time}","sha1":"{sha1}","sha256":"{sha256}","md5":"{md5}","size":{},"fileName":"f{file}.exe"}}"#,
+        r#"{{"tenantId":"{tenant}","deviceId":"dev-{device:08}","timestamp":"{time}","sha1":"{sha1}","sha256":"{sha256}","md5":"{md5}","size":{},"fileName":"f{file}.exe"}}"#,
         4096 + (file % 1_000_000) * 17
     )
 }
