@@ -122,7 +122,7 @@ impl FileRecord {
         }
         // Device counts are recounted by the store ([`FileRecord::count_devices`]).
         for row in other.tenants {
-            self.tenant_mut(&row.tenant.clone()).absorb(row);
+            self.tenant_mut(&row.tenant).absorb(row);
         }
     }
 

@@ -81,16 +81,8 @@ impl TenantFile {
     pub fn take_observation(&mut self, observation: &Observation) {
         let time = observation.timestamp;
         self.widen(time, time);
-        if let Some(size) = observation.size
-            && self.size.is_none_or(|(at, _)| time >= at)
-        {
-            self.size = Some((time, size));
-        }
-        if let Some(reported) = &observation.reported
-            && self.reported.as_ref().is_none_or(|(at, _)| time >= *at)
-        {
-            self.reported = Some((time, (**reported).clone()));
-        }
+        keep_newer(&mut self.size, observation.size.map(|size| (time, size)));
+        keep_newer(&mut self.reported, observation.reported.as_ref().map(|reported| (time, (**reported).clone())));
     }
 
     fn widen(&mut self, first: Timestamp, last: Timestamp) {
@@ -99,22 +91,23 @@ impl TenantFile {
     }
 
     /// Merges the same tenant's row of a file found to be this one (a link): the window
-    /// widens and the newer size and report stand. The device count is recounted by the
-    /// store, since the two device sets can overlap.
+    /// widens and the newer size and report stand (at the same time, `other`'s). The device
+    /// count is recounted by the store, since the two device sets can overlap.
     pub fn absorb(&mut self, other: TenantFile) {
         if let (Some(first), Some(last)) = (other.first, other.last) {
             self.widen(first, last);
         }
-        if let Some((at, size)) = other.size
-            && self.size.is_none_or(|(known, _)| at > known)
-        {
-            self.size = Some((at, size));
-        }
-        if let Some((at, reported)) = other.reported
-            && self.reported.as_ref().is_none_or(|(known, _)| at > *known)
-        {
-            self.reported = Some((at, reported));
-        }
+        keep_newer(&mut self.size, other.size);
+        keep_newer(&mut self.reported, other.reported);
+    }
+}
+
+/// A value with its time replaces the known one unless the known one is later.
+fn keep_newer<T>(known: &mut Option<(Timestamp, T)>, candidate: Option<(Timestamp, T)>) {
+    if let Some(candidate) = candidate
+        && known.as_ref().is_none_or(|(at, _)| candidate.0 >= *at)
+    {
+        *known = Some(candidate);
     }
 }
 

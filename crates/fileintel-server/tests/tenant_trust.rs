@@ -137,19 +137,15 @@ async fn app_on(
 /// Each attack, once per backend.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
-        mod embedded {
+        on_both_backends!(@module embedded Embedded, $($name),*);
+        on_both_backends!(@module postgres Postgres, $($name),*);
+    };
+    (@module $module:ident $backend:ident, $($name:ident),*) => {
+        mod $module {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name(super::Backend::Embedded).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::Postgres).await;
+                    super::$name(super::Backend::$backend).await;
                 }
             )*
         }

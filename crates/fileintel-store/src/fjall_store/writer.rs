@@ -321,7 +321,7 @@ impl Inner {
                         outcome.new_files += batch.new_to_tenants;
                         let (write, _) =
                             self.prepare(writer, std::mem::take(&mut batch), None, PersistMode::SyncAll)?;
-                        write.0.commit()?;
+                        write.commit()?;
                         self.link(writer, keep, absorb)?;
                         touched.remove(&absorb);
                         continue;
@@ -330,11 +330,10 @@ impl Inner {
                 index += 1;
                 if batch.observations >= SUB_BATCH && index < observations.len() {
                     outcome.new_files += batch.new_to_tenants;
-                    let (write, _) =
+                    let (write_batch, prepared) =
                         self.prepare(writer, std::mem::take(&mut batch), overlay.as_ref(), PersistMode::Buffer)?;
                     // Writes land in order: the previous one first.
                     land(&mut in_flight)?;
-                    let (write_batch, prepared) = write;
                     in_flight = Some(scope.spawn(move || write_batch.commit()));
                     overlay = Some(prepared);
                 }
@@ -343,7 +342,7 @@ impl Inner {
             let (write, _) = self.prepare(writer, batch, overlay.as_ref(), PersistMode::SyncAll)?;
             land(&mut in_flight)?;
             // The last write is fsynced, and with it the journal the earlier ones went to.
-            write.0.commit()?;
+            write.commit()?;
             Ok(())
         })?;
         outcome.files_touched = touched.len() as u64;
@@ -351,15 +350,14 @@ impl Inner {
     }
 
     /// Turns a merged batch into one atomic write: recounts prevalence from which sightings are
-    /// new, and returns the write with the batch as it will stand once written, and how many files
-    /// the batch created.
+    /// new, and returns the write with the batch as it will stand once written.
     fn prepare(
         &self,
         writer: &mut Writer,
         mut batch: Batch,
         overlay: Option<&Batch>,
         durability: PersistMode,
-    ) -> Result<((WriteBatch, Batch), u64), StoreError> {
+    ) -> Result<(WriteBatch, Batch), StoreError> {
         let mut write = self.db.batch().durability(Some(durability));
         // Sorted keys make the existence checks walk the sightings tree in order.
         let mut sightings: Vec<([u8; 16], Sighting)> = batch.sightings.drain().collect();
@@ -540,10 +538,9 @@ impl Inner {
             }
             batch.device_infos.insert(number, info);
         }
-        let created = batch.new_files.len() as u64;
-        writer.counters.files += created;
+        writer.counters.files += batch.new_files.len() as u64;
         write.insert(&self.keyspaces.meta, b"counters".to_vec(), encode(&writer.counters));
-        Ok(((write, batch), created))
+        Ok((write, batch))
     }
 
     /// Merges record `absorb` into record `keep`: sightings, fields and index entries move, the
@@ -776,13 +773,12 @@ impl Inner {
                     let mut merged = facts;
                     merged.fill_from(std::mem::take(&mut record.facts));
                     record.facts = merged;
-                    let ((write, _), _) = self.prepare(writer, batch, None, PersistMode::SyncAll)?;
+                    let (write, _) = self.prepare(writer, batch, None, PersistMode::SyncAll)?;
                     write.commit()?;
                     return Ok(());
                 }
                 Resolution::Link(keep, absorb) => {
-                    let ((write, _), _) =
-                        self.prepare(writer, std::mem::take(&mut batch), None, PersistMode::SyncAll)?;
+                    let (write, _) = self.prepare(writer, std::mem::take(&mut batch), None, PersistMode::SyncAll)?;
                     write.commit()?;
                     self.link(writer, keep, absorb)?;
                 }
